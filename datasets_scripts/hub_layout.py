@@ -1,0 +1,96 @@
+"""Write datasets in the Hub's no-script layout: `<root>/<config>/<split>-00000-of-00001.parquet` plus a README
+dataset card whose YAML `configs:` section tells `datasets.load_dataset(root, config)` where each split lives.
+
+Everything is written atomically (temporary file or folder, then rename), so an interrupted build never leaves a
+half-written split behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import datasets
+from huggingface_hub import DatasetCard, DatasetCardData
+
+
+def split_path(root: str | Path, config: str, split: str) -> Path:
+    return Path(root) / config / f"{split}-00000-of-00001.parquet"
+
+
+def write_split(root: str | Path, config: str, split: str, data: datasets.Dataset) -> Path:
+    """Write one split of one config as a single parquet file, atomically."""
+    path = split_path(root, config, split)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{split}-", suffix=".parquet.tmp")
+    os.close(fd)
+    try:
+        data.to_parquet(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def configs_metadata(root: str | Path) -> list[dict]:
+    """The YAML `configs:` entries for every `<config>/<split>-*.parquet` found under `root`."""
+    entries = []
+    for config_dir in sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")):
+        splits = sorted({f.name.split("-00000-")[0] for f in config_dir.glob("*-00000-of-00001.parquet")})
+        if splits:
+            entries.append(
+                {
+                    "config_name": config_dir.name,
+                    "data_files": [{"split": s, "path": f"{config_dir.name}/{s}-*.parquet"} for s in splits],
+                }
+            )
+    return entries
+
+
+def write_card(root: str | Path, body: str, **card_data) -> Path:
+    """Write the README dataset card; `configs:` is derived from the files on disk so it can never disagree."""
+    data = DatasetCardData(configs=configs_metadata(root), **card_data)
+    card = DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body.strip()}\n")
+    path = Path(root) / "README.md"
+    tmp = path.with_suffix(".md.tmp")
+    card.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_folder(final: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling folder; on success it replaces `final`, on failure it is removed."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}-"))
+    try:
+        yield tmp
+        if final.exists():
+            backup = final.with_name(f".{final.name}-old")
+            shutil.rmtree(backup, ignore_errors=True)
+            final.rename(backup)
+            tmp.rename(final)
+            shutil.rmtree(backup)
+        else:
+            tmp.rename(final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def split_counts(root: str | Path) -> Mapping[str, Mapping[str, int]]:
+    """Row counts per config and split, read from the parquet metadata (cheap)."""
+    import pyarrow.parquet as pq
+
+    counts: dict[str, dict[str, int]] = {}
+    for entry in configs_metadata(root):
+        config = entry["config_name"]
+        counts[config] = {
+            f["split"]: pq.ParquetFile(split_path(root, config, f["split"])).metadata.num_rows for f in entry["data_files"]
+        }
+    return counts

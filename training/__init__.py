@@ -1,0 +1,1 @@
+"""AGKD training, evaluation and orchestration: `accelerate` scripts and the `agkd` command line."""

