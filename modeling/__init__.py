@@ -1,0 +1,17 @@
+"""Model code that ships inside Hub repos (`trust_remote_code=True`).
+
+Importing this package registers the AGKD classes with the transformers Auto classes, so local code can use
+`AutoModelForSeq2SeqLM` directly and `save_pretrained` writes the `auto_map` and copies the modeling files.
+"""
+
+from transformers import AutoConfig, AutoModelForSeq2SeqLM
+
+from .configuration_agkd_student import AgkdStudentConfig
+from .modeling_agkd_student import AgkdStudentForConditionalGeneration
+
+AgkdStudentConfig.register_for_auto_class()
+AgkdStudentForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")
+AutoConfig.register(AgkdStudentConfig.model_type, AgkdStudentConfig, exist_ok=True)
+AutoModelForSeq2SeqLM.register(AgkdStudentConfig, AgkdStudentForConditionalGeneration, exist_ok=True)
+
+__all__ = ["AgkdStudentConfig", "AgkdStudentForConditionalGeneration"]
