@@ -23,17 +23,27 @@ class CorpusPreset:
 
 @dataclass(frozen=True)
 class TeacherPreset:
-    """Size and training budget of the teachers trained here (online users take the real Hub checkpoints)."""
+    """Size and training budget of the teachers trained here (online users take the real Hub checkpoints).
+    `agkd teacher --preset <name>` fills its defaults from these; every field can be overridden on the CLI."""
 
     vocab_size: int = 8000
     d_model: int = 256
     layers: int = 3
     heads: int = 4
     ffn_dim: int = 1024
+    dropout: float = 0.1
     max_steps: int = 4000
     batch_size: int = 32
     learning_rate: float = 5e-4
+    warmup_steps: int = 200
+    label_smoothing: float = 0.1
     max_length: int = 64
+    max_train_examples: int | None = None  # a seeded sample of the train split (None: all of it)
+    train_origins: tuple[str, ...] | None = None  # keep only train rows of these `origin`s (None: all)
+    eval_steps: int = 500  # validation loss (early stopping) every N optimizer steps
+    save_steps: int = 500  # checkpoint every N optimizer steps
+    patience: int = 4  # stop after N evaluations without a better validation loss (0: never)
+    num_beams: int = 4  # beam size of the BLEU/chrF evaluation and of the saved generation_config
 
 
 @dataclass(frozen=True)
@@ -95,7 +105,10 @@ PRESETS: dict[str, Preset] = {
         methods=("attention", "saliency"),
         operators=("add", "replace"),
         seeds=(0,),
-        teacher=TeacherPreset(vocab_size=300, d_model=32, layers=1, heads=2, ffn_dim=64, max_steps=30, batch_size=16),
+        teacher=TeacherPreset(
+            vocab_size=300, d_model=32, layers=1, heads=2, ffn_dim=64, max_steps=30, batch_size=16, warmup_steps=5,
+            learning_rate=3e-3, eval_steps=10, save_steps=10, patience=0, num_beams=1, max_length=48,
+        ),
         extract=ExtractPreset(max_pairs={"train": 64, "validation": 16, "test": 16}, max_tokens=32),
         student=StudentPreset(d_model=32, layers=1, heads=2, ffn_dim=64, max_steps=30, batch_size=16),
     ),

@@ -1,0 +1,387 @@
+"""Steps shared by every `accelerate` training script in `training/` (teachers, students, Attributor).
+
+A script keeps the shape of transformers' `run_translation_no_trainer.py` and calls these helpers for the parts
+that would otherwise be copied between scripts:
+
+- `make_accelerator(...)`: an `Accelerator` with automatic checkpoint naming under `<project_dir>/checkpoints`,
+  seedable samplers (so a resumed run sees the same batches) and quiet logging on non-main processes.
+- `TrainingState`: step, epoch, batches consumed in the epoch, tokens seen and early stopping on a validation
+  loss; registered for checkpointing so it travels with `save_state`/`load_state`.
+- `resume_from_latest(acc)`: loads the newest `checkpoint_<i>` and bumps `project_configuration.iteration`
+  (accelerate 1.15 does not, and the next `save_state` would then collide).
+- `Seq2SeqCollator`, `tokenize_pairs`: padding collator and tokenisation of (source, target) pairs that keep the
+  example index, so evaluation can restore the corpus order after `gather_for_metrics`.
+- `ThroughputMeter`: tokens/s summed over processes.
+- `evaluate_loss`, `evaluate_translation`: mean token loss, and generation gathered with `gather_for_metrics`,
+  scored with sacrebleu BLEU and chrF against the raw reference strings (signatures kept).
+- `write_model_card`: a Hub model card with `model-index` results built offline from `ModelCardData`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_RE = re.compile(r"^checkpoint_(\d+)$")
+
+
+# --------------------------------------------------------------------------------------------- accelerator setup
+def make_accelerator(
+    project_dir: str | Path,
+    *,
+    seed: int = 0,
+    gradient_accumulation_steps: int = 1,
+    mixed_precision: str | None = None,
+    total_limit: int = 2,
+    cpu: bool = False,
+):
+    """An `Accelerator` whose `save_state()` writes `<project_dir>/checkpoints/checkpoint_<i>` (the last
+    `total_limit` are kept). `mixed_precision=None` takes the value of `accelerate launch`/its config file.
+    Seeds every RNG with `seed`; non-main processes log warnings only."""
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+
+    accelerator = Accelerator(
+        gradient_accumulation_steps=gradient_accumulation_steps,
+        mixed_precision=mixed_precision,
+        cpu=cpu,
+        project_config=ProjectConfiguration(
+            project_dir=str(project_dir), automatic_checkpoint_naming=True, total_limit=total_limit
+        ),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+    if not accelerator.is_main_process:
+        logging.getLogger().setLevel(logging.WARNING)
+    set_seed(seed)
+    logger.info(
+        "accelerator: %d process(es), device %s, mixed precision %s",
+        accelerator.num_processes,
+        accelerator.device,
+        accelerator.mixed_precision,
+    )
+    return accelerator
+
+
+def checkpoints(project_dir: str | Path) -> list[Path]:
+    """`checkpoint_<i>` folders under `<project_dir>/checkpoints`, oldest first."""
+    root = Path(project_dir) / "checkpoints"
+    found = [
+        (int(m.group(1)), p) for p in root.glob("checkpoint_*") if (m := CHECKPOINT_RE.match(p.name)) and p.is_dir()
+    ]
+    return [p for _, p in sorted(found)]
+
+
+def resume_from_latest(accelerator) -> Path | None:
+    """Load the newest checkpoint of the accelerator's project (model, optimizer, scheduler, RNG, registered
+    objects) and bump the checkpoint iteration so the next `save_state()` gets a fresh name. None if there is none."""
+    found = checkpoints(accelerator.project_dir)
+    if not found:
+        return None
+    latest = found[-1]
+    accelerator.load_state(str(latest))
+    accelerator.project_configuration.iteration = int(CHECKPOINT_RE.match(latest.name).group(1)) + 1
+    return latest
+
+
+@dataclass
+class TrainingState:
+    """Progress of a run, saved in every checkpoint (`accelerator.register_for_checkpointing(state)`).
+
+    Early stopping: `update_validation(loss)` records a validation loss; after `patience` evaluations without an
+    improvement of at least `min_delta`, `should_stop` becomes True. `patience=0` disables early stopping."""
+
+    patience: int = 0
+    min_delta: float = 0.0
+    step: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0
+    tokens_seen: int = 0
+    best_loss: float = math.inf
+    best_step: int = -1
+    bad_evaluations: int = 0
+    history: list[dict] = field(default_factory=list)
+
+    def update_validation(self, loss: float) -> bool:
+        """Record a validation loss at the current step; True if it is the best so far."""
+        improved = loss < self.best_loss - self.min_delta
+        if improved:
+            self.best_loss, self.best_step, self.bad_evaluations = loss, self.step, 0
+        else:
+            self.bad_evaluations += 1
+        self.history.append({"step": self.step, "validation_loss": loss})
+        return improved
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience > 0 and self.bad_evaluations >= self.patience
+
+    def state_dict(self) -> dict:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+# --------------------------------------------------------------------------------------------- data
+def tokenize_pairs(
+    tokenizer,
+    sources: Sequence[str],
+    targets: Sequence[str],
+    max_length: int,
+    *,
+    batch_size: int = 1000,
+    desc: str = "tokenize",
+    disable_progress: bool = False,
+) -> list[dict]:
+    """Examples `{"index", "input_ids", "labels"}` (lists of ids, truncated to `max_length`); `index` is the
+    position in the input, so generated outputs can be put back in order after `gather_for_metrics`."""
+    examples: list[dict] = []
+    for start in tqdm(range(0, len(sources), batch_size), desc=desc, disable=disable_progress, leave=False):
+        enc = tokenizer(
+            list(sources[start : start + batch_size]),
+            text_target=list(targets[start : start + batch_size]),
+            max_length=max_length,
+            truncation=True,
+        )
+        for offset, (ids, labels) in enumerate(zip(enc["input_ids"], enc["labels"], strict=True)):
+            examples.append({"index": start + offset, "input_ids": ids, "labels": labels})
+    return examples
+
+
+@dataclass
+class Seq2SeqCollator:
+    """Pads `input_ids` with `pad_token_id` and `labels` with -100 (ignored by the loss); builds `attention_mask`
+    and keeps `index` as a tensor. Extra keys with per-example tensors are stacked as they are."""
+
+    pad_token_id: int
+    label_pad_token_id: int = -100
+
+    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        def pad(seqs, value):
+            width = max(len(s) for s in seqs)
+            return torch.tensor([list(s) + [value] * (width - len(s)) for s in seqs], dtype=torch.long)
+
+        batch = {
+            "input_ids": pad([e["input_ids"] for e in examples], self.pad_token_id),
+            "index": torch.tensor([e["index"] for e in examples], dtype=torch.long),
+        }
+        batch["attention_mask"] = (batch["input_ids"] != self.pad_token_id).long()
+        for i, e in enumerate(examples):  # a real pad id inside a sequence would be masked: keep its true length
+            batch["attention_mask"][i, : len(e["input_ids"])] = 1
+        if "labels" in examples[0]:
+            batch["labels"] = pad([e["labels"] for e in examples], self.label_pad_token_id)
+        return batch
+
+
+def count_tokens(batch: dict[str, torch.Tensor]) -> int:
+    """Real (non-padding) source + target tokens of a batch."""
+    n = int(batch["attention_mask"].sum())
+    if "labels" in batch:
+        n += int((batch["labels"] != -100).sum())
+    return n
+
+
+class ThroughputMeter:
+    """Tokens per second over all processes since the last `rate()` call (one all-reduce per call)."""
+
+    def __init__(self, accelerator):
+        self.accelerator = accelerator
+        self.tokens = 0
+        self.start = time.perf_counter()
+
+    def add(self, tokens: int) -> None:
+        self.tokens += tokens
+
+    def rate(self) -> tuple[float, int]:
+        """(tokens/s over all processes, tokens counted) since the last call; resets the counters."""
+        total = torch.tensor(self.tokens, device=self.accelerator.device)
+        total = (
+            int(self.accelerator.reduce(total, reduction="sum")) if self.accelerator.num_processes > 1 else self.tokens
+        )
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        self.tokens, self.start = 0, time.perf_counter()
+        return total / elapsed, total
+
+
+# --------------------------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate_loss(accelerator, model, dataloader) -> float:
+    """Mean cross-entropy per target token over the whole dataloader, summed over processes."""
+    model.eval()
+    total = torch.zeros(2, device=accelerator.device, dtype=torch.float64)
+    for batch in dataloader:
+        batch = {k: v for k, v in batch.items() if k != "index"}
+        n_tokens = (batch["labels"] != -100).sum()
+        loss = model(**batch).loss
+        total += torch.stack([loss.double() * n_tokens, n_tokens.double()])
+    total = accelerator.reduce(total, reduction="sum") if accelerator.num_processes > 1 else total
+    model.train()
+    return float(total[0] / total[1].clamp(min=1))
+
+
+@dataclass
+class TranslationScores:
+    """Corpus BLEU and chrF (sacrebleu) with their signatures, and the hypotheses in corpus order."""
+
+    bleu: float
+    chrf: float
+    bleu_signature: str
+    chrf_signature: str
+    hypotheses: list[str]
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "hypotheses"}
+
+
+def score_translations(hypotheses: Sequence[str], references: Sequence[str]) -> TranslationScores:
+    """sacrebleu corpus BLEU and chrF of detokenised hypotheses against the raw reference strings."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    bleu, chrf = BLEU(), CHRF()
+    refs = [list(references)]
+    return TranslationScores(
+        bleu=bleu.corpus_score(list(hypotheses), refs).score,
+        chrf=chrf.corpus_score(list(hypotheses), refs).score,
+        bleu_signature=str(bleu.get_signature()),
+        chrf_signature=str(chrf.get_signature()),
+        hypotheses=list(hypotheses),
+    )
+
+
+@torch.no_grad()
+def evaluate_translation(
+    accelerator,
+    model,
+    tokenizer,
+    dataloader,
+    references: Sequence[str],
+    generation_kwargs: dict | None = None,
+    desc: str = "generate",
+) -> TranslationScores:
+    """Generate for every batch (each batch carries `index`), gather across processes with `gather_for_metrics`,
+    restore the corpus order, decode without special tokens and score against `references` (raw strings)."""
+    model.eval()
+    unwrapped = accelerator.unwrap_model(model)
+    pad = tokenizer.pad_token_id
+    by_index: dict[int, str] = {}
+    for batch in tqdm(dataloader, desc=desc, disable=not accelerator.is_local_main_process, leave=False):
+        generated = unwrapped.generate(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **(generation_kwargs or {})
+        )
+        generated = accelerator.pad_across_processes(generated, dim=1, pad_index=pad)
+        generated, index = accelerator.gather_for_metrics((generated, batch["index"]))
+        texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
+        for i, text in zip(index.tolist(), texts, strict=True):
+            by_index[i] = text.strip()
+    model.train()
+    missing = [i for i in range(len(references)) if i not in by_index]
+    if missing:
+        raise RuntimeError(f"evaluation lost {len(missing)} of {len(references)} examples (e.g. index {missing[0]})")
+    return score_translations([by_index[i] for i in range(len(references))], references)
+
+
+def progress(iterable: Iterable | None = None, accelerator=None, **kwargs):
+    """A tqdm bar shown only on the local main process."""
+    disable = accelerator is not None and not accelerator.is_local_main_process
+    return tqdm(iterable, disable=disable, dynamic_ncols=True, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------- model cards
+@dataclass
+class MetricResult:
+    """One model-index entry: a metric measured on one split of one dataset config."""
+
+    dataset_id: str
+    dataset_name: str
+    config: str
+    split: str
+    metric: str  # "bleu" | "chrf" | ...
+    value: float
+    task_name: str = "Translation"
+
+
+def write_model_card(
+    folder: str | Path,
+    *,
+    model_name: str,
+    body: str,
+    languages: Sequence[str],
+    results: Sequence[MetricResult] = (),
+    license: str = "apache-2.0",
+    tags: Sequence[str] = ("translation",),
+    datasets: Sequence[str] = (),
+    base_model: str | None = None,
+    pipeline_tag: str = "translation",
+    library_name: str = "transformers",
+) -> Path:
+    """Write `<folder>/README.md`: YAML metadata with `model-index` (from `ModelCardData`/`EvalResult`, offline)
+    followed by the markdown `body`."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    metric_names = {"bleu": "BLEU", "chrf": "chrF"}
+    eval_results = [
+        EvalResult(
+            task_type="translation",
+            task_name=f"{r.task_name} {r.config}",
+            dataset_type=r.dataset_id,
+            dataset_name=r.dataset_name,
+            dataset_config=r.config,
+            dataset_split=r.split,
+            metric_type=r.metric,
+            metric_name=metric_names.get(r.metric, r.metric),
+            metric_value=round(float(r.value), 2),
+        )
+        for r in results
+    ]
+    data = ModelCardData(
+        language=list(languages),
+        license=license,
+        library_name=library_name,
+        pipeline_tag=pipeline_tag,
+        tags=list(tags),
+        datasets=list(datasets) or None,
+        base_model=base_model,
+        metrics=sorted({r.metric for r in results}) or None,
+        model_name=model_name if eval_results else None,
+        eval_results=eval_results or None,
+    )
+    card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body.strip()}\n")
+    path = Path(folder) / "README.md"
+    card.save(path)
+    return path
+
+
+def format_seconds(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+__all__ = [
+    "MetricResult",
+    "Seq2SeqCollator",
+    "ThroughputMeter",
+    "TrainingState",
+    "TranslationScores",
+    "checkpoints",
+    "count_tokens",
+    "evaluate_loss",
+    "evaluate_translation",
+    "format_seconds",
+    "make_accelerator",
+    "progress",
+    "resume_from_latest",
+    "score_translations",
+    "tokenize_pairs",
+    "write_model_card",
+]

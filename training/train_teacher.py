@@ -1,0 +1,730 @@
+"""Train the translation teachers on `agkd-parallel` with `accelerate` (issue #4).
+
+- `--family marian`: a sentencepiece tokenizer and a MarianMTModel per pair (`teacher-marian-<pair>`).
+- `--family mbart`: one MBartForConditionalGeneration for all pairs with mBART-50 language codes
+  (de_DE, fr_XX, ar_AR -> en_XX) and an MBart50Tokenizer (`teacher-mbart`).
+
+Sizes and budgets come from `--preset` (training/presets.py, section `teacher`); any of them can be overridden.
+The same file runs as one CPU process, under `torchrun --nproc_per_node N` or `accelerate launch` on GPUs:
+
+    agkd teacher --preset demo --family marian --pairs de-en
+    torchrun --nproc_per_node 2 -m training.train_teacher --preset smoke --family mbart
+    accelerate launch --mixed_precision bf16 -m training.train_teacher --preset paper --family marian
+
+Each model is written as a standard Hub folder under `--output_dir` (config, generation_config, safetensors,
+tokenizer files, README model card with the measured BLEU/chrF, `all_results.json`) that loads with plain
+`AutoModelForSeq2SeqLM`/`AutoTokenizer`. Checkpoints go to `--checkpoint_dir/<name>/checkpoints` every
+`--save_steps` steps; after a kill, the same command with `--resume` continues from the newest one. A finished
+model folder is never overwritten without `--overwrite`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import torch
+
+from training import common
+from training.presets import LANGUAGE_PAIRS, PRESETS, TeacherPreset
+from training.teachers import MBART_BASE_HUB_ID, MBART_LANG_CODES, check_family, check_pair, teacher_spec
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("validation", "test", "test_handbook")
+
+
+# ================================================================================================ arguments
+@dataclass
+class TeacherArguments:
+    family: str = field(default="marian", metadata={"help": "teacher family: marian (one model per pair) or mbart"})
+    preset: str = field(default="demo", metadata={"help": "smoke, demo or paper: fills every size/budget default"})
+    pairs: str | None = field(
+        default=None,
+        metadata={
+            "help": "comma-separated pairs, e.g. de-en,fr-en (default: the preset's pairs for marian, all for mbart)"
+        },
+    )
+    corpus: str | None = field(
+        default=None,
+        metadata={"help": "agkd-parallel folder or Hub id (default: runs/<preset>/hub/datasets/agkd-parallel)"},
+    )
+    output_dir: str | None = field(
+        default=None,
+        metadata={"help": "models root; each teacher goes to <output_dir>/<name> (default: runs/<preset>/hub/models)"},
+    )
+    checkpoint_dir: str | None = field(
+        default=None, metadata={"help": "where checkpoints go (default: <output_dir>/../checkpoints)"}
+    )
+    resume: bool = field(default=False, metadata={"help": "continue from the newest checkpoint of an interrupted run"})
+    overwrite: bool = field(default=False, metadata={"help": "retrain a teacher whose finished folder already exists"})
+    keep_checkpoints: bool = field(default=False, metadata={"help": "keep the checkpoints after a successful run"})
+    seed: int = field(default=0, metadata={"help": "seed of initialisation, sampling and data order"})
+    mixed_precision: str | None = field(
+        default=None, metadata={"help": "no, bf16 or fp16 (default: what accelerate launch/its config says)"}
+    )
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "batches per optimizer step"})
+    eval_splits: str = field(
+        default="validation,test",
+        metadata={"help": "splits scored with BLEU/chrF at the end (add test_handbook if wanted)"},
+    )
+    max_eval_examples: int | None = field(
+        default=None, metadata={"help": "score only the first N examples of each split (default: all)"}
+    )
+    log_steps: int = field(default=50, metadata={"help": "log loss and tokens/s every N optimizer steps"})
+    # ---- preset fields: None means "take the preset's value"
+    vocab_size: int | None = field(default=None, metadata={"help": "sentencepiece vocabulary size"})
+    d_model: int | None = field(default=None, metadata={"help": "hidden size"})
+    layers: int | None = field(default=None, metadata={"help": "encoder and decoder layers (each)"})
+    heads: int | None = field(default=None, metadata={"help": "attention heads"})
+    ffn_dim: int | None = field(default=None, metadata={"help": "feed-forward size"})
+    dropout: float | None = field(default=None, metadata={"help": "dropout"})
+    max_steps: int | None = field(default=None, metadata={"help": "optimizer steps at most"})
+    batch_size: int | None = field(default=None, metadata={"help": "examples per batch and process"})
+    learning_rate: float | None = field(default=None, metadata={"help": "peak learning rate (AdamW)"})
+    warmup_steps: int | None = field(default=None, metadata={"help": "linear warm-up steps, then linear decay"})
+    label_smoothing: float | None = field(default=None, metadata={"help": "label smoothing of the training loss"})
+    max_length: int | None = field(default=None, metadata={"help": "tokens per source/target (longer ones are cut)"})
+    max_train_examples: int | None = field(default=None, metadata={"help": "seeded sample of train per pair (0: all)"})
+    train_origins: str | None = field(
+        default=None, metadata={"help": "comma-separated `origin`s kept in train ('all': all)"}
+    )
+    eval_steps: int | None = field(default=None, metadata={"help": "validation loss every N steps (early stopping)"})
+    save_steps: int | None = field(default=None, metadata={"help": "checkpoint every N steps"})
+    patience: int | None = field(
+        default=None, metadata={"help": "evaluations without improvement before stopping (0: off)"}
+    )
+    num_beams: int | None = field(default=None, metadata={"help": "beam size for evaluation and generation_config"})
+
+
+def finalize_arguments(args: TeacherArguments) -> TeacherArguments:
+    """Fill preset defaults and check the input; raises ValueError/FileNotFoundError with a clear message."""
+    if args.preset not in PRESETS:
+        raise ValueError(f"unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
+    check_family(args.family)
+    preset = PRESETS[args.preset]
+    for f in fields(TeacherPreset):
+        if getattr(args, f.name) is None:
+            value = getattr(preset.teacher, f.name)
+            setattr(args, f.name, ",".join(value) if f.name == "train_origins" and value else value)
+    if args.train_origins == "all":
+        args.train_origins = None
+    if args.max_train_examples == 0:
+        args.max_train_examples = None
+    default_pairs = preset.pairs if args.family == "marian" else LANGUAGE_PAIRS
+    args.pairs = ",".join(
+        check_pair(p.strip()) for p in (args.pairs or ",".join(default_pairs)).split(",") if p.strip()
+    )
+    for split in split_list(args.eval_splits):
+        if split not in SPLITS:
+            raise ValueError(f"unknown evaluation split {split!r}; choose from {', '.join(SPLITS)}")
+    root = preset.root()
+    args.corpus = args.corpus or str(root / "hub" / "datasets" / "agkd-parallel")
+    args.output_dir = args.output_dir or str(root / "hub" / "models")
+    args.checkpoint_dir = args.checkpoint_dir or str(Path(args.output_dir).parent / "checkpoints")
+    check_corpus(args.corpus, split_list(args.pairs))
+    return args
+
+
+def split_list(text: str | None) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+def check_corpus(corpus: str, pairs: list[str]) -> None:
+    """The corpus must exist (folder with a README card, or a Hub id) and have a config per pair."""
+    import datasets
+
+    path = Path(corpus)
+    looks_like_hub_id = not path.exists() and corpus.count("/") == 1 and not corpus.startswith((".", "/", "runs"))
+    if not looks_like_hub_id and not (path / "README.md").exists():
+        raise FileNotFoundError(f"corpus not found: {corpus} (build it with `agkd corpus`, or pass --corpus)")
+    try:
+        configs = datasets.get_dataset_config_names(corpus)
+    except Exception as err:  # noqa: BLE001 - any loader failure means the same thing to the user
+        raise FileNotFoundError(f"cannot read corpus {corpus}: {err}") from err
+    missing = [p for p in pairs if p not in configs]
+    if missing:
+        raise ValueError(f"corpus {corpus} has no config for {', '.join(missing)} (it has: {', '.join(configs)})")
+
+
+# ================================================================================================ data
+@dataclass
+class PairData:
+    """The raw strings of one pair: train (filtered/sampled) and the evaluation splits present in the corpus."""
+
+    pair: str
+    train_sources: list[str]
+    train_targets: list[str]
+    splits: dict[str, tuple[list[str], list[str]]]  # split -> (sources, references)
+
+
+def load_pair(args: TeacherArguments, pair: str) -> PairData:
+    import datasets
+
+    ds = datasets.load_dataset(args.corpus, pair)
+    train = ds["train"]
+    if args.train_origins:
+        keep = set(split_list(args.train_origins))
+        train = train.filter(lambda o: o in keep, input_columns="origin")
+        if len(train) == 0:
+            raise ValueError(f"no train rows of {pair} have origin in {sorted(keep)}")
+    if args.max_train_examples and len(train) > args.max_train_examples:
+        train = train.shuffle(seed=args.seed).select(range(args.max_train_examples))
+    splits = {}
+    for split in SPLITS:
+        if split in ds:
+            rows = ds[split]
+            if args.max_eval_examples:
+                rows = rows.select(range(min(args.max_eval_examples, len(rows))))
+            splits[split] = (list(rows["source"]), list(rows["target"]))
+    if "validation" not in splits:
+        raise ValueError(f"corpus {args.corpus} config {pair} has no validation split (needed for early stopping)")
+    return PairData(pair, list(train["source"]), list(train["target"]), splits)
+
+
+# ================================================================================================ tokenizers
+def train_sentencepiece(lines: list[str], prefix: Path, vocab_size: int, seed: int, **ids) -> Path:
+    """A unigram sentencepiece model on (a seeded sample of) `lines`; returns the .model path."""
+    import sentencepiece as spm
+
+    rng = random.Random(seed)
+    sample = lines if len(lines) <= 300_000 else rng.sample(lines, 300_000)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sample),
+        model_prefix=str(prefix),
+        vocab_size=vocab_size,
+        model_type="unigram",
+        character_coverage=0.9999,
+        hard_vocab_limit=False,  # tiny corpora support fewer pieces than asked for
+        minloglevel=2,
+        num_threads=1,
+        **ids,
+    )
+    return prefix.with_suffix(".model")
+
+
+def build_marian_tokenizer(lines: list[str], folder: Path, vocab_size: int, seed: int):
+    """One joint sentencepiece model used as source.spm and target.spm, with the opus-mt id layout
+    (`</s>`=0, `<unk>`=1, pieces, `<pad>`=last), so embeddings can be shared like Helsinki-NLP's models."""
+    import sentencepiece as spm
+    from transformers import MarianTokenizer
+
+    work = folder / "spm"
+    work.mkdir(parents=True, exist_ok=True)
+    model_file = train_sentencepiece(lines, work / "joint", vocab_size, seed, bos_id=-1, eos_id=0, unk_id=1, pad_id=-1)
+    sp = spm.SentencePieceProcessor(model_file=str(model_file))
+    vocab = {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}
+    vocab["<pad>"] = len(vocab)
+    (work / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    tokenizer = MarianTokenizer(
+        source_spm=str(model_file), target_spm=str(model_file), vocab=str(work / "vocab.json"), model_max_length=512
+    )
+    shutil.rmtree(work)
+    return tokenizer
+
+
+def build_mbart_tokenizer(lines: list[str], vocab_size: int, seed: int, folder: Path):
+    """An mBART-50 tokenizer (fairseq ids, the 52 language codes and `<mask>` appended) on our own pieces."""
+    import sentencepiece as spm
+    from transformers import MBart50Tokenizer
+
+    work = folder / "spm"
+    work.mkdir(parents=True, exist_ok=True)
+    model_file = train_sentencepiece(lines, work / "joint", vocab_size, seed)  # default ids: <unk>=0 <s>=1 </s>=2
+    sp = spm.SentencePieceProcessor(model_file=str(model_file))
+    pieces = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
+    shutil.rmtree(work)
+    return MBart50Tokenizer(
+        vocab=pieces, src_lang=MBART_LANG_CODES["de"], tgt_lang=MBART_LANG_CODES["en"], model_max_length=1024
+    )
+
+
+def build_or_load_tokenizer(args: TeacherArguments, data: list[PairData], work_dir: Path):
+    """Train the tokenizer once (main process) and save it in the run's work folder; a resumed run and the other
+    processes load that saved copy, so every process and every restart uses the very same vocabulary."""
+    from transformers import AutoTokenizer
+
+    tok_dir = work_dir / "tokenizer"
+    if not (tok_dir / "tokenizer_config.json").exists():
+        lines = [s for d in data for s in d.train_sources] + [t for d in data for t in d.train_targets]
+        if args.family == "marian":
+            tokenizer = build_marian_tokenizer(lines, work_dir, args.vocab_size, args.seed)
+        else:
+            tokenizer = build_mbart_tokenizer(lines, args.vocab_size, args.seed, work_dir)
+        tokenizer.save_pretrained(tok_dir)
+        logger.info("trained a %d-token %s tokenizer -> %s", len(tokenizer), type(tokenizer).__name__, tok_dir)
+    return AutoTokenizer.from_pretrained(tok_dir)
+
+
+# ================================================================================================ model
+def build_model(args: TeacherArguments, tokenizer):
+    """A randomly initialised MarianMTModel or MBartForConditionalGeneration of the preset's size, with the
+    generation settings of the released teachers (beam size, forced target language for mBART)."""
+    from transformers import MarianConfig, MarianMTModel, MBartConfig, MBartForConditionalGeneration
+
+    common_sizes = dict(
+        vocab_size=len(tokenizer),
+        d_model=args.d_model,
+        encoder_layers=args.layers,
+        decoder_layers=args.layers,
+        encoder_attention_heads=args.heads,
+        decoder_attention_heads=args.heads,
+        encoder_ffn_dim=args.ffn_dim,
+        decoder_ffn_dim=args.ffn_dim,
+        dropout=args.dropout,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        max_position_embeddings=max(256, 2 * args.max_length + 16),
+        scale_embedding=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    if args.family == "marian":
+        config = MarianConfig(
+            **common_sizes,
+            decoder_start_token_id=tokenizer.pad_token_id,
+            activation_function="swish",
+            share_encoder_decoder_embeddings=True,
+        )
+        model = MarianMTModel(config)
+        model.generation_config.bad_words_ids = [[tokenizer.pad_token_id]]
+    else:
+        config = MBartConfig(
+            **common_sizes,
+            bos_token_id=tokenizer.convert_tokens_to_ids("<s>"),
+            decoder_start_token_id=tokenizer.eos_token_id,
+            forced_eos_token_id=tokenizer.eos_token_id,
+            activation_function="gelu",
+        )
+        model = MBartForConditionalGeneration(config)
+        # all AGKD pairs translate into English: plain generate() starts with en_XX
+        model.generation_config.forced_bos_token_id = tokenizer.convert_tokens_to_ids(MBART_LANG_CODES["en"])
+    gen = model.generation_config
+    gen.decoder_start_token_id = config.decoder_start_token_id
+    gen.pad_token_id, gen.eos_token_id = tokenizer.pad_token_id, tokenizer.eos_token_id
+    gen.forced_eos_token_id = tokenizer.eos_token_id
+    gen.num_beams = args.num_beams
+    gen.max_length = 2 * args.max_length
+    return model
+
+
+def tokenize(args: TeacherArguments, tokenizer, pair: str, sources, targets, accelerator, desc: str) -> list[dict]:
+    """Examples of one pair; the mBART tokenizer gets the pair's source language code first."""
+    if args.family == "mbart":
+        spec = teacher_spec("mbart", pair)
+        tokenizer.src_lang, tokenizer.tgt_lang = spec.src_lang, spec.tgt_lang
+    return common.tokenize_pairs(
+        tokenizer, sources, targets, args.max_length, desc=desc, disable_progress=not accelerator.is_local_main_process
+    )
+
+
+def smoothed_loss(logits: torch.Tensor, labels: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Token-level cross-entropy with label smoothing; -100 labels are ignored. logits [B, T, V], labels [B, T]."""
+    return torch.nn.functional.cross_entropy(
+        logits.float().view(-1, logits.size(-1)), labels.view(-1), ignore_index=-100, label_smoothing=smoothing
+    )
+
+
+def is_finished(folder: Path) -> bool:
+    return (
+        (folder / "config.json").exists()
+        and (folder / "model.safetensors").exists()
+        and (folder / "README.md").exists()
+    )
+
+
+# ================================================================================================ training
+def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
+    """Train one teacher (one Marian pair, or the mBART on all `pairs`) and write its Hub folder."""
+    from torch.utils.data import DataLoader
+    from transformers import get_scheduler
+
+    from datasets_scripts.hub_layout import atomic_folder
+
+    name = teacher_spec(args.family, pairs[0]).local_name
+    final_dir = Path(args.output_dir) / name
+    work_dir = Path(args.checkpoint_dir) / name
+    wall_start = time.perf_counter()
+
+    # ---- accelerator (checkpoints under work_dir/checkpoints)
+    if not args.resume and work_dir.exists():
+        # a fresh run: previous checkpoints and tokenizer are stale. Only the main process deletes, before anyone reads.
+        from accelerate import PartialState
+
+        if PartialState().is_main_process:
+            logger.info("not resuming: removing the old checkpoints in %s", work_dir)
+            shutil.rmtree(work_dir)
+        PartialState().wait_for_everyone()
+    accelerator = common.make_accelerator(
+        work_dir,
+        seed=args.seed,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+    )
+    logger.info("training %s on %s (preset %s) -> %s", name, ",".join(pairs), args.preset, final_dir)
+
+    # ---- data
+    with accelerator.main_process_first():
+        data = [load_pair(args, pair) for pair in pairs]
+    for d in data:
+        logger.info(
+            "%s: %d train pairs, %s",
+            d.pair,
+            len(d.train_sources),
+            ", ".join(f"{s} {len(v[0])}" for s, v in d.splits.items()),
+        )
+
+    # ---- tokenizer and model
+    with accelerator.main_process_first():
+        work_dir.mkdir(parents=True, exist_ok=True)
+        tokenizer = build_or_load_tokenizer(args, data, work_dir)
+    model = build_model(args, tokenizer)
+    n_params = sum(p.numel() for p in model.parameters())
+    logger.info("%s with %.1fM parameters", type(model).__name__, n_params / 1e6)
+
+    # ---- preprocess
+    train_examples, valid_examples = [], []
+    for d in data:
+        train_examples += tokenize(
+            args, tokenizer, d.pair, d.train_sources, d.train_targets, accelerator, f"tokenize {d.pair} train"
+        )
+        valid_examples += tokenize(
+            args, tokenizer, d.pair, *d.splits["validation"], accelerator, f"tokenize {d.pair} validation"
+        )
+    for i, example in enumerate(valid_examples):
+        example["index"] = i
+
+    # ---- dataloaders, optimizer, scheduler
+    collate = common.Seq2SeqCollator(tokenizer.pad_token_id)
+    train_dl = DataLoader(train_examples, batch_size=args.batch_size, shuffle=True, collate_fn=collate, drop_last=True)
+    valid_dl = DataLoader(valid_examples, batch_size=2 * args.batch_size, collate_fn=collate)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(0.9, 0.98), weight_decay=0.01)
+    scheduler = get_scheduler(
+        "linear",
+        optimizer,
+        num_warmup_steps=args.warmup_steps * accelerator.num_processes,
+        num_training_steps=args.max_steps * accelerator.num_processes,
+    )
+    model, optimizer, train_dl, valid_dl, scheduler = accelerator.prepare(
+        model, optimizer, train_dl, valid_dl, scheduler
+    )
+    state = common.TrainingState(patience=args.patience)
+    accelerator.register_for_checkpointing(state)
+    if args.resume:
+        latest = common.resume_from_latest(accelerator)
+        if latest is None:
+            logger.warning("--resume: no checkpoint in %s, starting from scratch", work_dir / "checkpoints")
+        else:
+            logger.info("resumed from %s at step %d (epoch %d)", latest, state.step, state.epoch)
+
+    # ---- training loop
+    best_dir = work_dir / "best"
+    meter = common.ThroughputMeter(accelerator)
+    train_start, start_step = time.perf_counter(), state.step
+    bar = common.progress(total=args.max_steps, initial=state.step, accelerator=accelerator, desc=f"train {name}")
+    model.train()
+    running_loss, tokens_per_s = None, 0.0
+    while state.step < args.max_steps and not state.should_stop:
+        if hasattr(train_dl, "set_epoch"):
+            train_dl.set_epoch(state.epoch)
+        epoch_dl = (
+            accelerator.skip_first_batches(train_dl, state.batches_in_epoch) if state.batches_in_epoch else train_dl
+        )
+        for batch in epoch_dl:
+            batch.pop("index")
+            with accelerator.accumulate(model):
+                logits = model(**batch).logits
+                loss = smoothed_loss(logits, batch["labels"], args.label_smoothing)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            state.batches_in_epoch += 1
+            meter.add(common.count_tokens(batch))
+            running_loss = loss.item() if running_loss is None else 0.95 * running_loss + 0.05 * loss.item()
+            if not accelerator.sync_gradients:
+                continue
+            state.step += 1
+            bar.update(1)
+            if state.step % args.log_steps == 0 or state.step == args.max_steps:
+                tokens_per_s, tokens = meter.rate()
+                state.tokens_seen += tokens
+                logger.info(
+                    "step %d: loss %.3f, lr %.2e, %.0f tokens/s",
+                    state.step,
+                    running_loss,
+                    scheduler.get_last_lr()[0],
+                    tokens_per_s,
+                )
+            bar.set_postfix(loss=f"{running_loss:.3f}", tok_s=f"{tokens_per_s:.0f}")
+            evaluated = False
+            if state.step % args.eval_steps == 0 or state.step == args.max_steps:
+                valid_loss = common.evaluate_loss(accelerator, model, valid_dl)
+                improved = state.update_validation(valid_loss)
+                evaluated = True
+                logger.info(
+                    "step %d: validation loss %.4f (best %.4f at step %d)%s",
+                    state.step,
+                    valid_loss,
+                    state.best_loss,
+                    state.best_step,
+                    "" if improved else f", {state.bad_evaluations} without improvement",
+                )
+                if improved:
+                    accelerator.wait_for_everyone()
+                    if accelerator.is_main_process:
+                        accelerator.unwrap_model(model).save_pretrained(best_dir, save_function=accelerator.save)
+                        (best_dir / "step.json").write_text(
+                            json.dumps({"step": state.step, "validation_loss": valid_loss})
+                        )
+            if state.step % args.save_steps == 0 or evaluated:
+                accelerator.save_state()
+            if state.step >= args.max_steps or state.should_stop:
+                break
+        else:
+            state.epoch += 1
+            state.batches_in_epoch = 0
+    bar.close()
+    train_seconds = time.perf_counter() - train_start
+    if state.should_stop:
+        logger.info(
+            "early stopping at step %d: no better validation loss for %d evaluations", state.step, state.bad_evaluations
+        )
+
+    # ---- restore the best weights (early stopping)
+    accelerator.wait_for_everyone()
+    unwrapped = accelerator.unwrap_model(model)
+    best_info = json.loads((best_dir / "step.json").read_text()) if (best_dir / "step.json").exists() else None
+    if best_info and best_info["step"] == state.best_step and state.best_step != state.step:
+        from safetensors.torch import load_file
+
+        missing, unexpected = unwrapped.load_state_dict(load_file(best_dir / "model.safetensors"), strict=False)
+        logger.info("restored the best weights of step %d (validation loss %.4f)", state.best_step, state.best_loss)
+    elif best_info and best_info["step"] != state.best_step:
+        logger.warning(
+            "best weights on disk are from step %s, not %d: keeping the last weights",
+            best_info["step"],
+            state.best_step,
+        )
+
+    # ---- evaluate: BLEU/chrF per pair and split, and the copy-the-source baseline
+    results: dict[str, dict] = {}
+    eval_start = time.perf_counter()
+    for d in data:
+        gen_kwargs = {"num_beams": args.num_beams, "max_new_tokens": 2 * args.max_length}
+        if args.family == "mbart":
+            gen_kwargs["forced_bos_token_id"] = tokenizer.convert_tokens_to_ids(teacher_spec("mbart", d.pair).tgt_lang)
+        for split in split_list(args.eval_splits):
+            if split not in d.splits:
+                continue
+            sources, references = d.splits[split]
+            examples = tokenize(args, tokenizer, d.pair, sources, references, accelerator, f"tokenize {d.pair} {split}")
+            dl = accelerator.prepare(DataLoader(examples, batch_size=2 * args.batch_size, collate_fn=collate))
+            scores = common.evaluate_translation(
+                accelerator, model, tokenizer, dl, references, gen_kwargs, desc=f"translate {d.pair} {split}"
+            )
+            copy = common.score_translations(sources, references)
+            results[f"{d.pair}/{split}"] = {
+                "pair": d.pair,
+                "split": split,
+                "examples": len(references),
+                **scores.as_dict(),
+                "copy_source_bleu": copy.bleu,
+                "copy_source_chrf": copy.chrf,
+                "samples": [
+                    {"source": s, "reference": r, "hypothesis": h}
+                    for s, r, h in list(zip(sources, references, scores.hypotheses, strict=True))[:3]
+                ],
+            }
+            logger.info(
+                "%s %s: BLEU %.2f chrF %.2f (copy-the-source baseline: BLEU %.2f chrF %.2f) on %d sentences",
+                d.pair,
+                split,
+                scores.bleu,
+                scores.chrf,
+                copy.bleu,
+                copy.chrf,
+                len(references),
+            )
+    eval_seconds = time.perf_counter() - eval_start
+
+    # ---- save the Hub folder (atomically) and the run summary
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        summary = {
+            "name": name,
+            "family": args.family,
+            "pairs": pairs,
+            "preset": args.preset,
+            "corpus": args.corpus,
+            "seed": args.seed,
+            "parameters": n_params,
+            "train_examples": {d.pair: len(d.train_sources) for d in data},
+            "steps": state.step,
+            "steps_this_run": state.step - start_step,
+            "best_step": state.best_step,
+            "best_validation_loss": state.best_loss,
+            "early_stopped": state.should_stop,
+            "validation_history": state.history,
+            "tokens_seen": state.tokens_seen,
+            "train_seconds_this_run": round(train_seconds, 1),
+            "train_tokens_per_second": round(state.tokens_seen / train_seconds, 1)
+            if state.step > start_step and train_seconds > 0
+            else None,
+            "eval_seconds": round(eval_seconds, 1),
+            "wall_seconds_this_run": round(time.perf_counter() - wall_start, 1),
+            "num_processes": accelerator.num_processes,
+            "device": str(accelerator.device),
+            "hyperparameters": {f.name: getattr(args, f.name) for f in fields(TeacherPreset)},
+            "results": results,
+        }
+        with atomic_folder(final_dir) as tmp:
+            unwrapped.save_pretrained(tmp, save_function=accelerator.save)
+            if args.family == "mbart":
+                tokenizer.src_lang, tokenizer.tgt_lang = MBART_LANG_CODES["de"], MBART_LANG_CODES["en"]
+            tokenizer.save_pretrained(tmp)
+            (tmp / "all_results.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+            write_card(tmp, args, name, pairs, summary)
+        logger.info(
+            "saved %s (training %s this run, evaluation %s)",
+            final_dir,
+            common.format_seconds(train_seconds),
+            common.format_seconds(eval_seconds),
+        )
+        if not args.keep_checkpoints:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return final_dir
+
+
+# ================================================================================================ model card
+def write_card(folder: Path, args: TeacherArguments, name: str, pairs: list[str], summary: dict) -> None:
+    corpus_name = Path(args.corpus).name if Path(args.corpus).exists() else args.corpus
+    results = []
+    rows = []
+    for r in summary["results"].values():
+        for metric in ("bleu", "chrf"):
+            results.append(common.MetricResult(corpus_name, corpus_name, r["pair"], r["split"], metric, r[metric]))
+        rows.append(
+            f"| {r['pair']} | {r['split']} | {r['examples']} | {r['bleu']:.2f} | {r['chrf']:.2f} | "
+            f"{r['copy_source_bleu']:.2f} | {r['copy_source_chrf']:.2f} |"
+        )
+    signature = next(iter(summary["results"].values()), {})
+    languages = sorted({p.split("-")[0] for p in pairs} | {"en"})
+    family = args.family
+    if family == "marian":
+        pair = pairs[0]
+        usage = f'''```python
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("{name}")
+model = AutoModelForSeq2SeqLM.from_pretrained("{name}")
+batch = tokenizer(["<a {pair.split("-")[0]} sentence>"], return_tensors="pt")
+print(tokenizer.batch_decode(model.generate(**batch), skip_special_tokens=True))
+```'''
+        hub_id = teacher_spec("marian", pair).hub_id
+        what = f"A small MarianMT model ({pair}) trained from scratch; the public counterpart is `{hub_id}`."
+        base_model = None
+    else:
+        codes = ", ".join("`" + MBART_LANG_CODES[p.split("-")[0]] + "`" for p in pairs)
+        usage = f'''```python
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("{name}", src_lang="fr_XX", tgt_lang="en_XX")
+model = AutoModelForSeq2SeqLM.from_pretrained("{name}")
+batch = tokenizer(["<a French sentence>"], return_tensors="pt")
+out = model.generate(**batch, forced_bos_token_id=tokenizer.convert_tokens_to_ids("en_XX"))
+print(tokenizer.batch_decode(out, skip_special_tokens=True))
+```
+Language codes: {codes} -> `en_XX`.'''
+        what = (
+            f"A small multilingual mBART-50-style model ({', '.join(pairs)} into English) trained from scratch with "
+            f"mBART-50 language codes; the public counterpart is `{teacher_spec('mbart', pairs[0]).hub_id}` "
+            f"(fine-tuned from `{MBART_BASE_HUB_ID}`)."
+        )
+        base_model = None
+    hp = summary["hyperparameters"]
+    tps = summary["train_tokens_per_second"]
+    body = f"""# {name}
+
+{what} It is a *teacher* of AGKD: its attribution maps are injected into the cross-attention of student models to
+score attribution methods by how much they teach. It is small on purpose (preset `{args.preset}`); do not use it as a
+general-purpose translator.
+
+## How to use
+{usage}
+
+## Training
+- Data: `{args.corpus}` (configs {", ".join(pairs)}), train split{f" (origins: {args.train_origins})" if args.train_origins else ""}: {", ".join(f"{p} {n}" for p, n in summary["train_examples"].items())} pairs.
+- Tokenizer: a unigram sentencepiece model trained on that data ({hp["vocab_size"]} pieces asked).
+- Model: {hp["layers"]}+{hp["layers"]} layers, d_model {hp["d_model"]}, {hp["heads"]} heads, FFN {hp["ffn_dim"]}, {summary["parameters"] / 1e6:.1f}M parameters.
+- Optimisation: AdamW, peak learning rate {hp["learning_rate"]}, {hp["warmup_steps"]} warm-up steps then linear decay,
+  batch {hp["batch_size"]} x {summary["num_processes"]} process(es), label smoothing {hp["label_smoothing"]}, at most {hp["max_steps"]} steps,
+  early stopping on validation loss (patience {hp["patience"]} evaluations every {hp["eval_steps"]} steps), seed {args.seed}.
+- Ran {summary["steps"]} steps (best validation loss {summary["best_validation_loss"]:.4f} at step {summary["best_step"]});
+  the last (or only) run took {common.format_seconds(summary["train_seconds_this_run"])} on {summary["device"]}{f", {tps:.0f} tokens/s" if tps else ""}.
+
+## Evaluation
+sacrebleu corpus BLEU and chrF on detokenised output against the raw references, beam size {hp["num_beams"]}.
+The copy-the-source baseline scores the untranslated source sentences as hypotheses.
+
+| pair | split | sentences | BLEU | chrF | copy-source BLEU | copy-source chrF |
+|---|---|---:|---:|---:|---:|---:|
+{chr(10).join(rows)}
+
+Signatures: BLEU `{signature.get("bleu_signature", "")}`, chrF `{signature.get("chrf_signature", "")}`.
+All figures were measured by `training/train_teacher.py` at the end of training; `all_results.json` has the details.
+"""
+    common.write_model_card(
+        folder,
+        model_name=name,
+        body=body,
+        languages=languages,
+        results=results,
+        tags=("translation", family, "agkd", "teacher"),
+        datasets=[corpus_name],
+        base_model=base_model,
+    )
+
+
+# ================================================================================================ entry point
+def parse_args(argv: list[str] | None = None) -> TeacherArguments:
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(TeacherArguments, prog="agkd teacher", description=__doc__.split("\n\n")[0])
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        args = finalize_arguments(args)
+    except (ValueError, FileNotFoundError) as err:
+        logger.error("%s", err)
+        return 2
+    pairs = split_list(args.pairs)
+    jobs = [[p] for p in pairs] if args.family == "marian" else [pairs]
+    for job in jobs:
+        name = teacher_spec(args.family, job[0]).local_name
+        if is_finished(Path(args.output_dir) / name) and not args.overwrite:
+            logger.info("%s already exists in %s: skipped (pass --overwrite to retrain)", name, args.output_dir)
+            continue
+        train_teacher(args, job)
+    return 0
+
+
+if __name__ == "__main__":
+    from training.cli import setup_logging
+
+    setup_logging(0)
+    sys.exit(main())
