@@ -1,0 +1,132 @@
+"""Registries of the attribution methods (keyed by their Inseq ids) and of the control maps (keyed by their public
+names). The extraction CLI, the dataset config names and the cards use exactly these names.
+
+A method entry records everything that shapes its maps: the Inseq arguments (n_steps, baselines, samples), the
+layer that layer methods hook (resolved per model family: mBART never calls `get_input_embeddings()`), whether
+target-side attribution is requested (the authors pass `attribute_target=True` where Inseq supports it; the stored
+source map is what the student uses), the default batch size on CPU and whether it needs seeding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AttributionMethod:
+    name: str  # Inseq id, also the dataset config suffix
+    description: str
+    attribute_args: dict = field(default_factory=dict)  # passed to `model.attribute(...)`
+    final_step: bool = False  # attention / value_zeroing: no step scores, Inseq runs them with batch size 1
+    layer_method: bool = False  # hooks a layer given by `target_layer`
+    attribute_target: bool = True  # as the authors, where supported (source map unchanged for final-step methods)
+    batch_size: int = 8  # default pairs per Inseq call (tuned on CPU, see benchmarks/bench_extraction.py)
+    stochastic: bool = False  # needs torch and numpy seeds for reproducible maps
+    aggregation: str = "vnorm"  # Inseq default aggregator of the extra dimensions
+
+
+METHODS: dict[str, AttributionMethod] = {
+    m.name: m
+    for m in (
+        AttributionMethod(
+            "attention",
+            "decoder cross-attention weights of the forced-decoding forward pass",
+            final_step=True, attribute_target=False, batch_size=1, aggregation="mean over heads, then mean over layers",
+        ),
+        AttributionMethod(
+            "value_zeroing",
+            "cross-attention value zeroing (Mohebbi et al. 2023), cosine distance of the zeroed layer outputs",
+            attribute_args={"similarity_metric": "cosine"},
+            final_step=True, attribute_target=False, batch_size=1, aggregation="mean over layers",
+        ),
+        AttributionMethod(
+            "layer_gradient_x_activation",
+            "gradient x activation at the encoder's token-embedding layer",
+            layer_method=True, attribute_target=False, batch_size=8,
+        ),
+        AttributionMethod("saliency", "absolute gradient of the target-token probability w.r.t. the embeddings", batch_size=8),
+        AttributionMethod(
+            "integrated_gradients",
+            "integrated gradients, Gauss-Legendre, 50 steps, Inseq's <unk> baseline (</s> kept)",
+            attribute_args={"n_steps": 50, "internal_batch_size": 50},  # captum's default method: gausslegendre
+            batch_size=1,
+        ),
+        AttributionMethod("deeplift", "DeepLIFT (captum) with Inseq's <unk> baseline (</s> kept)", batch_size=8),
+        AttributionMethod("input_x_gradient", "input x gradient on the scaled embeddings", batch_size=8),
+        AttributionMethod(
+            "gradient_shap",
+            "GradientSHAP, 5 samples, stdevs 0, Inseq's <unk> baseline (</s> kept)",
+            attribute_args={"n_samples": 5, "stdevs": 0.0},
+            batch_size=4, stochastic=True,
+        ),
+    )
+}
+
+
+def target_layer_name(model) -> str:
+    """Dotted name of the embedding module the encoder actually calls (Marian: `model.encoder.embed_tokens`, which is
+    also its `get_input_embeddings()`; mBART: `model.encoder.embed_tokens`, a `MBartScaledWordEmbedding`, while its
+    `get_input_embeddings()` is `model.shared`, never called in a forward pass)."""
+    embed = model.get_encoder().embed_tokens
+    for name, module in model.named_modules():
+        if module is embed:
+            return name
+    raise ValueError(f"cannot find the encoder embedding module of {type(model).__name__}")
+
+
+# ------------------------------------------------------------------------------------------------------ controls
+
+
+def _seed_for(example_id: str, seed: int) -> int:
+    digest = hashlib.sha256(f"{seed}:{example_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def random_map(n_target: int, n_source: int, example_id: str, seed: int) -> np.ndarray:
+    """Uniform [0, 1) noise, seeded by (seed, example id) so it does not depend on sharding or batch order."""
+    return np.random.default_rng(_seed_for(example_id, seed)).random((n_target, n_source), dtype=np.float32)
+
+
+def uniform_map(n_target: int, n_source: int, example_id: str, seed: int) -> np.ndarray:
+    """Every source token gets 1/S: the map carries no information."""
+    return np.full((n_target, n_source), 1.0 / n_source, dtype=np.float32)
+
+
+def diagonal_map(n_target: int, n_source: int, example_id: str, seed: int) -> np.ndarray:
+    """Monotone alignment heuristic: target token t attends to source position round(t (S-1) / (T-1))."""
+    out = np.zeros((n_target, n_source), dtype=np.float32)
+    rows = np.arange(n_target)
+    cols = np.rint(rows * (n_source - 1) / max(n_target - 1, 1)).astype(int)
+    out[rows, cols] = 1.0
+    return out
+
+
+@dataclass(frozen=True)
+class ControlMap:
+    name: str
+    description: str
+    build: Callable[[int, int, str, int], np.ndarray]
+
+
+CONTROLS: dict[str, ControlMap] = {
+    c.name: c
+    for c in (
+        ControlMap("random", "uniform [0, 1) noise seeded by (seed, example id)", random_map),
+        ControlMap("uniform", "1/S for every source token", uniform_map),
+        ControlMap("diagonal", "monotone alignment: 1 at source position round(t (S-1)/(T-1)), 0 elsewhere", diagonal_map),
+    )
+}
+
+
+def resolve(names: list[str] | None) -> list[str]:
+    """Validate a `--methods` selection (methods and/or controls); None means every method and control."""
+    if not names:
+        return [*METHODS, *CONTROLS]
+    unknown = [n for n in names if n not in METHODS and n not in CONTROLS]
+    if unknown:
+        raise ValueError(f"unknown methods/controls {unknown}; known: {[*METHODS, *CONTROLS]}")
+    return list(dict.fromkeys(names))

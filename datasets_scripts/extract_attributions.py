@@ -1,0 +1,623 @@
+"""`agkd extract`: attribution maps of a teacher on agkd-parallel, with Inseq, into the Hub dataset agkd-attributions.
+
+One config per `<teacher>.<pair>.<method>` (forced decoding on the gold reference, the paper's protocol, e.g.
+`marian.de-en.saliency`) and `<teacher>.<pair>.<method>.teacher` (the teacher's own greedy/beam translation, the
+leakage-free protocol); controls (`random`, `uniform`, `diagonal`) are configs too, with the same shapes. Splits are
+those of the corpus. Every row carries `target_kind` as well, so a row read out of context still says what it is.
+
+Rows: id, source, target, target_kind, source_tokens, target_tokens, source_ids, target_ids,
+attribution ([T][S] float32: row t = target token t = labels[t], the final </s> included (mBART: the target language
+code first); column s = source token s = input_ids[s], </s> included (mBART: the source language code first)), and
+prob_check (max |p_inseq - p_model| over the target tokens; null for controls).
+
+Maps are raw: Inseq's default aggregation functions with `normalize=False`, as the authors (`aggregate(normalize=False)`).
+Every example is self-checked: Inseq's `probability` step score against a plain forward pass of the teacher on the
+same pair; a shard whose max deviation exceeds `--prob_tolerance` is refused (not written) and the run fails.
+
+Scale and faults: the input of each split is cut into fixed shards of `--shard_size` pairs; under `accelerate
+launch` process p takes shards p, p+N, ...; every finished shard is written atomically to
+`<output_dir>/.work/<config>/<split>/`, so a killed run resumes without recomputing finished shards. When all shards
+of a split exist the main process merges them into `<config>/<split>-00000-of-00001.parquet` and rewrites the card.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+TARGET_KINDS = ("reference", "teacher")
+# mBART-50 language codes of the corpus languages.
+MBART_LANG_CODES = {"de": "de_DE", "fr": "fr_XX", "ar": "ar_AR", "en": "en_XX"}
+META_DIR = "meta"
+WORK_DIR = ".work"
+
+
+@dataclass
+class ExtractArguments:
+    teacher: str = field(metadata={"help": "teacher model folder or Hub id (MarianMT or mBART)"})
+    corpus: str = field(metadata={"help": "agkd-parallel folder or Hub id"})
+    output_dir: str = field(metadata={"help": "agkd-attributions folder to write (created or extended)"})
+    pair: str = field(default="de-en", metadata={"help": "corpus config (language pair), e.g. de-en"})
+    teacher_name: str | None = field(
+        default=None, metadata={"help": "teacher family in config names (default: the model_type, marian or mbart)"}
+    )
+    methods: list[str] | None = field(
+        default=None, metadata={"help": "Inseq method ids and/or controls (random, uniform, diagonal); default: all"}
+    )
+    splits: list[str] | None = field(default=None, metadata={"help": "corpus splits to extract; default: all"})
+    target_kinds: list[str] = field(
+        default_factory=lambda: ["reference"],
+        metadata={"help": "reference (forced decoding on the gold target) and/or teacher (the teacher's translation)"},
+    )
+    limit: int | None = field(default=None, metadata={"help": "use only the first N pairs of every split"})
+    preset: str | None = field(
+        default=None, metadata={"help": "take max pairs per split and max_tokens from this preset (smoke, demo, paper)"}
+    )
+    max_tokens: int = field(default=128, metadata={"help": "skip pairs with more source or target tokens (counted in the card)"})
+    batch_size: int | None = field(default=None, metadata={"help": "pairs per Inseq call (default: per method)"})
+    shard_size: int = field(default=64, metadata={"help": "pairs per shard (the unit of work, resume and sharding)"})
+    seed: int = field(default=42, metadata={"help": "seed of the stochastic methods (gradient_shap) and random control"})
+    compat: bool = field(default=True, metadata={"help": "apply the probe-gated Inseq compatibility layer"})
+    prob_tolerance: float = field(default=1e-4, metadata={"help": "max |p_inseq - p_model| a published shard may have"})
+    num_beams: int = field(default=1, metadata={"help": "beams of the teacher's translation (target kind teacher)"})
+    num_threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice)"})
+    overwrite: bool = field(default=False, metadata={"help": "recompute configs/splits that already exist"})
+
+
+class ProbCheckError(RuntimeError):
+    """Inseq's probabilities do not reproduce the teacher: the shard is refused."""
+
+
+def config_name(teacher: str, pair: str, method: str, target_kind: str = "reference") -> str:
+    """`marian.de-en.saliency` (reference) or `marian.de-en.saliency.teacher` (teacher translation)."""
+    if target_kind not in TARGET_KINDS:
+        raise ValueError(f"target kind {target_kind!r} not in {TARGET_KINDS}")
+    return f"{teacher}.{pair}.{method}" + ("" if target_kind == "reference" else f".{target_kind}")
+
+
+def parse_config_name(name: str) -> dict:
+    """Inverse of `config_name`: {'teacher', 'pair', 'method', 'target_kind'}."""
+    parts = name.split(".")
+    kind = "reference"
+    if len(parts) == 4 and parts[3] in TARGET_KINDS:
+        kind = parts.pop()
+    if len(parts) != 3:
+        raise ValueError(f"not an attribution config name: {name!r}")
+    return {"teacher": parts[0], "pair": parts[1], "method": parts[2], "target_kind": kind}
+
+
+def features():
+    import datasets
+
+    return datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "source": datasets.Value("string"),
+            "target": datasets.Value("string"),
+            "target_kind": datasets.Value("string"),
+            "source_tokens": datasets.Sequence(datasets.Value("string")),
+            "target_tokens": datasets.Sequence(datasets.Value("string")),
+            "source_ids": datasets.Sequence(datasets.Value("int32")),
+            "target_ids": datasets.Sequence(datasets.Value("int32")),
+            "attribution": datasets.Sequence(datasets.Sequence(datasets.Value("float32"))),
+            "prob_check": datasets.Value("float32"),
+        }
+    )
+
+
+# ------------------------------------------------------------------------------------------------------ teacher
+
+
+class Teacher:
+    """The teacher model, its tokenizer (language codes set for mBART) and one Inseq wrapper per method."""
+
+    def __init__(self, path: str, pair: str, device, compat: bool, name: str | None = None):
+        import torch
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+        self.path, self.pair, self.device, self.compat = path, pair, device, compat
+        self.model = AutoModelForSeq2SeqLM.from_pretrained(path, attn_implementation="eager").to(device).eval()
+        self.family = self.model.config.model_type
+        self.name = name or self.family
+        src, tgt = pair.split("-")
+        self.tokenizer_kwargs = {}
+        if self.family == "mbart":
+            self.tokenizer_kwargs = {"src_lang": MBART_LANG_CODES[src], "tgt_lang": MBART_LANG_CODES[tgt]}
+        self.tokenizer = AutoTokenizer.from_pretrained(path, **self.tokenizer_kwargs)
+        for key, value in self.tokenizer_kwargs.items():
+            setattr(self.tokenizer, key, value)
+        self.generation_kwargs = {}
+        if self.family == "mbart":
+            code_id = self.tokenizer.convert_tokens_to_ids(self.tokenizer_kwargs["tgt_lang"])
+            if code_id == self.tokenizer.unk_token_id:
+                raise ValueError(f"tokenizer of {path} has no language code {self.tokenizer_kwargs['tgt_lang']}")
+            self.generation_kwargs["forced_bos_token_id"] = code_id
+        self._inseq: dict[str, object] = {}
+        self.compat_reports: dict[str, dict] = {}
+        torch.set_grad_enabled(True)
+
+    def inseq_model(self, method: str):
+        """Inseq wrapper of the (shared) model for `method`, probed and patched by the compatibility layer."""
+        if method not in self._inseq:
+            import inseq
+            from transformers import AutoTokenizer
+
+            from datasets_scripts.attribution_methods import METHODS, target_layer_name
+            from datasets_scripts.inseq_compat import apply_compat
+
+            kwargs = {}
+            if method in METHODS and METHODS[method].layer_method:
+                kwargs["target_layer"] = dict(self.model.named_modules())[target_layer_name(self.model)]
+            tokenizer = AutoTokenizer.from_pretrained(self.path, **self.tokenizer_kwargs)
+            for key, value in self.tokenizer_kwargs.items():
+                setattr(tokenizer, key, value)
+            wrapped = inseq.load_model(self.model, method, tokenizer=tokenizer, device=str(self.device), **kwargs)
+            self.compat_reports[method] = apply_compat(wrapped, enabled=self.compat).to_dict()
+            self._inseq[method] = wrapped
+        return self._inseq[method]
+
+    def encode(self, source: str, target: str) -> tuple[list[int], list[int]]:
+        enc = self.tokenizer(source, text_target=target)
+        return list(enc["input_ids"]), list(enc["labels"])
+
+    def translate(self, sources: list[str], max_new_tokens: int, num_beams: int, batch_size: int = 16) -> list[str]:
+        import torch
+
+        out = []
+        for i in range(0, len(sources), batch_size):
+            enc = self.tokenizer(sources[i : i + batch_size], return_tensors="pt", padding=True).to(self.device)
+            with torch.no_grad():
+                gen = self.model.generate(
+                    **enc, max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=False, **self.generation_kwargs
+                )
+            out += self.tokenizer.batch_decode(gen, skip_special_tokens=True)
+        return out
+
+    def probabilities(self, source_ids: list[list[int]], target_ids: list[list[int]]) -> list[np.ndarray]:
+        """p(labels[t] | source, labels[:t]) from a plain teacher-forced forward pass (decoder input = start + labels[:-1])."""
+        import torch
+
+        cfg = self.model.config
+        pad = cfg.pad_token_id
+        S, T = max(map(len, source_ids)), max(map(len, target_ids))
+        src = torch.full((len(source_ids), S), pad, dtype=torch.long)
+        src_mask = torch.zeros_like(src)
+        dec = torch.full((len(target_ids), T), pad, dtype=torch.long)
+        lab = torch.full((len(target_ids), T), pad, dtype=torch.long)
+        for i, (s, t) in enumerate(zip(source_ids, target_ids)):
+            src[i, : len(s)] = torch.tensor(s)
+            src_mask[i, : len(s)] = 1
+            dec[i, : len(t)] = torch.tensor([cfg.decoder_start_token_id] + t[:-1])
+            lab[i, : len(t)] = torch.tensor(t)
+        dec_mask = (torch.arange(T)[None, :] < torch.tensor([len(t) for t in target_ids])[:, None]).long()
+        with torch.no_grad():
+            logits = self.model(
+                input_ids=src.to(self.device), attention_mask=src_mask.to(self.device),
+                decoder_input_ids=dec.to(self.device), decoder_attention_mask=dec_mask.to(self.device),
+            ).logits.float()
+        probs = logits.softmax(-1).gather(-1, lab.to(self.device)[..., None])[..., 0].cpu().numpy()
+        return [probs[i, : len(t)] for i, t in enumerate(target_ids)]
+
+
+# ------------------------------------------------------------------------------------------------------ one shard
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def attribute_rows(teacher: Teacher, method: str, rows: list[dict], batch_size: int, seed: int) -> list[dict]:
+    """Maps for `rows` (each with id, source, target, target_kind, source_ids, target_ids) with one method or control."""
+    from datasets_scripts.attribution_methods import CONTROLS, METHODS
+
+    if method in CONTROLS:
+        build = CONTROLS[method].build
+        tok = teacher.tokenizer
+        return [
+            {
+                **r,
+                "source_tokens": tok.convert_ids_to_tokens(r["source_ids"]),
+                "target_tokens": tok.convert_ids_to_tokens(r["target_ids"]),
+                "attribution": build(len(r["target_ids"]), len(r["source_ids"]), r["id"], seed).tolist(),
+                "prob_check": None,
+            }
+            for r in rows
+        ]
+    spec = METHODS[method]
+    model = teacher.inseq_model(method)
+    # Length-sorted batches waste less on padding; results are returned in input order.
+    order = sorted(range(len(rows)), key=lambda i: (len(rows[i]["target_ids"]), len(rows[i]["source_ids"])))
+    results: dict[int, dict] = {}
+    _seed_everything(seed)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        batch = [rows[i] for i in idx]
+        kwargs = dict(spec.attribute_args)
+        if not spec.final_step:
+            kwargs["step_scores"] = ["probability"]
+        out = model.attribute(
+            input_texts=[r["source"] for r in batch], generated_texts=[r["target"] for r in batch],
+            attribute_target=spec.attribute_target, batch_size=len(batch), show_progress=False, **kwargs,
+        )
+        if spec.final_step:  # final-step methods reject step scores: take them from Inseq's dummy method
+            probe = teacher.inseq_model("dummy").attribute(
+                input_texts=[r["source"] for r in batch], generated_texts=[r["target"] for r in batch],
+                step_scores=["probability"], batch_size=len(batch), show_progress=False,
+            )
+            inseq_probs = [sa.step_scores["probability"] for sa in probe.sequence_attributions]
+        else:
+            inseq_probs = [sa.step_scores["probability"] for sa in out.sequence_attributions]
+        model_probs = teacher.probabilities([r["source_ids"] for r in batch], [r["target_ids"] for r in batch])
+        for i, r, sa, p_inseq, p_model in zip(idx, batch, out.sequence_attributions, inseq_probs, model_probs):
+            source_ids = [t.id for t in sa.source]
+            target = sa.target[sa.attr_pos_start : sa.attr_pos_end]
+            target_ids = [t.id for t in target]
+            if source_ids != r["source_ids"] or target_ids != r["target_ids"]:
+                raise RuntimeError(f"{r['id']}: Inseq tokenised the pair differently from the teacher's tokenizer")
+            agg = sa.aggregate(normalize=False).source_attributions  # [S, T]
+            amap = np.nan_to_num(agg.T.float().numpy().astype(np.float32))  # [T, S]
+            assert amap.shape == (len(target_ids), len(source_ids)), amap.shape
+            results[i] = {
+                **r,
+                "source_tokens": [t.token for t in sa.source],
+                "target_tokens": [t.token for t in target],
+                "attribution": amap.tolist(),
+                "prob_check": float(np.abs(p_inseq.float().numpy() - p_model).max()),
+            }
+    return [results[i] for i in range(len(rows))]
+
+
+# ------------------------------------------------------------------------------------------------------ files
+
+
+def _write_json_atomic(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def _write_shard(path: Path, rows: list[dict], meta: dict) -> None:
+    """Parquet first, then its meta json (the json's presence marks the shard finished)."""
+    import datasets
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+    os.close(fd)
+    try:
+        datasets.Dataset.from_list(rows, features=features()).to_parquet(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    _write_json_atomic(path.with_suffix(".json"), meta)
+
+
+def _fingerprint(args: ExtractArguments, method: str, kind: str, split: str, n_rows: int) -> dict:
+    """What determines a split's content; a resume with a different fingerprint is refused."""
+    from datasets_scripts.attribution_methods import METHODS
+
+    spec = METHODS.get(method)
+    return {
+        "teacher": str(args.teacher), "corpus": str(args.corpus), "pair": args.pair, "method": method,
+        "target_kind": kind, "split": split, "n_input_rows": n_rows, "max_tokens": args.max_tokens,
+        "shard_size": args.shard_size, "seed": args.seed, "compat": args.compat, "num_beams": args.num_beams,
+        "attribute_args": spec.attribute_args if spec else None,
+        "attribute_target": spec.attribute_target if spec else None,
+    }
+
+
+# ------------------------------------------------------------------------------------------------------ main loop
+
+
+def _split_rows(args: ExtractArguments, corpus, split: str, preset) -> list[dict]:
+    ds = corpus[split]
+    n = len(ds)
+    if preset is not None and preset.extract.max_pairs.get(split) is not None:
+        n = min(n, preset.extract.max_pairs[split])
+    if args.limit is not None:
+        n = min(n, args.limit)
+    return [{"id": str(r["id"]), "source": r["source"], "target": r["target"]} for r in ds.select(range(n))]
+
+
+def _translations(teacher: Teacher, args, work: Path, split: str, shard: int, rows: list[dict]) -> list[str]:
+    """The teacher's translations of a shard, cached so every method attributes the same outputs."""
+    path = work / f"{teacher.name}.{args.pair}.translations" / split / f"shard-{shard:05d}.json"
+    if path.exists():
+        cached = json.loads(path.read_text())
+        if cached["ids"] == [r["id"] for r in rows]:
+            return cached["translations"]
+    out = teacher.translate([r["source"] for r in rows], args.max_tokens, args.num_beams)
+    _write_json_atomic(path, {"ids": [r["id"] for r in rows], "translations": out})
+    return out
+
+
+def _prepare(teacher: Teacher, args, work: Path, split: str, shard: int, rows: list[dict], kind: str):
+    """Tokenise a shard's pairs for a target kind; returns (kept rows, number skipped as too long)."""
+    targets = [r["target"] for r in rows]
+    if kind == "teacher":
+        targets = _translations(teacher, args, work, split, shard, rows)
+    kept, skipped = [], 0
+    for r, target in zip(rows, targets):
+        source_ids, target_ids = teacher.encode(r["source"], target)
+        if len(source_ids) > args.max_tokens or len(target_ids) > args.max_tokens or not target.strip():
+            skipped += 1
+            continue
+        kept.append({**r, "target": target, "target_kind": kind, "source_ids": source_ids, "target_ids": target_ids})
+    return kept, skipped
+
+
+def run_split(teacher: Teacher, args, state, method: str, kind: str, split: str, rows: list[dict]) -> None:
+    """Compute this process's missing shards of one (config, split)."""
+    from tqdm.auto import tqdm
+
+    from datasets_scripts.attribution_methods import METHODS
+
+    config = config_name(teacher.name, args.pair, method, kind)
+    work = Path(args.output_dir) / WORK_DIR
+    shard_dir = work / config / split
+    fingerprint = _fingerprint(args, method, kind, split, len(rows))
+    fp_path = shard_dir / "fingerprint.json"
+    if state.is_main_process:
+        if fp_path.exists() and json.loads(fp_path.read_text()) != fingerprint:
+            if not args.overwrite:
+                raise ValueError(f"{shard_dir} holds shards of a different run; pass --overwrite to discard them")
+            shutil.rmtree(shard_dir)
+        _write_json_atomic(fp_path, fingerprint)
+    state.wait_for_everyone()
+    n_shards = (len(rows) + args.shard_size - 1) // args.shard_size
+    mine = [i for i in range(n_shards) if i % state.num_processes == state.process_index]
+    todo = [i for i in mine if not (shard_dir / f"shard-{i:05d}.json").exists()]
+    total = sum(len(rows[i * args.shard_size : (i + 1) * args.shard_size]) for i in todo)
+    if not todo:
+        return
+    batch_size = args.batch_size or (METHODS[method].batch_size if method in METHODS else 64)
+    bar = tqdm(total=total, unit="pair", desc=f"{config}/{split}", position=state.process_index, dynamic_ncols=True)
+    try:
+        for shard in todo:
+            chunk = rows[shard * args.shard_size : (shard + 1) * args.shard_size]
+            kept, skipped = _prepare(teacher, args, work, split, shard, chunk, kind)
+            t0 = time.perf_counter()
+            out = attribute_rows(teacher, method, kept, batch_size, args.seed * 1_000_003 + shard) if kept else []
+            checks = [r["prob_check"] for r in out if r["prob_check"] is not None]
+            max_check = max(checks) if checks else None
+            if max_check is not None and max_check > args.prob_tolerance:
+                raise ProbCheckError(
+                    f"{config}/{split} shard {shard}: Inseq's probabilities differ from the teacher's forward pass by "
+                    f"{max_check:.3g} > {args.prob_tolerance:g}; shard not written (compat layer: {teacher.compat_reports.get(method)})"
+                )
+            meta = {
+                "shard": shard, "rows": len(out), "skipped_too_long": skipped, "max_prob_check": max_check,
+                "seconds": time.perf_counter() - t0, "compat": teacher.compat_reports.get(method),
+            }
+            _write_shard(shard_dir / f"shard-{shard:05d}.parquet", out, meta)
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+
+
+def merge_split(args, teacher_name: str, method: str, kind: str, split: str, n_rows: int) -> dict | None:
+    """Concatenate finished shards (main process) into the published split; returns its summary or None."""
+    import datasets
+
+    from datasets_scripts.hub_layout import write_split
+
+    config = config_name(teacher_name, args.pair, method, kind)
+    shard_dir = Path(args.output_dir) / WORK_DIR / config / split
+    n_shards = (n_rows + args.shard_size - 1) // args.shard_size
+    metas = []
+    for i in range(n_shards):
+        meta_path = shard_dir / f"shard-{i:05d}.json"
+        if not meta_path.exists():
+            logger.warning("%s/%s: shard %d missing, not merged", config, split, i)
+            return None
+        metas.append(json.loads(meta_path.read_text()))
+    import pyarrow.parquet as pq
+
+    parts = [datasets.Dataset(pq.read_table(shard_dir / f"shard-{i:05d}.parquet")) for i in range(n_shards)]
+    merged = datasets.concatenate_datasets(parts).cast(features()) if parts else datasets.Dataset.from_list([], features=features())
+    write_split(args.output_dir, config, split, merged)
+    checks = [m["max_prob_check"] for m in metas if m["max_prob_check"] is not None]
+    summary = {
+        "rows": len(merged), "input_rows": n_rows, "skipped_too_long": sum(m["skipped_too_long"] for m in metas),
+        "max_prob_check": max(checks) if checks else None, "compute_seconds": sum(m["seconds"] for m in metas),
+        "fingerprint": json.loads((shard_dir / "fingerprint.json").read_text()),
+    }
+    compat = next((m["compat"] for m in metas if m.get("compat")), None)
+    if compat:
+        summary["compat"] = compat
+    shutil.rmtree(shard_dir)
+    return summary
+
+
+def _config_meta(args, teacher: Teacher, method: str, kind: str) -> dict:
+    from importlib.metadata import version
+
+    from datasets_scripts.attribution_methods import CONTROLS, METHODS, target_layer_name
+
+    meta = {
+        "teacher": {"path": args.teacher, "family": teacher.family, "name": teacher.name, "tokenizer_kwargs": teacher.tokenizer_kwargs},
+        "pair": args.pair, "method": method, "target_kind": kind, "max_tokens": args.max_tokens, "seed": args.seed,
+        "versions": {p: version(p) for p in ("inseq", "captum", "transformers", "torch")},
+        "orientation": "attribution[t][s]: target token t (labels[t], final </s> included) x source token s (input_ids[s], </s> included)",
+    }
+    if kind == "teacher":
+        meta["translation"] = {"num_beams": args.num_beams, "max_new_tokens": args.max_tokens, **teacher.generation_kwargs}
+    if method in METHODS:
+        spec = METHODS[method]
+        meta.update(
+            kind="method", description=spec.description, attribute_args=spec.attribute_args,
+            attribute_target=spec.attribute_target,
+            aggregation=f"Inseq default ({spec.aggregation}), normalize=False",
+            batch_size=args.batch_size or spec.batch_size,
+        )
+        if spec.layer_method:
+            meta["target_layer"] = target_layer_name(teacher.model)
+        if spec.stochastic:
+            meta["seeds"] = f"torch, numpy and random seeded with seed * 1000003 + shard index before each shard (seed {args.seed})"
+    else:
+        meta.update(kind="control", description=CONTROLS[method].description, aggregation="none (constructed map)")
+    return meta
+
+
+def write_dataset_card(output_dir: str | Path) -> Path:
+    """(Re)write README.md from every config's meta/<config>.json (configs written by earlier runs included)."""
+    from datasets_scripts.hub_layout import write_card
+
+    root = Path(output_dir)
+    metas = {p.stem: json.loads(p.read_text()) for p in sorted((root / META_DIR).glob("*.json"))}
+    lines = [
+        "# agkd-attributions",
+        "",
+        "Attribution maps of translation teachers on agkd-parallel, extracted with Inseq by `agkd extract`",
+        "(`datasets_scripts/extract_attributions.py`), for attribution-guided knowledge distillation (AGKD).",
+        "",
+        "## Configs",
+        "",
+        "`<teacher>.<pair>.<method>`: forced decoding on the gold reference (the paper's protocol; the maps see the",
+        "reference). `<teacher>.<pair>.<method>.teacher`: the teacher attributes its own translation (`target` holds it;",
+        "leakage-free protocol). Controls `random`, `uniform`, `diagonal` take the place of the method, with the same",
+        "shapes. Every row also has `target_kind` (`reference` or `teacher`).",
+        "",
+        "```python",
+        "import datasets",
+        'ds = datasets.load_dataset("<this folder or repo>", "marian.de-en.saliency", split="train")',
+        "```",
+        "",
+        "## Fields",
+        "",
+        "- `id`, `source`, `target`, `target_kind`",
+        "- `source_tokens`, `source_ids`: the teacher's tokenisation of the source, special tokens included",
+        "  (`</s>`; for mBART the source language code first)",
+        "- `target_tokens`, `target_ids`: the labels, i.e. the tokens the decoder predicts (final `</s>` included; for",
+        "  mBART the target language code first); the decoder-start token is not attributed",
+        "- `attribution`: [T][S] float32, row t = target token t, column s = source token s (Inseq returns",
+        "  source x target; transposed here). Raw maps: Inseq's default aggregation functions (`vnorm` over the",
+        "  embedding dimension for gradient methods, mean over heads and layers for attention, mean over layers for",
+        "  value zeroing) with `normalize=False`, as the authors; NaN set to 0. Normalise at use time.",
+        "- `prob_check`: max over target tokens of |Inseq's `probability` step score - the teacher's probability from",
+        "  a plain forward pass| (null for controls); shards above the tolerance are never published.",
+        "",
+        "## Extraction details",
+        "",
+        "| config | teacher | target kind | method / control | arguments | aggregation | split: rows (skipped > max tokens) | max prob_check |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in metas.items():
+        splits = "; ".join(
+            f"{s}: {v['rows']} ({v['skipped_too_long']})" for s, v in sorted(m.get("splits", {}).items())
+        )
+        checks = [v["max_prob_check"] for v in m.get("splits", {}).values() if v.get("max_prob_check") is not None]
+        args = {k: m[k] for k in ("attribute_args", "attribute_target", "target_layer", "seeds") if k in m}
+        lines.append(
+            f"| `{name}` | {m['teacher']['name']} ({m['teacher']['path']}) | {m['target_kind']} | {m['method']} | "
+            f"`{json.dumps(args)}` | {m['aggregation']} | {splits} | {max(checks):.2e} |"
+            if checks
+            else f"| `{name}` | {m['teacher']['name']} ({m['teacher']['path']}) | {m['target_kind']} | {m['method']} | "
+            f"`{json.dumps(args)}` | {m['aggregation']} | {splits} | - |"
+        )
+    versions = sorted({json.dumps(m["versions"], sort_keys=True) for m in metas.values()})
+    lines += ["", "Software: " + "; ".join(versions), ""]
+    compat = sorted(
+        {json.dumps(v["compat"], sort_keys=True) for m in metas.values() for v in m.get("splits", {}).values() if v.get("compat")}
+    )
+    if compat:
+        lines += ["Inseq compatibility layer (`datasets_scripts/inseq_compat.py`), probe results:", ""]
+        lines += [f"- `{c}`" for c in compat]
+        lines.append("")
+    lines += ["Per-config details (teacher, versions, arguments, counts, fingerprints) are in `meta/<config>.json`."]
+    return write_card(root, "\n".join(lines), pretty_name="agkd-attributions", tags=["attribution", "translation", "xai"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    import datasets
+    import torch
+    from accelerate import PartialState
+    from transformers import HfArgumentParser
+
+    from datasets_scripts.attribution_methods import resolve
+
+    (args,) = HfArgumentParser(ExtractArguments).parse_args_into_dataclasses(args=argv if argv is not None else sys.argv[1:])
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    datasets.disable_progress_bars()
+    for noisy in ("inseq", "captum"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    preset = None
+    if args.preset:
+        from training.presets import PRESETS
+
+        preset = PRESETS[args.preset]
+        args.max_tokens = preset.extract.max_tokens
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    bad_kinds = [k for k in args.target_kinds if k not in TARGET_KINDS]
+    if bad_kinds:
+        raise ValueError(f"unknown target kinds {bad_kinds}; known: {TARGET_KINDS}")
+    methods = resolve(args.methods)
+    state = PartialState()
+    corpus = datasets.load_dataset(args.corpus, args.pair)
+    splits = args.splits or list(corpus)
+    teacher = Teacher(args.teacher, args.pair, state.device, args.compat, args.teacher_name)
+    out = Path(args.output_dir)
+    inputs = {split: _split_rows(args, corpus, split, preset) for split in splits}
+    status = 0
+    for kind in args.target_kinds:
+        for method in methods:
+            config = config_name(teacher.name, args.pair, method, kind)
+            meta_path = out / META_DIR / f"{config}.json"
+            old = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+            todo = [
+                s for s in splits
+                if args.overwrite
+                or old.get("splits", {}).get(s, {}).get("fingerprint") != _fingerprint(args, method, kind, s, len(inputs[s]))
+            ]
+            if not todo:
+                logger.info("%s: already extracted (%s)", config, ", ".join(splits))
+                continue
+            try:
+                for split in todo:
+                    run_split(teacher, args, state, method, kind, split, inputs[split])
+            except ProbCheckError as err:
+                logger.error("%s", err)
+                status = 1
+                continue
+            state.wait_for_everyone()
+            if state.is_main_process:
+                meta = {**old, **_config_meta(args, teacher, method, kind)}
+                meta.setdefault("splits", {})
+                for split in todo:
+                    summary = merge_split(args, teacher.name, method, kind, split, len(inputs[split]))
+                    if summary is not None:
+                        meta["splits"][split] = summary
+                _write_json_atomic(meta_path, meta)
+                write_dataset_card(out)
+                logger.info("%s: %s", config, {s: v["rows"] for s, v in meta["splits"].items()})
+            state.wait_for_everyone()
+    if state.is_main_process:
+        work = out / WORK_DIR
+        if work.exists() and not any(p.suffix == ".parquet" for p in work.rglob("*.parquet")):
+            shutil.rmtree(work, ignore_errors=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
