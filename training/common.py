@@ -23,7 +23,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -134,6 +134,42 @@ class TrainingState:
 
 
 # --------------------------------------------------------------------------------------------- data
+def dataset_configs(repo: str | Path) -> list[str]:
+    """Config names of a Hub-layout dataset: read from the folder's files, or asked from the Hub for a repo id."""
+    if Path(repo).is_dir():
+        from datasets_scripts.hub_layout import configs_metadata
+
+        return [entry["config_name"] for entry in configs_metadata(repo)]
+    import datasets
+
+    return datasets.get_dataset_config_names(str(repo))
+
+
+def load_dataset_config(repo: str | Path, config: str):
+    """A `DatasetDict` of one config of a Hub-layout dataset (local folder or Hub id).
+
+    A local folder is read straight from its parquet files, in memory: `datasets.load_dataset` keys its cache on
+    the folder path, so a folder rebuilt in place could otherwise come back with the splits of an older build."""
+    import datasets
+
+    if not Path(repo).is_dir():
+        return datasets.load_dataset(str(repo), config)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from datasets_scripts.hub_layout import configs_metadata
+
+    entries = {e["config_name"]: e for e in configs_metadata(repo)}
+    if config not in entries:
+        raise ValueError(f"{repo} has no config {config!r} (it has: {', '.join(entries)})")
+    splits = {}
+    for data_file in entries[config]["data_files"]:
+        files = sorted(Path(repo).glob(data_file["path"]))
+        table = pa.concat_tables([pq.read_table(f) for f in files])
+        splits[data_file["split"]] = datasets.Dataset(table)
+    return datasets.DatasetDict(splits)
+
+
 def tokenize_pairs(
     tokenizer,
     sources: Sequence[str],
@@ -182,6 +218,24 @@ class Seq2SeqCollator:
         if "labels" in examples[0]:
             batch["labels"] = pad([e["labels"] for e in examples], self.label_pad_token_id)
         return batch
+
+
+def rng_neutral(dataloader) -> Iterator:
+    """Iterate `dataloader` without letting the creation of its iterator draw from the global torch RNG.
+
+    torch's DataLoader draws a base seed from the global RNG when an iterator starts. A resumed run starts its
+    iterator at a different point of the RNG stream than the uninterrupted run did, so its dropout masks would
+    differ; with this wrapper a resumed run repeats the uninterrupted one exactly."""
+    state = torch.get_rng_state()
+    iterator = iter(dataloader)
+    try:
+        first = next(iterator)
+    except StopIteration:
+        return
+    finally:
+        torch.set_rng_state(state)
+    yield first
+    yield from iterator
 
 
 def count_tokens(batch: dict[str, torch.Tensor]) -> int:
@@ -375,12 +429,15 @@ __all__ = [
     "TranslationScores",
     "checkpoints",
     "count_tokens",
+    "dataset_configs",
+    "load_dataset_config",
     "evaluate_loss",
     "evaluate_translation",
     "format_seconds",
     "make_accelerator",
     "progress",
     "resume_from_latest",
+    "rng_neutral",
     "score_translations",
     "tokenize_pairs",
     "write_model_card",

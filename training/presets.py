@@ -39,7 +39,7 @@ class TeacherPreset:
     label_smoothing: float = 0.1
     max_length: int = 64
     max_train_examples: int | None = None  # a seeded sample of the train split (None: all of it)
-    train_origins: tuple[str, ...] | None = None  # keep only train rows of these `origin`s (None: all)
+    train_origins: tuple[str, ...] | None = None  # keep only train rows from these sources (`origin` before ":")
     eval_steps: int = 500  # validation loss (early stopping) every N optimizer steps
     save_steps: int = 500  # checkpoint every N optimizer steps
     patience: int = 4  # stop after N evaluations without a better validation loss (0: never)
@@ -106,8 +106,8 @@ PRESETS: dict[str, Preset] = {
         operators=("add", "replace"),
         seeds=(0,),
         teacher=TeacherPreset(
-            vocab_size=300, d_model=32, layers=1, heads=2, ffn_dim=64, max_steps=30, batch_size=16, warmup_steps=5,
-            learning_rate=3e-3, eval_steps=10, save_steps=10, patience=0, num_beams=1, max_length=48,
+            vocab_size=300, d_model=64, layers=2, heads=4, ffn_dim=128, max_steps=200, batch_size=16, warmup_steps=20,
+            learning_rate=3e-3, eval_steps=50, save_steps=50, patience=2, num_beams=1, max_length=48,
         ),
         extract=ExtractPreset(max_pairs={"train": 64, "validation": 16, "test": 16}, max_tokens=32),
         student=StudentPreset(d_model=32, layers=1, heads=2, ffn_dim=64, max_steps=30, batch_size=16),

@@ -138,14 +138,12 @@ def split_list(text: str | None) -> list[str]:
 
 def check_corpus(corpus: str, pairs: list[str]) -> None:
     """The corpus must exist (folder with a README card, or a Hub id) and have a config per pair."""
-    import datasets
-
     path = Path(corpus)
     looks_like_hub_id = not path.exists() and corpus.count("/") == 1 and not corpus.startswith((".", "/", "runs"))
     if not looks_like_hub_id and not (path / "README.md").exists():
         raise FileNotFoundError(f"corpus not found: {corpus} (build it with `agkd corpus`, or pass --corpus)")
     try:
-        configs = datasets.get_dataset_config_names(corpus)
+        configs = common.dataset_configs(corpus)
     except Exception as err:  # noqa: BLE001 - any loader failure means the same thing to the user
         raise FileNotFoundError(f"cannot read corpus {corpus}: {err}") from err
     missing = [p for p in pairs if p not in configs]
@@ -165,13 +163,11 @@ class PairData:
 
 
 def load_pair(args: TeacherArguments, pair: str) -> PairData:
-    import datasets
-
-    ds = datasets.load_dataset(args.corpus, pair)
+    ds = common.load_dataset_config(args.corpus, pair)
     train = ds["train"]
     if args.train_origins:
         keep = set(split_list(args.train_origins))
-        train = train.filter(lambda o: o in keep, input_columns="origin")
+        train = train.filter(lambda o: o.split(":")[0] in keep, input_columns="origin")
         if len(train) == 0:
             raise ValueError(f"no train rows of {pair} have origin in {sorted(keep)}")
     if args.max_train_examples and len(train) > args.max_train_examples:
@@ -436,7 +432,7 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
         epoch_dl = (
             accelerator.skip_first_batches(train_dl, state.batches_in_epoch) if state.batches_in_epoch else train_dl
         )
-        for batch in epoch_dl:
+        for batch in common.rng_neutral(epoch_dl):
             batch.pop("index")
             with accelerator.accumulate(model):
                 logits = model(**batch).logits
@@ -519,7 +515,7 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
     results: dict[str, dict] = {}
     eval_start = time.perf_counter()
     for d in data:
-        gen_kwargs = {"num_beams": args.num_beams, "max_new_tokens": 2 * args.max_length}
+        gen_kwargs = {"num_beams": args.num_beams, "max_length": 2 * args.max_length}
         if args.family == "mbart":
             gen_kwargs["forced_bos_token_id"] = tokenizer.convert_tokens_to_ids(teacher_spec("mbart", d.pair).tgt_lang)
         for split in split_list(args.eval_splits):

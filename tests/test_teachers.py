@@ -1,0 +1,261 @@
+"""Teacher training (issue #4): smoke-size runs end to end on the toy corpus, a killed run resumes, the saved
+folders reload with plain Auto classes and translate, mBART honours its language codes, the registry maps
+(family, pair) to local folders and Hub ids, and bad input fails clearly.
+
+The training script runs in subprocesses: `AcceleratorState` is a process singleton (research/hub.md §4)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = ["--preset", "smoke", "--max_steps", "120", "--save_steps", "30", "--eval_steps", "40", "--log_steps", "40"]
+
+
+def teacher_command(corpus: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "training.train_teacher",
+        *SMOKE,
+        "--corpus",
+        str(corpus),
+        "--output_dir",
+        str(out),
+        *extra,
+    ]
+
+
+def run_env() -> dict[str, str]:
+    # one thread per process: tiny models are slower with several threads on a shared CPU
+    return {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+def run_teacher(corpus: Path, out: Path, *extra: str) -> str:
+    proc = subprocess.run(
+        teacher_command(corpus, out, *extra), cwd=REPO, env=run_env(), capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stderr
+
+
+@pytest.fixture(scope="module")
+def marian_run(toy_corpus_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("models")
+    log = run_teacher(toy_corpus_dir, out, "--family", "marian", "--pairs", "de-en")
+    return out / "teacher-marian-de-en", log
+
+
+@pytest.fixture(scope="module")
+def mbart_run(toy_corpus_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("models")
+    log = run_teacher(toy_corpus_dir, out, "--family", "mbart")
+    return out / "teacher-mbart", log
+
+
+# ------------------------------------------------------------------------------------------------ registry
+def test_registry_maps_family_and_pair(tmp_path):
+    from training.teachers import generation_kwargs, resolve_teacher, teacher_spec
+
+    assert teacher_spec("marian", "de-en").hub_id == "Helsinki-NLP/opus-mt-de-en"
+    assert teacher_spec("marian", "ar-en").local_name == "teacher-marian-ar-en"
+    mbart = teacher_spec("mbart", "fr-en")
+    assert (mbart.hub_id, mbart.local_name, mbart.src_lang, mbart.tgt_lang) == (
+        "facebook/mbart-large-50-many-to-many-mmt",
+        "teacher-mbart",
+        "fr_XX",
+        "en_XX",
+    )
+    assert [teacher_spec("mbart", p).src_lang for p in ("de-en", "ar-en")] == ["de_DE", "ar_AR"]
+    with pytest.raises(ValueError, match="unknown language pair"):
+        teacher_spec("marian", "xx-en")
+    with pytest.raises(ValueError, match="unknown teacher family"):
+        teacher_spec("t5", "de-en")
+
+    assert resolve_teacher("marian", "de-en", "hub") == "Helsinki-NLP/opus-mt-de-en"
+    folder = tmp_path / "teacher-marian-de-en"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    assert resolve_teacher("marian", "de-en", tmp_path) == str(folder)  # a models root
+    assert resolve_teacher("marian", "de-en", folder) == str(folder)  # the folder itself
+    with pytest.raises(FileNotFoundError, match="teacher-marian-fr-en"):
+        resolve_teacher("marian", "fr-en", tmp_path)
+    assert generation_kwargs("marian", tokenizer=None) == {}
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def test_bad_input_fails_clearly_without_side_effects(toy_corpus_dir, tmp_path, caplog):
+    from training.train_teacher import main
+
+    out = tmp_path / "models"
+    with caplog.at_level(logging.ERROR):
+        assert (
+            main(["--preset", "smoke", "--pairs", "de-xx", "--corpus", str(toy_corpus_dir), "--output_dir", str(out)])
+            == 2
+        )
+    assert "unknown language pair 'de-xx'" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        assert main(["--preset", "smoke", "--corpus", str(tmp_path / "nope"), "--output_dir", str(out)]) == 2
+    assert "corpus not found" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        assert main(["--preset", "smoke", "--family", "t5", "--corpus", str(toy_corpus_dir)]) == 2
+    assert "unknown teacher family" in caplog.text
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------------------ Marian
+def test_marian_folder_is_a_standard_hub_model(marian_run):
+    folder, log = marian_run
+    for name in (
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "source.spm",
+        "target.spm",
+        "vocab.json",
+        "tokenizer_config.json",
+        "README.md",
+        "all_results.json",
+    ):
+        assert (folder / name).exists(), name
+    assert not (folder / "checkpoints").exists()
+    assert "tokens/s" in log and "validation loss" in log
+
+    results = json.loads((folder / "all_results.json").read_text())
+    test = results["results"]["de-en/test"]
+    # the toy language is learnable: a trained teacher is far above copying the source
+    assert test["bleu"] > test["copy_source_bleu"] + 5, test
+    assert test["chrf"] > test["copy_source_chrf"] + 10, test
+    assert test["bleu_signature"].startswith("nrefs:1|case:mixed")
+    assert results["train_tokens_per_second"] > 0
+
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.pipeline_tag == "translation" and set(card.data.language) == {"de", "en"}
+    metrics = {
+        (r.dataset_split, r.metric_type): r.metric_value
+        for r in card.data.eval_results  # model-index entries
+    }
+    assert metrics[("test", "bleu")] == pytest.approx(test["bleu"], abs=0.01)
+    assert metrics[("validation", "chrf")] == pytest.approx(results["results"]["de-en/validation"]["chrf"], abs=0.01)
+
+
+def test_marian_reloads_with_auto_classes_and_translates(marian_run):
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, MarianMTModel
+
+    from training.teachers import load_teacher
+
+    folder, _ = marian_run
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert isinstance(model, MarianMTModel)
+    batch = tokenizer(["der Hund sieht heute die Katze."], return_tensors="pt")
+    out = model.generate(**batch, max_new_tokens=20)
+    text = tokenizer.batch_decode(out, skip_special_tokens=True)[0]
+    # English words of the toy lexicon, not the German source
+    from tests.conftest import TOY_LEXICON
+
+    english = {w for phrase in TOY_LEXICON["de-en"].values() for w in phrase.split()}
+    words = text.lower().rstrip(".").split()
+    assert words and set(words) <= english, text
+    # the registry finds the same folder from the models root
+    model2, _ = load_teacher("marian", "de-en", folder.parent)
+    assert model2.config.to_dict() == model.config.to_dict()
+
+
+def test_existing_teacher_is_not_overwritten(marian_run, toy_corpus_dir, caplog):
+    from training.train_teacher import main
+
+    folder, _ = marian_run
+    before = (folder / "model.safetensors").stat().st_mtime_ns
+    with caplog.at_level(logging.INFO):
+        assert main(["--preset", "smoke", "--corpus", str(toy_corpus_dir), "--output_dir", str(folder.parent)]) == 0
+    assert "already exists" in caplog.text
+    assert (folder / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_killed_run_resumes_from_its_checkpoint(marian_run, toy_corpus_dir, tmp_path):
+    out = tmp_path / "models"
+    args = ("--family", "marian", "--pairs", "de-en")
+    proc = subprocess.Popen(
+        teacher_command(toy_corpus_dir, out, *args),
+        cwd=REPO,
+        env=run_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    checkpoint = tmp_path / "checkpoints" / "teacher-marian-de-en" / "checkpoints" / "checkpoint_0"
+    deadline = time.time() + 240
+    while not (checkpoint / "custom_checkpoint_0.pkl").exists():
+        assert proc.poll() is None, "the run ended before its first checkpoint"
+        assert time.time() < deadline, "no checkpoint after 240 s"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "teacher-marian-de-en").exists()
+
+    log = run_teacher(toy_corpus_dir, out, *args, "--resume")
+    resumed_at = re.search(r"resumed from \S+ at step (\d+)", log)
+    assert resumed_at, log[-3000:]
+    assert int(resumed_at.group(1)) >= 30
+    results = json.loads((out / "teacher-marian-de-en" / "all_results.json").read_text())
+    assert results["steps"] == 120 and results["steps_this_run"] == 120 - int(resumed_at.group(1))
+
+    # resuming is exact: same data order, RNG and optimizer state as the uninterrupted run
+    from safetensors.torch import load_file
+
+    resumed = load_file(out / "teacher-marian-de-en" / "model.safetensors")
+    straight = load_file(marian_run[0] / "model.safetensors")
+    assert resumed.keys() == straight.keys()
+    for key in straight:
+        assert (resumed[key] - straight[key]).abs().max() < 1e-4, key
+
+
+# ------------------------------------------------------------------------------------------------ mBART
+def test_mbart_honours_language_codes(mbart_run):
+    import copy
+
+    from transformers import MBartForConditionalGeneration
+
+    from training.teachers import generation_kwargs, load_teacher
+
+    folder, _ = mbart_run
+    results = json.loads((folder / "all_results.json").read_text())
+    assert {r["pair"] for r in results["results"].values()} == {"de-en", "fr-en", "ar-en"}
+
+    for pair, code, sentence in (
+        ("de-en", "de_DE", "der Hund sieht heute die Katze."),
+        ("fr-en", "fr_XX", "le chien voit le chat aujourd'hui."),
+        ("ar-en", "ar_AR", "يرى الكلب القطة اليوم."),
+    ):
+        model, tokenizer = load_teacher("mbart", pair, folder)
+        assert isinstance(model, MBartForConditionalGeneration)
+        batch = tokenizer([sentence], return_tensors="pt")
+        assert tokenizer.convert_ids_to_tokens(batch["input_ids"][0].tolist())[0] == code
+        en = tokenizer.convert_tokens_to_ids("en_XX")
+        assert generation_kwargs("mbart", tokenizer) == {"forced_bos_token_id": en}
+
+        out = model.generate(**batch, max_new_tokens=20)  # plain generate: the saved generation_config forces en_XX
+        assert out[0, 0].item() == model.config.decoder_start_token_id == tokenizer.eos_token_id
+        assert out[0, 1].item() == en
+
+        free = copy.deepcopy(model.generation_config)
+        free.forced_bos_token_id = None  # not forced: the trained model itself starts with the target language code
+        out = model.generate(**batch, max_new_tokens=20, generation_config=free)
+        assert out[0, 1].item() == en, tokenizer.convert_ids_to_tokens(out[0].tolist())
+        text = tokenizer.batch_decode(out, skip_special_tokens=True)[0]
+        assert "en_XX" not in text and text.strip(), text
