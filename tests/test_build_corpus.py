@@ -147,6 +147,12 @@ Description-de: Bibliothek zum Lesen von Kalenderdaten
 """
 
 
+def load(folder: Path, config: str) -> datasets.DatasetDict:
+    """load_dataset with a private cache: datasets keys the cache of a local folder by folder and config name only,
+    so the shared cache would serve these fixtures for any later folder named agkd-parallel (and vice versa)."""
+    return datasets.load_dataset(str(folder), config, cache_dir=str(folder.parent / "hf-cache"))
+
+
 @pytest.fixture
 def bible_db(tmp_path) -> Path:
     return make_bible_db(tmp_path / "bible.db")
@@ -341,14 +347,14 @@ def test_lite_build_writes_a_loadable_hub_folder(tmp_path, bible_cache, caplog):
     with caplog.at_level(logging.INFO):
         assert bc.main(argv) == 0
     for pair in ("de-en", "fr-en", "ar-en"):
-        ds = datasets.load_dataset(str(out), pair)
+        ds = load(out, pair)
         assert set(ds) == {"train", "validation", "test"}
         assert ds["train"].column_names == ["id", "source", "target", "origin"]
         assert ds["test"][0]["origin"].startswith("bible:8:1:16:4")
         assert len(set(ds["train"]["id"]) | set(ds["test"]["id"]) | set(ds["validation"]["id"])) == sum(
             len(d) for d in ds.values()
         )
-    ds_de = datasets.load_dataset(str(out), "de-en")
+    ds_de = load(out, "de-en")
     card = (out / "README.md").read_text()
     assert "config_name: de-en" in card and "| de-en | train | " in card and "public-domain" in card
     assert "counts per pair, split and source" in caplog.text
@@ -372,7 +378,7 @@ def test_missing_source_is_skipped_unless_requested(tmp_path, bible_cache, caplo
         assert bc.main(argv) == 0  # full mode: Debian sources are not in the cache, bible is
     assert "source 'ddtp' unavailable" in caplog.text
     assert "was requested but not available" in (out / "README.md").read_text()
-    assert set(datasets.load_dataset(str(out), "de-en")) == {"train", "validation", "test"}
+    assert set(load(out, "de-en")) == {"train", "validation", "test"}
 
     out2 = tmp_path / "explicit"
     assert bc.main(["--output_dir", str(out2), "--cache_dir", str(bible_cache), "--skip_download", "--sources", "bible,ddtp"]) == 1
