@@ -672,7 +672,7 @@ def _existing_build_key(output_dir: Path) -> dict | None:
 def parse_args(argv: list[str] | None) -> BuildCorpusArguments:
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(BuildCorpusArguments, description=__doc__.split("\n\n")[0])
+    parser = HfArgumentParser(BuildCorpusArguments, prog="agkd corpus", description=__doc__.split("\n\n")[0])
     (args,) = parser.parse_args_into_dataclasses(args=argv)
     return args
 

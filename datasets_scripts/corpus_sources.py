@@ -403,7 +403,9 @@ def read_catalogs(root: str | Path, package: str, langs: Sequence[str]) -> Itera
 def _parse_html(path: Path):
     import lxml.html
 
-    return lxml.html.parse(str(path)).getroot()
+    # the help pages and the handbook are UTF-8; without the parser's encoding, lxml would guess latin-1 for a
+    # page that does not declare its charset
+    return lxml.html.parse(str(path), parser=lxml.html.HTMLParser(encoding="utf-8")).getroot()
 
 
 def _element_text(el) -> str:

@@ -254,6 +254,53 @@ def test_chromium_pak_reader(tmp_path):
     ]
 
 
+def test_lohelp_joins_on_paragraph_ids(tmp_path):
+    page = "text/swriter/guide/a.html"
+    for lang, body in {
+        "en-US": '<h1 id="hd_id1">Inserting Tables</h1><p id="par_id2">Choose Table - Insert Table. Then click OK.</p>'
+        '<p id="par_id3">Only in English.</p>',
+        "de": '<p id="par_id2">Wählen Sie Tabelle - Tabelle einfügen. Klicken Sie dann auf OK.</p>'
+        '<h1 id="hd_id1">Tabellen einfügen</h1>',
+    }.items():
+        (tmp_path / lang / page).parent.mkdir(parents=True)
+        (tmp_path / lang / page).write_text(f"<html><body>{body}</body></html>")
+    pairs = sorted(cs.read_lohelp(tmp_path / "en-US", tmp_path / "de", "de"))
+    assert [(p.source, p.target) for p in pairs] == [
+        ("Klicken Sie dann auf OK.", "Then click OK."),
+        ("Tabellen einfügen", "Inserting Tables"),
+        ("Wählen Sie Tabelle - Tabelle einfügen.", "Choose Table - Insert Table."),
+    ]
+    assert {p.origin for p in pairs} == {f"lohelp:{page}"}
+
+
+def test_handbook_aligns_pages_with_the_same_block_structure(tmp_path):
+    pages = {
+        "en-US": {
+            "a.html": "<h2>Installing Debian</h2><p>Debian is installed from a USB key. It takes an hour.</p>"
+            "<pre>apt install foo</pre><ul><li><p>Choose the language of the installer.</p></li></ul>",
+            "b.html": "<p>One block.</p><p>Another block.</p>",
+        },
+        "fr-FR": {
+            "a.html": "<h2>Installer Debian</h2><p>Debian s'installe depuis une clé USB. Cela prend une heure.</p>"
+            "<pre>apt install foo</pre><ul><li><p>Choisissez la langue de l'installateur.</p></li></ul>",
+            "b.html": "<p>Un seul bloc.</p>",  # different structure: the page is skipped
+        },
+    }
+    for loc, files in pages.items():
+        (tmp_path / loc).mkdir()
+        for name, body in files.items():
+            (tmp_path / loc / name).write_text(f"<html><body>{body}</body></html>")
+    pairs = list(cs.read_handbook(tmp_path / "en-US", tmp_path / "fr-FR", "fr"))
+    assert [(p.source, p.target) for p in pairs] == [
+        ("Installer Debian", "Installing Debian"),
+        ("Debian s'installe depuis une clé USB.", "Debian is installed from a USB key."),
+        ("Cela prend une heure.", "It takes an hour."),
+        ("Choisissez la langue de l'installateur.", "Choose the language of the installer."),
+    ]
+    assert {p.origin for p in pairs} == {"handbook:a.html"}
+    assert bc.assign_split(pairs[0], "handbook") == "test_handbook"
+
+
 # --------------------------------------------------------------------------------------------------------------
 # filtering
 # --------------------------------------------------------------------------------------------------------------
