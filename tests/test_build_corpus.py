@@ -301,6 +301,27 @@ def test_handbook_aligns_pages_with_the_same_block_structure(tmp_path):
     assert bc.assign_split(pairs[0], "handbook") == "test_handbook"
 
 
+def test_mediawiki_joins_json_messages_on_keys_and_skips_wikitext(tmp_path):
+    import json
+
+    i18n = tmp_path / "extensions/Foo/i18n"
+    i18n.mkdir(parents=True)
+    (i18n / "en.json").write_text(json.dumps({
+        "@metadata": {"authors": ["x"]},
+        "foo-desc": "Adds a button to the toolbar.",
+        "foo-link": "See [[Special:Foo]] for details.",
+        "foo-only-en": "Not translated yet.",
+    }))
+    (i18n / "ar.json").write_text(json.dumps({
+        "@metadata": {"authors": ["y"]},
+        "foo-desc": "يضيف زرا إلى شريط الأدوات.",
+        "foo-link": "انظر [[Special:Foo]] للتفاصيل.",
+    }))
+    assert list(cs.read_mediawiki(tmp_path, ["ar", "de"])) == [
+        Pair("ar", "يضيف زرا إلى شريط الأدوات.", "Adds a button to the toolbar.", "mediawiki:foo-desc")
+    ]
+
+
 # --------------------------------------------------------------------------------------------------------------
 # filtering
 # --------------------------------------------------------------------------------------------------------------
