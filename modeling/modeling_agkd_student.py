@@ -188,19 +188,59 @@ class AgkdStudentForConditionalGeneration(MarianMTModel):
             **kwargs,
         )
 
-    def generate(self, inputs: torch.Tensor | None = None, *args, attribution_map=None, attribution_map_mask=None, **kwargs):
-        """`GenerationMixin.generate` that checks `attribution_map` against the inputs before any compute.
+    def generate(
+        self,
+        inputs: torch.Tensor | None = None,
+        *args,
+        attribution_map: torch.Tensor | None = None,
+        attribution_map_mask: torch.Tensor | None = None,
+        attributor: nn.Module | None = None,
+        **kwargs,
+    ):
+        """`GenerationMixin.generate` with a map source, checked against the inputs before any compute.
 
-        Greedy and beam search both work, with and without the cache: beams share their example's map.
+        attribution_map: a fixed map `[batch, tgt_len, src_len]` (beams share their example's map).
+        attributor: instead of a map, a model such as `AgkdAttributorModel` that predicts, at every step, the
+            rows of the prefix generated so far from the source and that prefix (no teacher at test time).
+        Greedy and beam search both work, with and without the cache.
         """
         self._check_injection_config()
+        source = inputs if inputs is not None else kwargs.get("input_ids", kwargs.get("inputs_embeds"))
+        if attribution_map is not None and attributor is not None:
+            raise ValueError("pass either attribution_map or attributor, not both")
         if attribution_map is not None:
-            source = inputs if inputs is not None else kwargs.get("input_ids", kwargs.get("inputs_embeds"))
             if source is not None:
                 check_attribution_map(attribution_map, source.shape[0], source.shape[1], attribution_map_mask)
             kwargs["attribution_map"] = attribution_map
             kwargs["attribution_map_mask"] = attribution_map_mask
+        if attributor is not None:
+            if source is None or source.dtype != torch.long:
+                raise ValueError("generation with an attributor needs the source token ids (input_ids)")
+            # The `decoder_` prefix keeps these away from the encoder; tensors are expanded for beams by generate.
+            kwargs["decoder_attributor"] = attributor
+            kwargs["decoder_attributor_input_ids"] = source
+            kwargs["decoder_attributor_attention_mask"] = kwargs.get("attention_mask", torch.ones_like(source))
         return super().generate(inputs, *args, **kwargs)
+
+    def prepare_inputs_for_generation(
+        self,
+        input_ids: torch.LongTensor,
+        *args,
+        decoder_attributor: nn.Module | None = None,
+        decoder_attributor_input_ids: torch.LongTensor | None = None,
+        decoder_attributor_attention_mask: torch.Tensor | None = None,
+        **kwargs,
+    ) -> dict:
+        model_inputs = super().prepare_inputs_for_generation(input_ids, *args, **kwargs)
+        if decoder_attributor is not None:
+            # `input_ids` is the whole decoder prefix here (before the cache slices it): predict its rows.
+            with torch.no_grad():
+                model_inputs["attribution_map"] = decoder_attributor(
+                    input_ids=decoder_attributor_input_ids,
+                    attention_mask=decoder_attributor_attention_mask,
+                    decoder_input_ids=input_ids,
+                ).attribution
+        return model_inputs
 
 
 __all__ = ["AgkdStudentCrossAttention", "AgkdStudentForConditionalGeneration"]

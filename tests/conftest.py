@@ -6,12 +6,16 @@ import os
 import random
 
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# Tiny models gain nothing from intra-op threads, and on a busy 2-core machine they oversubscribe the cores.
+torch.set_num_threads(1)
 
 # A toy "language" per pair: a lexicon and word-order rules that a tiny model learns in a few hundred steps.
 TOY_LEXICON = {
