@@ -30,8 +30,9 @@ torch: $(PY)
 		echo "keeping the installed torch: $$($(PY) -c 'import torch; print(torch.__version__)')"; \
 	elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
 		$(PIP) install "torch>=2.6"; \
-	elif $(PIP) install --no-index "torch==$(TORCH_CPU_VERSION)" 2>/dev/null; then \
-		echo "installed the local CPU build of torch $(TORCH_CPU_VERSION)"; \
+	elif $(PIP) install --no-index --no-deps "torch==$(TORCH_CPU_VERSION)" >/dev/null 2>&1; then \
+		echo "installed the local build of torch $(TORCH_CPU_VERSION) (pip's find-links), now its dependencies"; \
+		$(PIP) install "torch==$(TORCH_CPU_VERSION)"; \
 	else \
 		$(PIP) install "torch==$(TORCH_CPU_VERSION)" --index-url $(TORCH_CPU_INDEX); \
 	fi
