@@ -35,20 +35,30 @@ METHODS: dict[str, AttributionMethod] = {
         AttributionMethod(
             "attention",
             "decoder cross-attention weights of the forced-decoding forward pass",
-            final_step=True, attribute_target=False, batch_size=1, aggregation="mean over heads, then mean over layers",
+            final_step=True,
+            attribute_target=False,
+            batch_size=1,
+            aggregation="mean over heads, then mean over layers",
         ),
         AttributionMethod(
             "value_zeroing",
             "cross-attention value zeroing (Mohebbi et al. 2023), cosine distance of the zeroed layer outputs",
             attribute_args={"similarity_metric": "cosine"},
-            final_step=True, attribute_target=False, batch_size=1, aggregation="mean over layers",
+            final_step=True,
+            attribute_target=False,
+            batch_size=1,
+            aggregation="mean over layers",
         ),
         AttributionMethod(
             "layer_gradient_x_activation",
             "gradient x activation at the encoder's token-embedding layer",
-            layer_method=True, attribute_target=False, batch_size=8,
+            layer_method=True,
+            attribute_target=False,
+            batch_size=8,
         ),
-        AttributionMethod("saliency", "absolute gradient of the target-token probability w.r.t. the embeddings", batch_size=8),
+        AttributionMethod(
+            "saliency", "absolute gradient of the target-token probability w.r.t. the embeddings", batch_size=8
+        ),
         AttributionMethod(
             "integrated_gradients",
             "integrated gradients, Gauss-Legendre, 50 steps, Inseq's <unk> baseline (</s> kept)",
@@ -61,7 +71,8 @@ METHODS: dict[str, AttributionMethod] = {
             "gradient_shap",
             "GradientSHAP, 5 samples, stdevs 0, Inseq's <unk> baseline (</s> kept)",
             attribute_args={"n_samples": 5, "stdevs": 0.0},
-            batch_size=4, stochastic=True,
+            batch_size=4,
+            stochastic=True,
         ),
     )
 }
@@ -117,7 +128,9 @@ CONTROLS: dict[str, ControlMap] = {
     for c in (
         ControlMap("random", "uniform [0, 1) noise seeded by (seed, example id)", random_map),
         ControlMap("uniform", "1/S for every source token", uniform_map),
-        ControlMap("diagonal", "monotone alignment: 1 at source position round(t (S-1)/(T-1)), 0 elsewhere", diagonal_map),
+        ControlMap(
+            "diagonal", "monotone alignment: 1 at source position round(t (S-1)/(T-1)), 0 elsewhere", diagonal_map
+        ),
     )
 }
 

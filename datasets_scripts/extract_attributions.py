@@ -22,6 +22,7 @@ of a split exist the main process merges them into `<config>/<split>-00000-of-00
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -64,10 +65,14 @@ class ExtractArguments:
     preset: str | None = field(
         default=None, metadata={"help": "take max pairs per split and max_tokens from this preset (smoke, demo, paper)"}
     )
-    max_tokens: int = field(default=128, metadata={"help": "skip pairs with more source or target tokens (counted in the card)"})
+    max_tokens: int = field(
+        default=128, metadata={"help": "skip pairs with more source or target tokens (counted in the card)"}
+    )
     batch_size: int | None = field(default=None, metadata={"help": "pairs per Inseq call (default: per method)"})
     shard_size: int = field(default=64, metadata={"help": "pairs per shard (the unit of work, resume and sharding)"})
-    seed: int = field(default=42, metadata={"help": "seed of the stochastic methods (gradient_shap) and random control"})
+    seed: int = field(
+        default=42, metadata={"help": "seed of the stochastic methods (gradient_shap) and random control"}
+    )
     compat: bool = field(default=True, metadata={"help": "apply the probe-gated Inseq compatibility layer"})
     prob_tolerance: float = field(default=1e-4, metadata={"help": "max |p_inseq - p_model| a published shard may have"})
     num_beams: int = field(default=1, metadata={"help": "beams of the teacher's translation (target kind teacher)"})
@@ -195,7 +200,7 @@ class Teacher:
         src_mask = torch.zeros_like(src)
         dec = torch.full((len(target_ids), T), pad, dtype=torch.long)
         lab = torch.full((len(target_ids), T), pad, dtype=torch.long)
-        for i, (s, t) in enumerate(zip(source_ids, target_ids)):
+        for i, (s, t) in enumerate(zip(source_ids, target_ids, strict=True)):
             src[i, : len(s)] = torch.tensor(s)
             src_mask[i, : len(s)] = 1
             dec[i, : len(t)] = torch.tensor([cfg.decoder_start_token_id] + t[:-1])
@@ -203,8 +208,10 @@ class Teacher:
         dec_mask = (torch.arange(T)[None, :] < torch.tensor([len(t) for t in target_ids])[:, None]).long()
         with torch.no_grad():
             logits = self.model(
-                input_ids=src.to(self.device), attention_mask=src_mask.to(self.device),
-                decoder_input_ids=dec.to(self.device), decoder_attention_mask=dec_mask.to(self.device),
+                input_ids=src.to(self.device),
+                attention_mask=src_mask.to(self.device),
+                decoder_input_ids=dec.to(self.device),
+                decoder_attention_mask=dec_mask.to(self.device),
             ).logits.float()
         probs = logits.softmax(-1).gather(-1, lab.to(self.device)[..., None])[..., 0].cpu().numpy()
         return [probs[i, : len(t)] for i, t in enumerate(target_ids)]
@@ -253,19 +260,35 @@ def attribute_rows(teacher: Teacher, method: str, rows: list[dict], batch_size: 
         if not spec.final_step:
             kwargs["step_scores"] = ["probability"]
         out = model.attribute(
-            input_texts=[r["source"] for r in batch], generated_texts=[r["target"] for r in batch],
-            attribute_target=spec.attribute_target, batch_size=len(batch), show_progress=False, **kwargs,
+            input_texts=[r["source"] for r in batch],
+            generated_texts=[r["target"] for r in batch],
+            attribute_target=spec.attribute_target,
+            batch_size=len(batch),
+            show_progress=False,
+            **kwargs,
         )
-        if spec.final_step:  # final-step methods reject step scores: take them from Inseq's dummy method
-            probe = teacher.inseq_model("dummy").attribute(
-                input_texts=[r["source"] for r in batch], generated_texts=[r["target"] for r in batch],
-                step_scores=["probability"], batch_size=len(batch), show_progress=False,
-            )
-            inseq_probs = [sa.step_scores["probability"] for sa in probe.sequence_attributions]
+        if spec.final_step:
+            # Final-step methods reject step scores: take them from Inseq's dummy method on the same wrapper code
+            # path, one pair per call (Inseq 0.7.1's dummy method crashes on batches whose targets end at
+            # different steps: `remap_from_filtered` reads the shape of absent attributions).
+            inseq_probs = [
+                teacher.inseq_model("dummy")
+                .attribute(
+                    input_texts=r["source"],
+                    generated_texts=r["target"],
+                    step_scores=["probability"],
+                    show_progress=False,
+                )
+                .sequence_attributions[0]
+                .step_scores["probability"]
+                for r in batch
+            ]
         else:
             inseq_probs = [sa.step_scores["probability"] for sa in out.sequence_attributions]
         model_probs = teacher.probabilities([r["source_ids"] for r in batch], [r["target_ids"] for r in batch])
-        for i, r, sa, p_inseq, p_model in zip(idx, batch, out.sequence_attributions, inseq_probs, model_probs):
+        for i, r, sa, p_inseq, p_model in zip(
+            idx, batch, out.sequence_attributions, inseq_probs, model_probs, strict=True
+        ):
             source_ids = [t.id for t in sa.source]
             target = sa.target[sa.attr_pos_start : sa.attr_pos_end]
             target_ids = [t.id for t in target]
@@ -311,15 +334,47 @@ def _write_shard(path: Path, rows: list[dict], meta: dict) -> None:
     _write_json_atomic(path.with_suffix(".json"), meta)
 
 
+_TEACHER_DIGESTS: dict[str, str] = {}
+
+
+def teacher_digest(teacher: str) -> str:
+    """sha256 of a local teacher folder's config and weights (a retrained teacher invalidates old shards); for a Hub
+    id, the id itself."""
+    if teacher not in _TEACHER_DIGESTS:
+        path = Path(teacher)
+        if not path.is_dir():
+            _TEACHER_DIGESTS[teacher] = teacher
+        else:
+            h = hashlib.sha256()
+            for f in sorted([*path.glob("*.safetensors"), *path.glob("*.bin"), path / "config.json"]):
+                if f.is_file():
+                    h.update(f.name.encode())
+                    with open(f, "rb") as fh:
+                        for block in iter(lambda: fh.read(1 << 24), b""):
+                            h.update(block)
+            _TEACHER_DIGESTS[teacher] = h.hexdigest()
+    return _TEACHER_DIGESTS[teacher]
+
+
 def _fingerprint(args: ExtractArguments, method: str, kind: str, split: str, n_rows: int) -> dict:
     """What determines a split's content; a resume with a different fingerprint is refused."""
     from datasets_scripts.attribution_methods import METHODS
 
     spec = METHODS.get(method)
     return {
-        "teacher": str(args.teacher), "corpus": str(args.corpus), "pair": args.pair, "method": method,
-        "target_kind": kind, "split": split, "n_input_rows": n_rows, "max_tokens": args.max_tokens,
-        "shard_size": args.shard_size, "seed": args.seed, "compat": args.compat, "num_beams": args.num_beams,
+        "teacher": str(args.teacher),
+        "teacher_sha256": teacher_digest(str(args.teacher)),
+        "corpus": str(args.corpus),
+        "pair": args.pair,
+        "method": method,
+        "target_kind": kind,
+        "split": split,
+        "n_input_rows": n_rows,
+        "max_tokens": args.max_tokens,
+        "shard_size": args.shard_size,
+        "seed": args.seed,
+        "compat": args.compat,
+        "num_beams": args.num_beams,
         "attribute_args": spec.attribute_args if spec else None,
         "attribute_target": spec.attribute_target if spec else None,
     }
@@ -356,7 +411,7 @@ def _prepare(teacher: Teacher, args, work: Path, split: str, shard: int, rows: l
     if kind == "teacher":
         targets = _translations(teacher, args, work, split, shard, rows)
     kept, skipped = [], 0
-    for r, target in zip(rows, targets):
+    for r, target in zip(rows, targets, strict=True):
         source_ids, target_ids = teacher.encode(r["source"], target)
         if len(source_ids) > args.max_tokens or len(target_ids) > args.max_tokens or not target.strip():
             skipped += 1
@@ -405,8 +460,12 @@ def run_split(teacher: Teacher, args, state, method: str, kind: str, split: str,
                     f"{max_check:.3g} > {args.prob_tolerance:g}; shard not written (compat layer: {teacher.compat_reports.get(method)})"
                 )
             meta = {
-                "shard": shard, "rows": len(out), "skipped_too_long": skipped, "max_prob_check": max_check,
-                "seconds": time.perf_counter() - t0, "compat": teacher.compat_reports.get(method),
+                "shard": shard,
+                "rows": len(out),
+                "skipped_too_long": skipped,
+                "max_prob_check": max_check,
+                "seconds": time.perf_counter() - t0,
+                "compat": teacher.compat_reports.get(method),
             }
             _write_shard(shard_dir / f"shard-{shard:05d}.parquet", out, meta)
             bar.update(len(chunk))
@@ -433,12 +492,19 @@ def merge_split(args, teacher_name: str, method: str, kind: str, split: str, n_r
     import pyarrow.parquet as pq
 
     parts = [datasets.Dataset(pq.read_table(shard_dir / f"shard-{i:05d}.parquet")) for i in range(n_shards)]
-    merged = datasets.concatenate_datasets(parts).cast(features()) if parts else datasets.Dataset.from_list([], features=features())
+    merged = (
+        datasets.concatenate_datasets(parts).cast(features())
+        if parts
+        else datasets.Dataset.from_list([], features=features())
+    )
     write_split(args.output_dir, config, split, merged)
     checks = [m["max_prob_check"] for m in metas if m["max_prob_check"] is not None]
     summary = {
-        "rows": len(merged), "input_rows": n_rows, "skipped_too_long": sum(m["skipped_too_long"] for m in metas),
-        "max_prob_check": max(checks) if checks else None, "compute_seconds": sum(m["seconds"] for m in metas),
+        "rows": len(merged),
+        "input_rows": n_rows,
+        "skipped_too_long": sum(m["skipped_too_long"] for m in metas),
+        "max_prob_check": max(checks) if checks else None,
+        "compute_seconds": sum(m["seconds"] for m in metas),
         "fingerprint": json.loads((shard_dir / "fingerprint.json").read_text()),
     }
     compat = next((m["compat"] for m in metas if m.get("compat")), None)
@@ -454,17 +520,32 @@ def _config_meta(args, teacher: Teacher, method: str, kind: str) -> dict:
     from datasets_scripts.attribution_methods import CONTROLS, METHODS, target_layer_name
 
     meta = {
-        "teacher": {"path": args.teacher, "family": teacher.family, "name": teacher.name, "tokenizer_kwargs": teacher.tokenizer_kwargs},
-        "pair": args.pair, "method": method, "target_kind": kind, "max_tokens": args.max_tokens, "seed": args.seed,
+        "teacher": {
+            "path": args.teacher,
+            "family": teacher.family,
+            "name": teacher.name,
+            "tokenizer_kwargs": teacher.tokenizer_kwargs,
+        },
+        "pair": args.pair,
+        "method": method,
+        "target_kind": kind,
+        "max_tokens": args.max_tokens,
+        "seed": args.seed,
         "versions": {p: version(p) for p in ("inseq", "captum", "transformers", "torch")},
         "orientation": "attribution[t][s]: target token t (labels[t], final </s> included) x source token s (input_ids[s], </s> included)",
     }
     if kind == "teacher":
-        meta["translation"] = {"num_beams": args.num_beams, "max_new_tokens": args.max_tokens, **teacher.generation_kwargs}
+        meta["translation"] = {
+            "num_beams": args.num_beams,
+            "max_new_tokens": args.max_tokens,
+            **teacher.generation_kwargs,
+        }
     if method in METHODS:
         spec = METHODS[method]
         meta.update(
-            kind="method", description=spec.description, attribute_args=spec.attribute_args,
+            kind="method",
+            description=spec.description,
+            attribute_args=spec.attribute_args,
             attribute_target=spec.attribute_target,
             aggregation=f"Inseq default ({spec.aggregation}), normalize=False",
             batch_size=args.batch_size or spec.batch_size,
@@ -472,7 +553,9 @@ def _config_meta(args, teacher: Teacher, method: str, kind: str) -> dict:
         if spec.layer_method:
             meta["target_layer"] = target_layer_name(teacher.model)
         if spec.stochastic:
-            meta["seeds"] = f"torch, numpy and random seeded with seed * 1000003 + shard index before each shard (seed {args.seed})"
+            meta["seeds"] = (
+                f"torch, numpy and random seeded with seed * 1000003 + shard index before each shard (seed {args.seed})"
+            )
     else:
         meta.update(kind="control", description=CONTROLS[method].description, aggregation="none (constructed map)")
     return meta
@@ -537,14 +620,21 @@ def write_dataset_card(output_dir: str | Path) -> Path:
     versions = sorted({json.dumps(m["versions"], sort_keys=True) for m in metas.values()})
     lines += ["", "Software: " + "; ".join(versions), ""]
     compat = sorted(
-        {json.dumps(v["compat"], sort_keys=True) for m in metas.values() for v in m.get("splits", {}).values() if v.get("compat")}
+        {
+            json.dumps(v["compat"], sort_keys=True)
+            for m in metas.values()
+            for v in m.get("splits", {}).values()
+            if v.get("compat")
+        }
     )
     if compat:
         lines += ["Inseq compatibility layer (`datasets_scripts/inseq_compat.py`), probe results:", ""]
         lines += [f"- `{c}`" for c in compat]
         lines.append("")
     lines += ["Per-config details (teacher, versions, arguments, counts, fingerprints) are in `meta/<config>.json`."]
-    return write_card(root, "\n".join(lines), pretty_name="agkd-attributions", tags=["attribution", "translation", "xai"])
+    return write_card(
+        root, "\n".join(lines), pretty_name="agkd-attributions", tags=["attribution", "translation", "xai"]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -555,7 +645,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from datasets_scripts.attribution_methods import resolve
 
-    (args,) = HfArgumentParser(ExtractArguments).parse_args_into_dataclasses(args=argv if argv is not None else sys.argv[1:])
+    (args,) = HfArgumentParser(ExtractArguments).parse_args_into_dataclasses(
+        args=argv if argv is not None else sys.argv[1:]
+    )
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     datasets.disable_progress_bars()
@@ -586,9 +678,11 @@ def main(argv: list[str] | None = None) -> int:
             meta_path = out / META_DIR / f"{config}.json"
             old = json.loads(meta_path.read_text()) if meta_path.exists() else {}
             todo = [
-                s for s in splits
+                s
+                for s in splits
                 if args.overwrite
-                or old.get("splits", {}).get(s, {}).get("fingerprint") != _fingerprint(args, method, kind, s, len(inputs[s]))
+                or old.get("splits", {}).get(s, {}).get("fingerprint")
+                != _fingerprint(args, method, kind, s, len(inputs[s]))
             ]
             if not todo:
                 logger.info("%s: already extracted (%s)", config, ", ".join(splits))

@@ -125,8 +125,10 @@ def _layer_returns_tensor(model) -> bool:
         cfg = model.config
         with torch.no_grad():
             device = next(model.parameters()).device
-            model(input_ids=torch.tensor([[cfg.eos_token_id]], device=device),
-                  decoder_input_ids=torch.tensor([[cfg.decoder_start_token_id]], device=device))
+            model(
+                input_ids=torch.tensor([[cfg.eos_token_id]], device=device),
+                decoder_input_ids=torch.tensor([[cfg.decoder_start_token_id]], device=device),
+            )
     finally:
         handle.remove()
     return bool(seen and seen[0])
@@ -178,7 +180,9 @@ def apply_compat(attribution_model, enabled: bool = True) -> CompatReport:
     if rescaled:
         scale = _decoder_embed_scale(model)
         if scale is None:
-            raise RuntimeError(f"Inseq's decoder embeddings do not reproduce the model (max diff {before:.3g}), cause unknown")
+            raise RuntimeError(
+                f"Inseq's decoder embeddings do not reproduce the model (max diff {before:.3g}), cause unknown"
+            )
         after = _decoder_probe(attribution_model, scale)
         if after > PROBE_TOLERANCE:
             raise RuntimeError(f"decoder embedding probe: {before:.3g} before, {after:.3g} after dividing by {scale}")

@@ -41,20 +41,26 @@ def _train(model, tokenizer, rows: list[dict], steps: int, seed: int) -> float:
     import torch
 
     torch.manual_seed(seed)
+    # One thread: on a shared 2-core machine two threads under contention are many times slower (research/inseq.md).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     rng = random.Random(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
     loss = None
     for _ in range(steps):
         batch = rng.sample(rows, 32)
-        enc = tokenizer([r["source"] for r in batch], text_target=[r["target"] for r in batch], padding=True, return_tensors="pt")
+        enc = tokenizer(
+            [r["source"] for r in batch], text_target=[r["target"] for r in batch], padding=True, return_tensors="pt"
+        )
         enc["labels"][enc["labels"] == tokenizer.pad_token_id] = -100
         loss = model(**enc).loss
         loss.backward()
         opt.step()
         opt.zero_grad()
     model.eval()
-    return float(loss)
+    torch.set_num_threads(threads)
+    return float(loss.detach())
 
 
 def build_tiny_marian(out: Path, steps: int = TRAIN_STEPS, seed: int = 0) -> Path:
@@ -76,13 +82,28 @@ def build_tiny_marian(out: Path, steps: int = TRAIN_STEPS, seed: int = 0) -> Pat
         pieces += [sp.id_to_piece(i) for i in range(sp.get_piece_size()) if sp.id_to_piece(i) not in pieces]
     pieces = [p for p in pieces if p not in ("<s>",)] + ["<pad>"]
     (out / "vocab.json").write_text(json.dumps({p: i for i, p in enumerate(pieces)}, ensure_ascii=False))
-    tok = MarianTokenizer(str(out / "source.spm"), str(out / "target.spm"), str(out / "vocab.json"), source_lang="de", target_lang="en")
+    tok = MarianTokenizer(
+        str(out / "source.spm"), str(out / "target.spm"), str(out / "vocab.json"), source_lang="de", target_lang="en"
+    )
     pad = tok.pad_token_id
     config = MarianConfig(
-        vocab_size=len(pieces), d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
-        decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=128,
-        pad_token_id=pad, eos_token_id=tok.eos_token_id, decoder_start_token_id=pad, forced_eos_token_id=tok.eos_token_id,
-        scale_embedding=True, share_encoder_decoder_embeddings=True, dropout=0.0, attention_dropout=0.0,
+        vocab_size=len(pieces),
+        d_model=64,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+        max_position_embeddings=128,
+        pad_token_id=pad,
+        eos_token_id=tok.eos_token_id,
+        decoder_start_token_id=pad,
+        forced_eos_token_id=tok.eos_token_id,
+        scale_embedding=True,
+        share_encoder_decoder_embeddings=True,
+        dropout=0.0,
+        attention_dropout=0.0,
     )
     torch.manual_seed(seed)
     model = MarianMTModel(config)
@@ -112,11 +133,23 @@ def build_tiny_mbart(out: Path, steps: int = TRAIN_STEPS, seed: int = 0) -> Path
         f.unlink()
     work.rmdir()
     config = MBartConfig(
-        vocab_size=len(tok), d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
-        decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=128,
-        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-        decoder_start_token_id=tok.eos_token_id, forced_eos_token_id=tok.eos_token_id, scale_embedding=True,
-        dropout=0.0, attention_dropout=0.0,
+        vocab_size=len(tok),
+        d_model=64,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+        max_position_embeddings=128,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        decoder_start_token_id=tok.eos_token_id,
+        forced_eos_token_id=tok.eos_token_id,
+        scale_embedding=True,
+        dropout=0.0,
+        attention_dropout=0.0,
     )
     torch.manual_seed(seed)
     model = MBartForConditionalGeneration(config)
