@@ -267,6 +267,7 @@ class Source:
     langs: tuple[str, ...]
     read: Callable[[Fetcher, Sequence[str]], Iterator[Pair]]
     min_target_words: int = 3  # shorter English sides are dropped (Bible verses such as "Jesus wept." are kept)
+    version: int = 1  # bump when this reader changes: invalidates its cached pairs only
 
 
 def _read_bible(fetcher: Fetcher, langs: Sequence[str]) -> Iterator[Pair]:
@@ -408,6 +409,7 @@ SOURCES: dict[str, Source] = {
             True,
             ("de", "fr", "ar"),
             _read_handbook,
+            version=2,
         ),
     )
 }
@@ -420,7 +422,7 @@ LITE_SOURCES = ("bible",)
 
 
 def _pairs_cache_path(fetcher: Fetcher, source: Source, langs: Sequence[str]) -> Path:
-    key = {"source": source.name, "langs": sorted(langs), "version": BUILDER_VERSION}
+    key = {"source": source.name, "langs": sorted(langs), "version": BUILDER_VERSION, "reader": source.version}
     if source.name == "catalogs":
         key["packages"] = fetcher.args.catalog_packages
     if source.needs_apt:

@@ -446,6 +446,13 @@ def read_lohelp(en_dir: str | Path, xx_dir: str | Path, lang: str) -> Iterator[P
 _HANDBOOK_BLOCKS = ("p", "li", "dt", "h1", "h2", "h3", "h4", "h5", "td", "th", "figcaption", "title")
 
 
+def _is_handbook_block(el) -> bool:
+    """Publican/DocBook HTML: paragraphs are `<div class="para">`, plus headings, list items, table cells."""
+    if not isinstance(el.tag, str):
+        return False
+    return el.tag in _HANDBOOK_BLOCKS or (el.tag == "div" and "para" in (el.get("class") or "").split())
+
+
 def handbook_blocks(path: Path) -> list[tuple[str, str]]:
     """(tag, text) of the text blocks of one handbook page in document order; code/screen listings dropped."""
     root = _parse_html(path)
@@ -457,8 +464,10 @@ def handbook_blocks(path: Path) -> list[tuple[str, str]]:
     for bad in body.xpath(".//pre|.//script|.//style|.//*[contains(@class,'navfooter')]|.//*[contains(@class,'navheader')]"):
         bad.drop_tree()
     blocks = []
-    for el in body.iter(*_HANDBOOK_BLOCKS):
-        if any(child.tag in ("p", "li", "dt") for child in el.iterdescendants()):
+    for el in body.iter():
+        if not _is_handbook_block(el):
+            continue
+        if any(_is_handbook_block(child) for child in el.iterdescendants()):
             continue  # a container: its inner blocks are taken instead
         text = _element_text(el)
         if text:
