@@ -9,7 +9,7 @@ that would otherwise be copied between scripts:
   loss; registered for checkpointing so it travels with `save_state`/`load_state`.
 - `resume_from_latest(acc)`: loads the newest `checkpoint_<i>` and bumps `project_configuration.iteration`
   (accelerate 1.15 does not, and the next `save_state` would then collide).
-- `Seq2SeqCollator`, `tokenize_pairs`: padding collator and tokenisation of (source, target) pairs that keep the
+- `Seq2SeqCollator`, `tokenize_pairs`, `length_grouped_batches`: padding collator, batches of similar length and tokenisation of (source, target) pairs that keep the
   example index, so evaluation can restore the corpus order after `gather_for_metrics`.
 - `ThroughputMeter`: tokens/s summed over processes.
 - `evaluate_loss`, `evaluate_translation`: mean token loss, and generation gathered with `gather_for_metrics`,
@@ -19,6 +19,7 @@ that would otherwise be copied between scripts:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -43,14 +44,17 @@ def make_accelerator(
     gradient_accumulation_steps: int = 1,
     mixed_precision: str | None = None,
     total_limit: int = 2,
-    cpu: bool = False,
+    cpu: bool | None = None,
 ):
     """An `Accelerator` whose `save_state()` writes `<project_dir>/checkpoints/checkpoint_<i>` (the last
     `total_limit` are kept). `mixed_precision=None` takes the value of `accelerate launch`/its config file.
-    Seeds every RNG with `seed`; non-main processes log warnings only."""
+    Seeds every RNG with `seed`; non-main processes log warnings only. `cpu=None` means "CPU if there is no CUDA":
+    accelerate only detects a `torchrun` multi-process CPU run (gloo) when told it runs on the CPU."""
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 
+    if cpu is None:
+        cpu = not torch.cuda.is_available()
     accelerator = Accelerator(
         gradient_accumulation_steps=gradient_accumulation_steps,
         mixed_precision=mixed_precision,
@@ -195,6 +199,27 @@ def tokenize_pairs(
     return examples
 
 
+def length_grouped_batches(examples: Sequence[dict], batch_size: int, seed: int, group: int = 64) -> list[list[dict]]:
+    """Split `examples` into batches of similar length (less padding, hence more tokens/s): shuffle with `seed`,
+    sort each run of `group * batch_size` examples by source+target length, cut into batches. Incomplete last
+    batches are dropped. Feed the list to a shuffling `DataLoader(batches, batch_size=1, collate_fn=Seq2SeqCollator)`:
+    the batches are fixed once, their order changes every epoch (and is restored on resume)."""
+    import random
+
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    batches = []
+    for start in range(0, len(order), group * batch_size):
+        chunk = sorted(
+            order[start : start + group * batch_size],
+            key=lambda i: len(examples[i]["input_ids"]) + len(examples[i]["labels"]),
+        )
+        batches += [
+            [examples[i] for i in chunk[b : b + batch_size]] for b in range(0, len(chunk) - batch_size + 1, batch_size)
+        ]
+    return batches
+
+
 @dataclass
 class Seq2SeqCollator:
     """Pads `input_ids` with `pad_token_id` and `labels` with -100 (ignored by the loss); builds `attention_mask`
@@ -203,7 +228,10 @@ class Seq2SeqCollator:
     pad_token_id: int
     label_pad_token_id: int = -100
 
-    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+    def __call__(self, examples: list[dict] | list[list[dict]]) -> dict[str, torch.Tensor]:
+        if examples and isinstance(examples[0], list):  # one pre-built batch from `length_grouped_batches`
+            examples = [e for batch in examples for e in batch]
+
         def pad(seqs, value):
             width = max(len(s) for s in seqs)
             return torch.tensor([list(s) + [value] * (width - len(s)) for s in seqs], dtype=torch.long)
@@ -351,6 +379,108 @@ def progress(iterable: Iterable | None = None, accelerator=None, **kwargs):
     return tqdm(iterable, disable=disable, dynamic_ncols=True, **kwargs)
 
 
+def fit(
+    accelerator,
+    model,
+    optimizer,
+    scheduler,
+    train_dl,
+    valid_dl,
+    state: TrainingState,
+    *,
+    max_steps: int,
+    eval_steps: int,
+    save_steps: int,
+    log_steps: int,
+    best_dir: str | Path,
+    desc: str = "train",
+    loss_fn=None,
+) -> float:
+    """The training loop every script shares: accumulate, clip, step; log loss and tokens/s; validation loss every
+    `eval_steps` with early stopping (`state.patience`); `save_state()` every `save_steps` and after each
+    evaluation (so `--resume` continues mid-epoch); the best weights are kept in `best_dir` and restored at the end.
+
+    `loss_fn(model, batch)` defaults to the model's own loss. Returns the seconds spent training in this call."""
+    best_dir = Path(best_dir)
+    loss_fn = loss_fn or (lambda m, b: m(**b).loss)
+    meter = ThroughputMeter(accelerator)
+    start = time.perf_counter()
+    bar = progress(total=max_steps, initial=state.step, accelerator=accelerator, desc=desc)
+    model.train()
+    running_loss, tokens_per_s = None, 0.0
+    while state.step < max_steps and not state.should_stop:
+        if hasattr(train_dl, "set_epoch"):
+            train_dl.set_epoch(state.epoch)
+        epoch_dl = (
+            accelerator.skip_first_batches(train_dl, state.batches_in_epoch) if state.batches_in_epoch else train_dl
+        )
+        for batch in rng_neutral(epoch_dl):
+            batch.pop("index", None)
+            with accelerator.accumulate(model):
+                loss = loss_fn(model, batch)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            state.batches_in_epoch += 1
+            meter.add(count_tokens(batch))
+            running_loss = loss.item() if running_loss is None else 0.95 * running_loss + 0.05 * loss.item()
+            if not accelerator.sync_gradients:
+                continue
+            state.step += 1
+            bar.update(1)
+            if state.step % log_steps == 0 or state.step == max_steps:
+                tokens_per_s, tokens = meter.rate()
+                state.tokens_seen += tokens
+                logger.info(
+                    "step %d: loss %.3f, lr %.2e, %.0f tokens/s",
+                    state.step,
+                    running_loss,
+                    scheduler.get_last_lr()[0],
+                    tokens_per_s,
+                )
+            bar.set_postfix(loss=f"{running_loss:.3f}", tok_s=f"{tokens_per_s:.0f}")
+            evaluated = state.step % eval_steps == 0 or state.step == max_steps
+            if evaluated:
+                valid_loss = evaluate_loss(accelerator, model, valid_dl)
+                improved = state.update_validation(valid_loss)
+                logger.info(
+                    "step %d: validation loss %.4f (best %.4f at step %d)",
+                    state.step,
+                    valid_loss,
+                    state.best_loss,
+                    state.best_step,
+                )
+                if improved:
+                    accelerator.wait_for_everyone()
+                    if accelerator.is_main_process:
+                        accelerator.unwrap_model(model).save_pretrained(best_dir, save_function=accelerator.save)
+                        (best_dir / "step.json").write_text(
+                            json.dumps({"step": state.step, "validation_loss": valid_loss})
+                        )
+            if state.step % save_steps == 0 or evaluated:
+                accelerator.save_state()
+            if state.step >= max_steps or state.should_stop:
+                break
+        else:
+            state.epoch += 1
+            state.batches_in_epoch = 0
+    bar.close()
+    seconds = time.perf_counter() - start
+    if state.should_stop:
+        logger.info("early stopping at step %d: %d evaluations without improvement", state.step, state.bad_evaluations)
+    accelerator.wait_for_everyone()
+    step_file = best_dir / "step.json"
+    if step_file.exists() and json.loads(step_file.read_text())["step"] == state.best_step != state.step:
+        from safetensors.torch import load_file
+
+        accelerator.unwrap_model(model).load_state_dict(load_file(best_dir / "model.safetensors"), strict=False)
+        logger.info("restored the best weights of step %d (validation loss %.4f)", state.best_step, state.best_loss)
+    return seconds
+
+
 # --------------------------------------------------------------------------------------------- model cards
 @dataclass
 class MetricResult:
@@ -433,7 +563,9 @@ __all__ = [
     "load_dataset_config",
     "evaluate_loss",
     "evaluate_translation",
+    "fit",
     "format_seconds",
+    "length_grouped_batches",
     "make_accelerator",
     "progress",
     "resume_from_latest",

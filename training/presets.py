@@ -62,10 +62,15 @@ class StudentPreset:
     layers: int = 2
     heads: int = 4
     ffn_dim: int = 512
+    dropout: float = 0.1
     max_steps: int = 2000
     batch_size: int = 32
     learning_rate: float = 5e-4
+    warmup_steps: int = 100
     max_length: int = 64
+    eval_steps: int = 200
+    patience: int = 3
+    num_beams: int = 4
 
 
 @dataclass(frozen=True)
@@ -106,11 +111,26 @@ PRESETS: dict[str, Preset] = {
         operators=("add", "replace"),
         seeds=(0,),
         teacher=TeacherPreset(
-            vocab_size=300, d_model=64, layers=2, heads=4, ffn_dim=128, max_steps=200, batch_size=16, warmup_steps=20,
-            learning_rate=3e-3, eval_steps=50, save_steps=50, patience=2, num_beams=1, max_length=48,
+            vocab_size=300,
+            d_model=64,
+            layers=2,
+            heads=4,
+            ffn_dim=128,
+            max_steps=200,
+            batch_size=16,
+            warmup_steps=20,
+            learning_rate=3e-3,
+            eval_steps=50,
+            save_steps=50,
+            patience=2,
+            num_beams=1,
+            max_length=48,
         ),
         extract=ExtractPreset(max_pairs={"train": 64, "validation": 16, "test": 16}, max_tokens=32),
-        student=StudentPreset(d_model=32, layers=1, heads=2, ffn_dim=64, max_steps=30, batch_size=16),
+        student=StudentPreset(
+            d_model=32, layers=1, heads=2, ffn_dim=64, max_steps=30, batch_size=16, warmup_steps=5, eval_steps=10,
+            num_beams=2,
+        ),
     ),
     "demo": Preset(
         name="demo",
@@ -119,6 +139,22 @@ PRESETS: dict[str, Preset] = {
         methods=ALL_METHODS,
         operators=("add", "replace"),
         seeds=(0,),
+        teacher=TeacherPreset(
+            vocab_size=4000,
+            d_model=128,
+            layers=3,
+            heads=4,
+            ffn_dim=512,
+            max_steps=1500,
+            batch_size=64,
+            warmup_steps=150,
+            learning_rate=2e-3,
+            eval_steps=250,
+            save_steps=250,
+            patience=3,
+            num_beams=4,
+            max_length=64,
+        ),
         extract=ExtractPreset(max_pairs={"train": 2000, "validation": 200, "test": 300}, max_tokens=48),
     ),
     "paper": Preset(
@@ -130,7 +166,10 @@ PRESETS: dict[str, Preset] = {
         seeds=(0, 1, 2),
         corpus=CorpusPreset(lite=False),
         teacher=TeacherPreset(vocab_size=16000, d_model=512, layers=6, heads=8, ffn_dim=2048, max_steps=100_000),
-        student=StudentPreset(d_model=512, layers=6, heads=8, ffn_dim=2048, max_steps=50_000, max_length=128),
+        student=StudentPreset(
+            d_model=512, layers=6, heads=8, ffn_dim=2048, max_steps=50_000, max_length=128, warmup_steps=2000,
+            eval_steps=1000,
+        ),
         extract=ExtractPreset(max_tokens=128),
     ),
 }

@@ -1,0 +1,110 @@
+"""Student training on agkd-attributions: maps joined and checked, baseline, resume-free smoke run, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+import pytest
+import torch
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+from datasets_scripts import extract_attributions
+from datasets_scripts.hub_layout import write_split
+from training import train_student
+
+pytest_plugins = ["tests.tiny_teachers"]  # the tiny_marian_dir fixture
+
+
+@pytest.fixture(scope="module")
+def attributions_dir(tiny_marian_dir, toy_corpus_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("agkd-attributions")
+    argv = ["--teacher", str(tiny_marian_dir), "--corpus", str(toy_corpus_dir), "--output_dir", str(out)]
+    argv += ["--pair", "de-en", "--splits", "train", "validation", "--limit", "48", "--num_threads", "1"]
+    assert extract_attributions.main([*argv, "--methods", "attention", "uniform"]) == 0
+    return out
+
+
+def _train(attributions_dir, teacher_dir, models_dir, *extra) -> int:
+    argv = ["--attributions", str(attributions_dir), "--teacher", str(teacher_dir), "--preset", "smoke"]
+    argv += ["--output_dir", str(models_dir), "--checkpoint_dir", str(models_dir.parent / "ckpt"), "--max_steps", "6"]
+    argv += ["--eval_steps", "3", "--batch_size", "8"]
+    return train_student.main([*argv, *map(str, extra)])
+
+
+def test_trains_a_method_student_and_the_baseline(attributions_dir, tiny_marian_dir, tmp_path):
+    models = tmp_path / "models"
+    assert _train(attributions_dir, tiny_marian_dir, models, "--method", "attention", "--operator", "replace") == 0
+    assert _train(attributions_dir, tiny_marian_dir, models, "--method", "none") == 0
+    names = sorted(p.name for p in models.iterdir())
+    assert names == ["student-marian-de-en-attention-replace-s0", "student-marian-de-en-none-s0"]
+
+    folder = models / names[0]
+    run = json.loads((folder / "agkd_run.json").read_text())
+    assert run["attribution_config"] == "marian.de-en.attention" and run["operator"] == "replace"
+    assert run["train_examples"] == 48 and run["steps"] == 6
+    baseline = json.loads((models / names[1] / "agkd_run.json").read_text())
+    assert baseline["operator"] == "none" and baseline["attribution_config"] == "marian.de-en.uniform"
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder, trust_remote_code=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert model.config.injection_operator == "replace"
+    row = datasets.load_dataset(str(attributions_dir), "marian.de-en.attention", split="train")[0]
+    inputs = tokenizer([row["source"]], return_tensors="pt")
+    attribution_map = torch.tensor([row["attribution"]])
+    with torch.no_grad():
+        out = model.generate(**inputs, attribution_map=attribution_map, max_new_tokens=8)
+    assert out.shape[0] == 1
+
+
+def test_finished_student_is_skipped(attributions_dir, tiny_marian_dir, tmp_path, caplog):
+    models = tmp_path / "models"
+    assert _train(attributions_dir, tiny_marian_dir, models, "--method", "none") == 0
+    stamp = (models / "student-marian-de-en-none-s0" / "model.safetensors").stat().st_mtime_ns
+    with caplog.at_level("INFO"):
+        assert _train(attributions_dir, tiny_marian_dir, models, "--method", "none") == 0
+    assert "already exists" in caplog.text
+    assert (models / "student-marian-de-en-none-s0" / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_map_that_disagrees_with_the_tokenizer_is_named_before_training(attributions_dir, tiny_marian_dir, tmp_path, caplog):
+    bad = tmp_path / "bad-attributions"
+    ds = datasets.load_dataset(str(attributions_dir), "marian.de-en.attention")
+    train = ds["train"].to_list()
+    train[5]["source_ids"] = train[5]["source_ids"][1:]
+    write_split(bad, "marian.de-en.attention", "train", datasets.Dataset.from_list(train))
+    write_split(bad, "marian.de-en.attention", "validation", ds["validation"])
+    with caplog.at_level("ERROR"):
+        assert _train(bad, tiny_marian_dir, tmp_path / "models", "--method", "attention") == 2
+    assert train[5]["id"] in caplog.text and "token ids" in caplog.text
+    assert not (tmp_path / "models").exists()
+
+    train = ds["train"].to_list()
+    train[7]["attribution"] = train[7]["attribution"][:-1]
+    write_split(bad, "marian.de-en.attention", "train", datasets.Dataset.from_list(train))
+    caplog.clear()
+    with caplog.at_level("ERROR"):
+        assert _train(bad, tiny_marian_dir, tmp_path / "models", "--method", "attention") == 2
+    assert train[7]["id"] in caplog.text and "shape" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--method", "lime"], "unknown method 'lime'"),
+        (["--method", "attention", "--operator", "addition"], "unknown injection_operator"),
+        (["--method", "attention", "--map_normalization", "minmax"], "unknown map_normalization"),
+    ],
+)
+def test_bad_arguments(attributions_dir, tiny_marian_dir, tmp_path, caplog, extra, message):
+    with caplog.at_level("ERROR"):
+        assert _train(attributions_dir, tiny_marian_dir, tmp_path / "models", *extra) == 2
+    assert message in caplog.text
+
+
+def test_names():
+    args = train_student.StudentArguments(attributions="x", teacher="t", method="value_zeroing", operator="add")
+    assert train_student.student_name(args) == "student-marian-de-en-valuezeroing-add-s0"
+    args.target_kind, args.map_normalization = "teacher", "row_sum"
+    assert train_student.data_config(args) == "marian.de-en.value_zeroing.teacher"
+    assert train_student.student_name(args) == "student-marian-de-en-valuezeroing-add-rowsum-teacher-s0"
