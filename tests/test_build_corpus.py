@@ -189,11 +189,23 @@ def test_ddtp_aligns_descriptions_by_md5_paragraphs_and_sentences(tmp_path):
     (tmp_path / "de").write_text(TRANSLATION_DE)
     pairs = list(cs.read_ddtp(tmp_path / "en", tmp_path / "de", "de"))
     got = {(p.source, p.target) for p in pairs}
-    assert ("Werkzeug zum Umwandeln von Bilddateien zwischen Formaten", "tool to convert image files between formats") in got
-    assert ("Foo wandelt Bilddateien zwischen vielen Formaten um.", "Foo converts image files between many formats.") in got
-    assert ("Es behält das Farbprofil der ursprünglichen Datei bei.", "It keeps the colour profile of the original file.") in got
+    assert (
+        "Werkzeug zum Umwandeln von Bilddateien zwischen Formaten",
+        "tool to convert image files between formats",
+    ) in got
+    assert (
+        "Foo wandelt Bilddateien zwischen vielen Formaten um.",
+        "Foo converts image files between many formats.",
+    ) in got
+    assert (
+        "Es behält das Farbprofil der ursprünglichen Datei bei.",
+        "It keeps the colour profile of the original file.",
+    ) in got
     assert ("Stapelumwandlung ganzer Ordner", "batch conversion of whole folders") in got  # bullet items are segments
-    assert ("Dieses Paket enthält das Kommandozeilenprogramm.", "This package contains the command line program.") in got
+    assert (
+        "Dieses Paket enthält das Kommandozeilenprogramm.",
+        "This package contains the command line program.",
+    ) in got
     # bar: paragraph counts differ (2 vs 1) -> only the short description; onlyen has no translation
     assert {p.target for p in pairs if p.origin == "ddtp:bar"} == {"library for reading calendar data"}
     assert all(p.origin in ("ddtp:foo", "ddtp:bar") for p in pairs)
@@ -306,17 +318,25 @@ def test_mediawiki_joins_json_messages_on_keys_and_skips_wikitext(tmp_path):
 
     i18n = tmp_path / "extensions/Foo/i18n"
     i18n.mkdir(parents=True)
-    (i18n / "en.json").write_text(json.dumps({
-        "@metadata": {"authors": ["x"]},
-        "foo-desc": "Adds a button to the toolbar.",
-        "foo-link": "See [[Special:Foo]] for details.",
-        "foo-only-en": "Not translated yet.",
-    }))
-    (i18n / "ar.json").write_text(json.dumps({
-        "@metadata": {"authors": ["y"]},
-        "foo-desc": "يضيف زرا إلى شريط الأدوات.",
-        "foo-link": "انظر [[Special:Foo]] للتفاصيل.",
-    }))
+    (i18n / "en.json").write_text(
+        json.dumps(
+            {
+                "@metadata": {"authors": ["x"]},
+                "foo-desc": "Adds a button to the toolbar.",
+                "foo-link": "See [[Special:Foo]] for details.",
+                "foo-only-en": "Not translated yet.",
+            }
+        )
+    )
+    (i18n / "ar.json").write_text(
+        json.dumps(
+            {
+                "@metadata": {"authors": ["y"]},
+                "foo-desc": "يضيف زرا إلى شريط الأدوات.",
+                "foo-link": "انظر [[Special:Foo]] للتفاصيل.",
+            }
+        )
+    )
     assert list(cs.read_mediawiki(tmp_path, ["ar", "de"])) == [
         Pair("ar", "يضيف زرا إلى شريط الأدوات.", "Adds a button to the toolbar.", "mediawiki:foo-desc")
     ]
@@ -335,6 +355,7 @@ def test_mediawiki_joins_json_messages_on_keys_and_skips_wikitext(tmp_path):
         ("fr", "Fichier %(name)s enregistré", "File %(name)s has been saved", "placeholder"),
         ("de", "Klicken Sie <b>hier</b> jetzt", "Click <b>here</b> right now", "placeholder"),
         ("de", "Siehe https://example.org für mehr", "See https://example.org for more", "placeholder"),
+        ("ar", "يتعذّر على %PRODUCTNAME حفظ الملف", "%PRODUCTNAME cannot save the file", "placeholder"),
         ("de", "Die Option --verbose zeigt mehr", "The option --verbose shows more", "placeholder"),
         ("de", "Datei öffnen", "Open file", "short"),
         ("de", "Show the hidden files", "Show the hidden files", "untranslated"),
@@ -398,7 +419,9 @@ def test_splits_hold_out_books_and_share_no_side(bible_db):
 
 
 def test_max_translations_per_english_sentence():
-    pairs = [Pair("de", f"Übersetzung Nummer {i} des Satzes", "One English sentence here", f"mo:p{i}:a.mo") for i in range(5)]
+    pairs = [
+        Pair("de", f"Übersetzung Nummer {i} des Satzes", "One English sentence here", f"mo:p{i}:a.mo") for i in range(5)
+    ]
     splits, stats = bc.build_splits("de", {"catalogs": pairs}, max_translations=3)
     assert len(splits["train"]) == 3
     assert stats.rejected["catalogs", "too_many_translations"] == 2
@@ -449,7 +472,12 @@ def test_missing_source_is_skipped_unless_requested(tmp_path, bible_cache, caplo
     assert set(load(out, "de-en")) == {"train", "validation", "test"}
 
     out2 = tmp_path / "explicit"
-    assert bc.main(["--output_dir", str(out2), "--cache_dir", str(bible_cache), "--skip_download", "--sources", "bible,ddtp"]) == 1
+    assert (
+        bc.main(
+            ["--output_dir", str(out2), "--cache_dir", str(bible_cache), "--skip_download", "--sources", "bible,ddtp"]
+        )
+        == 1
+    )
     assert not out2.exists()
 
 
