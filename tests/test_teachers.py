@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SMOKE = ["--preset", "smoke", "--max_steps", "120", "--save_steps", "30", "--eval_steps", "40", "--log_steps", "40"]
+SMOKE = ["--preset", "smoke", "--max_steps", "150", "--save_steps", "30", "--eval_steps", "50", "--log_steps", "50"]
 
 
 def teacher_command(corpus: Path, out: Path, *extra: str) -> list[str]:
@@ -213,7 +213,7 @@ def test_killed_run_resumes_from_its_checkpoint(marian_run, toy_corpus_dir, tmp_
     assert resumed_at, log[-3000:]
     assert int(resumed_at.group(1)) >= 30
     results = json.loads((out / "teacher-marian-de-en" / "all_results.json").read_text())
-    assert results["steps"] == 120 and results["steps_this_run"] == 120 - int(resumed_at.group(1))
+    assert results["steps"] == 150 and results["steps_this_run"] == 150 - int(resumed_at.group(1))
 
     # resuming is exact: same data order, RNG and optimizer state as the uninterrupted run
     from safetensors.torch import load_file

@@ -351,15 +351,18 @@ def evaluate_translation(
     generation_kwargs: dict | None = None,
     desc: str = "generate",
 ) -> TranslationScores:
-    """Generate for every batch (each batch carries `index`), gather across processes with `gather_for_metrics`,
+    """Generate for every batch (each batch carries `index`; other tensors than `labels` are passed to `generate`),
+    gather across processes with `gather_for_metrics`,
     restore the corpus order, decode without special tokens and score against `references` (raw strings)."""
     model.eval()
     unwrapped = accelerator.unwrap_model(model)
     pad = tokenizer.pad_token_id
     by_index: dict[int, str] = {}
     for batch in tqdm(dataloader, desc=desc, disable=not accelerator.is_local_main_process, leave=False):
+        # Extra per-example tensors of the batch (e.g. `attribution_map`) go to `generate` too.
+        extra = {k: v for k, v in batch.items() if k not in ("index", "labels", "input_ids", "attention_mask")}
         generated = unwrapped.generate(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **(generation_kwargs or {})
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **extra, **(generation_kwargs or {})
         )
         generated = accelerator.pad_across_processes(generated, dim=1, pad_index=pad)
         generated, index = accelerator.gather_for_metrics((generated, batch["index"]))

@@ -60,7 +60,8 @@ class TeacherArguments:
         metadata={"help": "models root; each teacher goes to <output_dir>/<name> (default: runs/<preset>/hub/models)"},
     )
     checkpoint_dir: str | None = field(
-        default=None, metadata={"help": "where checkpoints go (default: <output_dir>/../checkpoints)"}
+        default=None,
+        metadata={"help": "where checkpoints go (default: runs/<preset>/checkpoints, or <output_dir>/../checkpoints)"},
     )
     resume: bool = field(default=False, metadata={"help": "continue from the newest checkpoint of an interrupted run"})
     overwrite: bool = field(default=False, metadata={"help": "retrain a teacher whose finished folder already exists"})
@@ -127,7 +128,11 @@ def finalize_arguments(args: TeacherArguments) -> TeacherArguments:
     root = preset.root()
     args.corpus = args.corpus or str(root / "hub" / "datasets" / "agkd-parallel")
     args.output_dir = args.output_dir or str(root / "hub" / "models")
-    args.checkpoint_dir = args.checkpoint_dir or str(Path(args.output_dir).parent / "checkpoints")
+    if not args.checkpoint_dir:  # runs/<preset>/hub/models -> runs/<preset>/checkpoints (outside the release folders)
+        models = Path(args.output_dir)
+        args.checkpoint_dir = str(
+            (models.parent.parent if models.parent.name == "hub" else models.parent) / "checkpoints"
+        )
     check_corpus(args.corpus, split_list(args.pairs))
     return args
 
@@ -190,7 +195,7 @@ def train_sentencepiece(lines: list[str], prefix: Path, vocab_size: int, seed: i
     import sentencepiece as spm
 
     rng = random.Random(seed)
-    sample = lines if len(lines) <= 300_000 else rng.sample(lines, 300_000)
+    sample = lines if len(lines) <= 100_000 else rng.sample(lines, 100_000)
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(sample),
         model_prefix=str(prefix),
@@ -349,20 +354,17 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
     wall_start = time.perf_counter()
 
     # ---- accelerator (checkpoints under work_dir/checkpoints)
-    if not args.resume and work_dir.exists():
-        # a fresh run: previous checkpoints and tokenizer are stale. Only the main process deletes, before anyone reads.
-        from accelerate import PartialState
-
-        if PartialState().is_main_process:
-            logger.info("not resuming: removing the old checkpoints in %s", work_dir)
-            shutil.rmtree(work_dir)
-        PartialState().wait_for_everyone()
     accelerator = common.make_accelerator(
         work_dir,
         seed=args.seed,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
     )
+    if not args.resume and accelerator.is_main_process and work_dir.exists():
+        # a fresh run: old checkpoints and tokenizer are stale. Only the main process deletes, before anyone reads.
+        logger.info("not resuming: removing the old checkpoints in %s", work_dir)
+        shutil.rmtree(work_dir)
+    accelerator.wait_for_everyone()
     logger.info("training %s on %s (preset %s) -> %s", name, ",".join(pairs), args.preset, final_dir)
 
     # ---- data
@@ -398,7 +400,8 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
 
     # ---- dataloaders, optimizer, scheduler
     collate = common.Seq2SeqCollator(tokenizer.pad_token_id)
-    train_dl = DataLoader(train_examples, batch_size=args.batch_size, shuffle=True, collate_fn=collate, drop_last=True)
+    train_batches = common.length_grouped_batches(train_examples, args.batch_size, seed=args.seed)
+    train_dl = DataLoader(train_batches, batch_size=1, shuffle=True, collate_fn=collate)
     valid_dl = DataLoader(valid_examples, batch_size=2 * args.batch_size, collate_fn=collate)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(0.9, 0.98), weight_decay=0.01)
     scheduler = get_scheduler(
