@@ -9,27 +9,21 @@ import pytest
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-from datasets_scripts import extract_attributions
 from datasets_scripts.hub_layout import write_split
 from training import train_student
 
-pytest_plugins = ["tests.tiny_teachers"]  # the tiny_marian_dir fixture
-
-
-@pytest.fixture(scope="module")
-def attributions_dir(tiny_marian_dir, toy_corpus_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("agkd-attributions")
-    argv = ["--teacher", str(tiny_marian_dir), "--corpus", str(toy_corpus_dir), "--output_dir", str(out)]
-    argv += ["--pair", "de-en", "--splits", "train", "validation", "--limit", "48", "--num_threads", "1"]
-    assert extract_attributions.main([*argv, "--methods", "attention", "uniform"]) == 0
-    return out
+pytest_plugins = ["tests.tiny_teachers", "tests.tiny_release"]
 
 
 def _train(attributions_dir, teacher_dir, models_dir, *extra) -> int:
-    argv = ["--attributions", str(attributions_dir), "--teacher", str(teacher_dir), "--preset", "smoke"]
-    argv += ["--output_dir", str(models_dir), "--checkpoint_dir", str(models_dir.parent / "ckpt"), "--max_steps", "6"]
-    argv += ["--eval_steps", "3", "--batch_size", "8"]
-    return train_student.main([*argv, *map(str, extra)])
+    from tiny_release import train_tiny_student
+
+    return train_tiny_student(attributions_dir, teacher_dir, models_dir, *extra)
+
+
+@pytest.fixture(scope="module")
+def attributions_dir(tiny_attributions_dir):
+    return tiny_attributions_dir
 
 
 def test_trains_a_method_student_and_the_baseline(attributions_dir, tiny_marian_dir, tmp_path):

@@ -1,0 +1,69 @@
+"""Evaluation under the test-time protocols: rows, bootstrap against the baseline, append-only resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from training import evaluate
+
+pytest_plugins = ["tests.tiny_teachers", "tests.tiny_release"]
+
+
+def test_paired_bootstrap_detects_a_real_difference_and_not_a_null_one():
+    rng = np.random.default_rng(0)
+    words = "the dog cat man woman house tree book sees loves finds has today often never".split()
+    references = [" ".join(rng.choice(words, 8)) for _ in range(120)]
+    good = [r if i % 5 else " ".join(r.split()[:-2]) for i, r in enumerate(references)]
+    bad = [" ".join(r.split()[::2]) for r in references]
+    better = evaluate.paired_bootstrap(good, bad, references, samples=200, seed=1)
+    assert better["bleu"]["delta"] > 10 and better["bleu"]["p_value"] < 0.01
+    assert better["bleu"]["ci95"][0] > 0
+    same = evaluate.paired_bootstrap(good, good, references, samples=200, seed=1)
+    assert same["chrf"]["delta"] == 0 and same["chrf"]["p_value"] == 1.0
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_students_dir, tiny_attributions_dir, toy_corpus_dir, tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    argv = ["--models_dir", str(tiny_students_dir), "--attributions", str(tiny_attributions_dir)]
+    argv += ["--corpus", str(toy_corpus_dir), "--results_dir", str(results), "--bootstrap_samples", "50"]
+    argv += ["--protocols", "gold", "teacher", "train-only", "attributor", "--num_beams", "2"]
+    assert evaluate.main(argv) == 0
+    return results, argv
+
+
+def test_rows_for_every_protocol_with_provenance(evaluated):
+    results, _ = evaluated
+    rows = evaluate.read_results(results / "results.jsonl")
+    by_protocol = {(r["method"], r["protocol"]): r for r in rows}
+    # No Attributor was trained for these students: that protocol is skipped, the others are there.
+    assert set(by_protocol) == {("none", "none"), ("attention", "gold"), ("attention", "teacher"), ("attention", "train-only")}
+    for row in rows:
+        assert row["examples"] == 48 and row["split"] == "test"
+        assert row["bleu_signature"].startswith("nrefs:1|case:mixed") and "chrf_signature" in row
+        assert (results / row["hypotheses"]).read_text().count("\n") == 48
+    gold = by_protocol[("attention", "gold")]
+    assert gold["baseline"] == "student-marian-de-en-none-s0"
+    assert set(gold["bootstrap"]) == {"bleu", "chrf"} and 0 < gold["bootstrap"]["bleu"]["p_value"] <= 1
+    assert gold["examples_without_map"] == 0
+
+
+def test_rerun_appends_nothing(evaluated):
+    results, argv = evaluated
+    before = (results / "results.jsonl").read_text()
+    assert evaluate.main(argv) == 0
+    assert (results / "results.jsonl").read_text() == before
+
+
+def test_unknown_protocol_is_refused(evaluated, caplog):
+    results, argv = evaluated
+    argv = [a for a in argv]
+    argv[argv.index("--protocols") + 1] = "oracle"
+    with caplog.at_level("ERROR"):
+        assert evaluate.main(argv) == 2
+    assert "unknown protocols ['oracle']" in caplog.text
+    lines = (results / "results.jsonl").read_text().splitlines()
+    assert all(json.loads(line)["protocol"] != "oracle" for line in lines)

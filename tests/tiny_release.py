@@ -1,0 +1,40 @@
+"""Session fixtures for the later stages: a tiny agkd-attributions dataset and tiny trained students.
+
+Use with `pytest_plugins = ["tests.tiny_teachers", "tests.tiny_release"]`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from datasets_scripts import extract_attributions
+from training import train_student
+
+TINY_METHODS = ("attention", "uniform")
+
+
+@pytest.fixture(scope="session")
+def tiny_attributions_dir(tiny_marian_dir, toy_corpus_dir, tmp_path_factory):
+    """`attention` and the `uniform` control of the tiny Marian on 48 toy pairs per split, both target kinds."""
+    out = tmp_path_factory.mktemp("agkd-attributions")
+    argv = ["--teacher", str(tiny_marian_dir), "--corpus", str(toy_corpus_dir), "--output_dir", str(out)]
+    argv += ["--pair", "de-en", "--limit", "48", "--num_threads", "1", "--splits", "train", "validation", "test"]
+    argv += ["--methods", *TINY_METHODS, "--target_kinds", "reference", "teacher"]
+    assert extract_attributions.main(argv) == 0
+    return out
+
+
+def train_tiny_student(attributions_dir, teacher_dir, models_dir, *extra) -> int:
+    argv = ["--attributions", str(attributions_dir), "--teacher", str(teacher_dir), "--preset", "smoke"]
+    argv += ["--output_dir", str(models_dir), "--checkpoint_dir", str(models_dir.parent / "ckpt"), "--max_steps", "6"]
+    argv += ["--eval_steps", "3", "--batch_size", "8"]
+    return train_student.main([*argv, *map(str, extra)])
+
+
+@pytest.fixture(scope="session")
+def tiny_students_dir(tiny_attributions_dir, tiny_marian_dir, tmp_path_factory):
+    """The baseline and an `attention`/`add` student, 6 steps each."""
+    models = tmp_path_factory.mktemp("release") / "models"
+    assert train_tiny_student(tiny_attributions_dir, tiny_marian_dir, models, "--method", "none") == 0
+    assert train_tiny_student(tiny_attributions_dir, tiny_marian_dir, models, "--method", "attention", "--operator", "add") == 0
+    return models

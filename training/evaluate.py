@@ -1,0 +1,299 @@
+"""Evaluate students under each test-time map protocol and append the results to `results/results.jsonl` (issue #6).
+
+Protocols (DESIGN.md; every result names its protocol):
+
+- `none`: the no-map baseline student, which every other row is compared with;
+- `gold`: maps of the teacher force-decoded on the reference (the paper's protocol; leaks the reference);
+- `teacher`: maps of the teacher attributing its own translation (config `<teacher>.<pair>.<method>.teacher`);
+- `train-only`: no map at test time (maps were used in training only);
+- `attributor`: the Attributor `attributor-<teacher>-<pair>-<method>` predicts each row from the student's prefix.
+
+    agkd evaluate --models_dir runs/demo/hub/models --attributions runs/demo/hub/datasets/agkd-attributions \\
+        --corpus runs/demo/hub/datasets/agkd-parallel --results_dir runs/demo/results
+
+Scores are sacrebleu corpus BLEU and chrF of the detokenised output against the raw reference strings of the
+corpus, with their signatures. Every student is compared with the baseline of the same teacher, pair, target kind
+and seed by paired bootstrap resampling (delta, 95% interval, p-value). The evaluation set of a split is the
+pairs of the `uniform` control config, which every method shares; a pair whose map a protocol lacks gets no map.
+Rows are appended, never rewritten: a (student, split, protocol) already in the file is skipped, so a killed
+evaluation continues where it stopped. Hypotheses are kept under `results/hypotheses/` for provenance.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from training import common
+
+logger = logging.getLogger(__name__)
+
+PROTOCOLS = ("gold", "teacher", "train-only", "attributor")
+BASELINE_PROTOCOL = "none"
+RESULTS_FILE = "results.jsonl"
+
+
+@dataclass
+class EvaluateArguments:
+    models_dir: str = field(metadata={"help": "folder holding student-* (and attributor-*) model folders"})
+    attributions: str = field(metadata={"help": "agkd-attributions folder or Hub id (test-split maps and pairs)"})
+    corpus: str = field(metadata={"help": "agkd-parallel folder or Hub id (the raw reference strings)"})
+    results_dir: str = field(metadata={"help": "where results.jsonl and hypotheses/ go"})
+    students: list[str] | None = field(default=None, metadata={"help": "student folder names (default: all student-*)"})
+    protocols: list[str] = field(default_factory=lambda: list(PROTOCOLS), metadata={"help": "protocols to run"})
+    splits: list[str] = field(default_factory=lambda: ["test"], metadata={"help": "splits to evaluate on"})
+    num_beams: int | None = field(default=None, metadata={"help": "beam size (default: each student's generation_config)"})
+    batch_size: int = field(default=32, metadata={"help": "sentences per generate call"})
+    max_examples: int | None = field(default=None, metadata={"help": "evaluate only the first N pairs of a split"})
+    bootstrap_samples: int = field(default=1000, metadata={"help": "paired bootstrap resamples"})
+    seed: int = field(default=12345, metadata={"help": "seed of the bootstrap resampling"})
+
+
+# ================================================================================================ statistics
+def paired_bootstrap(
+    hypotheses: list[str], baseline: list[str], references: list[str], samples: int, seed: int
+) -> dict[str, dict]:
+    """Paired bootstrap resampling (Koehn, 2004) of system - baseline for BLEU and chrF.
+
+    Sentence statistics come from sacrebleu, so each resample is an exact corpus score. Returns per metric the
+    observed delta, the 2.5/97.5 percentiles of the resampled deltas and a one-sided p-value: the share of
+    resamples whose delta does not have the observed sign (with +1 smoothing)."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    rng = np.random.default_rng(seed)
+    indices = rng.integers(0, len(references), size=(samples, len(references)))
+    out = {}
+    for name, metric in (("bleu", BLEU()), ("chrf", CHRF())):
+        # sacrebleu's own significance tests use these two methods; they are stable across sacrebleu 2.x.
+        system_stats = np.asarray(metric._extract_corpus_statistics(hypotheses, [references]))
+        baseline_stats = np.asarray(metric._extract_corpus_statistics(baseline, [references]))
+        observed = (
+            metric._compute_score_from_stats(list(system_stats.sum(0))).score
+            - metric._compute_score_from_stats(list(baseline_stats.sum(0))).score
+        )
+        deltas = np.array(
+            [
+                metric._compute_score_from_stats(list(system_stats[i].sum(0))).score
+                - metric._compute_score_from_stats(list(baseline_stats[i].sum(0))).score
+                for i in indices
+            ]
+        )
+        against = np.sum(deltas <= 0) if observed > 0 else np.sum(deltas >= 0)
+        out[name] = {
+            "delta": float(observed),
+            "ci95": [float(np.percentile(deltas, 2.5)), float(np.percentile(deltas, 97.5))],
+            "p_value": float((against + 1) / (samples + 1)),
+        }
+    return out
+
+
+# ================================================================================================ data
+@dataclass
+class EvaluationSet:
+    """The pairs of one split that every student of a (teacher, pair) is evaluated on, in a fixed order."""
+
+    ids: list[str]
+    source_ids: list[list[int]]
+    references: list[str]
+
+
+def load_evaluation_set(args: EvaluateArguments, teacher_name: str, pair: str, split: str) -> EvaluationSet:
+    rows = common.load_dataset_config(args.attributions, f"{teacher_name}.{pair}.uniform")
+    if split not in rows:
+        raise ValueError(f"{args.attributions}: {teacher_name}.{pair}.uniform has no split {split!r}")
+    rows = rows[split]
+    if args.max_examples:
+        rows = rows.select(range(min(args.max_examples, len(rows))))
+    corpus = common.load_dataset_config(args.corpus, pair)[split]
+    reference_by_id = dict(zip(corpus["id"], corpus["target"], strict=True))
+    missing = [i for i in rows["id"] if i not in reference_by_id]
+    if missing:
+        raise ValueError(f"{len(missing)} pairs of the maps are not in {args.corpus}/{pair}/{split} (e.g. {missing[0]!r})")
+    return EvaluationSet(list(rows["id"]), list(rows["source_ids"]), [reference_by_id[i] for i in rows["id"]])
+
+
+def maps_for(args: EvaluateArguments, config: str, split: str, ids: list[str]) -> tuple[list, int]:
+    """Maps of `config` in the order of `ids` (None where the config lacks a pair) and the count of missing ones."""
+    rows = common.load_dataset_config(args.attributions, config)
+    if split not in rows:
+        raise ValueError(f"{args.attributions}: {config} has no split {split!r}")
+    by_id = {row_id: np.asarray(attribution, dtype=np.float32) for row_id, attribution in zip(rows[split]["id"], rows[split]["attribution"], strict=True)}
+    maps = [by_id.get(i) for i in ids]
+    return maps, sum(m is None for m in maps)
+
+
+# ================================================================================================ generation
+def translate(accelerator, model, tokenizer, evaluation: EvaluationSet, maps: list | None, args, attributor=None):
+    """Hypotheses for the evaluation set, with per-pair maps (None: that pair gets no map) or an attributor."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from training.train_student import MapCollator
+
+    examples = []
+    for index, source_ids in enumerate(evaluation.source_ids):
+        example = {"index": index, "input_ids": source_ids}
+        if maps is not None:
+            attribution = maps[index] if maps[index] is not None else np.zeros((0, len(source_ids)), np.float32)
+            example["attribution"], example["labels"] = attribution, [0] * len(attribution)
+        examples.append(example)
+    collate = MapCollator(tokenizer.pad_token_id, with_maps=maps is not None)
+    dataloader = accelerator.prepare(DataLoader(examples, batch_size=args.batch_size, collate_fn=collate))
+    generation_kwargs = {"num_beams": args.num_beams} if args.num_beams else {}
+    if attributor is not None:
+        generation_kwargs["attributor"] = attributor
+    with torch.no_grad():
+        return common.evaluate_translation(
+            accelerator, model, tokenizer, dataloader, evaluation.references, generation_kwargs, desc="translate"
+        )
+
+
+# ================================================================================================ results
+def read_results(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def append_result(path: Path, row: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        f.flush()
+
+
+def code_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("agkd")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def evaluate(args: EvaluateArguments) -> list[dict]:
+    import torch
+    from accelerate import Accelerator
+    from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    import modeling  # noqa: F401  (registers the AGKD classes with the Auto classes)
+
+    unknown = [p for p in args.protocols if p not in PROTOCOLS]
+    if unknown:
+        raise ValueError(f"unknown protocols {unknown}; choose from {PROTOCOLS}")
+    models_dir = Path(args.models_dir)
+    folders = [models_dir / n for n in args.students] if args.students else sorted(models_dir.glob("student-*"))
+    runs = {}
+    for folder in folders:
+        if not (folder / "agkd_run.json").exists():
+            raise FileNotFoundError(f"{folder} is not a finished student (no agkd_run.json)")
+        runs[folder.name] = json.loads((folder / "agkd_run.json").read_text())
+    results_path = Path(args.results_dir) / RESULTS_FILE
+    done = {(r["student"], r["split"], r["protocol"]) for r in read_results(results_path)}
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    # Baselines first: every other row is compared with its baseline's hypotheses.
+    order = sorted(runs, key=lambda name: runs[name]["method"] != "none")
+    evaluation_sets: dict[tuple, EvaluationSet] = {}
+    written = []
+    for name in order:
+        run = runs[name]
+        protocols = [BASELINE_PROTOCOL] if run["method"] == "none" else args.protocols
+        todo = [(split, p) for split in args.splits for p in protocols if (name, split, p) not in done]
+        if not todo:
+            continue
+        model = AutoModelForSeq2SeqLM.from_pretrained(models_dir / name).eval()
+        tokenizer = AutoTokenizer.from_pretrained(models_dir / name)
+        for split, protocol in todo:
+            key = (run["teacher_name"], run["pair"], split)
+            if key not in evaluation_sets:
+                evaluation_sets[key] = load_evaluation_set(args, *key)
+            evaluation = evaluation_sets[key]
+            maps, missing, attributor = None, 0, None
+            if protocol in ("gold", "teacher"):
+                config = f"{run['teacher_name']}.{run['pair']}.{run['method']}" + (".teacher" if protocol == "teacher" else "")
+                maps, missing = maps_for(args, config, split, evaluation.ids)
+            elif protocol == "attributor":
+                attributor_dir = models_dir / f"attributor-{run['teacher_name']}-{run['pair']}-{run['method'].replace('_', '')}"
+                if not attributor_dir.exists():
+                    logger.warning("%s: no Attributor at %s, protocol attributor skipped", name, attributor_dir)
+                    continue
+                attributor = AutoModel.from_pretrained(attributor_dir).eval()
+            start = time.perf_counter()
+            scores = translate(accelerator, model, tokenizer, evaluation, maps, args, attributor)
+            hypotheses_file = Path(args.results_dir) / "hypotheses" / f"{name}.{split}.{protocol}.txt"
+            hypotheses_file.parent.mkdir(parents=True, exist_ok=True)
+            hypotheses_file.write_text("\n".join(h.replace("\n", " ") for h in scores.hypotheses) + "\n")
+            row = {
+                "student": name,
+                **{k: run[k] for k in ("method", "operator", "map_normalization", "target_kind", "teacher_name", "pair", "seed", "preset")},
+                "split": split,
+                "protocol": protocol,
+                "examples": len(evaluation.ids),
+                "examples_without_map": missing,
+                **scores.as_dict(),
+                "num_beams": args.num_beams or model.generation_config.num_beams,
+                "hypotheses": str(hypotheses_file.relative_to(args.results_dir)),
+                "seconds": round(time.perf_counter() - start, 1),
+                "code_version": code_version(),
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            if protocol != BASELINE_PROTOCOL:
+                row.update(compare_with_baseline(args, run, split, scores.hypotheses, evaluation.references))
+            append_result(results_path, row)
+            written.append(row)
+            logger.info(
+                "%s %s %s: BLEU %.2f chrF %.2f%s", name, split, protocol, row["bleu"], row["chrf"],
+                f" (delta BLEU {row['bootstrap']['bleu']['delta']:+.2f}, p={row['bootstrap']['bleu']['p_value']:.3f})"
+                if row.get("bootstrap") else "",
+            )
+    return written
+
+
+def compare_with_baseline(args: EvaluateArguments, run: dict, split: str, hypotheses: list[str], references: list[str]) -> dict:
+    """Paired bootstrap against the baseline of the same teacher, pair, target kind and seed, if it was evaluated."""
+    from training.train_student import BASELINE, StudentArguments, student_name
+
+    baseline_name = student_name(
+        StudentArguments(
+            attributions="", teacher="", method=BASELINE, pair=run["pair"], teacher_name=run["teacher_name"],
+            target_kind=run["target_kind"], seed=run["seed"],
+        )
+    )
+    baseline_file = Path(args.results_dir) / "hypotheses" / f"{baseline_name}.{split}.{BASELINE_PROTOCOL}.txt"
+    if not baseline_file.exists():
+        logger.warning("no baseline hypotheses %s: no comparison", baseline_file)
+        return {"baseline": None}
+    baseline = baseline_file.read_text().splitlines()
+    return {
+        "baseline": baseline_name,
+        "bootstrap": paired_bootstrap(hypotheses, baseline, references, args.bootstrap_samples, args.seed),
+        "bootstrap_samples": args.bootstrap_samples,
+    }
+
+
+# ================================================================================================ entry point
+def main(argv: list[str] | None = None) -> int:
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(EvaluateArguments, prog="agkd evaluate", description=__doc__.split("\n\n")[0])
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    try:
+        rows = evaluate(args)
+    except (ValueError, FileNotFoundError) as err:
+        logger.error("%s", err)
+        return 2
+    logger.info("%d new result rows in %s", len(rows), Path(args.results_dir) / RESULTS_FILE)
+    return 0
+
+
+if __name__ == "__main__":
+    from training.cli import setup_logging
+
+    setup_logging(0)
+    sys.exit(main())
