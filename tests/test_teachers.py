@@ -93,6 +93,46 @@ def test_registry_maps_family_and_pair(tmp_path):
     assert generation_kwargs("marian", tokenizer=None) == {}
 
 
+# ------------------------------------------------------------------------------------------------ common steps
+def test_common_training_steps(toy_corpus_dir):
+    from training import common
+
+    # early stopping: two evaluations without improvement stop a run with patience 2; the state round-trips
+    state = common.TrainingState(patience=2)
+    for step, loss in ((10, 3.0), (20, 2.0), (30, 2.5), (40, 2.1)):
+        state.step = step
+        state.update_validation(loss)
+    assert (state.best_step, state.best_loss, state.should_stop) == (20, 2.0, True)
+    copy = common.TrainingState()
+    copy.load_state_dict(state.state_dict())
+    assert copy == state
+
+    # batches of similar length, every example once, deterministic for a seed
+    examples = [{"index": i, "input_ids": [5] * (1 + i % 13), "labels": [6] * (1 + i % 7)} for i in range(300)]
+    batches = common.length_grouped_batches(examples, batch_size=8, seed=0, group=4)
+    assert all(len(b) == 8 for b in batches) and len({e["index"] for b in batches for e in b}) == 296
+    assert batches == common.length_grouped_batches(examples, batch_size=8, seed=0, group=4)
+    spread = sum(max(len(e["input_ids"]) for e in b) - min(len(e["input_ids"]) for e in b) for b in batches)
+    assert spread < 0.5 * sum(12 for _ in batches)  # far less padding than random batches
+
+    batch = common.Seq2SeqCollator(pad_token_id=0)([batches[0]])
+    assert batch["input_ids"].shape[0] == 8 and batch["labels"].min() >= -100
+    assert (batch["attention_mask"].sum(1) == batch["input_ids"].ne(0).sum(1)).all()
+    assert common.count_tokens(batch) == sum(len(e["input_ids"]) + len(e["labels"]) for e in batches[0])
+
+    # sacrebleu against raw references, with signatures
+    perfect = common.score_translations(["The dog sees the cat."], ["The dog sees the cat."])
+    assert perfect.bleu == pytest.approx(100) and perfect.chrf == pytest.approx(100)
+    assert "tok:13a" in perfect.bleu_signature and "nc:6" in perfect.chrf_signature
+
+    # Hub-layout folders read straight from parquet
+    assert set(common.dataset_configs(toy_corpus_dir)) == {"de-en", "fr-en", "ar-en"}
+    ds = common.load_dataset_config(toy_corpus_dir, "fr-en")
+    assert {k: len(v) for k, v in ds.items()} == {"train": 400, "validation": 40, "test": 80}
+    with pytest.raises(ValueError, match="no config"):
+        common.load_dataset_config(toy_corpus_dir, "es-en")
+
+
 # ------------------------------------------------------------------------------------------------ bad input
 def test_bad_input_fails_clearly_without_side_effects(toy_corpus_dir, tmp_path, caplog):
     from training.train_teacher import main

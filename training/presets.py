@@ -125,6 +125,7 @@ PRESETS: dict[str, Preset] = {
             patience=2,
             num_beams=1,
             max_length=48,
+            max_train_examples=5000,  # per pair: seconds even on the real corpus
         ),
         extract=ExtractPreset(max_pairs={"train": 64, "validation": 16, "test": 16}, max_tokens=32),
         student=StudentPreset(

@@ -425,7 +425,7 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
     # ---- training loop
     best_dir = work_dir / "best"
     meter = common.ThroughputMeter(accelerator)
-    train_start, start_step = time.perf_counter(), state.step
+    train_start, start_step, start_tokens = time.perf_counter(), state.step, state.tokens_seen
     bar = common.progress(total=args.max_steps, initial=state.step, accelerator=accelerator, desc=f"train {name}")
     model.train()
     running_loss, tokens_per_s = None, 0.0
@@ -505,7 +505,11 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
     if best_info and best_info["step"] == state.best_step and state.best_step != state.step:
         from safetensors.torch import load_file
 
-        missing, unexpected = unwrapped.load_state_dict(load_file(best_dir / "model.safetensors"), strict=False)
+        _, unexpected = unwrapped.load_state_dict(
+            load_file(best_dir / "model.safetensors"), strict=False
+        )  # tied: missing
+        if unexpected:
+            raise RuntimeError(f"best weights in {best_dir} do not fit the model: {unexpected[:5]}")
         logger.info("restored the best weights of step %d (validation loss %.4f)", state.best_step, state.best_loss)
     elif best_info and best_info["step"] != state.best_step:
         logger.warning(
@@ -575,8 +579,8 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
             "validation_history": state.history,
             "tokens_seen": state.tokens_seen,
             "train_seconds_this_run": round(train_seconds, 1),
-            "train_tokens_per_second": round(state.tokens_seen / train_seconds, 1)
-            if state.step > start_step and train_seconds > 0
+            "train_tokens_per_second": round((state.tokens_seen - start_tokens) / train_seconds, 1)
+            if state.step > start_step
             else None,
             "eval_seconds": round(eval_seconds, 1),
             "wall_seconds_this_run": round(time.perf_counter() - wall_start, 1),
