@@ -149,9 +149,12 @@ def test_bad_input_fails_clearly_without_side_effects(toy_corpus_dir, tmp_path, 
         assert main(["--preset", "smoke", "--corpus", str(tmp_path / "nope"), "--output_dir", str(out)]) == 2
     assert "corpus not found" in caplog.text
     caplog.clear()
+    with pytest.raises(SystemExit):  # argparse choices
+        main(["--preset", "smoke", "--family", "t5", "--corpus", str(toy_corpus_dir)])
+    caplog.clear()
     with caplog.at_level(logging.ERROR):
-        assert main(["--preset", "smoke", "--family", "t5", "--corpus", str(toy_corpus_dir)]) == 2
-    assert "unknown teacher family" in caplog.text
+        assert main(["--preset", "smoke", "--eval_splits", "dev", "--corpus", str(toy_corpus_dir)]) == 2
+    assert "unknown evaluation split 'dev'" in caplog.text
     assert not out.exists()
 
 

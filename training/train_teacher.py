@@ -43,8 +43,16 @@ SPLITS = ("validation", "test", "test_handbook")
 # ================================================================================================ arguments
 @dataclass
 class TeacherArguments:
-    family: str = field(default="marian", metadata={"help": "teacher family: marian (one model per pair) or mbart"})
-    preset: str = field(default="demo", metadata={"help": "smoke, demo or paper: fills every size/budget default"})
+    family: str = field(
+        default="marian",
+        metadata={
+            "help": "teacher family: marian (one model per pair) or mbart (one for all pairs)",
+            "choices": ["marian", "mbart"],
+        },
+    )
+    preset: str = field(
+        default="demo", metadata={"help": "fills every size/budget default", "choices": ["smoke", "demo", "paper"]}
+    )
     pairs: str | None = field(
         default=None,
         metadata={
