@@ -26,13 +26,10 @@ def test_paired_bootstrap_detects_a_real_difference_and_not_a_null_one():
 
 
 @pytest.fixture(scope="module")
-def evaluated(tiny_students_dir, tiny_attributions_dir, toy_corpus_dir, tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    argv = ["--models_dir", str(tiny_students_dir), "--attributions", str(tiny_attributions_dir)]
-    argv += ["--corpus", str(toy_corpus_dir), "--results_dir", str(results), "--bootstrap_samples", "50"]
-    argv += ["--protocols", "gold", "teacher", "train-only", "attributor", "--num_beams", "2"]
-    assert evaluate.main(argv) == 0
-    return results, argv
+def evaluated(tiny_results_dir, tiny_students_dir, tiny_attributions_dir, toy_corpus_dir):
+    from tiny_release import evaluate_argv
+
+    return tiny_results_dir, evaluate_argv(tiny_students_dir, tiny_attributions_dir, toy_corpus_dir, tiny_results_dir)
 
 
 def test_rows_for_every_protocol_with_provenance(evaluated):

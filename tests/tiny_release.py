@@ -38,3 +38,19 @@ def tiny_students_dir(tiny_attributions_dir, tiny_marian_dir, tmp_path_factory):
     assert train_tiny_student(tiny_attributions_dir, tiny_marian_dir, models, "--method", "none") == 0
     assert train_tiny_student(tiny_attributions_dir, tiny_marian_dir, models, "--method", "attention", "--operator", "add") == 0
     return models
+
+
+def evaluate_argv(students_dir, attributions_dir, corpus_dir, results_dir) -> list[str]:
+    argv = ["--models_dir", str(students_dir), "--attributions", str(attributions_dir)]
+    argv += ["--corpus", str(corpus_dir), "--results_dir", str(results_dir), "--bootstrap_samples", "50"]
+    return argv + ["--protocols", "gold", "teacher", "train-only", "attributor", "--num_beams", "2"]
+
+
+@pytest.fixture(scope="session")
+def tiny_results_dir(tiny_students_dir, tiny_attributions_dir, toy_corpus_dir, tmp_path_factory):
+    """results.jsonl of the tiny students under every protocol (the Attributor one is skipped: none trained)."""
+    from training import evaluate
+
+    results = tmp_path_factory.mktemp("results")
+    assert evaluate.main(evaluate_argv(tiny_students_dir, tiny_attributions_dir, toy_corpus_dir, results)) == 0
+    return results
