@@ -52,7 +52,13 @@ DEFAULT_CATALOG_PACKAGES = (
     "libreoffice-l10n-de,libreoffice-l10n-fr,libreoffice-l10n-ar,gcc-12-locales,gimp-data,inkscape,gnucash-common,"
     "digikam-data,wordpress-l10n,cinnamon-l10n,phpmyadmin,freeciv-data,vlc-l10n,evolution-common,audacity-data,"
     "kdenlive-data,gramps,libgtk-3-common,pidgin-data,filezilla-common,util-linux-locales,xfce4-settings,"
-    "claws-mail-i18n,blender-data,libglib2.0-data,gnome-control-center-data,nautilus-data"
+    "claws-mail-i18n,blender-data,libglib2.0-data,gnome-control-center-data,nautilus-data,gnome-shell-common,"
+    "mutter-common,gnome-software-common,evince-common,gedit-common,totem-common,rhythmbox-data,thunar-data,"
+    "xfce4-panel,libgtk-4-common,transmission-common,hexchat-common,geany-common,mousepad,ristretto,"
+    "gnome-disk-utility,gnome-calendar,seahorse,file-roller,eog,baobab,gnome-maps,gnome-weather,gnome-clocks,"
+    "simple-scan,shotwell-common,brasero-common,gparted,synaptic,dpkg,apt,gnome-text-editor,gnome-system-monitor,"
+    "gnome-terminal-data,gnome-settings-daemon-common,xfce4-terminal,evolution-data-server-common,cheese-common,"
+    "nemo-data,celluloid,deja-dup"
 )
 
 
