@@ -115,7 +115,8 @@ class Fetcher:
         self.cache.mkdir(parents=True, exist_ok=True)
 
     def _run(self, cmd: list[str], what: str, cwd: Path | None = None) -> None:
-        logger.info("%s: %s", what, " ".join(cmd))
+        logger.info("%s", what)
+        logger.debug("running %s", " ".join(cmd))
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
