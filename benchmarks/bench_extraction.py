@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import HfArgumentParser
 
     from datasets_scripts.attribution_methods import METHODS
-    from datasets_scripts.extract_attributions import Teacher, attribute_rows
+    from datasets_scripts.extract_attributions import Teacher, attribute_rows, load_corpus
 
     (args,) = HfArgumentParser(BenchArguments).parse_args_into_dataclasses(args=argv)
     logging.basicConfig(level=logging.WARNING)
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.num_threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     teacher = Teacher(args.teacher, args.pair, device, compat=True)
-    ds = datasets.load_dataset(args.corpus, args.pair, split=args.split)
+    ds = load_corpus(args.corpus, args.pair)[args.split]
     rows = []
     for r in ds:
         source_ids, target_ids = teacher.encode(r["source"], r["target"])

@@ -637,6 +637,15 @@ def write_dataset_card(output_dir: str | Path) -> Path:
     )
 
 
+def load_corpus(corpus: str, pair: str):
+    """agkd-parallel from a folder or the Hub. datasets 5.2 keys the cache of a local folder by its name and config,
+    not its content, so a rebuilt folder of the same name would be served stale rows: local folders are re-read."""
+    import datasets
+
+    mode = "force_redownload" if Path(corpus).is_dir() else None
+    return datasets.load_dataset(corpus, pair, download_mode=mode)
+
+
 def main(argv: list[str] | None = None) -> int:
     import datasets
     import torch
@@ -666,7 +675,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"unknown target kinds {bad_kinds}; known: {TARGET_KINDS}")
     methods = resolve(args.methods)
     state = PartialState()
-    corpus = datasets.load_dataset(args.corpus, args.pair)
+    corpus = load_corpus(args.corpus, args.pair)
     splits = args.splits or list(corpus)
     teacher = Teacher(args.teacher, args.pair, state.device, args.compat, args.teacher_name)
     out = Path(args.output_dir)

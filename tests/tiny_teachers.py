@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import toy_pairs
 
-TRAIN_STEPS = 250
+TRAIN_STEPS = 200
 PAIR = "de-en"
 
 
