@@ -36,8 +36,9 @@ def test_rows_for_every_protocol_with_provenance(evaluated):
     results, _ = evaluated
     rows = evaluate.read_results(results / "results.jsonl")
     by_protocol = {(r["method"], r["protocol"]): r for r in rows}
-    # No Attributor was trained for these students: that protocol is skipped, the others are there.
-    assert set(by_protocol) == {("none", "none"), ("attention", "gold"), ("attention", "teacher"), ("attention", "train-only")}
+    assert set(by_protocol) == {
+        ("none", "none"), ("attention", "gold"), ("attention", "teacher"), ("attention", "train-only"), ("attention", "attributor")
+    }
     for row in rows:
         assert row["examples"] == 48 and row["split"] == "test"
         assert row["bleu_signature"].startswith("nrefs:1|case:mixed") and "chrf_signature" in row

@@ -41,9 +41,12 @@ def test_paper_finding(top, others, verdict):
     assert report.paper_finding(gains) == "cannot be checked: no results for deeplift"
 
 
-def test_report_from_real_results(tiny_results_dir, tiny_attributions_dir, tmp_path):
-    assert report.main(["--results_dir", str(tiny_results_dir), "--attributions", str(tiny_attributions_dir), "--output_dir", str(tmp_path)]) == 0
+def test_report_from_real_results(tiny_results_dir, tiny_attributions_dir, tiny_students_dir, tmp_path):
+    argv = ["--results_dir", str(tiny_results_dir), "--attributions", str(tiny_attributions_dir), "--output_dir", str(tmp_path)]
+    assert report.main([*argv, "--models_dir", str(tiny_students_dir)]) == 0
     text = (tmp_path / "report.md").read_text()
+    assert "## Attributor fidelity vs gain: marian de-en" in text
+    assert "Only 1 method(s) with both an Attributor and students" in text
     assert "## marian de-en, targets `reference`, split `test`, protocol `gold`" in text
     assert "| attention |" in text and "Baseline (no map): BLEU" in text
     assert "cannot be checked: no results for value_zeroing" in text
@@ -56,3 +59,10 @@ def test_report_without_results_says_so(tmp_path, caplog):
     with caplog.at_level("ERROR"):
         assert report.main(["--results_dir", str(tmp_path)]) == 2
     assert "run `agkd evaluate` first" in caplog.text
+
+
+def test_spearman_interval():
+    rho, interval = report.spearman_with_interval([0.1, 0.2, 0.3, 0.4, 0.5], [1.0, 2.0, 2.5, 4.0, 5.0], samples=200)
+    assert rho == pytest.approx(1.0) and interval[0] <= 1.0 <= interval[1] + 1e-9
+    rho, _ = report.spearman_with_interval([0.1, 0.2, 0.3, 0.4], [4.0, 3.0, 2.0, 1.0], samples=50)
+    assert rho == pytest.approx(-1.0)

@@ -33,10 +33,15 @@ def train_tiny_student(attributions_dir, teacher_dir, models_dir, *extra) -> int
 
 @pytest.fixture(scope="session")
 def tiny_students_dir(tiny_attributions_dir, tiny_marian_dir, tmp_path_factory):
-    """The baseline and an `attention`/`add` student, 6 steps each."""
+    """The baseline, an `attention`/`add` student (6 steps each) and the `attention` Attributor (smoke preset)."""
+    from training import train_attributor
+
     models = tmp_path_factory.mktemp("release") / "models"
     assert train_tiny_student(tiny_attributions_dir, tiny_marian_dir, models, "--method", "none") == 0
     assert train_tiny_student(tiny_attributions_dir, tiny_marian_dir, models, "--method", "attention", "--operator", "add") == 0
+    argv = ["--attributions", str(tiny_attributions_dir), "--teacher", str(tiny_marian_dir), "--method", "attention"]
+    argv += ["--preset", "smoke", "--output_dir", str(models), "--checkpoint_dir", str(models.parent / "ckpt")]
+    assert train_attributor.main(argv) == 0
     return models
 
 
@@ -48,7 +53,7 @@ def evaluate_argv(students_dir, attributions_dir, corpus_dir, results_dir) -> li
 
 @pytest.fixture(scope="session")
 def tiny_results_dir(tiny_students_dir, tiny_attributions_dir, toy_corpus_dir, tmp_path_factory):
-    """results.jsonl of the tiny students under every protocol (the Attributor one is skipped: none trained)."""
+    """results.jsonl of the tiny students under every protocol."""
     from training import evaluate
 
     results = tmp_path_factory.mktemp("results")

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from training import common
+from training.train_attributor import attributor_name
 
 logger = logging.getLogger(__name__)
 
@@ -219,7 +220,7 @@ def evaluate(args: EvaluateArguments) -> list[dict]:
                 config = f"{run['teacher_name']}.{run['pair']}.{run['method']}" + (".teacher" if protocol == "teacher" else "")
                 maps, missing = maps_for(args, config, split, evaluation.ids)
             elif protocol == "attributor":
-                attributor_dir = models_dir / f"attributor-{run['teacher_name']}-{run['pair']}-{run['method'].replace('_', '')}"
+                attributor_dir = models_dir / attributor_name(run["teacher_name"], run["pair"], run["method"])
                 if not attributor_dir.exists():
                     logger.warning("%s: no Attributor at %s, protocol attributor skipped", name, attributor_dir)
                     continue

@@ -74,6 +74,26 @@ class StudentPreset:
 
 
 @dataclass(frozen=True)
+class AttributorPreset:
+    """Size and training budget of the Attributors (one per teacher x pair x method)."""
+
+    d_model: int = 128
+    layers: int = 2
+    heads: int = 4
+    ffn_dim: int = 512
+    scoring_heads: int = 4
+    head_gate_dim: int = 64
+    dropout: float = 0.1
+    max_steps: int = 1000
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    warmup_steps: int = 50
+    max_length: int = 64
+    eval_steps: int = 100
+    patience: int = 3
+
+
+@dataclass(frozen=True)
 class Preset:
     name: str
     pairs: tuple[str, ...]
@@ -85,6 +105,7 @@ class Preset:
     teacher: TeacherPreset = field(default_factory=TeacherPreset)
     extract: ExtractPreset = field(default_factory=ExtractPreset)
     student: StudentPreset = field(default_factory=StudentPreset)
+    attributor: AttributorPreset = field(default_factory=AttributorPreset)
 
     def root(self, base: str | Path = "runs") -> Path:
         return Path(base) / self.name
@@ -132,6 +153,10 @@ PRESETS: dict[str, Preset] = {
             d_model=32, layers=1, heads=2, ffn_dim=64, max_steps=30, batch_size=16, warmup_steps=5, eval_steps=10,
             num_beams=2,
         ),
+        attributor=AttributorPreset(
+            d_model=32, layers=1, heads=2, ffn_dim=64, scoring_heads=2, head_gate_dim=16, max_steps=20, batch_size=16,
+            warmup_steps=2, eval_steps=10,
+        ),
     ),
     "demo": Preset(
         name="demo",
@@ -171,6 +196,10 @@ PRESETS: dict[str, Preset] = {
         student=StudentPreset(
             d_model=512, layers=6, heads=8, ffn_dim=2048, max_steps=50_000, max_length=128, warmup_steps=2000,
             eval_steps=1000,
+        ),
+        attributor=AttributorPreset(
+            d_model=512, layers=3, heads=8, ffn_dim=2048, scoring_heads=8, head_gate_dim=128, max_steps=20_000,
+            batch_size=64, learning_rate=1e-4, warmup_steps=500, max_length=128, eval_steps=500,
         ),
         extract=ExtractPreset(max_tokens=128),
     ),

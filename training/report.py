@@ -32,6 +32,9 @@ CONTROLS = ("random", "uniform", "diagonal")
 class ReportArguments:
     results_dir: str = field(metadata={"help": "folder with results.jsonl (written by agkd evaluate)"})
     attributions: str | None = field(default=None, metadata={"help": "agkd-attributions folder: example heatmaps"})
+    models_dir: str | None = field(
+        default=None, metadata={"help": "folder with attributor-* models: fidelity vs gain (table and scatter plot)"}
+    )
     output_dir: str | None = field(default=None, metadata={"help": "where report.md and plots go (default: results_dir)"})
     main_protocol: str = field(default="gold", metadata={"help": "protocol used for the ranking and the bar chart"})
 
@@ -123,7 +126,83 @@ def paper_finding(gains: dict[str, list[float]]) -> str:
     )
 
 
+# ================================================================================================ fidelity vs gain
+def spearman_with_interval(x: list[float], y: list[float], samples: int = 1000, seed: int = 0) -> tuple[float, list[float]]:
+    """Spearman rho across methods and a 95% bootstrap interval (methods resampled; degenerate resamples skipped)."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    x, y = np.asarray(x), np.asarray(y)
+    rho = float(spearmanr(x, y).statistic)
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(samples):
+        i = rng.integers(0, len(x), len(x))
+        if np.ptp(x[i]) > 0 and np.ptp(y[i]) > 0:
+            draws.append(spearmanr(x[i], y[i]).statistic)
+    return rho, [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))] if draws else [float("nan")] * 2
+
+
+def fidelity_section(models_dir: Path, groups: dict, main_protocol: str, plots: Path, out: Path) -> list[str]:
+    """Per teacher and pair: each method's Attributor fidelity (held-out Spearman with the teacher's rows) against
+    its students' mean ΔBLEU under the main protocol, the Spearman rho across methods and a scatter plot."""
+    import json
+
+    lines = []
+    attributors = [json.loads((d / "agkd_run.json").read_text()) for d in sorted(models_dir.glob("attributor-*")) if (d / "agkd_run.json").exists()]
+    for teacher, pair in sorted({(a["teacher_name"], a["pair"]) for a in attributors}):
+        gains = method_gains(groups.get((teacher, pair, "reference", "test", main_protocol), []))
+        points = [
+            (a["method"], a["fidelity"]["spearman"], statistics.mean(gains[a["method"]]))
+            for a in attributors
+            if (a["teacher_name"], a["pair"]) == (teacher, pair) and a["method"] in gains and "spearman" in a["fidelity"]
+        ]
+        if not points:
+            continue
+        lines += [
+            f"## Attributor fidelity vs gain: {teacher} {pair} (protocol `{main_protocol}`)",
+            "",
+            "| method | Attributor Spearman with the teacher's rows (held out) | mean ΔBLEU |",
+            "|---|---|---|",
+            *(f"| {m} | {f:.3f} | {g:+.2f} |" for m, f, g in points),
+            "",
+        ]
+        if len(points) >= 3:
+            rho, interval = spearman_with_interval([p[1] for p in points], [p[2] for p in points])
+            plot = plot_fidelity(points, f"{teacher} {pair}: rho = {rho:.2f}", plots / f"fidelity-{teacher}-{pair}.png")
+            lines += [
+                f"Spearman rho between fidelity and gain across {len(points)} methods: {rho:.2f} "
+                f"(95% bootstrap interval {interval[0]:.2f} to {interval[1]:.2f}).",
+                "",
+                f"![fidelity vs gain]({plot.relative_to(out)})",
+                "",
+            ]
+        else:
+            lines += [f"Only {len(points)} method(s) with both an Attributor and students: no correlation computed.", ""]
+    return lines
+
+
 # ================================================================================================ plots
+def plot_fidelity(points: list[tuple[str, float, float]], title: str, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for method, fid, gain in points:
+        ax.scatter(fid, gain, color="tab:blue" if method in PAPER_TOP else "tab:orange")
+        ax.annotate(method, (fid, gain), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("Attributor fidelity (held-out Spearman with the teacher's rows)")
+    ax.set_ylabel("mean ΔBLEU over the no-map baseline")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_gains(gains: dict[str, list[float]], title: str, path: Path) -> Path:
     import matplotlib
 
@@ -231,6 +310,8 @@ def write_report(args: ReportArguments) -> Path:
                 f"**The paper's finding {paper_finding(gains)}.**",
                 "",
             ]
+    if args.models_dir:
+        lines += fidelity_section(Path(args.models_dir), groups, args.main_protocol, plots, out)
     if args.attributions:
         for teacher, pair in sorted({(k[0], k[1]) for k in groups}):
             plot = plot_example_maps(args.attributions, teacher, pair, "test", plots / f"maps-{teacher}-{pair}.png")
