@@ -149,7 +149,7 @@ def train_attributor(args: AttributorArguments) -> Path:
     config_name = f"{args.teacher_name}.{args.pair}.{args.method}"
     logger.info("training %s on %s/%s -> %s", name, args.attributions, config_name, final_dir)
 
-    tokenizer, teacher_config, _ = load_teacher_tokenizer(args.teacher)
+    tokenizer, teacher_config, _ = load_teacher_tokenizer(args.teacher, args.teacher_name, args.pair)
     with accelerator.main_process_first():
         rows = common.load_dataset_config(args.attributions, config_name)
     for split in (args.train_split, args.validation_split, args.test_split):

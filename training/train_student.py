@@ -24,7 +24,7 @@ import logging
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -137,17 +137,16 @@ def student_name(args: StudentArguments) -> str:
 
 
 # ================================================================================================ data
-def load_teacher_tokenizer(teacher: str):
-    """The teacher's tokenizer and the ids the student must share with it (decoder start, forced BOS for mBART)."""
-    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+def load_teacher_tokenizer(teacher: str, family: str, pair: str):
+    """The teacher's tokenizer (mBART: with the pair's language codes) and the ids the student must share with it:
+    the decoder start token, and for mBART the target language code forced as the first generated token."""
+    from transformers import AutoConfig
 
-    tokenizer = AutoTokenizer.from_pretrained(teacher)
+    from training.teachers import generation_kwargs, load_tokenizer
+
+    tokenizer = load_tokenizer(family, pair, teacher)
     config = AutoConfig.from_pretrained(teacher)
-    try:
-        generation = GenerationConfig.from_pretrained(teacher)
-    except OSError:
-        generation = GenerationConfig()
-    return tokenizer, config, generation
+    return tokenizer, config, generation_kwargs(family, tokenizer).get("forced_bos_token_id")
 
 
 def map_examples(rows, tokenizer, max_length: int, desc: str) -> tuple[list[dict], int]:
@@ -205,7 +204,7 @@ class MapCollator(common.Seq2SeqCollator):
 
 
 # ================================================================================================ model
-def build_student(args: StudentArguments, tokenizer, teacher_config, teacher_generation):
+def build_student(args: StudentArguments, tokenizer, teacher_config, forced_bos_token_id: int | None):
     from transformers import GenerationConfig
 
     from modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
@@ -237,7 +236,7 @@ def build_student(args: StudentArguments, tokenizer, teacher_config, teacher_gen
         decoder_start_token_id=config.decoder_start_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        forced_bos_token_id=teacher_generation.forced_bos_token_id,
+        forced_bos_token_id=forced_bos_token_id,
         forced_eos_token_id=tokenizer.eos_token_id,
         num_beams=args.num_beams,
         max_length=2 * args.max_length,
@@ -271,7 +270,7 @@ def train_student(args: StudentArguments) -> Path:
     logger.info("training %s on %s/%s (preset %s) -> %s", name, args.attributions, config_name, args.preset, final_dir)
 
     # ---- data: attribution rows, checked against the teacher's tokenizer before anything is trained
-    tokenizer, teacher_config, teacher_generation = load_teacher_tokenizer(args.teacher)
+    tokenizer, teacher_config, forced_bos_token_id = load_teacher_tokenizer(args.teacher, args.teacher_name, args.pair)
     with accelerator.main_process_first():
         rows = common.load_dataset_config(args.attributions, config_name)
     for split in (args.train_split, args.validation_split):
@@ -288,7 +287,7 @@ def train_student(args: StudentArguments) -> Path:
     if len(train_examples) < args.batch_size:
         raise ValueError(f"only {len(train_examples)} training pairs for a batch size of {args.batch_size}")
 
-    model = build_student(args, tokenizer, teacher_config, teacher_generation)
+    model = build_student(args, tokenizer, teacher_config, forced_bos_token_id)
     n_params = sum(p.numel() for p in model.parameters())
     logger.info("%s with %.2fM parameters, operator %s", type(model).__name__, n_params / 1e6, args.operator)
 

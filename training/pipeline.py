@@ -1,0 +1,229 @@
+"""`agkd pipeline`: from nothing to a release, one preset at a time (issue #9).
+
+Stages, in order, each a sub-command of its own (`agkd <stage> --help`): corpus -> teacher -> extract ->
+student -> attributor -> evaluate -> report -> space. Every stage skips the outputs it finds complete, so a
+re-run after a kill (or a failure) continues where the last run stopped. `--pairs`, `--teachers`, `--methods`,
+`--operators` and `--seeds` narrow the preset's grid.
+
+    agkd pipeline --preset smoke          # the whole code path in minutes (tests)
+    agkd pipeline --preset demo           # the README's main job
+    agkd pipeline --preset paper --pairs de-en --operators all
+
+Everything lands under `runs/<preset>/`: `hub/` holds exactly what `agkd push` uploads (models, datasets and the
+Space), `results/` the result rows, `report.md` and its plots, `checkpoints/` the resumable training state.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from training.presets import ALL_OPERATORS, PRESETS
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("corpus", "teacher", "extract", "student", "attributor", "evaluate", "report", "space")
+CONTROLS = ("random", "uniform", "diagonal")
+
+
+@dataclass
+class PipelineArguments:
+    preset: str = field(default="demo", metadata={"help": "smoke, demo or paper"})
+    runs_dir: str = field(default="runs", metadata={"help": "everything goes to <runs_dir>/<preset>/"})
+    pairs: list[str] | None = field(default=None, metadata={"help": "language pairs (default: the preset's)"})
+    teachers: list[str] | None = field(default=None, metadata={"help": "teacher families: marian, mbart"})
+    methods: list[str] | None = field(default=None, metadata={"help": "attribution methods (default: the preset's)"})
+    operators: list[str] | None = field(
+        default=None, metadata={"help": "injection operators, or `all` (default: the preset's)"}
+    )
+    seeds: list[int] | None = field(default=None, metadata={"help": "student seeds (default: the preset's)"})
+    corpus: str | None = field(
+        default=None, metadata={"help": "use this agkd-parallel folder or Hub id instead of building one"}
+    )
+    hub_teachers: bool = field(
+        default=False, metadata={"help": "use the real Hub teachers (opus-mt, mBART-50) instead of training them"}
+    )
+    stop_after: str | None = field(default=None, metadata={"help": f"last stage to run: one of {', '.join(STAGES)}"})
+
+
+@dataclass
+class Job:
+    stage: str
+    label: str
+    module: str | None  # a stage module with `main(argv)`; None for the Space folder, written here
+    argv: list[str]
+
+
+class Release:
+    """Paths of one preset's run folder."""
+
+    def __init__(self, runs_dir: str, preset: str):
+        self.root = Path(runs_dir) / preset
+        self.hub = self.root / "hub"
+        self.models = self.hub / "models"
+        self.datasets = self.hub / "datasets"
+        self.spaces = self.hub / "spaces"
+        self.results = self.root / "results"
+        self.checkpoints = self.root / "checkpoints"
+
+
+def finalize(args: PipelineArguments) -> PipelineArguments:
+    if args.preset not in PRESETS:
+        raise ValueError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
+    if args.stop_after is not None and args.stop_after not in STAGES:
+        raise ValueError(f"unknown stage {args.stop_after!r}; choose one of {', '.join(STAGES)}")
+    preset = PRESETS[args.preset]
+    args.pairs = args.pairs or list(preset.pairs)
+    args.teachers = args.teachers or list(preset.teachers)
+    args.methods = args.methods or list(preset.methods)
+    args.seeds = args.seeds if args.seeds is not None else list(preset.seeds)
+    if args.operators == ["all"]:
+        args.operators = list(ALL_OPERATORS)
+    args.operators = args.operators or list(preset.operators)
+    from datasets_scripts.attribution_methods import METHODS
+    from training.teachers import check_family, check_pair
+
+    for pair in args.pairs:
+        check_pair(pair)
+    for family in args.teachers:
+        check_family(family)
+    unknown = [m for m in args.methods if m not in METHODS] + [o for o in args.operators if o not in ALL_OPERATORS]
+    if unknown:
+        raise ValueError(f"unknown methods or operators {unknown}; methods: {[*METHODS]}, operators: {ALL_OPERATORS}")
+    return args
+
+
+def plan(args: PipelineArguments) -> list[Job]:
+    """Every job of the run, in order; each one is a stage's `main(argv)` that skips finished work itself."""
+    from training.teachers import teacher_spec
+
+    release = Release(args.runs_dir, args.preset)
+    preset = PRESETS[args.preset]
+    corpus = args.corpus or str(release.datasets / "agkd-parallel")
+    attributions = str(release.datasets / "agkd-attributions")
+    common = ["--preset", args.preset]
+    jobs = []
+    if args.corpus is None:
+        argv = ["--output_dir", corpus, "--pairs", ",".join(args.pairs)] + (["--lite"] if preset.corpus.lite else [])
+        jobs.append(Job("corpus", "agkd-parallel", "datasets_scripts.build_corpus", argv))
+    teachers = {}
+    for family in args.teachers:
+        for pair in args.pairs:
+            spec = teacher_spec(family, pair)
+            teachers[family, pair] = spec.hub_id if args.hub_teachers else str(release.models / spec.local_name)
+        if not args.hub_teachers:
+            pairs = args.pairs if family == "mbart" else None
+            for job_pairs in [pairs] if pairs else [[p] for p in args.pairs]:
+                argv = [*common, "--family", family, "--pairs", ",".join(job_pairs), "--corpus", corpus]
+                argv += ["--output_dir", str(release.models), "--checkpoint_dir", str(release.checkpoints), "--resume"]
+                jobs.append(Job("teacher", teacher_spec(family, job_pairs[0]).local_name, "training.train_teacher", argv))
+    for (family, pair), teacher in teachers.items():
+        base = [*common, "--teacher", teacher, "--corpus", corpus, "--output_dir", attributions]
+        base += ["--pair", pair, "--teacher_name", family]
+        jobs.append(Job("extract", f"{family}.{pair} reference", "datasets_scripts.extract_attributions",
+                        [*base, "--methods", *args.methods, *CONTROLS, "--target_kinds", "reference"]))
+        jobs.append(Job("extract", f"{family}.{pair} teacher (test)", "datasets_scripts.extract_attributions",
+                        [*base, "--methods", *args.methods, *CONTROLS, "--target_kinds", "teacher", "--splits", "test"]))
+    for (family, pair), teacher in teachers.items():
+        for seed in args.seeds:
+            base = [*common, "--attributions", attributions, "--teacher", teacher, "--pair", pair, "--teacher_name", family]
+            base += ["--seed", str(seed), "--output_dir", str(release.models), "--checkpoint_dir", str(release.checkpoints)]
+            jobs.append(Job("student", f"{family}.{pair} baseline s{seed}", "training.train_student", [*base, "--method", "none"]))
+            for method in [*args.methods, *CONTROLS]:
+                for operator in args.operators:
+                    jobs.append(Job("student", f"{family}.{pair} {method} {operator} s{seed}", "training.train_student",
+                                    [*base, "--method", method, "--operator", operator]))
+    for (family, pair), teacher in teachers.items():
+        for method in args.methods:
+            argv = [*common, "--attributions", attributions, "--teacher", teacher, "--pair", pair, "--teacher_name", family]
+            argv += ["--method", method, "--output_dir", str(release.models), "--checkpoint_dir", str(release.checkpoints)]
+            jobs.append(Job("attributor", f"{family}.{pair} {method}", "training.train_attributor", argv))
+    jobs.append(Job("evaluate", "all students", "training.evaluate", [
+        "--models_dir", str(release.models), "--attributions", attributions, "--corpus", corpus,
+        "--results_dir", str(release.results),
+    ]))
+    jobs.append(Job("report", "report.md", "training.report", [
+        "--results_dir", str(release.results), "--attributions", attributions, "--models_dir", str(release.models),
+    ]))
+    jobs.append(Job("space", "agkd-space", None, [str(release.spaces / "agkd-space")]))
+    if args.stop_after:
+        last = STAGES.index(args.stop_after)
+        jobs = [j for j in jobs if STAGES.index(j.stage) <= last]
+    return jobs
+
+
+def write_space_folder(folder: Path) -> Path:
+    """The Space repo of the release: the files of `space/` (app, requirements, README with the Space header)."""
+    source = Path(__file__).resolve().parent.parent / "space"
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        if path.is_file() and path.suffix in (".py", ".md", ".txt") and path.name != "__init__.py":
+            shutil.copy2(path, folder / path.name)
+    return folder
+
+
+def run(args: PipelineArguments) -> int:
+    from tqdm.auto import tqdm
+
+    jobs = plan(args)
+    release = Release(args.runs_dir, args.preset)
+    logger.info(
+        "pipeline %s: %d jobs (%s) -> %s", args.preset, len(jobs),
+        ", ".join(f"{s} {sum(j.stage == s for j in jobs)}" for s in STAGES if any(j.stage == s for j in jobs)),
+        release.root,
+    )
+    timings: dict[str, float] = {}
+    bar = tqdm(jobs, desc="pipeline", unit="job", dynamic_ncols=True)
+    for job in bar:
+        bar.set_description(f"{job.stage}: {job.label}")
+        start = time.perf_counter()
+        if job.module is None:
+            write_space_folder(Path(job.argv[0]))
+            code = 0
+        else:
+            code = importlib.import_module(job.module).main(job.argv) or 0
+        timings[job.stage] = timings.get(job.stage, 0.0) + time.perf_counter() - start
+        if code != 0:
+            bar.close()
+            logger.error(
+                "stage %s (%s) failed with code %s; fix the cause and run the same command again: finished work is kept "
+                "and skipped", job.stage, job.label, code,
+            )
+            return code
+    bar.close()
+    summary = [
+        f"pipeline {args.preset} finished in {sum(timings.values()) / 60:.1f} min "
+        f"({', '.join(f'{s} {t / 60:.1f}' for s, t in timings.items())} min)",
+        f"  release (what `agkd push` uploads): {release.hub}",
+        f"  models: {len(list(release.models.glob('*')))} in {release.models}",
+        f"  datasets: {', '.join(p.name for p in release.datasets.glob('*'))}",
+        f"  report: {release.results / 'report.md'} (plots in {release.results / 'plots'})",
+        f"  Space: agkd space --release {release.hub}   (or: python {release.spaces / 'agkd-space' / 'app.py'})",
+    ]
+    logger.info("\n".join(summary))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(PipelineArguments, prog="agkd pipeline", description=__doc__.split("\n\n")[0])
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    try:
+        args = finalize(args)
+    except ValueError as err:
+        logger.error("%s", err)
+        return 2
+    return run(args)
+
+
+if __name__ == "__main__":
+    from training.cli import setup_logging
+
+    setup_logging(0)
+    sys.exit(main())
