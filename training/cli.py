@@ -78,6 +78,32 @@ def run_stage(name: str, argv: list[str]) -> int:
     return module.main(argv) or 0
 
 
+def stage_main(arguments_type, body, *, prog: str, doc: str | None):
+    """A stage's `main(argv) -> int`: parse a dataclass of arguments with `HfArgumentParser` (each field's help is
+    its metadata), then run `body(args)`. Bad input (ValueError, FileNotFoundError, PermissionError) is logged as
+    one readable line and gives exit code 2; finished work stays on disk. `body` may return an exit code."""
+
+    def main(argv: list[str] | None = None) -> int:
+        from transformers import HfArgumentParser
+
+        parser = HfArgumentParser(arguments_type, prog=prog, description=(doc or "").split("\n\n")[0])
+        (args,) = parser.parse_args_into_dataclasses(args=argv)
+        try:
+            code = body(args)
+        except (ValueError, FileNotFoundError, PermissionError) as err:
+            logger.error("%s", err)
+            return 2
+        return code if isinstance(code, int) else 0
+
+    return main
+
+
+def run_as_script(main) -> None:
+    """`python -m <stage module>`: log at INFO and exit with the stage's code."""
+    setup_logging(0)
+    sys.exit(main())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(-1 if args.quiet else args.verbose)

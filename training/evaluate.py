@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from training import common
+from training.cli import run_as_script, stage_main
 from training.train_attributor import attributor_name
 
 logger = logging.getLogger(__name__)
@@ -279,22 +279,13 @@ def compare_with_baseline(args: EvaluateArguments, run: dict, split: str, hypoth
 
 
 # ================================================================================================ entry point
-def main(argv: list[str] | None = None) -> int:
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser(EvaluateArguments, prog="agkd evaluate", description=__doc__.split("\n\n")[0])
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
-    try:
-        rows = evaluate(args)
-    except (ValueError, FileNotFoundError) as err:
-        logger.error("%s", err)
-        return 2
+def evaluate_and_log(args: EvaluateArguments) -> None:
+    rows = evaluate(args)
     logger.info("%d new result rows in %s", len(rows), Path(args.results_dir) / RESULTS_FILE)
-    return 0
+
+
+main = stage_main(EvaluateArguments, evaluate_and_log, prog="agkd evaluate", doc=__doc__)
 
 
 if __name__ == "__main__":
-    from training.cli import setup_logging
-
-    setup_logging(0)
-    sys.exit(main())
+    run_as_script(main)

@@ -18,11 +18,11 @@ from __future__ import annotations
 import importlib
 import logging
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from training.cli import run_as_script, stage_main
 from training.presets import ALL_OPERATORS, PRESETS
 
 logger = logging.getLogger(__name__)
@@ -209,21 +209,8 @@ def run(args: PipelineArguments) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser(PipelineArguments, prog="agkd pipeline", description=__doc__.split("\n\n")[0])
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
-    try:
-        args = finalize(args)
-    except ValueError as err:
-        logger.error("%s", err)
-        return 2
-    return run(args)
+main = stage_main(PipelineArguments, lambda args: run(finalize(args)), prog="agkd pipeline", doc=__doc__)
 
 
 if __name__ == "__main__":
-    from training.cli import setup_logging
-
-    setup_logging(0)
-    sys.exit(main())
+    run_as_script(main)

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from training.cli import run_as_script, stage_main
 
 logger = logging.getLogger(__name__)
 
@@ -84,21 +85,8 @@ def push(args: PushArguments) -> list[Upload]:
     return uploads
 
 
-def main(argv: list[str] | None = None) -> int:
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser(PushArguments, prog="agkd push", description=__doc__.split("\n\n")[0])
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
-    try:
-        push(args)
-    except (FileNotFoundError, PermissionError) as err:
-        logger.error("%s", err)
-        return 2
-    return 0
+main = stage_main(PushArguments, push, prog="agkd push", doc=__doc__)
 
 
 if __name__ == "__main__":
-    from training.cli import setup_logging
-
-    setup_logging(0)
-    sys.exit(main())
+    run_as_script(main)

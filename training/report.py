@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import logging
 import statistics
-import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from training.cli import run_as_script, stage_main
 from training.evaluate import BASELINE_PROTOCOL, RESULTS_FILE, read_results
 from training.presets import ALL_METHODS, ALL_OPERATORS
 
@@ -323,21 +323,8 @@ def write_report(args: ReportArguments) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser(ReportArguments, prog="agkd report", description=__doc__.split("\n\n")[0])
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
-    try:
-        write_report(args)
-    except (ValueError, FileNotFoundError) as err:
-        logger.error("%s", err)
-        return 2
-    return 0
+main = stage_main(ReportArguments, write_report, prog="agkd report", doc=__doc__)
 
 
 if __name__ == "__main__":
-    from training.cli import setup_logging
-
-    setup_logging(0)
-    sys.exit(main())
+    run_as_script(main)

@@ -18,7 +18,6 @@ import json
 import logging
 import math
 import shutil
-import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from training import common
+from training.cli import run_as_script, stage_main
 from training.presets import PRESETS, AttributorPreset
 from training.train_student import MapCollator, load_teacher_tokenizer, map_examples
 
@@ -258,26 +258,17 @@ For pairs the teacher never explained it is a cheap map source, as faithful as t
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    from transformers import HfArgumentParser
+def train_unless_finished(args: AttributorArguments) -> None:
+    args = finalize_arguments(args)
+    folder = Path(args.output_dir) / attributor_name(args.teacher_name, args.pair, args.method)
+    if (folder / "agkd_run.json").exists() and not args.overwrite:
+        logger.info("%s already exists: skipped (pass --overwrite to retrain)", folder)
+        return
+    train_attributor(args)
 
-    parser = HfArgumentParser(AttributorArguments, prog="agkd attributor", description=__doc__.split("\n\n")[0])
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
-    try:
-        args = finalize_arguments(args)
-        folder = Path(args.output_dir) / attributor_name(args.teacher_name, args.pair, args.method)
-        if (folder / "agkd_run.json").exists() and not args.overwrite:
-            logger.info("%s already exists: skipped (pass --overwrite to retrain)", folder)
-            return 0
-        train_attributor(args)
-    except (ValueError, FileNotFoundError) as err:
-        logger.error("%s", err)
-        return 2
-    return 0
+
+main = stage_main(AttributorArguments, train_unless_finished, prog="agkd attributor", doc=__doc__)
 
 
 if __name__ == "__main__":
-    from training.cli import setup_logging
-
-    setup_logging(0)
-    sys.exit(main())
+    run_as_script(main)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 
 from training import common
+from training.cli import run_as_script, stage_main
 from training.presets import PRESETS, StudentPreset
 
 logger = logging.getLogger(__name__)
@@ -400,33 +400,19 @@ Remote code: pin `revision=` to a commit you have read. Training details are in 
 
 
 # ================================================================================================ entry point
-def parse_args(argv: list[str] | None = None) -> StudentArguments:
-    from transformers import HfArgumentParser
+def train_unless_finished(args: StudentArguments) -> None:
+    args = finalize_arguments(args)
+    folder = Path(args.output_dir) / student_name(args)
+    if is_finished(folder) and not args.overwrite:
+        logger.info("%s already exists: skipped (pass --overwrite to retrain)", folder)
+        return
+    train_student(args)
 
-    parser = HfArgumentParser(StudentArguments, prog="agkd student", description=__doc__.split("\n\n")[0])
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
-    return args
 
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        args = finalize_arguments(args)
-        folder = Path(args.output_dir) / student_name(args)
-        if is_finished(folder) and not args.overwrite:
-            logger.info("%s already exists: skipped (pass --overwrite to retrain)", folder)
-            return 0
-        train_student(args)
-    except (ValueError, FileNotFoundError) as err:
-        logger.error("%s", err)
-        return 2
-    return 0
-
+main = stage_main(StudentArguments, train_unless_finished, prog="agkd student", doc=__doc__)
 
 __all__ = ["MapCollator", "StudentArguments", "data_config", "main", "student_name", "train_student"]
 
-if __name__ == "__main__":
-    from training.cli import setup_logging
 
-    setup_logging(0)
-    sys.exit(main())
+if __name__ == "__main__":
+    run_as_script(main)
