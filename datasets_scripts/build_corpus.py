@@ -404,6 +404,7 @@ SOURCES: dict[str, Source] = {
             True,
             ("de", "fr"),
             _read_lohelp,
+            version=2,
         ),
         Source(
             "catalogs",

@@ -442,7 +442,7 @@ def read_lohelp(en_dir: str | Path, xx_dir: str | Path, lang: str) -> Iterator[P
         if not xx_page.exists():
             continue
         en_pars, xx_pars = read_lohelp_page(en_page), read_lohelp_page(xx_page)
-        for pid in en_pars.keys() & xx_pars.keys():
+        for pid in sorted(en_pars.keys() & xx_pars.keys()):  # sorted: the output must not depend on hash seeds
             for xx, en in align_sentences(split_sentences(xx_pars[pid]), split_sentences(en_pars[pid])):
                 yield Pair(lang, xx, en, f"lohelp:{rel.as_posix()}")
 
