@@ -1,0 +1,332 @@
+"""The Gradio Space: callbacks called directly, the app over loopback with gradio_client, and a headless Chromium.
+
+The release is assembled from the shared tiny fixtures (a Marian teacher, its attention/uniform maps, a baseline and
+an attention/add student, their results) plus an untrained tiny Attributor, in the Hub layout the app reads.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from space import release as release_module
+from space.app import MAP_SOURCES, SpaceApp, build_demo, check_text, dominant_script, guess_language
+from space.plots import display_token, heatmap_figure
+from space.release import Release, SpaceError
+
+pytest_plugins = ["tests.tiny_teachers", "tests.tiny_release"]
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+# ================================================================================================ fixtures
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.symlink_to(src, target_is_directory=True)
+
+
+def _tiny_attributor(teacher_dir: Path, out: Path) -> Path:
+    import torch
+    from transformers import AutoConfig
+
+    from modeling import AgkdAttributorConfig, AgkdAttributorModel
+
+    teacher = AutoConfig.from_pretrained(teacher_dir)
+    torch.manual_seed(0)
+    config = AgkdAttributorConfig(
+        vocab_size=teacher.vocab_size, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=16, decoder_ffn_dim=16, max_position_embeddings=128,
+        pad_token_id=teacher.pad_token_id, eos_token_id=teacher.eos_token_id,
+        decoder_start_token_id=teacher.decoder_start_token_id, scoring_heads=2, head_gate_dim=8,
+    )
+    AgkdAttributorModel(config).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def space_release_dir(tiny_marian_dir, tiny_students_dir, tiny_attributions_dir, toy_corpus_dir, tiny_results_dir, tmp_path_factory):
+    """`<root>/hub/{models,datasets}` and `<root>/results` as `make demo` writes them."""
+    root = tmp_path_factory.mktemp("space-release")
+    hub = root / "hub"
+    _link(tiny_marian_dir, hub / "models" / "teacher-marian-de-en")
+    for student in tiny_students_dir.glob("student-*"):
+        _link(student, hub / "models" / student.name)
+    _tiny_attributor(tiny_marian_dir, hub / "models" / "attributor-marian-de-en-attention")
+    _link(tiny_attributions_dir, hub / "datasets" / "agkd-attributions")
+    _link(toy_corpus_dir, hub / "datasets" / "agkd-parallel")
+    _link(tiny_results_dir, root / "results")
+    return hub
+
+
+@pytest.fixture(scope="session")
+def app(space_release_dir) -> SpaceApp:
+    return SpaceApp(Release(space_release_dir))
+
+
+@pytest.fixture(scope="session")
+def example(app) -> str:
+    examples = app.examples("de-en")
+    assert examples, "no test-split examples found"
+    return examples[0]
+
+
+def outputs_dict(outputs) -> dict:
+    return dict(zip(("status", "baseline", "injected", "teacher", "figure", "details"), outputs, strict=True))
+
+
+# ================================================================================================ input checks
+def test_input_checks_name_the_problem():
+    assert check_text("  Der Hund sieht heute das Haus.  ", "de-en") == "Der Hund sieht heute das Haus."
+    with pytest.raises(SpaceError, match="Type a sentence"):
+        check_text("   ", "de-en")
+    with pytest.raises(SpaceError, match="limit is 300"):
+        check_text("Hund " * 100, "de-en")
+    with pytest.raises(SpaceError, match="Arabic script.*ar-en"):
+        check_text("يرى الكلب القطة اليوم.", "de-en")
+    with pytest.raises(SpaceError, match="Latin script.*de-en or fr-en"):
+        check_text("Der Hund sieht die Katze.", "ar-en")
+    with pytest.raises(SpaceError, match="Cyrillic script"):
+        check_text("Собака видит кошку.", "fr-en")
+    with pytest.raises(SpaceError, match="no letters"):
+        check_text("12 + 7 = 19 !", "de-en")
+    with pytest.raises(SpaceError, match="looks like French.*fr-en"):
+        check_text("Le chien et la maison sont dans le jardin.", "de-en")
+    with pytest.raises(SpaceError, match="looks like English"):
+        check_text("The dog and the cat are in the garden.", "fr-en")
+    assert dominant_script("Étoile") == "LATIN" and guess_language("Haus") is None
+
+
+def test_arabic_labels_are_shaped_and_in_visual_order():
+    label = display_token("\u2581الكلب")
+    assert label != "_الكلب"  # reshaped into contextual forms and reordered
+    assert label.startswith("ﺐ") and label.endswith("_")  # the last letter, final form, is drawn first (leftmost)
+    assert display_token("\u2581Hund") == "_Hund"
+    fig = heatmap_figure([{"title": "ar", "matrix": np.eye(3), "rows": ["▁the", "▁dog", "</s>"], "columns": ["▁يرى", "▁الكلب", "</s>"]}])
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels[1] == label
+
+
+# ================================================================================================ release
+def test_release_discovery(app, space_release_dir):
+    release = app.release
+    assert release.pairs() == ["de-en"]
+    assert release.teachers("de-en") == ["marian"]
+    assert release.methods("de-en", "marian") == ["attention"]
+    assert release.operators("de-en", "marian", "attention") == ["add"]
+    assert release.student("de-en", "marian", "none").name == "student-marian-de-en-none-s0"
+    assert release.attributor_ref("marian", "de-en", "attention").endswith("attributor-marian-de-en-attention")
+    assert release.attributor_ref("marian", "de-en", "saliency") is None
+    with pytest.raises(SpaceError, match="Available: attention/add"):
+        release.student("de-en", "marian", "attention", "multiply")
+    assert Release(space_release_dir.parent / "missing").pairs() == []
+
+
+def test_models_are_loaded_once(app):
+    ref = app.release.student("de-en", "marian", "none").ref
+    assert release_module.load_student(ref) is release_module.load_student(ref)
+
+
+# ================================================================================================ callbacks
+def test_translate_an_example(app, example):
+    out = outputs_dict(app.translate(example, "de-en", "marian", "attention", "add", "teacher"))
+    assert out["status"].startswith("✅"), out["status"]
+    assert out["baseline"] and out["injected"] and out["teacher"]
+    assert "student-marian-de-en-attention-add-s0" in out["details"]
+    fig = out["figure"]
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["teacher map: attention (teacher)", "Attributor reconstruction", "student cross-attention (add)"]
+    teacher_ax, attributor_ax, student_ax = (ax for ax in fig.axes if ax.get_title())
+    # Tokens on the axes: source pieces on x, the teacher's translation pieces on y.
+    x_labels = [t.get_text() for t in teacher_ax.get_xticklabels()]
+    assert x_labels[-1] == "</s>" and len(x_labels) == teacher_ax.images[0].get_array().shape[1]
+    assert [t.get_text() for t in teacher_ax.get_yticklabels()][-1] == "</s>"
+    # The Attributor's rows and the student's cross-attention rows are distributions over the source.
+    np.testing.assert_allclose(attributor_ax.images[0].get_array().sum(-1), 1.0, rtol=1e-4)
+    np.testing.assert_allclose(student_ax.images[0].get_array().sum(-1), 1.0, rtol=1e-4)
+
+
+def test_the_stored_teacher_map_is_used_when_it_matches(app, example):
+    out = outputs_dict(app.translate(example, "de-en", "marian", "attention", "add", "teacher"))
+    rows = release_module.stored_maps(app.release.dataset_ref("agkd-attributions"), "marian.de-en.attention.teacher")
+    stored = rows[example]
+    if stored["target"] == out["teacher"]:
+        assert "stored in agkd-attributions" in out["details"]
+        image = next(ax for ax in out["figure"].axes if ax.get_title().startswith("teacher map")).images[0]
+        np.testing.assert_allclose(image.get_array(), np.asarray(stored["attribution"]), rtol=1e-6)
+    else:
+        assert "computed live" in out["details"]
+
+
+def test_a_typed_sentence_gets_a_live_map(app):
+    sentence = "Der Baum findet oft das Kind."
+    out = outputs_dict(app.translate(sentence, "de-en", "marian", "attention", "add", "teacher"))
+    assert out["status"].startswith("✅"), out["status"]
+    assert "computed live with Inseq (probability check" in out["details"]
+
+
+def test_gold_and_attributor_protocols(app, example):
+    gold = outputs_dict(app.translate(example, "de-en", "marian", "attention", "add", "gold"))
+    assert gold["status"].startswith("✅") and "stored gold map" in gold["details"], gold["status"]
+    attributor = outputs_dict(app.translate(example, "de-en", "marian", "attention", "add", "attributor"))
+    assert attributor["status"].startswith("✅") and attributor["injected"], attributor["status"]
+
+
+@pytest.mark.parametrize(
+    ("text", "pair", "method", "operator", "map_source", "message"),
+    [
+        ("", "de-en", "attention", "add", "teacher", "Type a sentence"),
+        ("Hund " * 100, "de-en", "attention", "add", "teacher", "limit is 300"),
+        ("يرى الكلب القطة اليوم.", "de-en", "attention", "add", "teacher", "Arabic script"),
+        ("يرى الكلب القطة اليوم.", "ar-en", "attention", "add", "teacher", "not in the release folder"),
+        ("Der Hund sieht die Katze.", "de-en", "attention", "multiply", "teacher", "Available: attention/add"),
+        ("Der Hund sieht die Katze.", "de-en", "attention", "add", "gold", "only for test-split sentences"),
+        ("Der Hund sieht die Katze.", "de-en", "attention", "add", "nonsense", "Unknown test-time map"),
+        (" ".join(["xy"] * 90), "de-en", "attention", "add", "teacher", "at most 64"),
+    ],
+)
+def test_bad_input_gives_a_readable_message(app, text, pair, method, operator, map_source, message):
+    out = outputs_dict(app.translate(text, pair, "marian", method, operator, map_source))
+    assert out["status"].startswith("⚠️") and message in out["status"], out["status"]
+    assert "Traceback" not in out["status"] and out["figure"] is None and out["injected"] == ""
+
+
+def test_a_missing_model_folder_is_reported(space_release_dir, tmp_path, example):
+    hub = tmp_path / "hub"
+    shutil.copytree(space_release_dir, hub, symlinks=True)
+    broken = hub / "models" / "student-marian-de-en-attention-add-s0"
+    broken.unlink()
+    shutil.copytree(space_release_dir / "models" / broken.name, broken)
+    (broken / "model.safetensors").unlink()
+    out = outputs_dict(SpaceApp(Release(hub)).translate(example, "de-en", "marian", "attention", "add", "teacher"))
+    assert out["status"].startswith("⚠️ Cannot load the model"), out["status"]
+    (hub / "models" / "teacher-marian-de-en").unlink()
+    out = outputs_dict(SpaceApp(Release(hub)).translate(example, "de-en", "marian", "attention", "add", "teacher"))
+    assert out["status"].startswith("⚠️") and "teacher" in out["status"], out["status"]
+
+
+def test_results_table_of_the_pair(app):
+    text = app.results_markdown("de-en", "marian")
+    assert "| method | add |" in text and "| attention |" in text
+    assert "#### protocol `gold`" in text and "Baseline (no map): BLEU" in text and "Ranking by mean ΔBLEU" in text
+    assert "No evaluation results" in SpaceApp(Release(app.release.root, results=app.release.root / "none.jsonl")).results_markdown("de-en")
+
+
+def test_an_empty_release_still_builds_a_page(tmp_path):
+    demo = build_demo(Release(tmp_path / "nothing"))
+    out = outputs_dict(demo.agkd_app.translate("Der Hund.", "de-en", "marian", "attention", "add", "teacher"))
+    assert out["status"].startswith("⚠️") and "make demo" in out["status"]
+
+
+# ================================================================================================ over loopback
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(space_release_dir, tmp_path_factory):
+    os.environ["GRADIO_EXAMPLES_CACHE"] = str(tmp_path_factory.mktemp("gradio-examples"))
+    demo = build_demo(Release(space_release_dir))
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/", demo
+    demo.close()
+
+
+def test_the_app_over_loopback_with_gradio_client(served, example):
+    from gradio_client import Client
+
+    url, _ = served
+    client = Client(url, verbose=False)
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert "/translate" in endpoints and "/results" in endpoints
+    status, baseline, injected, teacher, plot, details = client.predict(
+        example, "de-en", "marian", "attention", "add", "teacher", api_name="/translate"
+    )
+    assert status.startswith("✅") and baseline and injected and teacher
+    assert plot and plot.get("plot"), "the heatmap figure did not come back"
+    # Bad input: a message, and the app keeps serving.
+    status, *_ = client.predict("", "de-en", "marian", "attention", "add", "teacher", api_name="/translate")
+    assert status.startswith("⚠️ Type a sentence")
+    status, *_ = client.predict(example, "de-en", "marian", "attention", "replace", "teacher", api_name="/translate")
+    assert status.startswith("⚠️ No student")
+    assert client.predict(example, "de-en", "marian", "attention", "add", "gold", api_name="/translate")[0].startswith("✅")
+    assert "| attention |" in client.predict("de-en", "marian", api_name="/results")
+
+
+# ================================================================================================ headless browser
+@pytest.fixture(scope="session")
+def chromium() -> tuple[str, str]:
+    """Debian's Chromium and chromedriver; installed with apt-get when missing and possible (never downloaded by a test tool)."""
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)) and shutil.which("apt-get") and os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"], capture_output=True, timeout=600, check=False)
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        pytest.skip("Debian's chromium and chromium-driver are not installed and could not be installed (apt-get install -y chromium chromium-driver)")
+    pytest.importorskip("selenium", reason="selenium is not installed (pip install selenium; it is in the dev extra)")
+    return CHROMIUM, CHROMEDRIVER
+
+
+def test_a_visitor_submits_an_example_in_chromium(served, chromium, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _ = served
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium[0]
+    for flag in (
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1400,2200",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(chromium[1]), options=options)
+    try:
+        driver.set_page_load_timeout(60)
+        driver.get(url)
+        wait = WebDriverWait(driver, 60)
+        # The first example row of the Examples table (lazily cached: the first click runs the models).
+        cell = wait.until(lambda d: next(iter(d.find_elements(By.CSS_SELECTOR, "#examples tbody tr td, #examples button.gallery-item, #examples .gallery-item")), None))
+        cell.click()
+        injected = wait.until(
+            lambda d: next(
+                (e for e in d.find_elements(By.CSS_SELECTOR, "#injected-output textarea") if e.get_attribute("value")), None
+            )
+        )
+        image = wait.until(lambda d: next(iter(d.find_elements(By.CSS_SELECTOR, "#heatmaps img")), None))
+        wait.until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image))
+        assert injected.get_attribute("value").strip()
+        assert driver.find_element(By.CSS_SELECTOR, "#teacher-output textarea").get_attribute("value").strip()
+        assert "Translated in" in driver.find_element(By.ID, "status").text
+        time.sleep(0.5)
+        ARTIFACTS.mkdir(exist_ok=True)
+        driver.execute_script("document.querySelector('#heatmaps').scrollIntoView({block: 'center'})")
+        assert driver.save_screenshot(str(ARTIFACTS / "space-browser.png"))
+        driver.set_window_size(1400, max(2200, driver.execute_script("return document.body.scrollHeight")))
+        driver.execute_script("window.scrollTo(0, 0)")
+        assert driver.save_screenshot(str(ARTIFACTS / "space-browser-full.png"))
+    finally:
+        driver.quit()
+
+
+def test_the_page_lists_the_choices(served):
+    """The page's config (what a browser renders) names the example sentences and the available methods."""
+    import json
+    import urllib.request
+
+    url, _ = served
+    config = json.loads(urllib.request.urlopen(url + "config", timeout=30).read())
+    dump = json.dumps(config, ensure_ascii=False)
+    assert "attention" in dump and "Examples from the held-out test split" in dump
+    assert set(MAP_SOURCES) <= set(dump.replace('"', " ").split())
