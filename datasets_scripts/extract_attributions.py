@@ -638,12 +638,15 @@ def write_dataset_card(output_dir: str | Path) -> Path:
 
 
 def load_corpus(corpus: str, pair: str):
-    """agkd-parallel from a folder or the Hub. datasets 5.2 keys the cache of a local folder by its name and config,
-    not its content, so a rebuilt folder of the same name would be served stale rows: local folders are re-read."""
+    """agkd-parallel from a local folder (read from its parquet files, see `hub_layout.read_local_config`: the datasets
+    cache of local folders is keyed by folder name, not content) or from the Hub."""
     import datasets
 
-    mode = "force_redownload" if Path(corpus).is_dir() else None
-    return datasets.load_dataset(corpus, pair, download_mode=mode)
+    from datasets_scripts.hub_layout import read_local_config
+
+    if Path(corpus).is_dir():
+        return read_local_config(corpus, pair)
+    return datasets.load_dataset(corpus, pair)
 
 
 def main(argv: list[str] | None = None) -> int:

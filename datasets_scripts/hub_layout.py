@@ -94,3 +94,24 @@ def split_counts(root: str | Path) -> Mapping[str, Mapping[str, int]]:
             f["split"]: pq.ParquetFile(split_path(root, config, f["split"])).metadata.num_rows for f in entry["data_files"]
         }
     return counts
+
+
+def read_local_config(root: str | Path, config: str) -> datasets.DatasetDict:
+    """All splits of one config of a local Hub-layout folder, read straight from its parquet files (in memory).
+
+    Prefer this to `datasets.load_dataset(folder, config)` inside the pipeline: datasets 5.2 keys the cache of a local
+    folder by the folder's name and the config, not by the files' content, so a rebuilt folder (or another folder of
+    the same name) can be served stale rows or fail split-size verification against another folder's cached info.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    config_dir = Path(root) / config
+    files: dict[str, list[Path]] = {}
+    for f in sorted(config_dir.glob("*.parquet")):
+        files.setdefault(f.name.split("-0")[0], []).append(f)
+    if not files:
+        raise FileNotFoundError(f"no parquet files for config {config!r} under {root}")
+    return datasets.DatasetDict(
+        {split: datasets.Dataset(pa.concat_tables([pq.read_table(f) for f in fs])) for split, fs in files.items()}
+    )
