@@ -409,7 +409,7 @@ def build_demo(release: Release | None = None):
                 status = gr.Markdown(elem_id="status")
                 baseline = gr.Textbox(label="Baseline student (no map)", interactive=False, elem_id="baseline-output")
                 injected = gr.Textbox(label="Attribution-injected student", interactive=False, elem_id="injected-output")
-                teacher_out = gr.Textbox(label="Teacher", allow_custom_value=True, interactive=False, elem_id="teacher-output")
+                teacher_out = gr.Textbox(label="Teacher", interactive=False, elem_id="teacher-output")
         plot = gr.Plot(label="Maps", elem_id="heatmaps")
         details = gr.Markdown(elem_id="details")
         inputs = [text, pair, teacher, method, operator, map_source]

@@ -82,6 +82,6 @@ def heatmap_figure(panels: list[dict], title: str | None = None):
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97) if title else (0, 0, 1, 1))
     plt.close(fig)  # gradio renders the figure object itself; closing keeps pyplot's registry empty
     return fig

@@ -269,7 +269,9 @@ def test_the_app_over_loopback_with_gradio_client(served, example):
 def chromium() -> tuple[str, str]:
     """Debian's Chromium and chromedriver; installed with apt-get when missing and possible (never downloaded by a test tool)."""
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)) and shutil.which("apt-get") and os.geteuid() == 0:
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"], capture_output=True, timeout=600, check=False)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-q"], capture_output=True, timeout=300, check=False, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"], capture_output=True, timeout=600, check=False, env=env)
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
         pytest.skip("Debian's chromium and chromium-driver are not installed and could not be installed (apt-get install -y chromium chromium-driver)")
     pytest.importorskip("selenium", reason="selenium is not installed (pip install selenium; it is in the dev extra)")
