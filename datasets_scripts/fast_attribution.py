@@ -1,0 +1,524 @@
+"""Teacher-forced, batched attribution engine (`agkd extract --engine fast`): the same raw maps as the Inseq engine.
+
+Inseq attributes one target step at a time (T forward + backward passes per pair, times n_steps for integrated
+gradients, times S for value zeroing). With teacher forcing and the causal decoder mask, one forward pass gives every
+step's output, every step's gradient comes from one batched vector-Jacobian product, and value zeroing runs the S
+zeroed copies of a pair as one decoder batch. What has to match Inseq 0.7.1 (measured in research/fastprobe.md):
+
+- inputs are Inseq's *scaled* embeddings (`get_input_embeddings()(ids) * encoder.embed_scale`, where Inseq takes the
+  encoder's `embed_scale` and mBART has none); the model is fed them through `inputs_embeds`, divided by what a
+  numerical probe says the model re-applies (Marian's decoder re-scales passed embeddings; the compat patch does the
+  same division on the Inseq side);
+- the attributed function is the forced token's probability; decoder input `[start] + labels[:-1]`, labels scored,
+  the final `</s>` included;
+- baselines (integrated_gradients, deeplift, gradient_shap) are `<unk>` except `</s>` on the source and
+  `[start, <unk>...]` (`</s>` kept) on the target, and with `attribute_target=True` the target is interpolated too;
+- aggregation is Inseq's default with `normalize=False`: L2 norm over d_model for gradient methods, mean over heads
+  then layers for attention, mean over layers for value zeroing (scores normalised over the source per layer).
+
+Every method returns, per pair, the raw map [T][S] (row t = labels[t], column s = source_ids[s], the same orientation
+as the stored dataset) and the engine's own probabilities of the labels (for the extraction's self-check).
+
+DeepLIFT: captum's rescale rules only act on `SUPPORTED_NON_LINEAR` modules (ReLU, Sigmoid, Tanh, nn.Softmax ...);
+Marian and mBART use SiLU/GELU modules and functional softmax, so captum's DeepLIFT reduces to (x - baseline) x
+gradient at x, which is what the fast engine computes. A teacher that does hold a supported module is refused (use the
+Inseq engine for it). gradient_shap replays captum's numpy draws pair by pair in the extraction's order: with the same
+seed it reproduces Inseq run with batch size 1 (Inseq's batched gradient_shap draws each sample's baseline from the
+whole batch, i.e. from other pairs, which no per-pair engine reproduces).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+# Max |logits(ids) - logits(embeddings)| for the embedding-divisor probe to accept a divisor.
+PROBE_TOLERANCE = 1e-4
+IG_STEPS = 50  # the registry's n_steps for integrated_gradients (captum's default method: gausslegendre)
+SHAP_SAMPLES = 5  # the registry's n_samples for gradient_shap (stdevs 0)
+
+
+# --------------------------------------------------------------------------------------------------- batching
+
+
+@dataclass
+class PairBatch:
+    """Right-padded pairs. `dec_in[i, :T_i] = [start] + labels[i][:-1]`; padding is masked (source) or causal-harmless
+    (target), and maps are cut back to each pair's lengths."""
+
+    src: torch.Tensor  # [B, S] source ids
+    src_mask: torch.Tensor  # [B, S]
+    dec_in: torch.Tensor  # [B, T] decoder input ids
+    labels: torch.Tensor  # [B, T] forced tokens
+    dec_mask: torch.Tensor  # [B, T]
+    src_lens: list[int]
+    tgt_lens: list[int]
+
+    def __len__(self) -> int:
+        return len(self.src_lens)
+
+
+def make_batch(model, source_ids: list[list[int]], target_ids: list[list[int]]) -> PairBatch:
+    cfg = model.config
+    device = next(model.parameters()).device
+    B, S, T = len(source_ids), max(map(len, source_ids)), max(map(len, target_ids))
+    src = torch.full((B, S), cfg.pad_token_id, dtype=torch.long)
+    dec = torch.full((B, T), cfg.pad_token_id, dtype=torch.long)
+    lab = torch.full((B, T), cfg.pad_token_id, dtype=torch.long)
+    src_mask = torch.zeros((B, S), dtype=torch.long)
+    dec_mask = torch.zeros((B, T), dtype=torch.long)
+    for i, (s, t) in enumerate(zip(source_ids, target_ids, strict=True)):
+        src[i, : len(s)] = torch.tensor(s)
+        src_mask[i, : len(s)] = 1
+        dec[i, : len(t)] = torch.tensor([cfg.decoder_start_token_id, *t[:-1]])
+        lab[i, : len(t)] = torch.tensor(t)
+        dec_mask[i, : len(t)] = 1
+    return PairBatch(
+        src.to(device),
+        src_mask.to(device),
+        dec.to(device),
+        lab.to(device),
+        dec_mask.to(device),
+        [len(s) for s in source_ids],
+        [len(t) for t in target_ids],
+    )
+
+
+# --------------------------------------------------------------------------------------------------- embeddings
+
+
+@dataclass
+class EmbeddingSetup:
+    """How Inseq's embeddings relate to the model: x = emb(ids) * scale is what Inseq differentiates; the encoder and
+    decoder are fed x / enc_div and x / dec_div; `layer_factor` maps the registry's target layer output to x."""
+
+    scale: float
+    enc_div: float
+    dec_div: float
+    layer_name: str
+    layer_factor: float
+
+
+def _probe_ids(model) -> tuple[torch.Tensor, torch.Tensor]:
+    cfg = model.config
+    special = {cfg.pad_token_id, cfg.eos_token_id, cfg.decoder_start_token_id, getattr(cfg, "bos_token_id", None)}
+    ids = [i for i in range(min(cfg.vocab_size, 64)) if i not in special][:6]
+    device = next(model.parameters()).device
+    src = torch.tensor([[*ids, cfg.eos_token_id]], device=device)
+    tgt = torch.tensor([[cfg.decoder_start_token_id, *ids[::-1]]], device=device)
+    return src, tgt
+
+
+@torch.no_grad()
+def embedding_setup(model) -> EmbeddingSetup:
+    """Probe once per model (cached on it) which divisors make the embedding path reproduce the ids path."""
+    cached = getattr(model, "_agkd_fast_setup", None)
+    if cached is not None:
+        return cached
+    from datasets_scripts.attribution_methods import target_layer_name
+
+    enc, dec = model.get_encoder(), model.get_decoder()
+    scale = float(getattr(enc, "embed_scale", 1.0))  # Inseq's configure_embeddings_scale
+    emb = model.get_input_embeddings()
+    src, tgt = _probe_ids(model)
+    ref = model(input_ids=src, decoder_input_ids=tgt).logits
+    xs, xt = emb(src) * scale, emb(tgt) * scale
+    found = None
+    for enc_div in dict.fromkeys([1.0, float(getattr(enc, "embed_scale", 1.0))]):
+        for dec_div in dict.fromkeys([1.0, float(getattr(dec, "embed_scale", 1.0))]):
+            out = model(inputs_embeds=xs / enc_div, decoder_inputs_embeds=xt / dec_div).logits
+            diff = float((out - ref).abs().max())
+            if diff <= PROBE_TOLERANCE:
+                found = (enc_div, dec_div)
+                break
+        if found:
+            break
+    if found is None:
+        raise RuntimeError(f"fast engine: no embedding divisor reproduces {type(model).__name__}'s forward pass")
+    layer_name = target_layer_name(model)
+    layer = dict(model.named_modules())[layer_name]
+    a = layer(src)
+    factor = float(((xs / found[0]) / a)[a.abs() > 1e-6].mean())
+    if not torch.allclose(a * factor, xs / found[0], rtol=1e-5, atol=1e-6):
+        raise RuntimeError(f"fast engine: the encoder input is not a constant multiple of {layer_name}'s output")
+    setup = EmbeddingSetup(scale, found[0], found[1], layer_name, factor)
+    model._agkd_fast_setup = setup
+    logger.info("fast engine: %s", setup)
+    return setup
+
+
+def embed(model, ids: torch.Tensor) -> torch.Tensor:
+    """Inseq's scaled embeddings of `ids`."""
+    return model.get_input_embeddings()(ids) * embedding_setup(model).scale
+
+
+def baseline_ids(model, batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inseq's baselines: source `<unk>` except `</s>`; decoder input `[start, <unk>...]` with `</s>` kept."""
+    cfg = model.config
+    unk = _unk_id(model)
+    src = torch.where(batch.src == cfg.eos_token_id, batch.src, torch.full_like(batch.src, unk))
+    dec = torch.where(batch.dec_in == cfg.eos_token_id, batch.dec_in, torch.full_like(batch.dec_in, unk))
+    dec[:, 0] = cfg.decoder_start_token_id
+    return src, dec
+
+
+def _unk_id(model) -> int:
+    unk = getattr(model, "_agkd_unk_id", None)
+    if unk is None:
+        raise ValueError("fast engine: set model._agkd_unk_id (the tokenizer's unk id) before attributing")
+    return unk
+
+
+# --------------------------------------------------------------------------------------------------- forward
+
+
+def decoder_states(model, batch: PairBatch, xs: torch.Tensor, xt: torch.Tensor, **kwargs):
+    """Seq2seq forward on Inseq's embeddings (source xs, decoder input xt), repeated rows allowed via `rows`."""
+    setup = embedding_setup(model)
+    rows = kwargs.pop("rows", None)
+    src_mask, dec_mask = batch.src_mask, batch.dec_mask
+    if rows is not None:
+        src_mask, dec_mask = src_mask[rows], dec_mask[rows]
+    return model.base_model(
+        inputs_embeds=xs / setup.enc_div,
+        attention_mask=src_mask,
+        decoder_inputs_embeds=xt / setup.dec_div,
+        decoder_attention_mask=dec_mask,
+        **kwargs,
+    )
+
+
+def label_probs(model, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """p(labels[t]) from decoder states h [N, T, d] (the LM head and Marian/mBART's final_logits_bias)."""
+    logits = model.get_output_embeddings()(h)
+    bias = getattr(model, "final_logits_bias", None)
+    if bias is not None:
+        logits = logits + bias.to(logits.dtype)
+    return logits.float().softmax(-1).gather(-1, labels[..., None])[..., 0]
+
+
+def _split(batch: PairBatch, full: torch.Tensor) -> list[np.ndarray]:
+    """[B, T, S] -> per pair [T_i, S_i] float32."""
+    full = torch.nan_to_num(full.detach().float()).cpu().numpy()
+    return [full[i, :t, :s].astype(np.float32) for i, (t, s) in enumerate(zip(batch.tgt_lens, batch.src_lens))]
+
+
+def _split_probs(batch: PairBatch, p: torch.Tensor) -> list[np.ndarray]:
+    p = p.detach().float().cpu().numpy()
+    return [p[i, :t] for i, t in enumerate(batch.tgt_lens)]
+
+
+# --------------------------------------------------------------------------------------------------- gradients
+
+
+def step_grads(
+    model, batch: PairBatch, inputs: torch.Tensor, h: torch.Tensor, labels: torch.Tensor, chunk: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """d p_t / d inputs for every step t: [T, N, S, d], and p [N, T].
+
+    p_t depends only on h_t, so one cheap backward through the LM head gives every dp_t/dh_t; the expensive part is
+    T vector-Jacobian products through the model, done `chunk` steps at a time with `is_grads_batched` (chunk 1: a
+    plain loop, which measured faster for integrated gradients' 50-row batches)."""
+    hd = h.detach().requires_grad_()
+    p = label_probs(model, hd, labels)
+    (g,) = torch.autograd.grad(p.sum(), hd)  # [N, T, d]
+    T = h.shape[1]
+    chunk = T if chunk is None else max(1, chunk)
+    out = []
+    steps = torch.arange(T, device=h.device)
+    for start in range(0, T, chunk):
+        ts = steps[start : start + chunk]
+        cot = torch.zeros((len(ts), *h.shape), device=h.device, dtype=h.dtype)
+        cot[torch.arange(len(ts)), :, ts, :] = g[:, ts, :].transpose(0, 1).to(h.dtype)
+        last = start + chunk >= T
+        if len(ts) == 1:
+            (gr,) = torch.autograd.grad(h, inputs, grad_outputs=cot[0], retain_graph=not last)
+            out.append(gr[None])
+        else:
+            (gr,) = torch.autograd.grad(h, inputs, grad_outputs=cot, retain_graph=not last, is_grads_batched=True)
+            out.append(gr)
+    return torch.cat(out), p.detach()
+
+
+def _gradient_at_input(model, batch: PairBatch, chunk: int | None):
+    """(x_src, d p_t/d x_src [T, B, S, d], p [B, T]) at the real input."""
+    xs = embed(model, batch.src).detach().requires_grad_()
+    with torch.no_grad():
+        xt = embed(model, batch.dec_in)
+    h = decoder_states(model, batch, xs, xt).last_hidden_state
+    grads, p = step_grads(model, batch, xs, h, batch.labels, chunk)
+    return xs.detach(), grads, p
+
+
+def _vnorm_map(batch: PairBatch, attr: torch.Tensor) -> list[np.ndarray]:
+    """attr [T, B, S, d] -> per pair [T_i, S_i]: Inseq's vnorm (L2 over d_model)."""
+    return _split(batch, torch.linalg.vector_norm(attr.float(), dim=-1).permute(1, 0, 2))
+
+
+def saliency(model, batch: PairBatch, chunk: int | None = None):
+    """|d p_t / d x_src|, L2 over d_model (captum's abs=True; the norm drops the sign anyway)."""
+    _, grads, p = _gradient_at_input(model, batch, chunk)
+    return _vnorm_map(batch, grads), _split_probs(batch, p)
+
+
+def input_x_gradient(model, batch: PairBatch, chunk: int | None = None):
+    xs, grads, p = _gradient_at_input(model, batch, chunk)
+    return _vnorm_map(batch, grads * xs[None]), _split_probs(batch, p)
+
+
+def deeplift(model, batch: PairBatch, chunk: int | None = None):
+    """captum DeepLift without supported non-linear modules = (x - baseline) x gradient at x (see the module doc)."""
+    _check_deeplift_reducible(model)
+    xs, grads, p = _gradient_at_input(model, batch, chunk)
+    with torch.no_grad():
+        bs = embed(model, baseline_ids(model, batch)[0])
+    return _vnorm_map(batch, grads * (xs - bs)[None]), _split_probs(batch, p)
+
+
+def _check_deeplift_reducible(model) -> None:
+    from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR
+
+    held = sorted({type(m).__name__ for m in model.modules() if type(m) in SUPPORTED_NON_LINEAR})
+    if held:
+        raise NotImplementedError(
+            f"fast deeplift: {type(model).__name__} has captum DeepLift non-linear modules {held} whose rescale rule "
+            "the fast engine does not reproduce; use --engine inseq for deeplift"
+        )
+
+
+def layer_gradient_x_activation(model, batch: PairBatch, chunk: int | None = None):
+    """Gradient x activation at the registry's target layer (the encoder's token-embedding module): its output a feeds
+    the encoder as a * layer_factor (Marian scales outside the module, mBART inside)."""
+    setup = embedding_setup(model)
+    layer = dict(model.named_modules())[setup.layer_name]
+    with torch.no_grad():
+        a = layer(batch.src)
+        xt = embed(model, batch.dec_in)
+    a = a.detach().requires_grad_()
+    xs = a * (setup.layer_factor * setup.enc_div)  # decoder_states divides by enc_div again
+    h = decoder_states(model, batch, xs, xt).last_hidden_state
+    grads, p = step_grads(model, batch, a, h, batch.labels, chunk)
+    return _vnorm_map(batch, grads * a.detach()[None]), _split_probs(batch, p)
+
+
+def integrated_gradients(model, batch: PairBatch, chunk: int | None = 1, n_steps: int = IG_STEPS):
+    """captum IG (Gauss-Legendre, n_steps) with Inseq's baselines, source and target interpolated together
+    (attribute_target=True); causality makes the full-target interpolation equal to Inseq's per-step prefixes.
+    Rows: alpha-major copies of the batch, as captum."""
+    from captum.attr._utils.approximation_methods import approximation_parameters
+
+    step_sizes_fn, alphas_fn = approximation_parameters("gausslegendre")
+    alphas, step_sizes = alphas_fn(n_steps), step_sizes_fn(n_steps)
+    B = len(batch)
+    with torch.no_grad():
+        b_src, b_dec = baseline_ids(model, batch)
+        xs, xt = embed(model, batch.src), embed(model, batch.dec_in)
+        bs, bt = embed(model, b_src), embed(model, b_dec)
+        al = torch.tensor(alphas, dtype=xs.dtype, device=xs.device).repeat_interleave(B)[:, None, None]
+        rows = torch.arange(B, device=xs.device).repeat(n_steps)
+        ixs = (bs[rows] + al * (xs - bs)[rows]).requires_grad_()
+        ixt = bt[rows] + al * (xt - bt)[rows]
+        p_clean = label_probs(model, decoder_states(model, batch, xs, xt).last_hidden_state, batch.labels)
+    h = decoder_states(model, batch, ixs, ixt, rows=rows).last_hidden_state
+    grads, _ = step_grads(model, batch, ixs, h, batch.labels[rows], chunk)  # [T, n*B, S, d]
+    w = torch.tensor(step_sizes, dtype=grads.dtype, device=grads.device).repeat_interleave(B)
+    total = (grads * w[None, :, None, None]).reshape(grads.shape[0], n_steps, B, *grads.shape[2:]).sum(1)
+    return _vnorm_map(batch, total * (xs - bs)[None]), _split_probs(batch, p_clean)
+
+
+def gradient_shap(model, batch: PairBatch, chunk: int | None = None, n_samples: int = SHAP_SAMPLES):
+    """captum GradientShap (n_samples, stdevs 0) with Inseq's baselines, source and target scaled together.
+
+    Draws replay captum's numpy calls for a batch of one pair: per pair (in batch order) and target step,
+    `np.random.choice(1, n)` (baseline index) then `np.random.uniform(0, 1, n)` (interpolation coefficients). Each
+    (pair, step, sample) row gets its own coefficient, so one forward + one backward over all rows gives everything
+    (row (t, k) only needs p_t)."""
+    B = len(batch)
+    coef = torch.zeros((B, max(batch.tgt_lens), n_samples), dtype=torch.float64)
+    for i, T_i in enumerate(batch.tgt_lens):
+        for t in range(T_i):
+            np.random.choice(1, n_samples)
+            coef[i, t] = torch.from_numpy(np.random.uniform(0.0, 1.0, n_samples))
+    with torch.no_grad():
+        b_src, b_dec = baseline_ids(model, batch)
+        xs, xt = embed(model, batch.src), embed(model, batch.dec_in)
+        bs, bt = embed(model, b_src), embed(model, b_dec)
+        p_clean = label_probs(model, decoder_states(model, batch, xs, xt).last_hidden_state, batch.labels)
+    idx = [(i, t) for i in range(B) for t in range(batch.tgt_lens[i])]
+    pair = torch.tensor([i for i, _ in idx for _ in range(n_samples)], device=xs.device)
+    step = torch.tensor([t for _, t in idx for _ in range(n_samples)], device=xs.device)
+    c = coef[pair.cpu(), step.cpu(), torch.arange(n_samples).repeat(len(idx))].to(xs.dtype).to(xs.device)
+    c = c[:, None, None]
+    total = torch.zeros((B, coef.shape[1], *xs.shape[1:]), dtype=xs.dtype, device=xs.device)
+    n_rows = len(pair)
+    row_chunk = chunk or n_rows
+    for start in range(0, n_rows, row_chunk):
+        sl = slice(start, start + row_chunk)
+        pr, st, cc = pair[sl], step[sl], c[sl]
+        ixs = (cc * xs[pr] + (1.0 - cc) * bs[pr]).requires_grad_()
+        ixt = cc * xt[pr] + (1.0 - cc) * bt[pr]
+        h = decoder_states(model, batch, ixs, ixt, rows=pr).last_hidden_state
+        hs = h[torch.arange(len(pr), device=h.device), st]  # [n, d]: row r's step
+        p = label_probs(model, hs[:, None], batch.labels[pr, st][:, None])[:, 0]
+        (g,) = torch.autograd.grad(p.sum(), ixs)
+        total.index_put_((pr, st), g, accumulate=True)
+    attr = total / n_samples * (xs - bs)[:, None]  # [B, T, S, d]
+    return _vnorm_map(batch, attr.transpose(0, 1)), _split_probs(batch, p_clean)
+
+
+# --------------------------------------------------------------------------------------------------- forward-only
+
+
+@torch.no_grad()
+def attention(model, batch: PairBatch, chunk: int | None = None):
+    """Cross-attention of the forced-decoding forward pass, mean over heads then layers (needs eager attention)."""
+    xs, xt = embed(model, batch.src), embed(model, batch.dec_in)
+    out = decoder_states(model, batch, xs, xt, output_attentions=True)
+    if not out.cross_attentions or out.cross_attentions[0] is None:
+        raise RuntimeError("fast attention: load the teacher with attn_implementation='eager'")
+    att = torch.stack([a.float().mean(1) for a in out.cross_attentions]).mean(0)  # [B, T, S]
+    return _split(batch, att), _split_probs(batch, label_probs(model, out.last_hidden_state, batch.labels))
+
+
+@torch.no_grad()
+def value_zeroing(model, batch: PairBatch, chunk: int | None = 256, threshold: float = 1e-5):
+    """Cross-attention value zeroing, cosine distance (Inseq's cross scores), mean over decoder layers.
+
+    The encoder output is computed once; the decoder then runs on rows (pair i, zeroed source token j), `chunk` rows at
+    a time. A hook on each layer's cross-attention value projection zeroes row j; hooks on each block but the last
+    record the corrupted output and pass the clean one on (each layer is zeroed independently, as Inseq); the last
+    block's state is the decoder's final hidden state (after mBART's final layer norm), as Inseq."""
+    xs, xt = embed(model, batch.src), embed(model, batch.dec_in)
+    clean = decoder_states(model, batch, xs, xt, output_hidden_states=True)
+    enc_h = clean.encoder_last_hidden_state
+    clean_states = clean.decoder_hidden_states  # (embeddings, block 1, ..., block L)
+    decoder = model.get_decoder()
+    blocks = decoder.layers
+    L = len(blocks)
+    pairs = [(i, j) for i in range(len(batch)) for j in range(batch.src_lens[i])]
+    B, T, S = len(batch), batch.dec_in.shape[1], batch.src.shape[1]
+    scores = torch.full((B, L, T, S), float("nan"), device=xs.device)
+    setup = embedding_setup(model)
+    state: dict = {}
+
+    def zero_values(module, args, output):
+        return output * state["keep"][:, :, None].to(output.dtype)
+
+    def patch_block(idx):
+        def hook(module, args, output):
+            hidden = output[0] if isinstance(output, tuple) else output
+            state["corrupted"][idx] = hidden.float()
+            restored = clean_states[idx + 1][state["rows"]].to(hidden.dtype)
+            return (restored, *output[1:]) if isinstance(output, tuple) else restored
+
+        return hook
+
+    handles = [b.encoder_attn.v_proj.register_forward_hook(zero_values) for b in blocks]
+    handles += [blocks[k].register_forward_hook(patch_block(k)) for k in range(L - 1)]
+    cos = torch.nn.CosineSimilarity(dim=-1)
+    try:
+        step = chunk or len(pairs)
+        for start in range(0, len(pairs), step):
+            part = pairs[start : start + step]
+            rows = torch.tensor([i for i, _ in part], device=xs.device)
+            cols = torch.tensor([j for _, j in part], device=xs.device)
+            keep = torch.ones((len(part), S), device=xs.device)
+            keep[torch.arange(len(part)), cols] = 0
+            state.update(keep=keep, rows=rows, corrupted={})
+            out = decoder(
+                inputs_embeds=xt[rows] / setup.dec_div,
+                attention_mask=batch.dec_mask[rows],
+                encoder_hidden_states=enc_h[rows],
+                encoder_attention_mask=batch.src_mask[rows],
+                output_hidden_states=True,
+            )
+            state["corrupted"][L - 1] = out.hidden_states[-1].float()
+            for k in range(L):
+                sim = cos(clean_states[k + 1][rows].float(), state["corrupted"][k])  # [n, T]
+                scores[rows, k, :, cols] = 1 - sim
+    finally:
+        for handle in handles:
+            handle.remove()
+    scores = torch.where(scores < threshold, torch.zeros_like(scores), scores)
+    total = scores.nansum(dim=-1, keepdim=True)
+    total[total == 0] = 1
+    scores = scores / total
+    probs = label_probs(model, clean.last_hidden_state, batch.labels)
+    return _split(batch, scores.mean(1)), _split_probs(batch, probs)
+
+
+# --------------------------------------------------------------------------------------------------- registry
+
+
+FAST_METHODS: dict[str, Callable] = {
+    "attention": attention,
+    "value_zeroing": value_zeroing,
+    "saliency": saliency,
+    "input_x_gradient": input_x_gradient,
+    "integrated_gradients": integrated_gradients,
+    "layer_gradient_x_activation": layer_gradient_x_activation,
+    "gradient_shap": gradient_shap,
+    "deeplift": deeplift,
+}
+
+# Pairs per fast batch on CPU (IG already has n_steps rows per pair; the others are cheap per row).
+FAST_BATCH_SIZE = {"integrated_gradients": 2, "gradient_shap": 4, "value_zeroing": 8}
+DEFAULT_FAST_BATCH_SIZE = 16
+
+
+def attribute_pairs(
+    model,
+    method: str,
+    source_ids: list[list[int]],
+    target_ids: list[list[int]],
+    unk_token_id: int,
+    batch_size: int | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(map [T_i][S_i], engine probabilities [T_i]) per pair, in input order. Pairs run in length-sorted batches
+    (sorted as the Inseq engine sorts them, which gradient_shap's draw replay relies on)."""
+    if method not in FAST_METHODS:
+        raise ValueError(f"fast engine has no method {method!r}; known: {list(FAST_METHODS)}")
+    model._agkd_unk_id = unk_token_id
+    fn = FAST_METHODS[method]
+    batch_size = batch_size or FAST_BATCH_SIZE.get(method, DEFAULT_FAST_BATCH_SIZE)
+    order = sorted(range(len(source_ids)), key=lambda i: (len(target_ids[i]), len(source_ids[i])))
+    results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    with torch.enable_grad():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = make_batch(model, [source_ids[i] for i in idx], [target_ids[i] for i in idx])
+            maps, probs = fn(model, batch)
+            for i, m, p in zip(idx, maps, probs, strict=True):
+                results[i] = (m, p)
+    return [results[i] for i in range(len(source_ids))]
+
+
+def attribute_rows_fast(teacher, method: str, rows: list[dict], batch_size: int | None, seed: int) -> list[dict]:
+    """The fast engine's drop-in for `extract_attributions.attribute_rows` (methods only): the same row schema, and
+    prob_check = max |engine probability - plain forward pass probability| over the target tokens."""
+    from datasets_scripts.extract_attributions import _seed_everything
+
+    _seed_everything(seed)  # gradient_shap replays captum's numpy draws from the shard seed, as the Inseq engine
+    src = [r["source_ids"] for r in rows]
+    tgt = [r["target_ids"] for r in rows]
+    out = attribute_pairs(teacher.model, method, src, tgt, teacher.tokenizer.unk_token_id, batch_size)
+    model_probs: list[np.ndarray] = []
+    for start in range(0, len(rows), 64):
+        model_probs += teacher.probabilities(src[start : start + 64], tgt[start : start + 64])
+    tok = teacher.tokenizer
+    return [
+        {
+            **r,
+            "source_tokens": tok.convert_ids_to_tokens(r["source_ids"]),
+            "target_tokens": tok.convert_ids_to_tokens(r["target_ids"]),
+            "attribution": amap.tolist(),
+            "prob_check": float(np.abs(p_engine - p_model).max()),
+        }
+        for r, (amap, p_engine), p_model in zip(rows, out, model_probs, strict=True)
+    ]
