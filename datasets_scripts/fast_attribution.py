@@ -206,7 +206,9 @@ def label_probs(model, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def _split(batch: PairBatch, full: torch.Tensor) -> list[np.ndarray]:
     """[B, T, S] -> per pair [T_i, S_i] float32."""
     full = torch.nan_to_num(full.detach().float()).cpu().numpy()
-    return [full[i, :t, :s].astype(np.float32) for i, (t, s) in enumerate(zip(batch.tgt_lens, batch.src_lens))]
+    return [
+        full[i, :t, :s].astype(np.float32) for i, (t, s) in enumerate(zip(batch.tgt_lens, batch.src_lens, strict=True))
+    ]
 
 
 def _split_probs(batch: PairBatch, p: torch.Tensor) -> list[np.ndarray]:
