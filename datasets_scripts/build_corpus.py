@@ -693,6 +693,7 @@ def _build_key(args: BuildCorpusArguments, sources: Sequence[str], pairs: Sequen
         "builder_version": BUILDER_VERSION,
         "filter_version": FILTER_VERSION,
         "sources": list(sources),
+        "reader_versions": {s: SOURCES[s].version for s in sources},
         "pairs": list(pairs),
     }
     if "catalogs" in sources:
