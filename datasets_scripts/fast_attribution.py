@@ -474,6 +474,10 @@ FAST_BATCH_SIZE = {"integrated_gradients": 2, "gradient_shap": 4, "value_zeroing
 DEFAULT_FAST_BATCH_SIZE = 16
 
 
+def fast_batch_size(method: str) -> int:
+    return FAST_BATCH_SIZE.get(method, DEFAULT_FAST_BATCH_SIZE)
+
+
 def attribute_pairs(
     model,
     method: str,
@@ -488,7 +492,7 @@ def attribute_pairs(
         raise ValueError(f"fast engine has no method {method!r}; known: {list(FAST_METHODS)}")
     model._agkd_unk_id = unk_token_id
     fn = FAST_METHODS[method]
-    batch_size = batch_size or FAST_BATCH_SIZE.get(method, DEFAULT_FAST_BATCH_SIZE)
+    batch_size = batch_size or fast_batch_size(method)
     order = sorted(range(len(source_ids)), key=lambda i: (len(target_ids[i]), len(source_ids[i])))
     results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     with torch.enable_grad():
