@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         out = attribute_rows(teacher, method, timed, best, 0)
         seconds = time.perf_counter() - t0
         table.append((method, best, len(timed) / seconds, seconds / len(timed), max(r["prob_check"] for r in out)))
+        logger.warning("%s: batch %d, %.2f pairs/s", method, best, len(timed) / seconds)  # progress while it runs
     load = os.getloadavg()
     print(
         f"teacher {args.teacher} ({teacher.family}, {n_params / 1e6:.1f} M params), device {device}, "
