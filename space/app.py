@@ -13,8 +13,9 @@ reference needed), `attributor` (the Attributor predicts each row from the stude
 
     agkd space --release runs/demo/hub            # or AGKD_RELEASE=... / AGKD_HUB_ORG=<org> python space/app.py
 
-Maps of example sentences come from agkd-attributions when the stored row matches; for a typed sentence they are
-computed with the extraction stage's Inseq wrapper (datasets_scripts/extract_attributions.py).
+Maps of test-split sentences are the stored rows of agkd-attributions (what `agkd evaluate` injects); a typed
+sentence's map is computed on the spot with the extraction stage's fast engine (datasets_scripts/fast_attribution.py:
+the same maps as Inseq, one batched pass instead of one pass per target token), Inseq where the engine refuses.
 """
 
 from __future__ import annotations
@@ -161,32 +162,44 @@ class SpaceApp:
             return None
         return stored_maps(self.release.dataset_ref(ATTRIBUTION_DATASET), config).get(source)
 
-    def teacher_map(self, teacher: str, pair: str, method: str, source: str, target: str, source_ids, target_ids) -> tuple[np.ndarray, str]:
-        """The teacher's raw map [T, S] of (source, target) for `method`, and where it came from."""
+    def teacher_map(self, teacher: str, pair: str, method: str, source: str, target: str, source_ids, target_ids) -> dict:
+        """The teacher's raw map of `source` for `method` under the `teacher` protocol.
+
+        A test-split sentence uses its stored row of `<teacher>.<pair>.<method>.teacher` (the map `agkd evaluate`
+        injects; its target is the teacher's translation at extraction time). Any other sentence gets the map of
+        (source, target) computed now with the fast engine (the same maps as Inseq, datasets_scripts/fast_attribution.py),
+        or with Inseq where the fast engine refuses a teacher. Returns {map, source_ids, target_ids, target, note}."""
         from datasets_scripts.attribution_methods import CONTROLS, METHODS
 
         row = self._stored_row(f"{teacher}.{pair}.{method}.teacher", source)
-        if row is not None and row["target"] == target and list(row["source_ids"]) == list(source_ids) and list(row["target_ids"]) == list(target_ids):
-            return np.asarray(row["attribution"], dtype=np.float32), "stored in agkd-attributions (config `.teacher`)"
+        if row is not None and list(row["source_ids"]) == list(source_ids):
+            same = "" if row["target"] == target else f" (of the teacher's translation at extraction: “{row['target']}”)"
+            return {
+                "map": np.asarray(row["attribution"], dtype=np.float32),
+                "source_ids": list(row["source_ids"]),
+                "target_ids": list(row["target_ids"]),
+                "note": "stored in agkd-attributions (config `.teacher`)" + same,
+            }
+        result = {"source_ids": list(source_ids), "target_ids": list(target_ids)}
         if method in CONTROLS:
             control = CONTROLS[method].build(len(target_ids), len(source_ids), source, 42)
-            return control, f"control `{method}` built for this sentence"
+            return {**result, "map": control, "note": f"control `{method}` built for this sentence"}
         if method not in METHODS:
             raise SpaceError(f"Unknown attribution method {method!r}.")
-        try:
-            from datasets_scripts.extract_attributions import attribute_rows
-        except ImportError as err:
-            raise SpaceError(f"Live maps need Inseq ({err}); pick an example sentence, whose maps are stored.") from err
         extractor = load_attribution_teacher(pair, self.release.teacher_ref(teacher, pair), teacher)
         rows = [{"id": "space", "source": source, "target": target, "target_kind": "teacher", "source_ids": list(source_ids), "target_ids": list(target_ids)}]
         try:
-            out = attribute_rows(extractor, method, rows, batch_size=1, seed=42)[0]
-        except Exception as err:  # noqa: BLE001  (Inseq errors on odd inputs: tell the visitor, keep serving)
-            logger.exception("live %s map failed", method)
-            raise SpaceError(f"Inseq could not compute the {method} map of this sentence: {type(err).__name__}: {err}") from err
+            from datasets_scripts.fast_attribution import attribute_rows_fast
+
+            out, engine = attribute_rows_fast(extractor, method, rows, batch_size=1, seed=42)[0], "the fast engine"
+        except ValueError as err:  # e.g. DeepLIFT on a teacher with captum-supported non-linear modules
+            logger.info("fast engine refused %s (%s): Inseq", method, err)
+            from datasets_scripts.extract_attributions import attribute_rows
+
+            out, engine = attribute_rows(extractor, method, rows, batch_size=1, seed=42)[0], "Inseq"
         check = out["prob_check"]
-        note = "computed live with Inseq" + (f" (probability check {check:.1e})" if check is not None else "")
-        return np.asarray(out["attribution"], dtype=np.float32), note
+        note = f"computed now with {engine}" + (f" (probability check {check:.1e})" if check is not None else "")
+        return {**result, "map": np.asarray(out["attribution"], dtype=np.float32), "note": note}
 
     # -------------------------------------------------------------------------------------------- main callback
     def translate(self, text: str, pair: str, teacher: str, method: str, operator: str, map_source: str):
@@ -231,7 +244,7 @@ class SpaceApp:
         if len(source_ids) > MAX_TOKENS:
             raise SpaceError(f"The sentence has {len(source_ids)} tokens; the models were trained on at most {MAX_TOKENS}. Shorten it.")
         with torch.no_grad():
-            generated = t_model.generate(torch.tensor([source_ids]), max_new_tokens=MAX_TOKENS, **t_kwargs)
+            generated = t_model.generate(torch.tensor([source_ids]), max_length=MAX_TOKENS + 1, **t_kwargs)
         result.teacher = t_tokenizer.decode(generated[0], skip_special_tokens=True)
         timings["teacher"] = time.perf_counter() - tick
 
@@ -243,9 +256,16 @@ class SpaceApp:
             map_target_ids, map_source_ids = list(row["target_ids"]), list(row["source_ids"])
             teacher_map, map_note = np.asarray(row["attribution"], dtype=np.float32), f"stored gold map (reference: “{row['target']}”)"
         else:
-            map_source_ids = source_ids
-            map_target_ids = t_tokenizer(text_target=result.teacher)["input_ids"]
-            teacher_map, map_note = self.teacher_map(teacher, pair, method, source, result.teacher, source_ids, map_target_ids)
+            target_ids = t_tokenizer(text_target=result.teacher)["input_ids"]
+            try:
+                found = self.teacher_map(teacher, pair, method, source, result.teacher, source_ids, target_ids)
+            except SpaceError:
+                raise
+            except Exception as err:  # noqa: BLE001  (an attribution failure is reported, the app keeps serving)
+                logger.exception("teacher map failed")
+                raise SpaceError(f"Could not compute the {method} map of this sentence: {type(err).__name__}: {err}") from err
+            teacher_map, map_note = found["map"], found["note"]
+            map_source_ids, map_target_ids = found["source_ids"], found["target_ids"]
         timings["teacher map"] = time.perf_counter() - tick
         source_tokens, map_target_tokens = _tokens(t_tokenizer, map_source_ids), _tokens(t_tokenizer, map_target_ids)
         input_ids = torch.tensor([map_source_ids])
@@ -266,7 +286,7 @@ class SpaceApp:
         tick = time.perf_counter()
         b_model, b_tokenizer = load_student(baseline_info.ref)
         with torch.no_grad():
-            b_out = b_model.generate(input_ids, max_new_tokens=MAX_TOKENS)
+            b_out = b_model.generate(input_ids, max_length=MAX_TOKENS + 1)
         result.baseline = b_tokenizer.decode(b_out[0], skip_special_tokens=True)
         timings["baseline student"] = time.perf_counter() - tick
 
@@ -275,9 +295,9 @@ class SpaceApp:
         map_tensor = torch.tensor(teacher_map[None], dtype=torch.float32)
         with torch.no_grad():
             if map_source == "attributor":
-                s_out = s_model.generate(input_ids, max_new_tokens=MAX_TOKENS, attributor=attributor)
+                s_out = s_model.generate(input_ids, max_length=MAX_TOKENS + 1, attributor=attributor)
             else:
-                s_out = s_model.generate(input_ids, max_new_tokens=MAX_TOKENS, attribution_map=map_tensor)
+                s_out = s_model.generate(input_ids, max_length=MAX_TOKENS + 1, attribution_map=map_tensor)
             result.injected = s_tokenizer.decode(s_out[0], skip_special_tokens=True)
             # The student's own cross-attention on its output, with the map it generated with.
             decoder_input_ids = s_out[:, :-1]

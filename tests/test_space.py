@@ -158,19 +158,37 @@ def test_the_stored_teacher_map_is_used_when_it_matches(app, example):
     out = outputs_dict(app.translate(example, "de-en", "marian", "attention", "add", "teacher"))
     rows = release_module.stored_maps(app.release.dataset_ref("agkd-attributions"), "marian.de-en.attention.teacher")
     stored = rows[example]
-    if stored["target"] == out["teacher"]:
-        assert "stored in agkd-attributions" in out["details"]
-        image = next(ax for ax in out["figure"].axes if ax.get_title().startswith("teacher map")).images[0]
-        np.testing.assert_allclose(image.get_array(), np.asarray(stored["attribution"]), rtol=1e-6)
-    else:
-        assert "computed live" in out["details"]
+    assert "stored in agkd-attributions" in out["details"]
+    teacher_ax = next(ax for ax in out["figure"].axes if ax.get_title().startswith("teacher map"))
+    np.testing.assert_allclose(teacher_ax.images[0].get_array(), np.asarray(stored["attribution"]), rtol=1e-6)
+    assert [t.get_text() for t in teacher_ax.get_xticklabels()] == [display_token(t) for t in stored["source_tokens"]]
+
+
+@pytest.mark.parametrize("method", ["attention", "saliency", "integrated_gradients"])
+def test_live_maps_equal_the_extraction_maps(app, tiny_marian_dir, method):
+    """A typed sentence's map is what `agkd extract` stores for it (fast engine == Inseq, research/fastprobe.md)."""
+    import torch
+
+    from datasets_scripts.extract_attributions import Teacher, attribute_rows
+
+    source, target = "die Frau kennt heute den Baum.", "The woman knows the tree today."
+    teacher = release_module.load_attribution_teacher("de-en", str(tiny_marian_dir), "marian")
+    source_ids, target_ids = teacher.encode(source, target)
+    live = app.teacher_map("marian", "de-en", method, source, target, source_ids, target_ids)
+    assert live["note"].startswith("computed now with the fast engine")
+    reference = Teacher(str(tiny_marian_dir), "de-en", torch.device("cpu"), compat=True)
+    row = {"id": "x", "source": source, "target": target, "target_kind": "teacher", "source_ids": source_ids, "target_ids": target_ids}
+    expected = np.asarray(attribute_rows(reference, method, [row], batch_size=1, seed=42)[0]["attribution"])
+    np.testing.assert_allclose(live["map"], expected, rtol=1e-3, atol=1e-5 * np.abs(expected).max())
 
 
 def test_a_typed_sentence_gets_a_live_map(app):
     sentence = "Der Baum findet oft das Kind."
     out = outputs_dict(app.translate(sentence, "de-en", "marian", "attention", "add", "teacher"))
     assert out["status"].startswith("✅"), out["status"]
-    assert "computed live with Inseq (probability check" in out["details"]
+    assert "computed now with the fast engine (probability check" in out["details"]
+    check = float(out["details"].split("probability check ")[1].split(")")[0])
+    assert check < 1e-4  # the engine's probabilities are the teacher's
 
 
 def test_gold_and_attributor_protocols(app, example):
