@@ -350,3 +350,12 @@ def test_the_page_lists_the_choices(served):
     dump = json.dumps(config, ensure_ascii=False)
     assert "attention" in dump and "Examples from the held-out test split" in dump
     assert set(MAP_SOURCES) <= set(dump.replace('"', " ").split())
+
+
+def test_the_space_stage_of_the_cli(capsys):
+    from training.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["space", "--help"])
+    assert exit_info.value.code == 0
+    assert "--release" in capsys.readouterr().out
