@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         fast_best = float("inf")
         rel, checks = None, []
         for _ in range(args.rounds):
-            for bs in CANDIDATES.get(method, DEFAULT_CANDIDATES):
+            for bs in sorted({min(b, len(timed)) for b in CANDIDATES.get(method, DEFAULT_CANDIDATES)}):
                 seconds, out_i = clock(attribute_rows, teacher, method, timed, bs, 0)
                 inseq_best[bs] = min(inseq_best.get(bs, float("inf")), seconds)
                 seconds, out_f = clock(attribute_rows_fast, teacher, method, timed, None, 0)

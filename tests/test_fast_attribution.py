@@ -2,7 +2,7 @@
 
 Every method is compared map by map on the same pairs, one of them about twice as long as the others, so that the
 fast engine attributes a right-padded batch: max |fast - inseq| / max |inseq| per pair must stay within 1e-4 (the
-issue's bound). The default run uses 8 integrated-gradients steps on both sides (same code path, cheaper Inseq
+issue's bound). The default run uses 4 integrated-gradients steps on both sides (same code path, cheaper Inseq
 reference); the registry's 50 steps run under `-m slow`. gradient_shap replays captum's draws, so it is compared
 with the same seed against Inseq with batch size 1.
 """
@@ -27,19 +27,25 @@ REL_TOL = 1e-4
 SEED = 11
 
 
-def _rows(teacher: ex.Teacher, n: int) -> list[dict]:
-    """`n` toy test pairs; the second is two sentences joined, so batches hold pairs of clearly different lengths."""
+def _rows(teacher: ex.Teacher, n: int, join: bool = True) -> list[dict]:
+    """`n` toy test pairs (of different lengths); with `join` the second is two sentences joined, about twice as long
+    (left out for the methods whose Inseq reference is slow)."""
     pairs = toy_pairs("de-en", 520, seed=5)[440 : 440 + n + 1]
-    pairs[1] = {
-        **pairs[1],
-        "source": f"{pairs[1]['source']} {pairs[-1]['source']}",
-        "target": f"{pairs[1]['target']} {pairs[-1]['target']}",
-    }
+    if join:
+        pairs[1] = {
+            **pairs[1],
+            "source": f"{pairs[1]['source']} {pairs[-1]['source']}",
+            "target": f"{pairs[1]['target']} {pairs[-1]['target']}",
+        }
     rows = []
     for p in pairs[:n]:
         source_ids, target_ids = teacher.encode(p["source"], p["target"])
         rows.append({**p, "target_kind": "reference", "source_ids": source_ids, "target_ids": target_ids})
+    assert len({(len(r["source_ids"]), len(r["target_ids"])) for r in rows}) == n  # a padded batch
     return rows
+
+
+HEAVY = {"value_zeroing", "gradient_shap", "integrated_gradients"}  # Inseq runs S, T x n_samples or T x n_steps passes
 
 
 def _max_rel_diff(inseq_rows: list[dict], fast_rows: list[dict]) -> float:
@@ -94,13 +100,13 @@ def test_padded_batch_and_setup(marian):
 
 @pytest.mark.parametrize("method", list(fa.FAST_METHODS))
 def test_marian_matches_inseq(marian, method, monkeypatch):
-    rel = _compare(marian, method, _rows(marian, 3), monkeypatch, ig_steps=8)
+    rel = _compare(marian, method, _rows(marian, 2, method not in HEAVY), monkeypatch, ig_steps=4)
     assert rel <= REL_TOL, (method, rel)
 
 
 @pytest.mark.parametrize("method", list(fa.FAST_METHODS))
 def test_mbart_matches_inseq(mbart, method, monkeypatch):
-    rel = _compare(mbart, method, _rows(mbart, 2), monkeypatch, ig_steps=8)
+    rel = _compare(mbart, method, _rows(mbart, 2, method not in HEAVY), monkeypatch, ig_steps=4)
     assert rel <= REL_TOL, (method, rel)
 
 
@@ -124,13 +130,13 @@ def test_extract_engine_fast_end_to_end(tiny_marian_dir, toy_corpus_dir, tmp_pat
     """`--engine fast` writes the same schema and (within tolerance) the same maps as `--engine inseq`, and records
     the engine in meta and card."""
     common = ["--teacher", tiny_marian_dir, "--corpus", toy_corpus_dir, "--pair", "de-en", "--splits", "test"]
-    common += ["--limit", 3, "--num_threads", 1, "--methods", "saliency", "attention", "diagonal"]
+    common += ["--limit", 2, "--num_threads", 1, "--methods", "saliency", "diagonal"]
     out_i, out_f = tmp_path / "inseq", tmp_path / "fast"
     assert ex.main([*map(str, common), "--output_dir", str(out_i)]) == 0
     assert ex.main([*map(str, common), "--output_dir", str(out_f), "--engine", "fast"]) == 0
     import pyarrow.parquet as pq
 
-    for method in ("saliency", "attention", "diagonal"):
+    for method in ("saliency", "diagonal"):
         config = ex.config_name("marian", "de-en", method)
         a = pq.read_table(next((out_i / config).glob("test-*.parquet"))).to_pylist()
         b = pq.read_table(next((out_f / config).glob("test-*.parquet"))).to_pylist()
