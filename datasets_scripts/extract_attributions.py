@@ -61,7 +61,9 @@ class ExtractArguments:
         default_factory=lambda: ["reference"],
         metadata={"help": "reference (forced decoding on the gold target) and/or teacher (the teacher's translation)"},
     )
-    limit: int | None = field(default=None, metadata={"help": "use only the first N pairs of every split"})
+    limit: int | None = field(
+        default=None, metadata={"help": "use only the first N pairs of every split that fit --max_tokens"}
+    )
     preset: str | None = field(
         default=None, metadata={"help": "take max pairs per split and max_tokens from this preset (smoke, demo, paper)"}
     )
@@ -334,7 +336,10 @@ def _write_shard(path: Path, rows: list[dict], meta: dict) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
     os.close(fd)
     try:
-        datasets.Dataset.from_list(rows, features=features()).to_parquet(tmp)
+        schema = features()
+        # A shard whose pairs were all skipped (over the token limit) is written empty, with the schema.
+        data = datasets.Dataset.from_list(rows, features=schema) if rows else datasets.Dataset.from_dict({k: [] for k in schema}, features=schema)
+        data.to_parquet(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -391,14 +396,30 @@ def _fingerprint(args: ExtractArguments, method: str, kind: str, split: str, n_r
 # ------------------------------------------------------------------------------------------------------ main loop
 
 
-def _split_rows(args: ExtractArguments, corpus, split: str, preset) -> list[dict]:
+def _split_rows(args: ExtractArguments, corpus, split: str, preset, teacher: Teacher) -> list[dict]:
+    """The pairs of a split to attribute. With a cap (the preset's max pairs or `--limit`), the first N pairs whose
+    source and reference fit `max_tokens`, so a small run is not emptied by long pairs; without a cap, every pair
+    (longer ones are skipped later and counted in the card)."""
     ds = corpus[split]
-    n = len(ds)
+    n = None
     if preset is not None and preset.extract.max_pairs.get(split) is not None:
-        n = min(n, preset.extract.max_pairs[split])
+        n = preset.extract.max_pairs[split]
     if args.limit is not None:
-        n = min(n, args.limit)
-    return [{"id": str(r["id"]), "source": r["source"], "target": r["target"]} for r in ds.select(range(n))]
+        n = args.limit if n is None else min(n, args.limit)
+    if n is None:
+        return [{"id": str(r["id"]), "source": r["source"], "target": r["target"]} for r in ds]
+    rows, passed_over = [], 0
+    for r in ds:
+        if len(rows) >= n:
+            break
+        source_ids, target_ids = teacher.encode(r["source"], r["target"])
+        if len(source_ids) > args.max_tokens or len(target_ids) > args.max_tokens:
+            passed_over += 1
+            continue
+        rows.append({"id": str(r["id"]), "source": r["source"], "target": r["target"]})
+    if passed_over:
+        logger.info("%s: took the first %d pairs within %d tokens (%d longer ones passed over)", split, len(rows), args.max_tokens, passed_over)
+    return rows
 
 
 def _translations(teacher: Teacher, args, work: Path, split: str, shard: int, rows: list[dict]) -> list[str]:
@@ -699,7 +720,7 @@ def main(argv: list[str] | None = None) -> int:
     splits = args.splits or list(corpus)
     teacher = Teacher(args.teacher, args.pair, state.device, args.compat, args.teacher_name)
     out = Path(args.output_dir)
-    inputs = {split: _split_rows(args, corpus, split, preset) for split in splits}
+    inputs = {split: _split_rows(args, corpus, split, preset, teacher) for split in splits}
     status = 0
     for kind in args.target_kinds:
         for method in methods:

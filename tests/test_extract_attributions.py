@@ -248,30 +248,21 @@ def test_skips_pairs_over_the_token_limit(tiny_marian_dir, toy_corpus_dir, tmp_p
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_marian_dir)
-    test = datasets.load_dataset(str(toy_corpus_dir), "de-en", split="test").select(range(4))
+    test = datasets.load_dataset(str(toy_corpus_dir), "de-en", split="test")
     encoded = [tok(r["source"], text_target=r["target"]) for r in test]
     lengths = [max(len(e["input_ids"]), len(e["labels"])) for e in encoded]
-    limit = min(lengths)
-    assert (
-        _run(
-            tiny_marian_dir,
-            toy_corpus_dir,
-            tmp_path,
-            "--splits",
-            "test",
-            "--limit",
-            4,
-            "--methods",
-            "diagonal",
-            "--max_tokens",
-            limit,
-        )
-        == 0
-    )
+    limit = sorted(lengths)[len(lengths) // 2]
+    assert _run(tiny_marian_dir, toy_corpus_dir, tmp_path, "--splits", "test", "--methods", "diagonal", "--max_tokens", limit) == 0
     meta = json.loads((tmp_path / "meta" / "marian.de-en.diagonal.json").read_text())
     kept = _load(tmp_path, "marian.de-en.diagonal")
-    assert meta["splits"]["test"]["skipped_too_long"] == 4 - len(kept) == sum(n > limit for n in lengths) > 0
-    assert f"test: {len(kept)} ({4 - len(kept)})" in (tmp_path / "README.md").read_text()
+    skipped = len(test) - len(kept)
+    assert meta["splits"]["test"]["skipped_too_long"] == skipped == sum(n > limit for n in lengths) > 0
+    assert f"test: {len(kept)} ({skipped})" in (tmp_path / "README.md").read_text()
+    # With a cap, the first N pairs that fit are taken: a small run is not emptied by long pairs.
+    capped = tmp_path / "capped"
+    assert _run(tiny_marian_dir, toy_corpus_dir, capped, "--splits", "test", "--methods", "diagonal", "--max_tokens", limit, "--limit", 5) == 0
+    fitting = [r["id"] for r, n in zip(test, lengths, strict=True) if n <= limit][:5]
+    assert _load(capped, "marian.de-en.diagonal")["id"] == fitting
 
 
 def test_resume_after_interruption_equals_uninterrupted_run(tiny_marian_dir, toy_corpus_dir, tmp_path, monkeypatch):
@@ -337,7 +328,7 @@ def test_process_sharding_merges_to_the_single_process_result(tiny_marian_dir, t
                 "1",
             ]
         )
-        rows = ex._split_rows(args, corpus, "test", None)
+        rows = ex._split_rows(args, corpus, "test", None, teacher)
         for rank in range(n_proc):  # each process takes shards rank, rank + n, ...
             state = SimpleNamespace(
                 num_processes=n_proc, process_index=rank, is_main_process=rank == 0, wait_for_everyone=lambda: None

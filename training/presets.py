@@ -148,7 +148,7 @@ PRESETS: dict[str, Preset] = {
             max_length=48,
             max_train_examples=5000,  # per pair: seconds even on the real corpus
         ),
-        extract=ExtractPreset(max_pairs={"train": 64, "validation": 16, "test": 16}, max_tokens=32),
+        extract=ExtractPreset(max_pairs={"train": 64, "validation": 16, "test": 16}, max_tokens=64),
         student=StudentPreset(
             d_model=32, layers=1, heads=2, ffn_dim=64, max_steps=30, batch_size=16, warmup_steps=5, eval_steps=10,
             num_beams=2,
