@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     from datasets_scripts.fast_attribution import attribute_rows_fast, fast_batch_size
 
     (args,) = HfArgumentParser(BenchArguments).parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("inseq", "captum", "datasets_scripts", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     datasets.disable_progress_bars()
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
@@ -106,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
             loads.append(os.getloadavg()[0])
         best_bs = min(inseq_best, key=inseq_best.get)
         table.append((method, best_bs, inseq_best[best_bs], fast_batch_size(method), fast_best, rel, max(checks)))
+        logger.info(
+            "%s: inseq %s s (batch %d), fast %.2f s, max rel diff %s", method, inseq_best, best_bs, fast_best, rel
+        )
     n = len(timed)
     n_params = sum(p.numel() for p in teacher.model.parameters())
     cfg = teacher.model.config
