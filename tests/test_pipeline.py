@@ -109,6 +109,9 @@ def test_smoke_pipeline_end_to_end_and_rerun(tmp_path):
         inputs = tokenizer([row["source"]], return_tensors="pt")
         out = model.generate(**inputs, attribution_map=torch.tensor([row["attribution"]]), max_new_tokens=20)
         print(tokenizer.batch_decode(out, skip_special_tokens=True)[0])
+        from transformers import AutoModel
+        attributor = AutoModel.from_pretrained("{root}/hub/models/attributor-marian-de-en-attention", trust_remote_code=True)
+        out = model.generate(**inputs, attributor=attributor, max_new_tokens=20)
     """)
     snippet_run = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert snippet_run.returncode == 0, snippet_run.stderr[-3000:]

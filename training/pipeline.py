@@ -124,7 +124,7 @@ def plan(args: PipelineArguments) -> list[Job]:
                 jobs.append(Job("teacher", teacher_spec(family, job_pairs[0]).local_name, "training.train_teacher", argv))
     for (family, pair), teacher in teachers.items():
         base = [*common, "--teacher", teacher, "--corpus", corpus, "--output_dir", attributions]
-        base += ["--pair", pair, "--teacher_name", family]
+        base += ["--pair", pair, "--teacher_name", family, "--engine", preset.extract.engine]
         jobs.append(Job("extract", f"{family}.{pair} reference", "datasets_scripts.extract_attributions",
                         [*base, "--methods", *args.methods, *CONTROLS, "--target_kinds", "reference"]))
         jobs.append(Job("extract", f"{family}.{pair} teacher (test)", "datasets_scripts.extract_attributions",
