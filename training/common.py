@@ -476,11 +476,17 @@ def fit(
         logger.info("early stopping at step %d: %d evaluations without improvement", state.step, state.bad_evaluations)
     accelerator.wait_for_everyone()
     step_file = best_dir / "step.json"
-    if step_file.exists() and json.loads(step_file.read_text())["step"] == state.best_step != state.step:
+    best_step = json.loads(step_file.read_text())["step"] if step_file.exists() else None
+    if best_step is not None and best_step == state.best_step != state.step:
         from safetensors.torch import load_file
 
-        accelerator.unwrap_model(model).load_state_dict(load_file(best_dir / "model.safetensors"), strict=False)
+        # Tied weights are not in the file (missing keys are expected); unexpected ones mean another model.
+        _, unexpected = accelerator.unwrap_model(model).load_state_dict(load_file(best_dir / "model.safetensors"), strict=False)
+        if unexpected:
+            raise RuntimeError(f"best weights in {best_dir} do not fit the model: {unexpected[:5]}")
         logger.info("restored the best weights of step %d (validation loss %.4f)", state.best_step, state.best_loss)
+    elif best_step is not None and best_step != state.best_step:
+        logger.warning("best weights on disk are from step %s, not %d: keeping the last weights", best_step, state.best_step)
     return seconds
 
 

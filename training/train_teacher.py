@@ -430,101 +430,25 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
         else:
             logger.info("resumed from %s at step %d (epoch %d)", latest, state.step, state.epoch)
 
-    # ---- training loop
-    best_dir = work_dir / "best"
-    meter = common.ThroughputMeter(accelerator)
-    train_start, start_step, start_tokens = time.perf_counter(), state.step, state.tokens_seen
-    bar = common.progress(total=args.max_steps, initial=state.step, accelerator=accelerator, desc=f"train {name}")
-    model.train()
-    running_loss, tokens_per_s = None, 0.0
-    while state.step < args.max_steps and not state.should_stop:
-        if hasattr(train_dl, "set_epoch"):
-            train_dl.set_epoch(state.epoch)
-        epoch_dl = (
-            accelerator.skip_first_batches(train_dl, state.batches_in_epoch) if state.batches_in_epoch else train_dl
-        )
-        for batch in common.rng_neutral(epoch_dl):
-            batch.pop("index")
-            with accelerator.accumulate(model):
-                logits = model(**batch).logits
-                loss = smoothed_loss(logits, batch["labels"], args.label_smoothing)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            state.batches_in_epoch += 1
-            meter.add(common.count_tokens(batch))
-            running_loss = loss.item() if running_loss is None else 0.95 * running_loss + 0.05 * loss.item()
-            if not accelerator.sync_gradients:
-                continue
-            state.step += 1
-            bar.update(1)
-            if state.step % args.log_steps == 0 or state.step == args.max_steps:
-                tokens_per_s, tokens = meter.rate()
-                state.tokens_seen += tokens
-                logger.info(
-                    "step %d: loss %.3f, lr %.2e, %.0f tokens/s",
-                    state.step,
-                    running_loss,
-                    scheduler.get_last_lr()[0],
-                    tokens_per_s,
-                )
-            bar.set_postfix(loss=f"{running_loss:.3f}", tok_s=f"{tokens_per_s:.0f}")
-            evaluated = False
-            if state.step % args.eval_steps == 0 or state.step == args.max_steps:
-                valid_loss = common.evaluate_loss(accelerator, model, valid_dl)
-                improved = state.update_validation(valid_loss)
-                evaluated = True
-                logger.info(
-                    "step %d: validation loss %.4f (best %.4f at step %d)%s",
-                    state.step,
-                    valid_loss,
-                    state.best_loss,
-                    state.best_step,
-                    "" if improved else f", {state.bad_evaluations} without improvement",
-                )
-                if improved:
-                    accelerator.wait_for_everyone()
-                    if accelerator.is_main_process:
-                        accelerator.unwrap_model(model).save_pretrained(best_dir, save_function=accelerator.save)
-                        (best_dir / "step.json").write_text(
-                            json.dumps({"step": state.step, "validation_loss": valid_loss})
-                        )
-            if state.step % args.save_steps == 0 or evaluated:
-                accelerator.save_state()
-            if state.step >= args.max_steps or state.should_stop:
-                break
-        else:
-            state.epoch += 1
-            state.batches_in_epoch = 0
-    bar.close()
-    train_seconds = time.perf_counter() - train_start
-    if state.should_stop:
-        logger.info(
-            "early stopping at step %d: no better validation loss for %d evaluations", state.step, state.bad_evaluations
-        )
-
-    # ---- restore the best weights (early stopping)
-    accelerator.wait_for_everyone()
+    # ---- training loop (shared with the students and Attributors), best weights restored at the end
+    start_step, start_tokens = state.step, state.tokens_seen
+    train_seconds = common.fit(
+        accelerator,
+        model,
+        optimizer,
+        scheduler,
+        train_dl,
+        valid_dl,
+        state,
+        max_steps=args.max_steps,
+        eval_steps=args.eval_steps,
+        save_steps=args.save_steps,
+        log_steps=args.log_steps,
+        best_dir=work_dir / "best",
+        desc=f"train {name}",
+        loss_fn=lambda m, batch: smoothed_loss(m(**batch).logits, batch["labels"], args.label_smoothing),
+    )
     unwrapped = accelerator.unwrap_model(model)
-    best_info = json.loads((best_dir / "step.json").read_text()) if (best_dir / "step.json").exists() else None
-    if best_info and best_info["step"] == state.best_step and state.best_step != state.step:
-        from safetensors.torch import load_file
-
-        _, unexpected = unwrapped.load_state_dict(
-            load_file(best_dir / "model.safetensors"), strict=False
-        )  # tied: missing
-        if unexpected:
-            raise RuntimeError(f"best weights in {best_dir} do not fit the model: {unexpected[:5]}")
-        logger.info("restored the best weights of step %d (validation loss %.4f)", state.best_step, state.best_loss)
-    elif best_info and best_info["step"] != state.best_step:
-        logger.warning(
-            "best weights on disk are from step %s, not %d: keeping the last weights",
-            best_info["step"],
-            state.best_step,
-        )
 
     # ---- evaluate: BLEU/chrF per pair and split, and the copy-the-source baseline
     results: dict[str, dict] = {}
