@@ -179,10 +179,11 @@ def _unk_id(model) -> int:
 
 
 def decoder_states(model, batch: PairBatch, xs: torch.Tensor, xt: torch.Tensor, **kwargs):
-    """Seq2seq forward on Inseq's embeddings (source xs, decoder input xt), repeated rows allowed via `rows`."""
+    """Seq2seq forward on Inseq's embeddings (source xs, decoder input xt); `rows` picks (repeated) rows of the batch's
+    masks, and a decoder input shorter than the batch (a prefix) gets the matching prefix of the decoder mask."""
     setup = embedding_setup(model)
     rows = kwargs.pop("rows", None)
-    src_mask, dec_mask = batch.src_mask, batch.dec_mask
+    src_mask, dec_mask = batch.src_mask, batch.dec_mask[:, : xt.shape[1]]
     if rows is not None:
         src_mask, dec_mask = src_mask[rows], dec_mask[rows]
     return model.base_model(
@@ -334,13 +335,13 @@ def integrated_gradients(model, batch: PairBatch, chunk: int | None = 1, n_steps
     return _vnorm_map(batch, total * (xs - bs)[None]), _split_probs(batch, p_clean)
 
 
-def gradient_shap(model, batch: PairBatch, chunk: int | None = None, n_samples: int = SHAP_SAMPLES):
+def gradient_shap(model, batch: PairBatch, chunk: int | None = 128, n_samples: int = SHAP_SAMPLES):
     """captum GradientShap (n_samples, stdevs 0) with Inseq's baselines, source and target scaled together.
 
     Draws replay captum's numpy calls for a batch of one pair: per pair (in batch order) and target step,
     `np.random.choice(1, n)` (baseline index) then `np.random.uniform(0, 1, n)` (interpolation coefficients). Each
-    (pair, step, sample) row gets its own coefficient, so one forward + one backward over all rows gives everything
-    (row (t, k) only needs p_t)."""
+    (pair, step, sample) row gets its own coefficient, so one forward + one backward over the rows gives everything
+    (row (t, k) only needs p_t); rows run sorted by step, `chunk` at a time, on the decoder prefix they need."""
     B = len(batch)
     coef = torch.zeros((B, max(batch.tgt_lens), n_samples), dtype=torch.float64)
     for i, T_i in enumerate(batch.tgt_lens):
@@ -357,6 +358,8 @@ def gradient_shap(model, batch: PairBatch, chunk: int | None = None, n_samples: 
     step = torch.tensor([t for _, t in idx for _ in range(n_samples)], device=xs.device)
     c = coef[pair.cpu(), step.cpu(), torch.arange(n_samples).repeat(len(idx))].to(xs.dtype).to(xs.device)
     c = c[:, None, None]
+    by_step = torch.sort(step, stable=True).indices
+    pair, step, c = pair[by_step], step[by_step], c[by_step]
     total = torch.zeros((B, coef.shape[1], *xs.shape[1:]), dtype=xs.dtype, device=xs.device)
     n_rows = len(pair)
     row_chunk = chunk or n_rows
@@ -364,7 +367,8 @@ def gradient_shap(model, batch: PairBatch, chunk: int | None = None, n_samples: 
         sl = slice(start, start + row_chunk)
         pr, st, cc = pair[sl], step[sl], c[sl]
         ixs = (cc * xs[pr] + (1.0 - cc) * bs[pr]).requires_grad_()
-        ixt = cc * xt[pr] + (1.0 - cc) * bt[pr]
+        prefix = int(st.max()) + 1
+        ixt = cc * xt[pr, :prefix] + (1.0 - cc) * bt[pr, :prefix]
         h = decoder_states(model, batch, ixs, ixt, rows=pr).last_hidden_state
         hs = h[torch.arange(len(pr), device=h.device), st]  # [n, d]: row r's step
         p = label_probs(model, hs[:, None], batch.labels[pr, st][:, None])[:, 0]
