@@ -1,6 +1,6 @@
 """A small, probe-gated compatibility layer for Inseq 0.7.1 on transformers 5 (measured in research/inseq.md).
 
-Two problems, each fixed only when a numerical probe on the actual teacher shows it, so the layer becomes a no-op
+Three problems, each fixed only when a numerical probe on the actual teacher shows it, so the layer becomes a no-op
 once Inseq (or transformers) is fixed:
 
 1. **Decoder embeddings scaled twice** (every Marian model with `scale_embedding=True`, transformers >= 4.52).
@@ -16,7 +16,13 @@ once Inseq (or transformers) is fixed:
    forward hook of each kind on the teacher's first decoder layer and look at what the layer returns; if it is a
    tensor, the hook is replaced by one that handles both tensors and tuples.
 
-`apply_compat(attribution_model)` runs both probes and returns a `CompatReport` saying what was applied (stored in
+3. **Batched attribution crashes on CUDA** (`RuntimeError: Expected all tensors to be on the same device`, measured
+   on an H200 with batch size > 1): Inseq moves step scores to the CPU, then `remap_from_filtered` scatters them
+   with an index built from the target mask, which is still on the GPU. Probe: call `remap_from_filtered` with a
+   mask on the teacher's device and scores on the CPU; if it raises, a wrapper moves the mask to the scores' device
+   (a no-op on CPU teachers, where the probe passes and nothing is installed).
+
+`apply_compat(attribution_model)` runs the probes and returns a `CompatReport` saying what was applied (stored in
 the dataset card). The patches touch Inseq classes, so Inseq is pinned exactly (pyproject: inseq==0.7.1); on any
 other Inseq version the probes still run and the patches are applied only if the problems are measured.
 """
@@ -45,6 +51,7 @@ class CompatReport:
     probe_max_diff_after: float
     value_zeroing_layer_returns_tensor: bool  # the value_zeroing problem was measured
     value_zeroing_patched: bool
+    remap_devices_patched: bool = False  # problem 3 was measured and fixed
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -158,6 +165,38 @@ def _install_value_zeroing_patch() -> None:
     logger.info("inseq_compat: installed the tensor-output fix on ValueZeroing")
 
 
+# --------------------------------------------------------------------------------------------------- problem 3
+
+
+def _remap_mixes_devices(device: torch.device) -> bool:
+    """True when Inseq's `remap_from_filtered` fails on a mask on `device` and scores on the CPU."""
+    from inseq.utils import torch_utils
+
+    mask = torch.tensor([[1], [0]], device=device)
+    try:
+        torch_utils.remap_from_filtered((2, 3), mask, torch.ones(1, 3))
+    except RuntimeError:
+        return True
+    return False
+
+
+def _install_remap_patch() -> None:
+    import inseq.data.attribution as attribution_data
+    from inseq.utils import torch_utils
+
+    original = attribution_data.remap_from_filtered
+    if getattr(original, "_agkd_patched", False):
+        return
+
+    def remap_from_filtered(original_shape, mask, filtered):
+        return original(original_shape, mask.to(filtered.device), filtered)
+
+    remap_from_filtered._agkd_patched = True
+    attribution_data.remap_from_filtered = remap_from_filtered
+    torch_utils.remap_from_filtered = remap_from_filtered
+    logger.info("inseq_compat: installed the mask-device fix on remap_from_filtered")
+
+
 # --------------------------------------------------------------------------------------------------- entry point
 
 
@@ -195,6 +234,10 @@ def apply_compat(attribution_model, enabled: bool = True) -> CompatReport:
     if returns_tensor and enabled:
         _install_value_zeroing_patch()
         vz_patched = True
+    remap_patched = False
+    if _remap_mixes_devices(next(model.parameters()).device) and enabled:
+        _install_remap_patch()
+        remap_patched = True
     report = CompatReport(
         inseq_version=version,
         transformers_version=transformers.__version__,
@@ -204,6 +247,7 @@ def apply_compat(attribution_model, enabled: bool = True) -> CompatReport:
         probe_max_diff_after=after if divisor is not None else before,
         value_zeroing_layer_returns_tensor=returns_tensor,
         value_zeroing_patched=vz_patched,
+        remap_devices_patched=remap_patched,
     )
     logger.info("inseq_compat: %s", report)
     return report

@@ -136,6 +136,7 @@ def test_marian_shapes_orientation_target_kinds_and_card(marian_run, tiny_marian
     assert list(_load(marian_run, "marian.de-en.diagonal.teacher")["target"]) == list(gen["target"])
     meta = json.loads((marian_run / "meta" / "marian.de-en.saliency.json").read_text())
     assert meta["splits"]["test"]["compat"]["decoder_embeds_divisor"] == pytest.approx(8.0)
+    assert meta["splits"]["test"]["compat"]["remap_devices_patched"] is False  # a CUDA-only problem
     assert meta["versions"]["inseq"] == "0.7.1"
     assert not (marian_run / ex.WORK_DIR).exists()  # shards merged and cleaned up
 
@@ -342,3 +343,19 @@ def test_process_sharding_merges_to_the_single_process_result(tiny_marian_dir, t
     assert [r["id"] for r in one] == [r["id"] for r in three]
     for a, b in zip(one, three, strict=True):
         np.testing.assert_allclose(np.asarray(a["attribution"]), np.asarray(b["attribution"]), atol=1e-6)
+
+
+def test_remap_device_fix_is_probe_gated_and_exact():
+    """Problem 3 of inseq_compat only exists on CUDA; on CPU the probe passes and the wrapper changes no value."""
+    import torch
+    from inseq.utils import torch_utils
+
+    from datasets_scripts import inseq_compat
+
+    assert not inseq_compat._remap_mixes_devices(torch.device("cpu"))
+    mask, scores = torch.tensor([[1], [0], [1]]), torch.tensor([[2.0, 4.0], [3.0, 5.0]])
+    original = torch_utils.remap_from_filtered((3, 2), mask, scores)
+    inseq_compat._install_remap_patch()
+    patched = torch_utils.remap_from_filtered((3, 2), mask, scores)
+    assert torch.equal(original.nan_to_num(-1), patched.nan_to_num(-1))
+    assert patched[0].tolist() == [2.0, 4.0] and patched[1].isnan().all() and patched[2].tolist() == [3.0, 5.0]
