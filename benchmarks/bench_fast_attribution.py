@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                     rel = max(rel or 0.0, _max_rel(out_i, out_f))
             loads.append(os.getloadavg()[0])
         best_bs = min(inseq_best, key=inseq_best.get)
-        table.append((method, best_bs, inseq_best[best_bs], fast_batch_size(method), fast_best, rel, max(checks)))
+        table.append((method, best_bs, inseq_best[best_bs], fast_batch_size(method, device), fast_best, rel, max(checks)))
         logger.info(
             "%s: inseq %s s (batch %d), fast %.2f s, max rel diff %s", method, inseq_best, best_bs, fast_best, rel
         )

@@ -583,7 +583,7 @@ def _config_meta(args, teacher: Teacher, method: str, kind: str) -> dict:
             attribute_args=spec.attribute_args,
             attribute_target=spec.attribute_target,
             aggregation=f"Inseq default ({spec.aggregation}), normalize=False",
-            batch_size=args.batch_size or (spec.batch_size if args.engine == "inseq" else fast_batch_size(method)),
+            batch_size=args.batch_size or (spec.batch_size if args.engine == "inseq" else fast_batch_size(method, teacher.device)),
             engine=args.engine,
         )
         if spec.layer_method:
