@@ -155,6 +155,10 @@ def test_bad_input_fails_clearly_without_side_effects(toy_corpus_dir, tmp_path, 
     with caplog.at_level(logging.ERROR):
         assert main(["--preset", "smoke", "--eval_splits", "dev", "--corpus", str(toy_corpus_dir)]) == 2
     assert "unknown evaluation split 'dev'" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        assert main(["--preset", "smoke", "--lr_scheduler", "warmup_then_magic", "--corpus", str(toy_corpus_dir)]) == 2
+    assert "unknown lr_scheduler 'warmup_then_magic'" in caplog.text
     assert not out.exists()
 
 

@@ -97,7 +97,10 @@ class TeacherArguments:
     max_steps: int | None = field(default=None, metadata={"help": "optimizer steps at most"})
     batch_size: int | None = field(default=None, metadata={"help": "examples per batch and process"})
     learning_rate: float | None = field(default=None, metadata={"help": "peak learning rate (AdamW)"})
-    warmup_steps: int | None = field(default=None, metadata={"help": "linear warm-up steps, then linear decay"})
+    warmup_steps: int | None = field(default=None, metadata={"help": "linear warm-up steps, then the scheduler's shape"})
+    lr_scheduler: str | None = field(
+        default=None, metadata={"help": "learning-rate schedule after warm-up (transformers `get_scheduler` name)"}
+    )
     label_smoothing: float | None = field(default=None, metadata={"help": "label smoothing of the training loss"})
     max_length: int | None = field(default=None, metadata={"help": "tokens per source/target (longer ones are cut)"})
     max_train_examples: int | None = field(default=None, metadata={"help": "seeded sample of train per pair (0: all)"})
@@ -130,6 +133,12 @@ def finalize_arguments(args: TeacherArguments) -> TeacherArguments:
     args.pairs = ",".join(
         check_pair(p.strip()) for p in (args.pairs or ",".join(default_pairs)).split(",") if p.strip()
     )
+    from transformers import SchedulerType
+
+    if args.lr_scheduler not in {t.value for t in SchedulerType}:
+        raise ValueError(
+            f"unknown lr_scheduler {args.lr_scheduler!r}; choose from {', '.join(t.value for t in SchedulerType)}"
+        )
     for split in split_list(args.eval_splits):
         if split not in SPLITS:
             raise ValueError(f"unknown evaluation split {split!r}; choose from {', '.join(SPLITS)}")
@@ -413,7 +422,7 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
     valid_dl = DataLoader(valid_examples, batch_size=2 * args.batch_size, collate_fn=collate)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(0.9, 0.98), weight_decay=0.01)
     scheduler = get_scheduler(
-        "linear",
+        args.lr_scheduler,
         optimizer,
         num_warmup_steps=args.warmup_steps * accelerator.num_processes,
         num_training_steps=args.max_steps * accelerator.num_processes,
@@ -602,7 +611,7 @@ general-purpose translator.
 - Data: `{args.corpus}` (configs {", ".join(pairs)}), train split{f" (origins: {args.train_origins})" if args.train_origins else ""}: {", ".join(f"{p} {n}" for p, n in summary["train_examples"].items())} pairs.
 - Tokenizer: a unigram sentencepiece model trained on that data ({hp["vocab_size"]} pieces asked).
 - Model: {hp["layers"]}+{hp["layers"]} layers, d_model {hp["d_model"]}, {hp["heads"]} heads, FFN {hp["ffn_dim"]}, {summary["parameters"] / 1e6:.1f}M parameters.
-- Optimisation: AdamW, peak learning rate {hp["learning_rate"]}, {hp["warmup_steps"]} warm-up steps then linear decay,
+- Optimisation: AdamW, peak learning rate {hp["learning_rate"]}, {hp["warmup_steps"]} warm-up steps then `{hp["lr_scheduler"]}` schedule,
   batch {hp["batch_size"]} x {summary["num_processes"]} process(es), label smoothing {hp["label_smoothing"]}, at most {hp["max_steps"]} steps,
   early stopping on validation loss (patience {hp["patience"]} evaluations every {hp["eval_steps"]} steps), seed {args.seed}.
 - Ran {summary["steps"]} steps (best validation loss {summary["best_validation_loss"]:.4f} at step {summary["best_step"]});
