@@ -140,13 +140,13 @@ def embedding_setup(model) -> EmbeddingSetup:
         if found:
             break
     if found is None:
-        raise RuntimeError(f"fast engine: no embedding divisor reproduces {type(model).__name__}'s forward pass")
+        raise NotImplementedError(f"fast engine: no embedding divisor reproduces {type(model).__name__}'s forward pass")
     layer_name = target_layer_name(model)
     layer = dict(model.named_modules())[layer_name]
     a = layer(src)
     factor = float(((xs / found[0]) / a)[a.abs() > 1e-6].mean())
     if not torch.allclose(a * factor, xs / found[0], rtol=1e-5, atol=1e-6):
-        raise RuntimeError(f"fast engine: the encoder input is not a constant multiple of {layer_name}'s output")
+        raise NotImplementedError(f"fast engine: the encoder input is not a constant multiple of {layer_name}'s output")
     setup = EmbeddingSetup(scale, found[0], found[1], layer_name, factor)
     model._agkd_fast_setup = setup
     logger.info("fast engine: %s", setup)

@@ -192,7 +192,7 @@ class SpaceApp:
             from datasets_scripts.fast_attribution import attribute_rows_fast
 
             out, engine = attribute_rows_fast(extractor, method, rows, batch_size=1, seed=42)[0], "the fast engine"
-        except ValueError as err:  # e.g. DeepLIFT on a teacher with captum-supported non-linear modules
+        except NotImplementedError as err:  # DeepLIFT on a teacher with captum-supported non-linear modules
             logger.info("fast engine refused %s (%s): Inseq", method, err)
             from datasets_scripts.extract_attributions import attribute_rows
 

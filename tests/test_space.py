@@ -182,6 +182,21 @@ def test_live_maps_equal_the_extraction_maps(app, tiny_marian_dir, method):
     np.testing.assert_allclose(live["map"], expected, rtol=1e-3, atol=1e-5 * np.abs(expected).max())
 
 
+def test_a_teacher_the_fast_engine_refuses_falls_back_to_inseq(app, tiny_marian_dir, monkeypatch):
+    from datasets_scripts import fast_attribution
+
+    def refuse(*args, **kwargs):
+        raise NotImplementedError("fast engine: no embedding divisor reproduces this teacher")
+
+    monkeypatch.setattr(fast_attribution, "attribute_rows_fast", refuse)
+    source, target = "die Frau kennt heute den Baum.", "The woman knows the tree today."
+    teacher = release_module.load_attribution_teacher("de-en", str(tiny_marian_dir), "marian")
+    source_ids, target_ids = teacher.encode(source, target)
+    live = app.teacher_map("marian", "de-en", "saliency", source, target, source_ids, target_ids)
+    assert live["note"].startswith("computed now with Inseq"), live["note"]
+    assert live["map"].shape == (len(target_ids), len(source_ids))
+
+
 def test_a_typed_sentence_gets_a_live_map(app):
     sentence = "Der Baum findet oft das Kind."
     out = outputs_dict(app.translate(sentence, "de-en", "marian", "attention", "add", "teacher"))
