@@ -1,5 +1,5 @@
-"""Named experiment sizes: `smoke` (tests, under a minute), `demo` (the README's main job, under 30 minutes on a
-2-core CPU) and `paper` (the full grid). Each stage reads its own section; the grid fields say what to run.
+"""Named experiment sizes: `smoke` (tests, under a minute), `demo` (the README's main job on a 2-core CPU; its
+measured cost per stage is in the README) and `paper` (the full grid). Each stage reads its own section; the grid fields say what to run.
 
 Release layout of a preset (DESIGN.md): `runs/<preset>/hub/models/*`, `runs/<preset>/hub/datasets/*`,
 `runs/<preset>/results/`.
