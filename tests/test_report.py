@@ -41,6 +41,24 @@ def test_paper_finding(top, others, verdict):
     assert report.paper_finding(gains) == "cannot be checked: no results for deeplift"
 
 
+def test_paper_finding_needs_gains_to_rank():
+    zero = {m: [0.001] for m in ALL_METHODS}  # the demo's students: every gain +0.00
+    assert report.paper_finding(zero).startswith("cannot be checked here: every method's mean gain rounds to +0.00")
+    apart = {**zero, "attention": [2.0]}
+    assert report.paper_finding(apart, significant=set()).startswith("cannot be checked here: no attribution method")
+    assert report.paper_finding(apart, significant={"random"}).startswith("cannot be checked here: no attribution")
+    assert report.paper_finding(apart, significant={"saliency"}).startswith("holds on average only")
+
+
+def test_significant_gainers_and_controls():
+    rows = [row("attention", "add", 1.0, p=0.01), row("saliency", "add", 1.0, p=0.2), row("deeplift", "add", -1.0, p=0.01)]
+    assert report.significant_gainers(rows) == {"attention"}
+    gains = {"attention": [1.0], "saliency": [0.2], "random": [0.5], "uniform": [0.1]}
+    assert report.control_comparison(gains) == "Best control map: random (+0.50 BLEU). Methods ahead of it: attention."
+    assert report.control_comparison({"attention": [1.0]}) is None
+    assert report.control_comparison({"saliency": [0.0], "uniform": [0.1]}).endswith("No attribution method is ahead of it.")
+
+
 def test_report_from_real_results(tiny_results_dir, tiny_attributions_dir, tiny_students_dir, tmp_path):
     argv = ["--results_dir", str(tiny_results_dir), "--attributions", str(tiny_attributions_dir), "--output_dir", str(tmp_path)]
     assert report.main([*argv, "--models_dir", str(tiny_students_dir)]) == 0

@@ -105,14 +105,35 @@ def method_gains(rows: list[dict]) -> dict[str, list[float]]:
     return gains
 
 
-def paper_finding(gains: dict[str, list[float]]) -> str:
-    """Do attention, value zeroing and layer gradient x activation lead the other gradient methods here?"""
+def significant_gainers(rows: list[dict], alpha: float = 0.05) -> set[str]:
+    """Methods with at least one run whose ΔBLEU is positive and significant (paired bootstrap p < alpha)."""
+    return {
+        r["method"] for r in rows
+        if r.get("bootstrap") and r["bootstrap"]["bleu"]["delta"] > 0 and r["bootstrap"]["bleu"]["p_value"] < alpha
+    }
+
+
+def paper_finding(gains: dict[str, list[float]], significant: set[str] | None = None) -> str:
+    """Do attention, value zeroing and layer gradient x activation lead the other gradient methods here?
+
+    The check needs gains to compare: when no method improves on the baseline significantly (`significant`, from
+    `significant_gainers`), or every mean gain rounds to the same 0.01 BLEU, the verdict is that it cannot be told."""
     missing = [m for m in ALL_METHODS if m not in gains]
     if missing:
         return f"cannot be checked: no results for {', '.join(missing)}"
+    if significant is not None and not significant & set(ALL_METHODS):
+        return (
+            "cannot be checked here: no attribution method improves on the no-map baseline significantly "
+            "(paired bootstrap p < 0.05), so there is no gain to rank"
+        )
     mean = {m: statistics.mean(gains[m]) for m in ALL_METHODS}
     top = [mean[m] for m in PAPER_TOP]
     others = [mean[m] for m in ALL_METHODS if m not in PAPER_TOP]
+    if max(mean.values()) - min(mean.values()) < 0.005:
+        return (
+            f"cannot be checked here: every method's mean gain rounds to {statistics.mean(mean.values()):+.2f} BLEU, "
+            "so the methods cannot be told apart"
+        )
     if min(top) > max(others):
         return "holds: each of attention, value zeroing and layer gradient x activation gains more than every other gradient method"
     if statistics.mean(top) > statistics.mean(others):
@@ -123,6 +144,19 @@ def paper_finding(gains: dict[str, list[float]]) -> str:
     return (
         f"does not hold: the three gain {statistics.mean(top):+.2f} BLEU on average vs "
         f"{statistics.mean(others):+.2f} for the other gradient methods"
+    )
+
+
+def control_comparison(gains: dict[str, list[float]]) -> str | None:
+    """Which methods teach more than the best control map (random, uniform, diagonal) does; None without controls."""
+    controls = {m: statistics.mean(gains[m]) for m in CONTROLS if m in gains}
+    if not controls:
+        return None
+    best = max(controls, key=controls.get)
+    ahead = [m for m in method_order(set(gains) - set(CONTROLS)) if statistics.mean(gains[m]) > controls[best]]
+    return (
+        f"Best control map: {best} ({controls[best]:+.2f} BLEU). "
+        + (f"Methods ahead of it: {', '.join(ahead)}." if ahead else "No attribution method is ahead of it.")
     )
 
 
@@ -183,11 +217,25 @@ def fidelity_section(models_dir: Path, groups: dict, main_protocol: str, plots: 
 
 
 # ================================================================================================ plots
-def plot_fidelity(points: list[tuple[str, float, float]], title: str, path: Path) -> Path:
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (reports are written on machines without a display)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_figure(fig, path: Path, dpi: int = 120) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    _pyplot().close(fig)
+    return path
+
+
+def plot_fidelity(points: list[tuple[str, float, float]], title: str, path: Path) -> Path:
+    plt = _pyplot()
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for method, fid, gain in points:
@@ -197,17 +245,11 @@ def plot_fidelity(points: list[tuple[str, float, float]], title: str, path: Path
     ax.set_xlabel("Attributor fidelity (held-out Spearman with the teacher's rows)")
     ax.set_ylabel("mean ΔBLEU over the no-map baseline")
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)
 
 
 def plot_gains(gains: dict[str, list[float]], title: str, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     methods = method_order(set(gains))
     means = [statistics.mean(gains[m]) for m in methods]
@@ -219,18 +261,12 @@ def plot_gains(gains: dict[str, list[float]], title: str, path: Path) -> Path:
     ax.set_xticks(range(len(methods)), [m.replace("_", "\n") for m in methods], fontsize=8)
     ax.set_ylabel("ΔBLEU over the no-map baseline")
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)
 
 
 def plot_example_maps(attributions: str, teacher: str, pair: str, split: str, path: Path) -> Path | None:
     """One heatmap per method of the first `split` pair, tokens on the axes (target rows, source columns)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
     import numpy as np
 
     from training.common import dataset_configs, load_dataset_config
@@ -256,10 +292,7 @@ def plot_example_maps(attributions: str, teacher: str, pair: str, split: str, pa
         ax.set_xticks(range(len(row["source_tokens"])), row["source_tokens"], rotation=90, fontsize=6)
         ax.set_yticks(range(len(row["target_tokens"])), row["target_tokens"], fontsize=6)
     fig.suptitle(f"{teacher} {pair}: example maps ({split} pair 0; rows = target tokens, columns = source tokens)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path, dpi=110)
 
 
 # ================================================================================================ report
@@ -307,9 +340,12 @@ def write_report(args: ReportArguments) -> Path:
                 "Ranking by mean ΔBLEU (all operators and seeds): "
                 + ", ".join(f"{i + 1}. {m} ({statistics.mean(gains[m]):+.2f})" for i, m in enumerate(ranking)),
                 "",
-                f"**The paper's finding {paper_finding(gains)}.**",
+                f"**The paper's finding {paper_finding(gains, significant_gainers(group))}.**",
                 "",
             ]
+            versus_controls = control_comparison(gains)
+            if versus_controls:
+                lines += [versus_controls, ""]
     if args.models_dir:
         lines += fidelity_section(Path(args.models_dir), groups, args.main_protocol, plots, out)
     if args.attributions:
