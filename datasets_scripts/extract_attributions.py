@@ -71,6 +71,10 @@ class ExtractArguments:
         default=128, metadata={"help": "skip pairs with more source or target tokens (counted in the card)"}
     )
     batch_size: int | None = field(default=None, metadata={"help": "pairs per Inseq call (default: per method)"})
+    ig_steps: int | None = field(
+        default=None,
+        metadata={"help": "integrated_gradients n_steps (default: the preset's, else the registry's 50, Inseq's default)"},
+    )
     shard_size: int = field(default=64, metadata={"help": "pairs per shard (the unit of work, resume and sharding)"})
     seed: int = field(
         default=42, metadata={"help": "seed of the stochastic methods (gradient_shap) and random control"}
@@ -240,9 +244,11 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def attribute_rows(teacher: Teacher, method: str, rows: list[dict], batch_size: int, seed: int) -> list[dict]:
+def attribute_rows(
+    teacher: Teacher, method: str, rows: list[dict], batch_size: int, seed: int, ig_steps: int | None = None
+) -> list[dict]:
     """Maps for `rows` (each with id, source, target, target_kind, source_ids, target_ids) with one method or control."""
-    from datasets_scripts.attribution_methods import CONTROLS, METHODS
+    from datasets_scripts.attribution_methods import CONTROLS, METHODS, method_arguments
 
     if method in CONTROLS:
         build = CONTROLS[method].build
@@ -266,7 +272,7 @@ def attribute_rows(teacher: Teacher, method: str, rows: list[dict], batch_size: 
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         batch = [rows[i] for i in idx]
-        kwargs = dict(spec.attribute_args)
+        kwargs = method_arguments(method, ig_steps)
         if not spec.final_step:
             kwargs["step_scores"] = ["probability"]
         out = model.attribute(
@@ -371,7 +377,7 @@ def teacher_digest(teacher: str) -> str:
 
 def _fingerprint(args: ExtractArguments, method: str, kind: str, split: str, n_rows: int) -> dict:
     """What determines a split's content; a resume with a different fingerprint is refused."""
-    from datasets_scripts.attribution_methods import METHODS
+    from datasets_scripts.attribution_methods import METHODS, method_arguments
 
     spec = METHODS.get(method)
     return {
@@ -388,7 +394,7 @@ def _fingerprint(args: ExtractArguments, method: str, kind: str, split: str, n_r
         "seed": args.seed,
         "compat": args.compat,
         "num_beams": args.num_beams,
-        "attribute_args": spec.attribute_args if spec else None,
+        "attribute_args": method_arguments(method, args.ig_steps) if spec else None,
         "attribute_target": spec.attribute_target if spec else None,
     } | ({"engine": args.engine} if args.engine != "inseq" and spec else {})
 
@@ -485,7 +491,8 @@ def run_split(teacher: Teacher, args, state, method: str, kind: str, split: str,
             chunk = rows[shard * args.shard_size : (shard + 1) * args.shard_size]
             kept, skipped = _prepare(teacher, args, work, split, shard, chunk, kind)
             t0 = time.perf_counter()
-            out = compute(teacher, method, kept, batch_size, args.seed * 1_000_003 + shard) if kept else []
+            seed = args.seed * 1_000_003 + shard
+            out = compute(teacher, method, kept, batch_size, seed, args.ig_steps) if kept else []
             checks = [r["prob_check"] for r in out if r["prob_check"] is not None]
             max_check = max(checks) if checks else None
             if max_check is not None and max_check > args.prob_tolerance:
@@ -551,7 +558,7 @@ def merge_split(args, teacher_name: str, method: str, kind: str, split: str, n_r
 def _config_meta(args, teacher: Teacher, method: str, kind: str) -> dict:
     from importlib.metadata import version
 
-    from datasets_scripts.attribution_methods import CONTROLS, METHODS, target_layer_name
+    from datasets_scripts.attribution_methods import CONTROLS, METHODS, method_arguments, target_layer_name
     from datasets_scripts.fast_attribution import fast_batch_size
 
     meta = {
@@ -580,7 +587,7 @@ def _config_meta(args, teacher: Teacher, method: str, kind: str) -> dict:
         meta.update(
             kind="method",
             description=spec.description,
-            attribute_args=spec.attribute_args,
+            attribute_args=method_arguments(method, args.ig_steps),
             attribute_target=spec.attribute_target,
             aggregation=f"Inseq default ({spec.aggregation}), normalize=False",
             batch_size=args.batch_size or (spec.batch_size if args.engine == "inseq" else fast_batch_size(method, teacher.device)),
@@ -709,6 +716,8 @@ def main(argv: list[str] | None = None) -> int:
 
         preset = PRESETS[args.preset]
         args.max_tokens = preset.extract.max_tokens
+        if args.ig_steps is None:
+            args.ig_steps = preset.extract.ig_steps
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     bad_kinds = [k for k in args.target_kinds if k not in TARGET_KINDS]

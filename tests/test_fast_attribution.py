@@ -9,9 +9,6 @@ with the same seed against Inseq with batch size 1.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-
 import numpy as np
 import pytest
 import torch
@@ -58,17 +55,12 @@ def _max_rel_diff(inseq_rows: list[dict], fast_rows: list[dict]) -> float:
     return worst
 
 
-def _compare(teacher, method: str, rows: list[dict], monkeypatch, ig_steps: int | None = None) -> float:
-    spec = METHODS[method]
-    batch_size = spec.batch_size
-    if method == "integrated_gradients" and ig_steps is not None:
-        args = {"n_steps": ig_steps, "internal_batch_size": ig_steps}
-        monkeypatch.setitem(METHODS, method, dataclasses.replace(spec, attribute_args=args))
-        monkeypatch.setitem(fa.FAST_METHODS, method, functools.partial(fa.integrated_gradients, n_steps=ig_steps))
+def _compare(teacher, method: str, rows: list[dict], ig_steps: int | None = None) -> float:
+    batch_size = METHODS[method].batch_size
     if method == "gradient_shap":
         batch_size = 1  # the batch size whose captum draws the fast engine replays
-    inseq_rows = ex.attribute_rows(teacher, method, rows, batch_size, SEED)
-    fast_rows = fa.attribute_rows_fast(teacher, method, rows, None, SEED)
+    inseq_rows = ex.attribute_rows(teacher, method, rows, batch_size, SEED, ig_steps)
+    fast_rows = fa.attribute_rows_fast(teacher, method, rows, None, SEED, ig_steps)
     for r in fast_rows:
         assert r["prob_check"] <= 1e-5, (method, r["prob_check"])
         assert r["source_tokens"] == teacher.tokenizer.convert_ids_to_tokens(r["source_ids"])
@@ -99,14 +91,14 @@ def test_padded_batch_and_setup(marian):
 
 
 @pytest.mark.parametrize("method", list(fa.FAST_METHODS))
-def test_marian_matches_inseq(marian, method, monkeypatch):
-    rel = _compare(marian, method, _rows(marian, 2, method not in HEAVY), monkeypatch, ig_steps=4)
+def test_marian_matches_inseq(marian, method):
+    rel = _compare(marian, method, _rows(marian, 2, method not in HEAVY), ig_steps=4)
     assert rel <= REL_TOL, (method, rel)
 
 
 @pytest.mark.parametrize("method", list(fa.FAST_METHODS))
-def test_mbart_matches_inseq(mbart, method, monkeypatch):
-    rel = _compare(mbart, method, _rows(mbart, 2, method not in HEAVY), monkeypatch, ig_steps=4)
+def test_mbart_matches_inseq(mbart, method):
+    rel = _compare(mbart, method, _rows(mbart, 2, method not in HEAVY), ig_steps=4)
     assert rel <= REL_TOL, (method, rel)
 
 
@@ -153,10 +145,39 @@ def test_extract_engine_fast_end_to_end(tiny_marian_dir, toy_corpus_dir, tmp_pat
     assert '"engine": "fast"' in (out_f / "README.md").read_text()
 
 
+def test_ig_steps_reach_both_engines_and_the_records(tiny_marian_dir, toy_corpus_dir, tmp_path):
+    """`--ig_steps` (the demo preset's 16) changes the maps of both engines alike and is recorded in meta and card;
+    a resume with another step count recomputes instead of mixing."""
+    from datasets_scripts.attribution_methods import method_arguments
+
+    assert method_arguments("integrated_gradients", 16) == {"n_steps": 16, "internal_batch_size": 16}
+    assert method_arguments("saliency", 16) == {} and method_arguments("integrated_gradients")["n_steps"] == 50
+    with pytest.raises(ValueError, match="at least 1"):
+        method_arguments("integrated_gradients", 0)
+    common = ["--teacher", tiny_marian_dir, "--corpus", toy_corpus_dir, "--pair", "de-en", "--splits", "test"]
+    common += ["--limit", 1, "--num_threads", 1, "--methods", "integrated_gradients", "--output_dir", tmp_path]
+    import json
+
+    import pyarrow.parquet as pq
+
+    config = ex.config_name("marian", "de-en", "integrated_gradients")
+    maps = {}
+    for steps, engine in ((3, "fast"), (3, "inseq"), (5, "fast")):
+        argv = [*map(str, common), "--engine", engine, "--ig_steps", str(steps)] + (["--overwrite"] if engine == "inseq" else [])
+        assert ex.main(argv) == 0
+        meta = json.loads((tmp_path / ex.META_DIR / f"{config}.json").read_text())
+        assert meta["attribute_args"]["n_steps"] == steps
+        assert meta["splits"]["test"]["fingerprint"]["attribute_args"]["n_steps"] == steps
+        maps[steps, engine] = pq.read_table(next((tmp_path / config).glob("test-*.parquet"))).to_pylist()
+    assert _max_rel_diff(maps[3, "inseq"], maps[3, "fast"]) <= REL_TOL
+    assert _max_rel_diff(maps[3, "fast"], maps[5, "fast"]) > REL_TOL  # the step count shapes the map
+    assert '"n_steps": 5' in (tmp_path / "README.md").read_text()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["marian", "mbart"])
-def test_integrated_gradients_registry_steps(family, request, monkeypatch):
+def test_integrated_gradients_registry_steps(family, request):
     """The registry's 50 Gauss-Legendre steps on 4 pairs, fast engine in batches of 2 padded pairs."""
     teacher = request.getfixturevalue(family)
-    rel = _compare(teacher, "integrated_gradients", _rows(teacher, 4), monkeypatch)
+    rel = _compare(teacher, "integrated_gradients", _rows(teacher, 4))
     assert rel <= REL_TOL, rel
