@@ -54,6 +54,34 @@ def test_bad_grid_is_refused(argv, message, caplog):
     assert message in caplog.text
 
 
+def test_student_and_attributor_jobs_are_grouped_for_parallel_runs():
+    jobs = plan_for("--preset", "smoke", "--runs_dir", "/tmp/x")
+    groups = pipeline.batches(jobs, parallel=2)
+    assert [len(g) for g in groups if g[0].stage == "student"] == [11]
+    assert [len(g) for g in groups if g[0].stage == "attributor"] == [2]
+    assert all(len(g) == 1 for g in groups if g[0].stage not in pipeline.PARALLEL_STAGES)
+    assert all(len(g) == 1 for g in pipeline.batches(jobs, parallel=1))
+
+
+def test_parallel_jobs_log_to_files_and_a_failure_stops_the_run(tmp_path, monkeypatch, caplog):
+    """Parallel groups run as subprocesses (here `python -m json.tool` on good and bad files): each writes its log,
+    the run continues while they succeed and stops with the failing job's code and log path."""
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text("{}")
+    bad.write_text("{")
+    jobs = [pipeline.Job("student", f"s{i}", "json.tool", [str(good)]) for i in range(3)]
+    monkeypatch.setattr(pipeline, "plan", lambda args: jobs)
+    args = pipeline.PipelineArguments(preset="smoke", runs_dir=str(tmp_path), jobs=2)
+    assert pipeline.run(args) == 0
+    logs = sorted(p.name for p in (tmp_path / "smoke" / "logs").glob("*.log"))
+    assert logs == ["student-s0.log", "student-s1.log", "student-s2.log"]
+    jobs[1] = pipeline.Job("student", "broken one", "json.tool", [str(bad)])
+    jobs.append(pipeline.Job("report", "never reached", "json.tool", [str(bad)]))
+    with caplog.at_level("ERROR"):
+        assert pipeline.run(args) == 1
+    assert "student-broken-one.log" in caplog.text and "never reached" not in caplog.text
+
+
 def fake_release(root: Path) -> Path:
     hub = root / "smoke" / "hub"
     for kind, name in [("models", "student-marian-de-en-none-s0"), ("models", "teacher-marian-de-en"),
