@@ -185,11 +185,11 @@ PRESETS: dict[str, Preset] = {
             num_beams=4,
             max_length=64,
         ),
-        # Sized to the extraction engine: every method on 600 + 100 + 150 short pairs. Integrated gradients with 16
+        # Sized to the extraction engine: every method on 600 + 100 + 100 short pairs. Integrated gradients with 16
         # Gauss-Legendre steps instead of 50 costs a third; on 16 test pairs its maps differ from the 50-step maps by
         # at most 1.1e-2 relative, with the same top source token in every row (docs/attributions.md).
         extract=ExtractPreset(
-            max_pairs={"train": 600, "validation": 100, "test": 150}, max_tokens=48, engine="fast", ig_steps=16
+            max_pairs={"train": 600, "validation": 100, "test": 100}, max_tokens=48, engine="fast", ig_steps=16
         ),
         student=StudentPreset(max_steps=300, eval_steps=100, warmup_steps=30, max_length=48, num_beams=1),
         attributor=AttributorPreset(max_steps=300, eval_steps=100, warmup_steps=30, max_length=48),
