@@ -39,6 +39,7 @@ class BenchArguments:
     methods: list[str] | None = field(default=None, metadata={"help": "methods to time (default: all eight)"})
     max_tokens: int = field(default=64, metadata={"help": "skip longer pairs, as in extraction"})
     num_threads: int | None = field(default=None, metadata={"help": "torch CPU threads"})
+    ig_steps: int | None = field(default=None, metadata={"help": "integrated_gradients n_steps (default: 50)"})
 
 
 def _max_rel(a: list[dict], b: list[dict]) -> float:
@@ -98,9 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         rel, checks = None, []
         for _ in range(args.rounds):
             for bs in sorted({min(b, len(timed)) for b in CANDIDATES.get(method, DEFAULT_CANDIDATES)}):
-                seconds, out_i = clock(attribute_rows, teacher, method, timed, bs, 0)
+                seconds, out_i = clock(attribute_rows, teacher, method, timed, bs, 0, args.ig_steps)
                 inseq_best[bs] = min(inseq_best.get(bs, float("inf")), seconds)
-                seconds, out_f = clock(attribute_rows_fast, teacher, method, timed, None, 0)
+                seconds, out_f = clock(attribute_rows_fast, teacher, method, timed, None, 0, args.ig_steps)
                 fast_best = min(fast_best, seconds)
                 checks += [r["prob_check"] for r in out_i + out_f]
                 if method != "gradient_shap" or bs == 1:

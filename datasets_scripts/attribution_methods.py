@@ -24,7 +24,7 @@ class AttributionMethod:
     final_step: bool = False  # attention / value_zeroing: no step scores, Inseq runs them with batch size 1
     layer_method: bool = False  # hooks a layer given by `target_layer`
     attribute_target: bool = True  # as the authors, where supported (source map unchanged for final-step methods)
-    batch_size: int = 8  # default pairs per Inseq call (tuned on CPU, see benchmarks/bench_extraction.py)
+    batch_size: int = 8  # default pairs per Inseq call (tuned on CPU, see benchmarks/bench_fast_attribution.py)
     stochastic: bool = False  # needs torch and numpy seeds for reproducible maps
     aggregation: str = "vnorm"  # Inseq default aggregator of the extra dimensions
 

@@ -58,8 +58,8 @@ class ExtractPreset:
 
 
 @dataclass(frozen=True)
-class StudentPreset:
-    """Size and training budget of the attribution-injected students."""
+class TrainingPreset:
+    """Model size and training budget of the small models trained per grid cell (students, Attributors)."""
 
     d_model: int = 128
     layers: int = 2
@@ -73,27 +73,25 @@ class StudentPreset:
     max_length: int = 64
     eval_steps: int = 200
     patience: int = 3
+
+
+@dataclass(frozen=True)
+class StudentPreset(TrainingPreset):
+    """The attribution-injected students."""
+
     num_beams: int = 4
 
 
 @dataclass(frozen=True)
-class AttributorPreset:
-    """Size and training budget of the Attributors (one per teacher x pair x method)."""
+class AttributorPreset(TrainingPreset):
+    """The Attributors (one per teacher x pair x method): a shorter budget at a higher learning rate."""
 
-    d_model: int = 128
-    layers: int = 2
-    heads: int = 4
-    ffn_dim: int = 512
-    scoring_heads: int = 4
-    head_gate_dim: int = 64
-    dropout: float = 0.1
     max_steps: int = 1000
-    batch_size: int = 32
     learning_rate: float = 1e-3
     warmup_steps: int = 50
-    max_length: int = 64
     eval_steps: int = 100
-    patience: int = 3
+    scoring_heads: int = 4
+    head_gate_dim: int = 64
 
 
 @dataclass(frozen=True)

@@ -134,12 +134,26 @@ def fidelity(accelerator, model, dataloader) -> dict[str, float]:
 
 
 # ================================================================================================ training
+def build_attributor(args: AttributorArguments, tokenizer, teacher_config):
+    """A randomly initialised Attributor of the preset's size on the teacher's vocabulary."""
+    from modeling import AgkdAttributorConfig, AgkdAttributorModel
+
+    config = AgkdAttributorConfig(
+        vocab_size=len(tokenizer), d_model=args.d_model, encoder_layers=args.layers, decoder_layers=args.layers,
+        encoder_attention_heads=args.heads, decoder_attention_heads=args.heads, encoder_ffn_dim=args.ffn_dim,
+        decoder_ffn_dim=args.ffn_dim, scoring_heads=args.scoring_heads, head_gate_dim=args.head_gate_dim,
+        dropout=args.dropout, max_position_embeddings=max(256, 2 * args.max_length),
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=teacher_config.decoder_start_token_id, forced_eos_token_id=None,
+    )
+    return AgkdAttributorModel(config)
+
+
 def train_attributor(args: AttributorArguments) -> Path:
     from torch.utils.data import DataLoader
     from transformers import get_scheduler
 
     from datasets_scripts.hub_layout import atomic_folder
-    from modeling import AgkdAttributorConfig, AgkdAttributorModel
 
     name = attributor_name(args.teacher_name, args.pair, args.method)
     final_dir, work_dir = Path(args.output_dir) / name, Path(args.checkpoint_dir) / name
@@ -159,15 +173,7 @@ def train_attributor(args: AttributorArguments) -> Path:
         split: map_examples(rows[split], tokenizer, args.max_length, f"{config_name}/{split}")[0]
         for split in (args.train_split, args.validation_split, args.test_split)
     }
-    config = AgkdAttributorConfig(
-        vocab_size=len(tokenizer), d_model=args.d_model, encoder_layers=args.layers, decoder_layers=args.layers,
-        encoder_attention_heads=args.heads, decoder_attention_heads=args.heads, encoder_ffn_dim=args.ffn_dim,
-        decoder_ffn_dim=args.ffn_dim, scoring_heads=args.scoring_heads, head_gate_dim=args.head_gate_dim,
-        dropout=args.dropout, max_position_embeddings=max(256, 2 * args.max_length),
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=teacher_config.decoder_start_token_id, forced_eos_token_id=None,
-    )
-    model = AgkdAttributorModel(config)
+    model = build_attributor(args, tokenizer, teacher_config)
 
     collate = MapCollator(tokenizer.pad_token_id)
     train_dl = DataLoader(

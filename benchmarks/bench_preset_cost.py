@@ -1,0 +1,200 @@
+"""Benchmark (not a test): what a preset's grid costs on this machine, from measured unit costs.
+
+Builds the preset's models at their real sizes (random weights: speed does not depend on training), times the units
+every stage repeats, and multiplies them by the preset's job counts:
+
+- teacher, student, Attributor: seconds per optimizer step (forward, backward, AdamW) on batches of the preset's
+  batch size and `--source_tokens` / `--target_tokens` tokens; the budget is each job's `max_steps` (an upper
+  bound: early stopping ends most runs sooner);
+- extraction: fast-engine seconds per pair for each method on a Marian teacher of the preset's size; the pairs are
+  the corpus splits the preset attributes (`--corpus`, or `--train_pairs` per language pair);
+- evaluation is not included (one beam-search pass over each test split per student and protocol).
+
+The table says which numbers were measured (unit costs) and which are products of them (totals).
+
+    .venv/bin/python benchmarks/bench_preset_cost.py --preset paper --corpus runs/paper/hub/datasets/agkd-parallel
+    .venv/bin/python benchmarks/bench_preset_cost.py --preset paper --train_pairs 250000 --steps 3
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field, fields
+from types import SimpleNamespace
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class CostArguments:
+    preset: str = field(default="paper", metadata={"help": "smoke, demo or paper"})
+    corpus: str | None = field(default=None, metadata={"help": "agkd-parallel folder: split sizes per language pair"})
+    train_pairs: int | None = field(default=None, metadata={"help": "train pairs per language pair (without --corpus)"})
+    source_tokens: int = field(default=32, metadata={"help": "tokens per source sentence of the timed batches"})
+    target_tokens: int = field(default=32, metadata={"help": "tokens per target sentence of the timed batches"})
+    steps: int = field(default=5, metadata={"help": "timed optimizer steps per model (after one warm-up step)"})
+    extraction_pairs: int = field(default=8, metadata={"help": "timed pairs per method"})
+    methods: list[str] | None = field(default=None, metadata={"help": "methods to time (default: the preset's)"})
+    num_threads: int | None = field(default=None, metadata={"help": "torch CPU threads"})
+
+
+class SizedVocabulary:
+    """What the model builders read from a tokenizer: its length and special ids (ids 0-2: </s>, <unk>, <pad>)."""
+
+    eos_token_id, unk_token_id, pad_token_id = 0, 1, 2
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def teacher_model(preset, device, attention: str | None = None):
+    """A Marian teacher of the preset's size (`attention="eager"`: as the extraction loads teachers)."""
+    from training.presets import TeacherPreset
+    from training.train_teacher import build_model
+
+    args = SimpleNamespace(family="marian", **{f.name: getattr(preset.teacher, f.name) for f in fields(TeacherPreset)})
+    model = build_model(args, SizedVocabulary(preset.teacher.vocab_size))
+    if attention:
+        model.set_attn_implementation(attention)
+    return model.to(device)
+
+
+def batch(args: CostArguments, size: int, vocab: int, device, with_maps: bool) -> dict:
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    source = torch.randint(3, vocab, (size, args.source_tokens), generator=generator)
+    labels = torch.randint(3, vocab, (size, args.target_tokens), generator=generator)
+    out = {"input_ids": source, "attention_mask": torch.ones_like(source), "labels": labels}
+    if with_maps:
+        out["attribution_map"] = torch.rand(size, args.target_tokens, args.source_tokens, generator=generator)
+        out["attribution_map_mask"] = torch.ones(size, args.target_tokens, dtype=torch.bool)
+    return {k: v.to(device) for k, v in out.items()}
+
+
+def seconds_per_step(model, inputs: dict, steps: int) -> float:
+    """Median seconds of an AdamW training step (one warm-up step first)."""
+    import statistics
+
+    import torch
+
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    times = []
+    for i in range(steps + 1):
+        start = time.perf_counter()
+        loss = model(**inputs).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if inputs["input_ids"].is_cuda:
+            torch.cuda.synchronize()
+        if i:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def seconds_per_pair(model, method: str, args: CostArguments, ig_steps: int | None) -> float:
+    import torch
+
+    from datasets_scripts.fast_attribution import attribute_pairs
+
+    generator = torch.Generator().manual_seed(1)
+    vocab = model.config.vocab_size
+    source = [[*torch.randint(3, vocab, (args.source_tokens - 1,), generator=generator).tolist(), 0]]
+    target = [[*torch.randint(3, vocab, (args.target_tokens - 1,), generator=generator).tolist(), 0]]
+    n = args.extraction_pairs
+    attribute_pairs(model, method, source, target, 1, ig_steps=ig_steps)  # warm-up (the embedding probe)
+    start = time.perf_counter()
+    attribute_pairs(model, method, source * n, target * n, 1, ig_steps=ig_steps)
+    if next(model.parameters()).is_cuda:
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / n
+
+
+def split_sizes(args: CostArguments, pairs: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    if args.corpus:
+        from datasets_scripts.extract_attributions import load_corpus
+
+        return {pair: {split: len(rows) for split, rows in load_corpus(args.corpus, pair).items()} for pair in pairs}
+    if args.train_pairs is None:
+        raise ValueError("give --corpus (split sizes are read from it) or --train_pairs")
+    return {pair: {"train": args.train_pairs} for pair in pairs}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+    from transformers import HfArgumentParser
+
+    from training.pipeline import CONTROLS
+    from training.presets import PRESETS, AttributorPreset, StudentPreset
+    from training.train_attributor import build_attributor
+    from training.train_student import build_student
+
+    (args,) = HfArgumentParser(CostArguments).parse_args_into_dataclasses(args=argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    preset = PRESETS[args.preset]
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    sizes = split_sizes(args, preset.pairs)
+    methods = args.methods or list(preset.methods)
+    torch.manual_seed(0)
+
+    teacher = teacher_model(preset, device)
+    vocab = teacher.config.vocab_size
+    rows = []  # (unit, measured seconds per unit, units in the grid)
+    teacher_jobs = len(preset.pairs) * ("marian" in preset.teachers) + ("mbart" in preset.teachers)
+    step = seconds_per_step(teacher, batch(args, preset.teacher.batch_size, vocab, device, False), args.steps)
+    rows.append(("teacher step", step, teacher_jobs * preset.teacher.max_steps))
+    logger.info("teacher (%.1fM parameters): %.3f s/step", teacher.num_parameters() / 1e6, step)
+
+    student_args = SimpleNamespace(
+        operator="add", map_normalization="none", injection_layers=None, injection_heads=None,
+        **{f.name: getattr(preset.student, f.name) for f in fields(StudentPreset)},
+    )
+    student = build_student(student_args, SizedVocabulary(vocab), teacher.config, None).to(device)
+    step = seconds_per_step(student, batch(args, preset.student.batch_size, vocab, device, True), args.steps)
+    teacher_pairs = len(preset.pairs) * len(preset.teachers)
+    students = teacher_pairs * len(preset.seeds) * (1 + (len(methods) + len(CONTROLS)) * len(preset.operators))
+    rows.append(("student step", step, students * preset.student.max_steps))
+    logger.info("student (%.1fM parameters): %.3f s/step, %d students", student.num_parameters() / 1e6, step, students)
+
+    attributor_args = SimpleNamespace(**{f.name: getattr(preset.attributor, f.name) for f in fields(AttributorPreset)})
+    attributor = build_attributor(attributor_args, SizedVocabulary(vocab), teacher.config).to(device)
+    step = seconds_per_step(attributor, batch(args, preset.attributor.batch_size, vocab, device, True), args.steps)
+    rows.append(("Attributor step", step, teacher_pairs * len(methods) * preset.attributor.max_steps))
+    logger.info("Attributor (%.1fM parameters): %.3f s/step", attributor.num_parameters() / 1e6, step)
+
+    teacher = teacher_model(preset, device, attention="eager").eval()
+    cap = preset.extract.max_pairs
+    capped = [{split: min(n, cap.get(split) or n) for split, n in per_pair.items()} for per_pair in sizes.values()]
+    # every split on the reference, and the test split again on the teacher's translation, for each teacher family
+    pairs = sum(sum(c.values()) + c.get("test", 0) for c in capped) * len(preset.teachers)
+    for method in methods:
+        seconds = seconds_per_pair(teacher, method, args, preset.extract.ig_steps)
+        rows.append((f"extract {method} (pair)", seconds, pairs))
+        logger.info("extract %s: %.4f s/pair", method, seconds)
+
+    print(f"\n{args.preset} preset on {torch.cuda.get_device_name() if device.type == 'cuda' else f'CPU ({torch.get_num_threads()} threads)'}; "
+          f"batches of {args.source_tokens} source / {args.target_tokens} target tokens; torch {torch.__version__}")
+    print("| unit | measured seconds per unit | units in the grid | product (hours) |")
+    print("|---|---|---|---|")
+    total = 0.0
+    for unit, seconds, count in rows:
+        total += seconds * count
+        print(f"| {unit} | {seconds:.4f} | {count:,} | {seconds * count / 3600:,.2f} |")
+    print(f"| all (upper bound: every training runs max_steps) | | | {total / 3600:,.1f} ({total / 86400:,.1f} days) |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
