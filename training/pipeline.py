@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -203,10 +203,13 @@ def run_as_subprocess(job: Job, log_dir: Path, threads: int) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{job.stage}-{re.sub(r'[^A-Za-z0-9.-]+', '-', job.label)}.log"
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    start = time.perf_counter()
     with open(log, "w") as out:
         code = subprocess.run([sys.executable, "-m", job.module, *job.argv], stdout=out, stderr=subprocess.STDOUT, env=env).returncode
     if code != 0:
         logger.error("%s (%s) failed with code %s; its log: %s", job.stage, job.label, code, log)
+    else:
+        logger.info("%s %s: done in %.0f s", job.stage, job.label, time.perf_counter() - start)
     return code
 
 
@@ -244,11 +247,11 @@ def run(args: PipelineArguments) -> int:
             bar.update()
         else:
             bar.set_description(f"{stage}: {len(group)} jobs, {args.jobs} at a time (logs in {release.logs})")
+            codes = [0] * len(group)
             with ThreadPoolExecutor(args.jobs) as pool:
-                futures = [pool.submit(run_as_subprocess, job, release.logs, threads) for job in group]
-                codes = []
-                for future in futures:
-                    codes.append(future.result())
+                futures = {pool.submit(run_as_subprocess, job, release.logs, threads): i for i, job in enumerate(group)}
+                for future in as_completed(futures):
+                    codes[futures[future]] = future.result()
                     bar.update()
         timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
         failed = [(job, code) for job, code in zip(group, codes, strict=True) if code != 0]
