@@ -51,7 +51,7 @@ METHODS: dict[str, AttributionMethod] = {
         ),
         AttributionMethod(
             "layer_gradient_x_activation",
-            "gradient x activation at the encoder's token-embedding layer",
+            "gradient x activation at the output of the encoder's last layer (the authors' target layer)",
             layer_method=True,
             attribute_target=False,
             batch_size=8,
@@ -89,15 +89,19 @@ def method_arguments(method: str, ig_steps: int | None = None) -> dict:
     return args
 
 
+TARGET_LAYER = "the encoder's last layer"  # what layer methods hook, in every model (recorded in the fingerprint)
+
+
 def target_layer_name(model) -> str:
-    """Dotted name of the embedding module the encoder actually calls (Marian: `model.encoder.embed_tokens`, which is
-    also its `get_input_embeddings()`; mBART: `model.encoder.embed_tokens`, a `MBartScaledWordEmbedding`, while its
-    `get_input_embeddings()` is `model.shared`, never called in a forward pass)."""
-    embed = model.get_encoder().embed_tokens
+    """Dotted name of the encoder's last layer (`model.encoder.layers.5` in opus-mt, `.11` in mBART-large): the layer
+    the authors pass as `target_layer`. Inseq's default, the token-embedding module, would make layer gradient x
+    activation the same map as input x gradient (the embedding scale cancels out), and mBART never calls
+    `get_input_embeddings()` in a forward pass."""
+    last = model.get_encoder().layers[-1]
     for name, module in model.named_modules():
-        if module is embed:
+        if module is last:
             return name
-    raise ValueError(f"cannot find the encoder embedding module of {type(model).__name__}")
+    raise ValueError(f"cannot find the last encoder layer of {type(model).__name__}")
 
 
 # ------------------------------------------------------------------------------------------------------ controls

@@ -377,7 +377,7 @@ def teacher_digest(teacher: str) -> str:
 
 def _fingerprint(args: ExtractArguments, method: str, kind: str, split: str, n_rows: int) -> dict:
     """What determines a split's content; a resume with a different fingerprint is refused."""
-    from datasets_scripts.attribution_methods import METHODS, method_arguments
+    from datasets_scripts.attribution_methods import METHODS, TARGET_LAYER, method_arguments
 
     spec = METHODS.get(method)
     return {
@@ -396,7 +396,9 @@ def _fingerprint(args: ExtractArguments, method: str, kind: str, split: str, n_r
         "num_beams": args.num_beams,
         "attribute_args": method_arguments(method, args.ig_steps) if spec else None,
         "attribute_target": spec.attribute_target if spec else None,
-    } | ({"engine": args.engine} if args.engine != "inseq" and spec else {})
+    } | ({"engine": args.engine} if args.engine != "inseq" and spec else {}) | (
+        {"target_layer": TARGET_LAYER} if spec and spec.layer_method else {}
+    )
 
 
 # ------------------------------------------------------------------------------------------------------ main loop

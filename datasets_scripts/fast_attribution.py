@@ -94,13 +94,11 @@ def make_batch(model, source_ids: list[list[int]], target_ids: list[list[int]]) 
 @dataclass
 class EmbeddingSetup:
     """How Inseq's embeddings relate to the model: x = emb(ids) * scale is what Inseq differentiates; the encoder and
-    decoder are fed x / enc_div and x / dec_div; `layer_factor` maps the registry's target layer output to x."""
+    decoder are fed x / enc_div and x / dec_div."""
 
     scale: float
     enc_div: float
     dec_div: float
-    layer_name: str
-    layer_factor: float
 
 
 def _probe_ids(model) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,8 +117,6 @@ def embedding_setup(model) -> EmbeddingSetup:
     cached = getattr(model, "_agkd_fast_setup", None)
     if cached is not None:
         return cached
-    from datasets_scripts.attribution_methods import target_layer_name
-
     enc, dec = model.get_encoder(), model.get_decoder()
     scale = float(getattr(enc, "embed_scale", 1.0))  # Inseq's configure_embeddings_scale
     emb = model.get_input_embeddings()
@@ -139,13 +135,7 @@ def embedding_setup(model) -> EmbeddingSetup:
             break
     if found is None:
         raise NotImplementedError(f"fast engine: no embedding divisor reproduces {type(model).__name__}'s forward pass")
-    layer_name = target_layer_name(model)
-    layer = dict(model.named_modules())[layer_name]
-    a = layer(src)
-    factor = float(((xs / found[0]) / a)[a.abs() > 1e-6].mean())
-    if not torch.allclose(a * factor, xs / found[0], rtol=1e-5, atol=1e-6):
-        raise NotImplementedError(f"fast engine: the encoder input is not a constant multiple of {layer_name}'s output")
-    setup = EmbeddingSetup(scale, found[0], found[1], layer_name, factor)
+    setup = EmbeddingSetup(scale, *found)
     model._agkd_fast_setup = setup
     logger.info("fast engine: %s", setup)
     return setup
@@ -294,18 +284,26 @@ def _check_deeplift_reducible(model) -> None:
 
 
 def layer_gradient_x_activation(model, batch: PairBatch, chunk: int | None = None):
-    """Gradient x activation at the registry's target layer (the encoder's token-embedding module): its output a feeds
-    the encoder as a * layer_factor (Marian scales outside the module, mBART inside)."""
-    setup = embedding_setup(model)
-    layer = dict(model.named_modules())[setup.layer_name]
+    """Gradient x activation at the registry's target layer (the encoder's last layer): a forward hook turns the
+    layer's output a into a leaf that the rest of the model (mBART: the encoder's final layer norm) runs on."""
+    from datasets_scripts.attribution_methods import target_layer_name
+
+    layer = dict(model.named_modules())[target_layer_name(model)]
+    leaf: list[torch.Tensor] = []
+
+    def as_leaf(module, args, output):
+        leaf.append(output.detach().requires_grad_())
+        return leaf[0]
+
     with torch.no_grad():
-        a = layer(batch.src)
-        xt = embed(model, batch.dec_in)
-    a = a.detach().requires_grad_()
-    xs = a * (setup.layer_factor * setup.enc_div)  # decoder_states divides by enc_div again
-    h = decoder_states(model, batch, xs, xt).last_hidden_state
-    grads, p = step_grads(model, batch, a, h, batch.labels, chunk)
-    return _vnorm_map(batch, grads * a.detach()[None]), _split_probs(batch, p)
+        xs, xt = embed(model, batch.src), embed(model, batch.dec_in)
+    handle = layer.register_forward_hook(as_leaf)
+    try:
+        h = decoder_states(model, batch, xs, xt).last_hidden_state
+    finally:
+        handle.remove()
+    grads, p = step_grads(model, batch, leaf[0], h, batch.labels, chunk)
+    return _vnorm_map(batch, grads * leaf[0].detach()[None]), _split_probs(batch, p)
 
 
 def integrated_gradients(model, batch: PairBatch, n_steps: int, chunk: int | None = 1):

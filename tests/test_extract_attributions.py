@@ -231,10 +231,11 @@ def _mbart(tiny_mbart_dir, toy_corpus_dir, out, methods, n):
         _check_rows(_load(out, f"mbart.de-en.{method}"), tok, method, n, first_source="de_DE", first_target="en_XX")
 
 
-def test_mbart_language_codes_and_embedding_layer(tiny_mbart_dir, toy_corpus_dir, tmp_path):
+def test_mbart_language_codes_and_target_layer(tiny_mbart_dir, toy_corpus_dir, tmp_path):
     _mbart(tiny_mbart_dir, toy_corpus_dir, tmp_path, ["layer_gradient_x_activation", "attention"], 1)
     meta = json.loads((tmp_path / "meta" / "mbart.de-en.layer_gradient_x_activation.json").read_text())
-    assert meta["target_layer"] == "model.encoder.embed_tokens"
+    assert meta["target_layer"] == "model.encoder.layers.1"  # the last of the tiny mBART's 2 encoder layers
+    assert meta["splits"]["test"]["fingerprint"]["target_layer"] == "the encoder's last layer"
     assert meta["splits"]["test"]["compat"]["decoder_embeds_divisor"] is None  # mBART needs no scale fix
     assert meta["teacher"]["tokenizer_kwargs"] == {"src_lang": "de_DE", "tgt_lang": "en_XX"}
 

@@ -110,6 +110,15 @@ def test_mbart_special_positions(mbart):
     assert np.asarray(out[0]["attribution"]).shape == (len(rows[0]["target_ids"]), len(rows[0]["source_ids"]))
 
 
+def test_layer_method_hooks_the_last_encoder_layer(marian):
+    """At the authors' target layer layer gradient x activation is its own map; at the embedding module (Inseq's
+    default) it would equal input x gradient, since the embedding scale cancels out."""
+    rows = _rows(marian, 2)
+    lgxa = fa.attribute_rows_fast(marian, "layer_gradient_x_activation", rows, None, SEED)
+    ixg = fa.attribute_rows_fast(marian, "input_x_gradient", rows, None, SEED)
+    assert _max_rel_diff(ixg, lgxa) > 0.05
+
+
 def test_gradient_shap_depends_on_seed(marian):
     rows = _rows(marian, 2)
     a = fa.attribute_rows_fast(marian, "gradient_shap", rows, None, 1)
