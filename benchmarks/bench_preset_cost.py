@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from transformers import HfArgumentParser
 
-    from training.pipeline import CONTROLS
+    from training import pipeline
     from training.presets import PRESETS, AttributorPreset, StudentPreset
     from training.train_attributor import build_attributor
     from training.train_student import build_student
@@ -147,14 +147,16 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     sizes = split_sizes(args, preset.pairs)
     methods = args.methods or list(preset.methods)
+    # The grid's jobs as the pipeline plans them (one job = one teacher, student or Attributor training).
+    plan = pipeline.plan(pipeline.finalize(pipeline.PipelineArguments(preset=args.preset, methods=methods, jobs=1)))
+    jobs = {stage: sum(job.stage == stage for job in plan) for stage in ("teacher", "student", "attributor")}
     torch.manual_seed(0)
 
     teacher = teacher_model(preset, device)
     vocab = teacher.config.vocab_size
     rows = []  # (unit, measured seconds per unit, units in the grid)
-    teacher_jobs = len(preset.pairs) * ("marian" in preset.teachers) + ("mbart" in preset.teachers)
     step = seconds_per_step(teacher, batch(args, preset.teacher.batch_size, vocab, device, False), args.steps)
-    rows.append(("teacher step", step, teacher_jobs * preset.teacher.max_steps))
+    rows.append(("teacher step", step, jobs["teacher"] * preset.teacher.max_steps))
     logger.info("teacher (%.1fM parameters): %.3f s/step", teacher.num_parameters() / 1e6, step)
 
     student_args = SimpleNamespace(
@@ -163,15 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     student = build_student(student_args, SizedVocabulary(vocab), teacher.config, None).to(device)
     step = seconds_per_step(student, batch(args, preset.student.batch_size, vocab, device, True), args.steps)
-    teacher_pairs = len(preset.pairs) * len(preset.teachers)
-    students = teacher_pairs * len(preset.seeds) * (1 + (len(methods) + len(CONTROLS)) * len(preset.operators))
-    rows.append(("student step", step, students * preset.student.max_steps))
-    logger.info("student (%.1fM parameters): %.3f s/step, %d students", student.num_parameters() / 1e6, step, students)
+    rows.append(("student step", step, jobs["student"] * preset.student.max_steps))
+    logger.info("student (%.1fM parameters): %.3f s/step, %d students", student.num_parameters() / 1e6, step, jobs["student"])
 
     attributor_args = SimpleNamespace(**{f.name: getattr(preset.attributor, f.name) for f in fields(AttributorPreset)})
     attributor = build_attributor(attributor_args, SizedVocabulary(vocab), teacher.config).to(device)
     step = seconds_per_step(attributor, batch(args, preset.attributor.batch_size, vocab, device, True), args.steps)
-    rows.append(("Attributor step", step, teacher_pairs * len(methods) * preset.attributor.max_steps))
+    rows.append(("Attributor step", step, jobs["attributor"] * preset.attributor.max_steps))
     logger.info("Attributor (%.1fM parameters): %.3f s/step", attributor.num_parameters() / 1e6, step)
 
     teacher = teacher_model(preset, device, attention="eager").eval()
