@@ -90,6 +90,27 @@ def test_padded_batch_and_setup(marian):
     assert setup.enc_div == 1.0 and setup.dec_div == pytest.approx(marian.model.config.d_model**0.5)
 
 
+def test_step_chunks_on_decoder_prefixes_give_the_same_gradients(marian):
+    """Steps taken a few at a time on the decoder prefix they need (batched or looped VJPs) equal all steps at once on
+    the whole target: causality, not an approximation."""
+    rows = _rows(marian, 3)
+    model = marian.model
+    model._agkd_unk_id = marian.tokenizer.unk_token_id
+    batch = fa.make_batch(model, [r["source_ids"] for r in rows], [r["target_ids"] for r in rows])
+    assert batch.dec_in.shape[1] > 3  # several chunks of 3 steps
+    with torch.enable_grad():
+        xs = fa.embed(model, batch.src).detach().requires_grad_()
+        xt = fa.embed(model, batch.dec_in).detach()
+        results = [
+            fa.step_grads(model, batch, xs, fa.encoder_states(model, batch, xs), xt, batch.labels, None, chunk, batched)
+            for chunk, batched in [(None, True), (3, True), (3, False), (1, False)]
+        ]
+    (ref_grads, ref_p), *others = results
+    for grads, p in others:
+        torch.testing.assert_close(grads, ref_grads, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(p, ref_p)
+
+
 @pytest.mark.parametrize("method", list(fa.FAST_METHODS))
 def test_marian_matches_inseq(marian, method):
     rel = _compare(marian, method, _rows(marian, 2, method not in HEAVY), ig_steps=4)
