@@ -272,6 +272,33 @@ def test_killed_run_resumes_from_its_checkpoint(marian_run, toy_corpus_dir, tmp_
         assert (resumed[key] - straight[key]).abs().max() < 1e-4, key
 
 
+def test_time_budget_saves_a_teacher_and_the_run_continues(marian_run, toy_corpus_dir, tmp_path):
+    """`--max_minutes` stops early with a usable, evaluated teacher and its checkpoints kept; `--resume` then finishes
+    the same schedule (the stopped folder does not count as finished), with the weights of the uninterrupted run."""
+    out = tmp_path / "models"
+    args = ("--family", "marian", "--pairs", "de-en")
+    log = run_teacher(toy_corpus_dir, out, *args, "--max_minutes", "0.001")
+    folder = out / "teacher-marian-de-en"
+    first = json.loads((folder / "all_results.json").read_text())
+    assert first["stopped_on_time_budget"] and 1 <= first["steps"] < 150, first["steps"]
+    assert first["results"]["de-en/test"]["bleu"] >= 0
+    assert "stopped by its time budget" in (folder / "README.md").read_text()
+    assert "continue the same run" in log
+    assert any((tmp_path / "checkpoints" / "teacher-marian-de-en" / "checkpoints").iterdir())
+
+    log = run_teacher(toy_corpus_dir, out, *args, "--resume")
+    assert f"at step {first['steps']}" in log
+    final = json.loads((folder / "all_results.json").read_text())
+    assert final["steps"] == 150 and not final["stopped_on_time_budget"]
+    assert not (tmp_path / "checkpoints" / "teacher-marian-de-en").exists()  # a finished run cleans up
+
+    from safetensors.torch import load_file
+
+    resumed, straight = load_file(folder / "model.safetensors"), load_file(marian_run[0] / "model.safetensors")
+    for key in straight:
+        assert (resumed[key] - straight[key]).abs().max() < 1e-4, key
+
+
 # ------------------------------------------------------------------------------------------------ mBART
 def test_mbart_honours_language_codes(mbart_run):
     import copy

@@ -299,10 +299,11 @@ class ThroughputMeter:
 # --------------------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def evaluate_loss(accelerator, model, dataloader) -> float:
-    """Mean cross-entropy per target token over the whole dataloader, summed over processes."""
+    """Mean cross-entropy per target token over the whole dataloader, summed over processes. RNG-neutral, so how
+    often a run validates (or where a time budget stops it) does not change its dropout masks."""
     model.eval()
     total = torch.zeros(2, device=accelerator.device, dtype=torch.float64)
-    for batch in dataloader:
+    for batch in rng_neutral(dataloader):
         batch = {k: v for k, v in batch.items() if k != "index"}
         n_tokens = (batch["labels"] != -100).sum()
         loss = model(**batch).loss
@@ -382,6 +383,12 @@ def progress(iterable: Iterable | None = None, accelerator=None, **kwargs):
     return tqdm(iterable, disable=disable, dynamic_ncols=True, **kwargs)
 
 
+def _out_of_time(accelerator, start: float, max_seconds: float) -> bool:
+    """Whether any process has used the budget (all processes must stop at the same step)."""
+    spent = torch.tensor([time.perf_counter() - start >= max_seconds], dtype=torch.int32, device=accelerator.device)
+    return bool(accelerator.reduce(spent, reduction="sum").item())
+
+
 def fit(
     accelerator,
     model,
@@ -398,11 +405,14 @@ def fit(
     best_dir: str | Path,
     desc: str = "train",
     loss_fn=None,
+    max_seconds: float | None = None,
 ) -> float:
     """The training loop every script shares: accumulate, clip, step; log loss and tokens/s; validation loss every
     `eval_steps` with early stopping (`state.patience`); `save_state()` every `save_steps` and after each
     evaluation (so `--resume` continues mid-epoch); the best weights are kept in `best_dir` and restored at the end.
 
+    `max_seconds` is a wall-clock budget for this call: when it runs out the loop evaluates, saves its state and stops
+    before `max_steps` (the schedule still ends at `max_steps`, so a later `--resume` continues the same run).
     `loss_fn(model, batch)` defaults to the model's own loss. Returns the seconds spent training in this call."""
     best_dir = Path(best_dir)
     loss_fn = loss_fn or (lambda m, b: m(**b).loss)
@@ -410,7 +420,7 @@ def fit(
     start = time.perf_counter()
     bar = progress(total=max_steps, initial=state.step, accelerator=accelerator, desc=desc)
     model.train()
-    running_loss, tokens_per_s = None, 0.0
+    running_loss, tokens_per_s, out_of_time = None, 0.0, False
     while state.step < max_steps and not state.should_stop:
         if hasattr(train_dl, "set_epoch"):
             train_dl.set_epoch(state.epoch)
@@ -445,7 +455,8 @@ def fit(
                     tokens_per_s,
                 )
             bar.set_postfix(loss=f"{running_loss:.3f}", tok_s=f"{tokens_per_s:.0f}")
-            evaluated = state.step % eval_steps == 0 or state.step == max_steps
+            out_of_time = max_seconds is not None and _out_of_time(accelerator, start, max_seconds)
+            evaluated = state.step % eval_steps == 0 or state.step == max_steps or out_of_time
             if evaluated:
                 valid_loss = evaluate_loss(accelerator, model, valid_dl)
                 improved = state.update_validation(valid_loss)
@@ -465,11 +476,14 @@ def fit(
                         )
             if state.step % save_steps == 0 or evaluated:
                 accelerator.save_state()
-            if state.step >= max_steps or state.should_stop:
+            if state.step >= max_steps or state.should_stop or out_of_time:
                 break
         else:
             state.epoch += 1
             state.batches_in_epoch = 0
+        if out_of_time:
+            logger.info("time budget of %s used at step %d of %d: stopping", format_seconds(max_seconds), state.step, max_steps)
+            break
     bar.close()
     seconds = time.perf_counter() - start
     if state.should_stop:

@@ -87,6 +87,13 @@ class TeacherArguments:
         default=None, metadata={"help": "score only the first N examples of each split (default: all)"}
     )
     log_steps: int = field(default=50, metadata={"help": "log loss and tokens/s every N optimizer steps"})
+    max_minutes: float | None = field(
+        default=None,
+        metadata={
+            "help": "wall-clock budget of the training loop: stop there (before max_steps), evaluate and save the "
+            "teacher, and keep the checkpoints; a later run with `--resume` continues the same schedule"
+        },
+    )
     # ---- preset fields: None means "take the preset's value"
     vocab_size: int | None = field(default=None, metadata={"help": "sentencepiece vocabulary size"})
     d_model: int | None = field(default=None, metadata={"help": "hidden size"})
@@ -350,11 +357,12 @@ def smoothed_loss(logits: torch.Tensor, labels: torch.Tensor, smoothing: float) 
 
 
 def is_finished(folder: Path) -> bool:
-    return (
-        (folder / "config.json").exists()
-        and (folder / "model.safetensors").exists()
-        and (folder / "README.md").exists()
-    )
+    """A complete teacher folder whose run reached its end (one stopped by `--max_minutes` is usable, not finished:
+    the next `--resume` run continues it)."""
+    if not all((folder / name).exists() for name in ("config.json", "model.safetensors", "README.md")):
+        return False
+    results = folder / "all_results.json"
+    return not (results.exists() and json.loads(results.read_text()).get("stopped_on_time_budget"))
 
 
 # ================================================================================================ training
@@ -456,7 +464,9 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
         best_dir=work_dir / "best",
         desc=f"train {name}",
         loss_fn=lambda m, batch: smoothed_loss(m(**batch).logits, batch["labels"], args.label_smoothing),
+        max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
     )
+    stopped_on_time = state.step < args.max_steps and not state.should_stop
     unwrapped = accelerator.unwrap_model(model)
 
     # ---- evaluate: BLEU/chrF per pair and split, and the copy-the-source baseline
@@ -517,6 +527,7 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
             "best_step": state.best_step,
             "best_validation_loss": state.best_loss,
             "early_stopped": state.should_stop,
+            "stopped_on_time_budget": stopped_on_time,
             "validation_history": state.history,
             "tokens_seen": state.tokens_seen,
             "train_seconds_this_run": round(train_seconds, 1),
@@ -543,7 +554,15 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
             common.format_seconds(train_seconds),
             common.format_seconds(eval_seconds),
         )
-        if not args.keep_checkpoints:
+        if stopped_on_time:
+            logger.info(
+                "stopped by --max_minutes at step %d of %d: checkpoints kept in %s; continue the same run with the same "
+                "command plus --resume",
+                state.step,
+                args.max_steps,
+                work_dir,
+            )
+        elif not args.keep_checkpoints:
             shutil.rmtree(work_dir, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.end_training()
@@ -614,7 +633,7 @@ general-purpose translator.
 - Optimisation: AdamW, peak learning rate {hp["learning_rate"]}, {hp["warmup_steps"]} warm-up steps then `{hp["lr_scheduler"]}` schedule,
   batch {hp["batch_size"]} x {summary["num_processes"]} process(es), label smoothing {hp["label_smoothing"]}, at most {hp["max_steps"]} steps,
   early stopping on validation loss (patience {hp["patience"]} evaluations every {hp["eval_steps"]} steps), seed {args.seed}.
-- Ran {summary["steps"]} steps (best validation loss {summary["best_validation_loss"]:.4f} at step {summary["best_step"]});
+- Ran {summary["steps"]} steps{" (stopped by its time budget, `--max_minutes`, before the end of the schedule)" if summary["stopped_on_time_budget"] else ""} (best validation loss {summary["best_validation_loss"]:.4f} at step {summary["best_step"]});
   the last (or only) run took {common.format_seconds(summary["train_seconds_this_run"])} on {summary["device"]}{f", {tps:.0f} tokens/s" if tps else ""}.
 
 ## Evaluation
