@@ -40,7 +40,6 @@ logger = logging.getLogger(__name__)
 TARGET_KINDS = ("reference", "teacher")
 # mBART-50 language codes of the corpus languages.
 MBART_LANG_CODES = {"de": "de_DE", "fr": "fr_XX", "ar": "ar_AR", "en": "en_XX"}
-META_DIR = "meta"
 WORK_DIR = ".work"
 
 
@@ -608,7 +607,7 @@ def _config_meta(args, teacher: Teacher, method: str, kind: str) -> dict:
 
 def write_dataset_card(output_dir: str | Path) -> Path:
     """(Re)write README.md from every config's meta/<config>.json (configs written by earlier runs included)."""
-    from datasets_scripts.hub_layout import write_card
+    from datasets_scripts.hub_layout import META_DIR, write_card
 
     root = Path(output_dir)
     metas = {p.stem: json.loads(p.read_text()) for p in sorted((root / META_DIR).glob("*.json"))}
@@ -703,6 +702,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import HfArgumentParser
 
     from datasets_scripts.attribution_methods import resolve
+    from datasets_scripts.hub_layout import META_DIR
 
     (args,) = HfArgumentParser(ExtractArguments).parse_args_into_dataclasses(
         args=argv if argv is not None else sys.argv[1:]

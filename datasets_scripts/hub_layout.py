@@ -8,6 +8,9 @@ half-written split behind.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import logging
 import os
 import shutil
 import tempfile
@@ -16,6 +19,10 @@ from pathlib import Path
 
 import datasets
 from huggingface_hub import DatasetCard, DatasetCardData
+
+logger = logging.getLogger(__name__)
+
+META_DIR = "meta"  # agkd-attributions: meta/<config>.json (teacher, versions, arguments, per-split fingerprints)
 
 
 def split_path(root: str | Path, config: str, split: str) -> Path:
@@ -35,6 +42,32 @@ def write_split(root: str | Path, config: str, split: str, data: datasets.Datase
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def read_meta(repo: str | Path, config: str) -> dict | None:
+    """`meta/<config>.json` of an agkd-attributions folder or Hub dataset; None where there is none (or, for a Hub id,
+    where it cannot be fetched)."""
+    path = Path(repo) / META_DIR / f"{config}.json"
+    if not Path(repo).is_dir():
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+
+        try:
+            path = Path(hf_hub_download(str(repo), f"{META_DIR}/{config}.json", repo_type="dataset"))
+        except (EntryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
+            logger.warning("no %s/%s.json for %s: %s", META_DIR, config, repo, err)
+            return None
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def maps_version(repo: str | Path, config: str) -> str | None:
+    """A short digest of what determines a map config's content (its splits' extraction fingerprints): it changes
+    exactly when the maps are recomputed differently, so models and results built on them can tell they are stale."""
+    meta = read_meta(repo, config)
+    if meta is None:
+        return None
+    fingerprints = {split: info.get("fingerprint") for split, info in sorted(meta.get("splits", {}).items())}
+    return hashlib.sha1(json.dumps(fingerprints, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def configs_metadata(root: str | Path) -> list[dict]:

@@ -162,6 +162,15 @@ class SpaceApp:
             return None
         return stored_maps(self.release.dataset_ref(ATTRIBUTION_DATASET), config).get(source)
 
+    def _ig_steps(self, config: str) -> int | None:
+        """The integrated-gradients steps the release's maps of `config` were extracted with (None: the default)."""
+        if not self.release.has_dataset(ATTRIBUTION_DATASET):
+            return None
+        from datasets_scripts.hub_layout import read_meta
+
+        meta = read_meta(self.release.dataset_ref(ATTRIBUTION_DATASET), config) or {}
+        return meta.get("attribute_args", {}).get("n_steps")
+
     def teacher_map(self, teacher: str, pair: str, method: str, source: str, target: str, source_ids, target_ids) -> dict:
         """The teacher's raw map of `source` for `method` under the `teacher` protocol.
 
@@ -188,17 +197,20 @@ class SpaceApp:
             raise SpaceError(f"Unknown attribution method {method!r}.")
         extractor = load_attribution_teacher(pair, self.release.teacher_ref(teacher, pair), teacher)
         rows = [{"id": "space", "source": source, "target": target, "target_kind": "teacher", "source_ids": list(source_ids), "target_ids": list(target_ids)}]
+        ig_steps = self._ig_steps(f"{teacher}.{pair}.{method}.teacher") if method == "integrated_gradients" else None
         try:
             from datasets_scripts.fast_attribution import attribute_rows_fast
 
-            out, engine = attribute_rows_fast(extractor, method, rows, batch_size=1, seed=42)[0], "the fast engine"
+            out = attribute_rows_fast(extractor, method, rows, batch_size=1, seed=42, ig_steps=ig_steps)[0]
+            engine = "the fast engine"
         except NotImplementedError as err:  # DeepLIFT on a teacher with captum-supported non-linear modules
             logger.info("fast engine refused %s (%s): Inseq", method, err)
             from datasets_scripts.extract_attributions import attribute_rows
 
-            out, engine = attribute_rows(extractor, method, rows, batch_size=1, seed=42)[0], "Inseq"
+            out, engine = attribute_rows(extractor, method, rows, batch_size=1, seed=42, ig_steps=ig_steps)[0], "Inseq"
         check = out["prob_check"]
-        note = f"computed now with {engine}" + (f" (probability check {check:.1e})" if check is not None else "")
+        note = f"computed now with {engine}" + (f", {ig_steps} integrated-gradients steps as the release's maps" if ig_steps else "")
+        note += f" (probability check {check:.1e})" if check is not None else ""
         return {**result, "map": np.asarray(out["attribution"], dtype=np.float32), "note": note}
 
     # -------------------------------------------------------------------------------------------- main callback

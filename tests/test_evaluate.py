@@ -65,3 +65,43 @@ def test_unknown_protocol_is_refused(evaluated, caplog):
     assert "unknown protocols ['oracle']" in caplog.text
     lines = (results / "results.jsonl").read_text().splitlines()
     assert all(json.loads(line)["protocol"] != "oracle" for line in lines)
+
+
+def test_re_extracted_maps_re_evaluate_rows_and_retrain_the_student(
+    tiny_results_dir, tiny_students_dir, tiny_attributions_dir, tiny_marian_dir, toy_corpus_dir, tmp_path
+):
+    """Rows record what they measured; maps recomputed with other settings (a new fingerprint) re-evaluate the rows
+    that read them at test time, and retrain the student trained on them, whose rows are then evaluated again."""
+    import shutil
+
+    from tiny_release import evaluate_argv, train_tiny_student
+
+    from datasets_scripts.hub_layout import maps_version
+
+    attributions, models, results = tmp_path / "attributions", tmp_path / "models", tmp_path / "results"
+    for source, copy in [(tiny_attributions_dir, attributions), (tiny_students_dir, models), (tiny_results_dir, results)]:
+        shutil.copytree(source, copy)
+    argv = evaluate_argv(models, attributions, toy_corpus_dir, results)
+    student = "student-marian-de-en-attention-add-s0"
+    before = {(r["student"], r["protocol"]): r for r in evaluate.read_results(results / "results.jsonl")}
+    assert before[(student, "gold")]["inputs"]["maps"] == maps_version(attributions, "marian.de-en.attention")
+
+    meta_file = attributions / "meta" / "marian.de-en.attention.json"  # as if re-extracted with other arguments
+    meta = json.loads(meta_file.read_text())
+    meta["splits"]["test"]["fingerprint"]["max_tokens"] = 7
+    meta_file.write_text(json.dumps(meta))
+    assert evaluate.main(argv) == 0
+    after = {(r["student"], r["protocol"]): r for r in evaluate.read_results(results / "results.jsonl")}
+    changed = {key for key in after if after[key] != before[key]}
+    assert changed == {(student, "gold")}  # the teacher-target maps and every other input are unchanged
+    assert after[(student, "gold")]["inputs"]["maps"] == maps_version(attributions, "marian.de-en.attention")
+    assert len(after) == len(before)  # superseded rows are not counted twice
+
+    old_run = json.loads((models / student / "agkd_run.json").read_text())
+    assert train_tiny_student(attributions, tiny_marian_dir, models, "--method", "attention", "--operator", "add") == 0
+    new_run = json.loads((models / student / "agkd_run.json").read_text())
+    assert new_run["run_id"] != old_run["run_id"]
+    assert new_run["maps_version"] == maps_version(attributions, "marian.de-en.attention")
+    assert evaluate.main(argv) == 0
+    final = {(r["student"], r["protocol"]): r for r in evaluate.read_results(results / "results.jsonl")}
+    assert {key for key in final if final[key] != after[key]} == {k for k in after if k[0] == student}

@@ -6,6 +6,7 @@ an attention/add student, their results) plus an untrained tiny Attributor, in t
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -180,6 +181,31 @@ def test_live_maps_equal_the_extraction_maps(app, tiny_marian_dir, method):
     row = {"id": "x", "source": source, "target": target, "target_kind": "teacher", "source_ids": source_ids, "target_ids": target_ids}
     expected = np.asarray(attribute_rows(reference, method, [row], batch_size=1, seed=42)[0]["attribution"])
     np.testing.assert_allclose(live["map"], expected, rtol=1e-3, atol=1e-5 * np.abs(expected).max())
+
+
+def test_live_integrated_gradients_use_the_release_steps(app, tiny_marian_dir):
+    """A release extracted with `--ig_steps N` gets live maps with N steps too, so typed and stored maps compare."""
+    import torch
+
+    from datasets_scripts.extract_attributions import Teacher, attribute_rows
+    from datasets_scripts.hub_layout import META_DIR
+
+    source, target = "die Frau kennt heute den Baum.", "The woman knows the tree today."
+    teacher = release_module.load_attribution_teacher("de-en", str(tiny_marian_dir), "marian")
+    source_ids, target_ids = teacher.encode(source, target)
+    meta = Path(app.release.dataset_ref("agkd-attributions")) / META_DIR / "marian.de-en.integrated_gradients.teacher.json"
+    meta.write_text(json.dumps({"attribute_args": {"n_steps": 4, "internal_batch_size": 16}, "splits": {}}))
+    try:
+        live = app.teacher_map("marian", "de-en", "integrated_gradients", source, target, source_ids, target_ids)
+    finally:
+        meta.unlink()
+    assert "4 integrated-gradients steps" in live["note"], live["note"]
+    reference = Teacher(str(tiny_marian_dir), "de-en", torch.device("cpu"), compat=True)
+    row = {"id": "x", "source": source, "target": target, "target_kind": "teacher", "source_ids": source_ids, "target_ids": target_ids}
+    expected = np.asarray(attribute_rows(reference, "integrated_gradients", [row], 1, 42, ig_steps=4)[0]["attribution"])
+    np.testing.assert_allclose(live["map"], expected, rtol=1e-3, atol=1e-5 * np.abs(expected).max())
+    default = attribute_rows(reference, "integrated_gradients", [row], 1, 42)[0]["attribution"]
+    assert np.abs(np.asarray(default) - expected).max() > 1e-3 * np.abs(expected).max()  # the steps matter
 
 
 def test_a_teacher_the_fast_engine_refuses_falls_back_to_inseq(app, tiny_marian_dir, monkeypatch):

@@ -24,6 +24,7 @@ import logging
 import math
 import re
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -502,6 +503,25 @@ def fit(
     elif best_step is not None and best_step != state.best_step:
         logger.warning("best weights on disk are from step %s, not %d: keeping the last weights", best_step, state.best_step)
     return seconds
+
+
+# --------------------------------------------------------------------------------------------- provenance
+def map_provenance(attributions: str | Path, config: str) -> dict:
+    """What a student or Attributor records in `agkd_run.json` about its data: a fresh run id (result rows name the
+    run they measured) and the version of the map config it was trained on."""
+    from datasets_scripts.hub_layout import maps_version
+
+    return {"run_id": uuid.uuid4().hex[:12], "maps_version": maps_version(attributions, config)}
+
+
+def maps_changed(folder: str | Path, attributions: str | Path, config: str) -> bool:
+    """Whether the finished model in `folder` was trained on other maps than `attributions`/`config` holds now (a
+    model trained before versions were recorded counts as current)."""
+    from datasets_scripts.hub_layout import maps_version
+
+    recorded = json.loads((Path(folder) / "agkd_run.json").read_text()).get("maps_version")
+    current = maps_version(attributions, config)
+    return recorded is not None and current is not None and recorded != current
 
 
 # --------------------------------------------------------------------------------------------- model cards

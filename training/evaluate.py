@@ -16,7 +16,10 @@ corpus, with their signatures. Every student is compared with the baseline of th
 and seed by paired bootstrap resampling (delta, 95% interval, p-value). The evaluation set of a split is the
 pairs of the `uniform` control config, which every method shares; a pair whose map a protocol lacks gets no map.
 Rows are appended, never rewritten: a (student, split, protocol) already in the file is skipped, so a killed
-evaluation continues where it stopped. Hypotheses are kept under `results/hypotheses/` for provenance.
+evaluation continues where it stopped. Each row records its `inputs` (the student's run id, the version of the
+test-time maps or the Attributor's run id, the baseline's run id); when one of them changes (a retrained student,
+re-extracted maps) the row is evaluated again and the new row supersedes the old one (`read_results` keeps the
+latest). Hypotheses are kept under `results/hypotheses/` for provenance.
 """
 
 from __future__ import annotations
@@ -157,9 +160,17 @@ def translate(accelerator, model, tokenizer, evaluation: EvaluationSet, maps: li
 
 # ================================================================================================ results
 def read_results(path: Path) -> list[dict]:
+    """The latest row of each (student, split, protocol): a re-evaluation appends a row that supersedes the older one."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    latest: dict[tuple, dict] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            key = (row["student"], row["split"], row["protocol"])
+            latest.pop(key, None)
+            latest[key] = row
+    return list(latest.values())
 
 
 def append_result(path: Path, row: dict) -> None:
@@ -196,7 +207,7 @@ def evaluate(args: EvaluateArguments) -> list[dict]:
             raise FileNotFoundError(f"{folder} is not a finished student (no agkd_run.json)")
         runs[folder.name] = json.loads((folder / "agkd_run.json").read_text())
     results_path = Path(args.results_dir) / RESULTS_FILE
-    done = {(r["student"], r["split"], r["protocol"]) for r in read_results(results_path)}
+    latest = {(r["student"], r["split"], r["protocol"]): r for r in read_results(results_path)}
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     # Baselines first: every other row is compared with its baseline's hypotheses.
     order = sorted(runs, key=lambda name: runs[name]["method"] != "none")
@@ -205,20 +216,27 @@ def evaluate(args: EvaluateArguments) -> list[dict]:
     for name in order:
         run = runs[name]
         protocols = [BASELINE_PROTOCOL] if run["method"] == "none" else args.protocols
-        todo = [(split, p) for split in args.splits for p in protocols if (name, split, p) not in done]
+        todo = []
+        for split in args.splits:
+            for protocol in protocols:
+                inputs = row_inputs(args, models_dir, run, protocol)
+                previous = latest.get((name, split, protocol))
+                if not is_current(previous, inputs):
+                    if previous is not None:
+                        logger.info("%s %s %s: re-evaluated (its model or maps changed)", name, split, protocol)
+                    todo.append((split, protocol, inputs))
         if not todo:
             continue
         model = AutoModelForSeq2SeqLM.from_pretrained(models_dir / name).eval()
         tokenizer = AutoTokenizer.from_pretrained(models_dir / name)
-        for split, protocol in todo:
+        for split, protocol, inputs in todo:
             key = (run["teacher_name"], run["pair"], split)
             if key not in evaluation_sets:
                 evaluation_sets[key] = load_evaluation_set(args, *key)
             evaluation = evaluation_sets[key]
             maps, missing, attributor = None, 0, None
             if protocol in ("gold", "teacher"):
-                config = f"{run['teacher_name']}.{run['pair']}.{run['method']}" + (".teacher" if protocol == "teacher" else "")
-                maps, missing = maps_for(args, config, split, evaluation.ids)
+                maps, missing = maps_for(args, map_config(run, protocol), split, evaluation.ids)
             elif protocol == "attributor":
                 attributor_dir = models_dir / attributor_name(run["teacher_name"], run["pair"], run["method"])
                 if not attributor_dir.exists():
@@ -241,6 +259,7 @@ def evaluate(args: EvaluateArguments) -> list[dict]:
                 "num_beams": args.num_beams or model.generation_config.num_beams,
                 "hypotheses": str(hypotheses_file.relative_to(args.results_dir)),
                 "seconds": round(time.perf_counter() - start, 1),
+                "inputs": inputs,
                 "code_version": code_version(),
                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
@@ -256,16 +275,56 @@ def evaluate(args: EvaluateArguments) -> list[dict]:
     return written
 
 
-def compare_with_baseline(args: EvaluateArguments, run: dict, split: str, hypotheses: list[str], references: list[str]) -> dict:
-    """Paired bootstrap against the baseline of the same teacher, pair, target kind and seed, if it was evaluated."""
+def map_config(run: dict, protocol: str) -> str:
+    """The map config a gold or teacher protocol reads at test time."""
+    return f"{run['teacher_name']}.{run['pair']}.{run['method']}" + (".teacher" if protocol == "teacher" else "")
+
+
+def baseline_of(run: dict) -> str:
+    """The no-map student of the same teacher, pair, target kind and seed."""
     from training.train_student import BASELINE, StudentArguments, student_name
 
-    baseline_name = student_name(
+    return student_name(
         StudentArguments(
             attributions="", teacher="", method=BASELINE, pair=run["pair"], teacher_name=run["teacher_name"],
             target_kind=run["target_kind"], seed=run["seed"],
         )
     )
+
+
+def _run_id(folder: Path) -> str | None:
+    run_file = folder / "agkd_run.json"
+    return json.loads(run_file.read_text()).get("run_id") if run_file.exists() else None
+
+
+def row_inputs(args: EvaluateArguments, models_dir: Path, run: dict, protocol: str) -> dict:
+    """What a result row measured besides the code: the student's run, the test-time maps' version or the
+    Attributor's run, and the baseline run it is compared with. A row whose inputs changed is evaluated again."""
+    from datasets_scripts.hub_layout import maps_version
+
+    inputs = {"student": run.get("run_id")}
+    if protocol in ("gold", "teacher"):
+        inputs["maps"] = maps_version(args.attributions, map_config(run, protocol))
+    elif protocol == "attributor":
+        inputs["attributor"] = _run_id(models_dir / attributor_name(run["teacher_name"], run["pair"], run["method"]))
+    if protocol != BASELINE_PROTOCOL:
+        inputs["baseline"] = _run_id(models_dir / baseline_of(run))
+    return inputs
+
+
+def is_current(row: dict | None, inputs: dict) -> bool:
+    """Whether a stored row still measures these inputs (rows written before rows recorded their inputs stay current
+    while the student is the same unversioned one)."""
+    if row is None:
+        return False
+    if "inputs" not in row:
+        return inputs["student"] is None
+    return row["inputs"] == inputs
+
+
+def compare_with_baseline(args: EvaluateArguments, run: dict, split: str, hypotheses: list[str], references: list[str]) -> dict:
+    """Paired bootstrap against the baseline of the same teacher, pair, target kind and seed, if it was evaluated."""
+    baseline_name = baseline_of(run)
     baseline_file = Path(args.results_dir) / "hypotheses" / f"{baseline_name}.{split}.{BASELINE_PROTOCOL}.txt"
     if not baseline_file.exists():
         logger.warning("no baseline hypotheses %s: no comparison", baseline_file)

@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datasets_scripts.attribution_methods import CONTROLS
 from training.cli import run_as_script, stage_main
 from training.presets import ALL_OPERATORS, PRESETS
 
@@ -38,7 +39,6 @@ logger = logging.getLogger(__name__)
 
 STAGES = ("corpus", "teacher", "extract", "student", "attributor", "evaluate", "report", "space")
 PARALLEL_STAGES = ("student", "attributor")  # independent small trainings: `--jobs` processes at a time
-CONTROLS = ("random", "uniform", "diagonal")
 
 
 @dataclass

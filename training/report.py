@@ -18,6 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datasets_scripts.attribution_methods import CONTROLS
 from training.cli import run_as_script, stage_main
 from training.evaluate import BASELINE_PROTOCOL, RESULTS_FILE, read_results
 from training.presets import ALL_METHODS, ALL_OPERATORS
@@ -25,7 +26,6 @@ from training.presets import ALL_METHODS, ALL_OPERATORS
 logger = logging.getLogger(__name__)
 
 PAPER_TOP = ("attention", "value_zeroing", "layer_gradient_x_activation")
-CONTROLS = ("random", "uniform", "diagonal")
 
 
 @dataclass

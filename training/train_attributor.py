@@ -134,6 +134,11 @@ def fidelity(accelerator, model, dataloader) -> dict[str, float]:
 
 
 # ================================================================================================ training
+def data_config(args: AttributorArguments) -> str:
+    """The agkd-attributions config an Attributor learns: the teacher's maps of the reference targets."""
+    return f"{args.teacher_name}.{args.pair}.{args.method}"
+
+
 def build_attributor(args: AttributorArguments, tokenizer, teacher_config):
     """A randomly initialised Attributor of the preset's size on the teacher's vocabulary."""
     from modeling import AgkdAttributorConfig, AgkdAttributorModel
@@ -160,7 +165,7 @@ def train_attributor(args: AttributorArguments) -> Path:
     if not args.resume and work_dir.exists():
         shutil.rmtree(work_dir)
     accelerator = common.make_accelerator(work_dir, seed=args.seed, mixed_precision=args.mixed_precision)
-    config_name = f"{args.teacher_name}.{args.pair}.{args.method}"
+    config_name = data_config(args)
     logger.info("training %s on %s/%s -> %s", name, args.attributions, config_name, final_dir)
 
     tokenizer, teacher_config, _ = load_teacher_tokenizer(args.teacher, args.teacher_name, args.pair)
@@ -208,7 +213,8 @@ def train_attributor(args: AttributorArguments) -> Path:
         run = {
             "name": name, "method": args.method, "teacher": args.teacher, "teacher_name": args.teacher_name,
             "pair": args.pair, "seed": args.seed, "preset": args.preset, "attributions": args.attributions,
-            "attribution_config": config_name, "examples": {k: len(v) for k, v in examples.items()},
+            "attribution_config": config_name, **common.map_provenance(args.attributions, config_name),
+            "examples": {k: len(v) for k, v in examples.items()},
             "steps": state.step, "best_step": state.best_step, "best_validation_kl": state.best_loss,
             "validation_history": state.history, "train_seconds": round(train_seconds, 1),
             "fidelity": {"split": args.test_split, **metrics},
@@ -268,8 +274,10 @@ def train_unless_finished(args: AttributorArguments) -> None:
     args = finalize_arguments(args)
     folder = Path(args.output_dir) / attributor_name(args.teacher_name, args.pair, args.method)
     if (folder / "agkd_run.json").exists() and not args.overwrite:
-        logger.info("%s already exists: skipped (pass --overwrite to retrain)", folder)
-        return
+        if not common.maps_changed(folder, args.attributions, data_config(args)):
+            logger.info("%s already exists: skipped (pass --overwrite to retrain)", folder)
+            return
+        logger.warning("%s was trained on maps of %s that were re-extracted since: retraining", folder, data_config(args))
     train_attributor(args)
 
 

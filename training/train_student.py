@@ -331,6 +331,7 @@ def train_student(args: StudentArguments) -> Path:
             "preset": args.preset,
             "attributions": args.attributions,
             "attribution_config": config_name,
+            **common.map_provenance(args.attributions, config_name),
             "train_examples": len(train_examples),
             "skipped_longer_than_max_length": {"train": train_skipped, args.validation_split: valid_skipped},
             "parameters": n_params,
@@ -404,8 +405,10 @@ def train_unless_finished(args: StudentArguments) -> None:
     args = finalize_arguments(args)
     folder = Path(args.output_dir) / student_name(args)
     if is_finished(folder) and not args.overwrite:
-        logger.info("%s already exists: skipped (pass --overwrite to retrain)", folder)
-        return
+        if not common.maps_changed(folder, args.attributions, data_config(args)):
+            logger.info("%s already exists: skipped (pass --overwrite to retrain)", folder)
+            return
+        logger.warning("%s was trained on maps of %s that were re-extracted since: retraining", folder, data_config(args))
     train_student(args)
 
 
