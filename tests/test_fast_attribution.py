@@ -16,6 +16,7 @@ import torch
 from datasets_scripts import extract_attributions as ex
 from datasets_scripts import fast_attribution as fa
 from datasets_scripts.attribution_methods import METHODS
+from datasets_scripts.hub_layout import read_meta
 from tests.conftest import toy_pairs
 
 pytest_plugins = ["tests.tiny_teachers"]  # the tiny_marian_dir and tiny_mbart_dir fixtures
@@ -168,9 +169,8 @@ def test_extract_engine_fast_end_to_end(tiny_marian_dir, toy_corpus_dir, tmp_pat
             assert {k: v for k, v in ra.items() if k not in ("attribution", "prob_check")} == {
                 k: v for k, v in rb.items() if k not in ("attribution", "prob_check")
             }
-    import json
 
-    meta = json.loads((out_f / ex.META_DIR / "marian.de-en.saliency.json").read_text())
+    meta = read_meta(out_f, "marian.de-en.saliency")
     assert meta["engine"] == "fast" and meta["splits"]["test"]["fingerprint"]["engine"] == "fast"
     assert '"engine": "fast"' in (out_f / "README.md").read_text()
 
@@ -186,7 +186,6 @@ def test_ig_steps_reach_both_engines_and_the_records(tiny_marian_dir, toy_corpus
         method_arguments("integrated_gradients", 0)
     common = ["--teacher", tiny_marian_dir, "--corpus", toy_corpus_dir, "--pair", "de-en", "--splits", "test"]
     common += ["--limit", 1, "--num_threads", 1, "--methods", "integrated_gradients", "--output_dir", tmp_path]
-    import json
 
     import pyarrow.parquet as pq
 
@@ -195,7 +194,7 @@ def test_ig_steps_reach_both_engines_and_the_records(tiny_marian_dir, toy_corpus
     for steps, engine in ((3, "fast"), (3, "inseq"), (5, "fast")):
         argv = [*map(str, common), "--engine", engine, "--ig_steps", str(steps)] + (["--overwrite"] if engine == "inseq" else [])
         assert ex.main(argv) == 0
-        meta = json.loads((tmp_path / ex.META_DIR / f"{config}.json").read_text())
+        meta = read_meta(tmp_path, config)
         assert meta["attribute_args"]["n_steps"] == steps
         assert meta["splits"]["test"]["fingerprint"]["attribute_args"]["n_steps"] == steps
         maps[steps, engine] = pq.read_table(next((tmp_path / config).glob("test-*.parquet"))).to_pylist()
