@@ -179,8 +179,10 @@ class SpaceApp:
         (source, target) computed now with the fast engine (the same maps as Inseq, datasets_scripts/fast_attribution.py),
         or with Inseq where the fast engine refuses a teacher. Returns {map, source_ids, target_ids, target, note}."""
         from datasets_scripts.attribution_methods import CONTROLS, METHODS
+        from datasets_scripts.extract_attributions import config_name
 
-        row = self._stored_row(f"{teacher}.{pair}.{method}.teacher", source)
+        config = config_name(teacher, pair, method, "teacher")
+        row = self._stored_row(config, source)
         if row is not None and list(row["source_ids"]) == list(source_ids):
             same = "" if row["target"] == target else f" (of the teacher's translation at extraction: “{row['target']}”)"
             return {
@@ -197,7 +199,7 @@ class SpaceApp:
             raise SpaceError(f"Unknown attribution method {method!r}.")
         extractor = load_attribution_teacher(pair, self.release.teacher_ref(teacher, pair), teacher)
         rows = [{"id": "space", "source": source, "target": target, "target_kind": "teacher", "source_ids": list(source_ids), "target_ids": list(target_ids)}]
-        ig_steps = self._ig_steps(f"{teacher}.{pair}.{method}.teacher") if method == "integrated_gradients" else None
+        ig_steps = self._ig_steps(config) if method == "integrated_gradients" else None
         try:
             from datasets_scripts.fast_attribution import attribute_rows_fast
 

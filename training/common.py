@@ -514,14 +514,19 @@ def map_provenance(attributions: str | Path, config: str) -> dict:
     return {"run_id": uuid.uuid4().hex[:12], "maps_version": maps_version(attributions, config)}
 
 
-def maps_changed(folder: str | Path, attributions: str | Path, config: str) -> bool:
-    """Whether the finished model in `folder` was trained on other maps than `attributions`/`config` holds now (a
-    model trained before versions were recorded counts as current)."""
+def keep_finished(folder: str | Path, attributions: str | Path, config: str) -> bool:
+    """Whether the finished student or Attributor in `folder` is kept (skipped) rather than retrained: it is, unless
+    it was trained on other maps than `attributions`/`config` holds now (one trained before versions were recorded
+    counts as current). Logs which."""
     from datasets_scripts.hub_layout import maps_version
 
     recorded = json.loads((Path(folder) / "agkd_run.json").read_text()).get("maps_version")
     current = maps_version(attributions, config)
-    return recorded is not None and current is not None and recorded != current
+    if recorded is not None and current is not None and recorded != current:
+        logger.warning("%s was trained on maps of %s that were re-extracted since: retraining", folder, config)
+        return False
+    logger.info("%s already exists: skipped (pass --overwrite to retrain)", folder)
+    return True
 
 
 # --------------------------------------------------------------------------------------------- model cards

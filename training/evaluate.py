@@ -277,7 +277,9 @@ def evaluate(args: EvaluateArguments) -> list[dict]:
 
 def map_config(run: dict, protocol: str) -> str:
     """The map config a gold or teacher protocol reads at test time."""
-    return f"{run['teacher_name']}.{run['pair']}.{run['method']}" + (".teacher" if protocol == "teacher" else "")
+    from datasets_scripts.extract_attributions import config_name
+
+    return config_name(run["teacher_name"], run["pair"], run["method"], "teacher" if protocol == "teacher" else "reference")
 
 
 def baseline_of(run: dict) -> str:

@@ -136,7 +136,9 @@ def fidelity(accelerator, model, dataloader) -> dict[str, float]:
 # ================================================================================================ training
 def data_config(args: AttributorArguments) -> str:
     """The agkd-attributions config an Attributor learns: the teacher's maps of the reference targets."""
-    return f"{args.teacher_name}.{args.pair}.{args.method}"
+    from datasets_scripts.extract_attributions import config_name
+
+    return config_name(args.teacher_name, args.pair, args.method)
 
 
 def build_attributor(args: AttributorArguments, tokenizer, teacher_config):
@@ -274,10 +276,8 @@ def train_unless_finished(args: AttributorArguments) -> None:
     args = finalize_arguments(args)
     folder = Path(args.output_dir) / attributor_name(args.teacher_name, args.pair, args.method)
     if (folder / "agkd_run.json").exists() and not args.overwrite:
-        if not common.maps_changed(folder, args.attributions, data_config(args)):
-            logger.info("%s already exists: skipped (pass --overwrite to retrain)", folder)
+        if common.keep_finished(folder, args.attributions, data_config(args)):
             return
-        logger.warning("%s was trained on maps of %s that were re-extracted since: retraining", folder, data_config(args))
     train_attributor(args)
 
 

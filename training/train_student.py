@@ -114,9 +114,10 @@ def finalize_arguments(args: StudentArguments) -> StudentArguments:
 
 def data_config(args: StudentArguments) -> str:
     """The agkd-attributions config this run reads (see datasets_scripts/extract_attributions.py for the names)."""
+    from datasets_scripts.extract_attributions import config_name
+
     method = BASELINE_DATA_CONFIG if args.method == BASELINE else args.method
-    name = f"{args.teacher_name}.{args.pair}.{method}"
-    return name + (".teacher" if args.target_kind == "teacher" else "")
+    return config_name(args.teacher_name, args.pair, method, args.target_kind)
 
 
 def student_name(args: StudentArguments) -> str:
@@ -405,10 +406,8 @@ def train_unless_finished(args: StudentArguments) -> None:
     args = finalize_arguments(args)
     folder = Path(args.output_dir) / student_name(args)
     if is_finished(folder) and not args.overwrite:
-        if not common.maps_changed(folder, args.attributions, data_config(args)):
-            logger.info("%s already exists: skipped (pass --overwrite to retrain)", folder)
+        if common.keep_finished(folder, args.attributions, data_config(args)):
             return
-        logger.warning("%s was trained on maps of %s that were re-extracted since: retraining", folder, data_config(args))
     train_student(args)
 
 
