@@ -286,6 +286,14 @@ def test_time_budget_saves_a_teacher_and_the_run_continues(marian_run, toy_corpu
     assert "continue the same run" in log
     assert any((tmp_path / "checkpoints" / "teacher-marian-de-en" / "checkpoints").iterdir())
 
+    # another recipe on these checkpoints is refused before anything is touched (the exact resume below proves it)
+    refused = subprocess.run(
+        teacher_command(toy_corpus_dir, out, *args, "--resume", "--learning_rate", "1e-3"),
+        cwd=REPO, env=run_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "other settings (learning_rate 0.003 there, 0.001 now)" in refused.stderr
+
     log = run_teacher(toy_corpus_dir, out, *args, "--resume")
     assert f"at step {first['steps']}" in log
     final = json.loads((folder / "all_results.json").read_text())
@@ -297,6 +305,18 @@ def test_time_budget_saves_a_teacher_and_the_run_continues(marian_run, toy_corpu
     resumed, straight = load_file(folder / "model.safetensors"), load_file(marian_run[0] / "model.safetensors")
     for key in straight:
         assert (resumed[key] - straight[key]).abs().max() < 1e-4, key
+
+
+def test_resume_checks_the_recorded_settings(tmp_path):
+    from training.common import check_resumable, save_run_settings
+
+    check_resumable(tmp_path / "older-run", {"learning_rate": 1e-3})  # checkpoints without recorded settings
+    save_run_settings(tmp_path / "run", {"learning_rate": 2.5e-4, "pairs": ["de-en"]})
+    check_resumable(tmp_path / "run", {"learning_rate": 2.5e-4, "pairs": ("de-en",)})  # as JSON: the same
+    with pytest.raises(ValueError, match=r"pairs \['de-en'\] there, \['fr-en'\] now"):
+        check_resumable(tmp_path / "run", {"learning_rate": 2.5e-4, "pairs": ["fr-en"]})
+    with pytest.raises(ValueError, match=r"train_origins None there, 'bible' now"):
+        check_resumable(tmp_path / "run", {"learning_rate": 2.5e-4, "pairs": ["de-en"], "train_origins": "bible"})
 
 
 # ------------------------------------------------------------------------------------------------ mBART

@@ -98,6 +98,35 @@ def resume_from_latest(accelerator) -> Path | None:
     return latest
 
 
+RUN_SETTINGS = "run_settings.json"
+
+
+def save_run_settings(work_dir: str | Path, settings: dict) -> None:
+    """Record what a run's checkpoints depend on (model size, data, optimisation) beside them."""
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
+    (Path(work_dir) / RUN_SETTINGS).write_text(json.dumps(settings, indent=2, sort_keys=True))
+
+
+def check_resumable(work_dir: str | Path, settings: dict) -> None:
+    """Refuse `--resume` onto checkpoints written with other settings: they would load into another model, or
+    silently continue another recipe (another learning rate, other data). Raises ValueError naming each change;
+    nothing is touched. Checkpoints without recorded settings (older runs) are accepted."""
+    path = Path(work_dir) / RUN_SETTINGS
+    if not path.exists():
+        return
+    saved, now = json.loads(path.read_text()), json.loads(json.dumps(settings))
+    changed = [
+        f"{key} {saved.get(key)!r} there, {now.get(key)!r} now"
+        for key in sorted(saved.keys() | now.keys())
+        if saved.get(key) != now.get(key)
+    ]
+    if changed:
+        raise ValueError(
+            f"--resume: the checkpoints in {work_dir} come from a run with other settings ({'; '.join(changed)}). "
+            "Pass that run's options to continue it, or run without --resume to start over (this deletes them)."
+        )
+
+
 @dataclass
 class TrainingState:
     """Progress of a run, saved in every checkpoint (`accelerator.register_for_checkpointing(state)`).

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import shutil
 import sys
@@ -356,6 +357,16 @@ def smoothed_loss(logits: torch.Tensor, labels: torch.Tensor, smoothing: float) 
     )
 
 
+# a resumed run may change these (`--resume --max_steps 1600` extends a schedule); every other field must match
+RESUMABLE_CHANGES = ("max_steps", "eval_steps", "save_steps", "patience", "num_beams")
+
+
+def run_settings(args: TeacherArguments, pairs: list[str]) -> dict:
+    """What a teacher's checkpoints depend on: `--resume` refuses checkpoints made with other values."""
+    settings = {f.name: getattr(args, f.name) for f in fields(TeacherPreset) if f.name not in RESUMABLE_CHANGES}
+    return {**settings, "family": args.family, "pairs": list(pairs), "corpus": os.path.normpath(args.corpus), "seed": args.seed}
+
+
 def is_finished(folder: Path) -> bool:
     """A complete teacher folder whose run reached its end (one stopped by `--max_minutes` is usable, not finished:
     the next `--resume` run continues it)."""
@@ -389,6 +400,8 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
         # a fresh run: old checkpoints and tokenizer are stale. Only the main process deletes, before anyone reads.
         logger.info("not resuming: removing the old checkpoints in %s", work_dir)
         shutil.rmtree(work_dir)
+    if accelerator.is_main_process:
+        common.save_run_settings(work_dir, run_settings(args, pairs))
     accelerator.wait_for_everyone()
     logger.info("training %s on %s (preset %s) -> %s", name, ",".join(pairs), args.preset, final_dir)
 
@@ -677,11 +690,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     pairs = split_list(args.pairs)
     jobs = [[p] for p in pairs] if args.family == "marian" else [pairs]
+    todo = []
     for job in jobs:
         name = teacher_spec(args.family, job[0]).local_name
         if is_finished(Path(args.output_dir) / name) and not args.overwrite:
             logger.info("%s already exists in %s: skipped (pass --overwrite to retrain)", name, args.output_dir)
             continue
+        if args.resume:
+            try:  # every job is checked before any trains
+                common.check_resumable(Path(args.checkpoint_dir) / name, run_settings(args, job))
+            except ValueError as err:
+                logger.error("%s", err)
+                return 2
+        todo.append(job)
+    for job in todo:
         train_teacher(args, job)
     return 0
 
