@@ -72,7 +72,13 @@ class TeacherArguments:
         default=None,
         metadata={"help": "where checkpoints go (default: runs/<preset>/checkpoints, or <output_dir>/../checkpoints)"},
     )
-    resume: bool = field(default=False, metadata={"help": "continue from the newest checkpoint of an interrupted run"})
+    resume: bool = field(
+        default=False,
+        metadata={
+            "help": "continue from the newest checkpoint of an interrupted run (refused if it was made with other "
+            "model, data or optimisation options; max_steps and the evaluation options may change)"
+        },
+    )
     overwrite: bool = field(default=False, metadata={"help": "retrain a teacher whose finished folder already exists"})
     keep_checkpoints: bool = field(default=False, metadata={"help": "keep the checkpoints after a successful run"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation, sampling and data order"})
@@ -364,7 +370,8 @@ RESUMABLE_CHANGES = ("max_steps", "eval_steps", "save_steps", "patience", "num_b
 def run_settings(args: TeacherArguments, pairs: list[str]) -> dict:
     """What a teacher's checkpoints depend on: `--resume` refuses checkpoints made with other values."""
     settings = {f.name: getattr(args, f.name) for f in fields(TeacherPreset) if f.name not in RESUMABLE_CHANGES}
-    return {**settings, "family": args.family, "pairs": list(pairs), "corpus": os.path.normpath(args.corpus), "seed": args.seed}
+    corpus = os.path.normpath(args.corpus)
+    return {**settings, "family": args.family, "pairs": list(pairs), "corpus": corpus, "seed": args.seed}
 
 
 def is_finished(folder: Path) -> bool:
