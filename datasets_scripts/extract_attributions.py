@@ -13,6 +13,8 @@ prob_check (max |p_inseq - p_model| over the target tokens; null for controls).
 Maps are raw: Inseq's default aggregation functions with `normalize=False`, as the authors (`aggregate(normalize=False)`).
 Every example is self-checked: Inseq's `probability` step score against a plain forward pass of the teacher on the
 same pair; a shard whose max deviation exceeds `--prob_tolerance` is refused (not written) and the run fails.
+Raw scale differs by orders of magnitude between methods, so every split's summary in `meta/<config>.json` records
+it (`scale`, see `map_scale`) and the card tabulates it.
 
 Scale and faults: the input of each split is cut into fixed shards of `--shard_size` pairs; under `accelerate
 launch` process p takes shards p, p+N, ...; every finished shard is written atomically to
@@ -322,6 +324,99 @@ def attribute_rows(
     return [results[i] for i in range(len(rows))]
 
 
+# ------------------------------------------------------------------------------------------------------ map scale
+
+SCALE_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def _significant(x: float, digits: int = 4) -> float:
+    return float(f"{x:.{digits}g}")
+
+
+class _ScaleAccumulator:
+    """Per-target-row statistics of raw maps, gathered chunk by chunk (a whole split never sits in memory as floats
+    beyond one number per row and statistic)."""
+
+    def __init__(self):
+        self.row_stats: dict[str, list[np.ndarray]] = {"row_sum": [], "row_l1": [], "row_max_abs": [], "row_entropy": []}
+        self.n_rows = self.n_values = self.n_negative = 0
+        self.min, self.max = np.inf, -np.inf
+
+    def add(self, values: np.ndarray, row_lengths: np.ndarray) -> None:
+        """`values`: the entries of consecutive target rows, flat; `row_lengths`: the length of each row."""
+        row_lengths = row_lengths[row_lengths > 0]  # an empty row has no values and no statistics
+        if not len(row_lengths):
+            return
+        values = np.asarray(values, dtype=np.float64)
+        starts = np.concatenate([[0], np.cumsum(row_lengths)[:-1]])
+        magnitude = np.abs(values)
+        l1 = np.add.reduceat(magnitude, starts)
+        share = magnitude / np.repeat(np.where(l1 > 0, l1, 1.0), row_lengths)
+        plogp = np.where(share > 0, share * np.log(np.where(share > 0, share, 1.0)), 0.0)
+        # Normalised entropy of |A| / sum |A|: undefined for one-column rows (log 1 = 0) and all-zero rows; skipped.
+        defined = (row_lengths > 1) & (l1 > 0)
+        entropy = -np.add.reduceat(plogp, starts)[defined] / np.log(row_lengths[defined])
+        for name, stat in (
+            ("row_sum", np.add.reduceat(values, starts)),
+            ("row_l1", l1),
+            ("row_max_abs", np.maximum.reduceat(magnitude, starts)),
+            ("row_entropy", entropy),
+        ):
+            self.row_stats[name].append(stat.astype(np.float32))
+        self.n_rows += len(row_lengths)
+        self.n_values += len(values)
+        self.n_negative += int((values < 0).sum())
+        self.min, self.max = min(self.min, float(values.min())), max(self.max, float(values.max()))
+
+    def summary(self) -> dict:
+        out: dict = {"rows": self.n_rows}
+        for name, parts in self.row_stats.items():
+            stat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+            quantiles = np.quantile(stat.astype(np.float64), SCALE_QUANTILES) if len(stat) else [None] * len(SCALE_QUANTILES)
+            out[name] = {
+                f"q{round(q * 100):02d}": None if v is None else _significant(v)
+                for q, v in zip(SCALE_QUANTILES, quantiles, strict=True)
+            }
+        empty = self.n_values == 0
+        out["min"] = None if empty else _significant(self.min)
+        out["max"] = None if empty else _significant(self.max)
+        out["share_negative"] = None if empty else _significant(self.n_negative / self.n_values)
+        return out
+
+
+def map_scale(attributions) -> dict:
+    """Raw scale of attribution maps (each [T][S], an array or nested lists), over all their target rows.
+
+    Methods differ by orders of magnitude in raw value (research/verdict.md, "Raw map scale differs by orders of
+    magnitude") and the injection operators act on raw values, so the scale is recorded next to the maps. Returns
+    `rows` (target rows), quantiles q05..q95 of the row sum, row L1 sum, row max |A| and normalised row entropy of
+    |A| / sum |A| (entropy / log S: 1 = flat, 0 = one-hot; one-column and all-zero rows left out), and the global
+    `min`, `max` and `share_negative` of the entries; floats to 4 significant digits, None where there are no rows.
+    """
+    acc = _ScaleAccumulator()
+    for attribution in attributions:
+        amap = np.asarray(attribution, dtype=np.float64)
+        if amap.size == 0:
+            continue
+        if amap.ndim != 2:
+            raise ValueError(f"an attribution map is [T][S]; got shape {amap.shape}")
+        acc.add(amap.ravel(), np.full(amap.shape[0], amap.shape[1]))
+    return acc.summary()
+
+
+def parquet_map_scale(path: str | Path, batch_size: int = 1024) -> dict:
+    """`map_scale` of the `attribution` column of a parquet file, read in record batches straight into numpy."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    acc = _ScaleAccumulator()
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=["attribution"]):
+        target_rows = batch.column("attribution").flatten()  # one list per target row
+        values = target_rows.flatten().to_numpy(zero_copy_only=False)
+        acc.add(values, pc.list_value_length(target_rows).fill_null(0).to_numpy(zero_copy_only=False))
+    return acc.summary()
+
+
 # ------------------------------------------------------------------------------------------------------ files
 
 
@@ -539,7 +634,7 @@ def merge_split(args, teacher_name: str, method: str, kind: str, split: str, n_r
         if parts
         else datasets.Dataset.from_list([], features=features())
     )
-    write_split(args.output_dir, config, split, merged)
+    path = write_split(args.output_dir, config, split, merged)
     checks = [m["max_prob_check"] for m in metas if m["max_prob_check"] is not None]
     summary = {
         "rows": len(merged),
@@ -548,6 +643,7 @@ def merge_split(args, teacher_name: str, method: str, kind: str, split: str, n_r
         "max_prob_check": max(checks) if checks else None,
         "compute_seconds": sum(m["seconds"] for m in metas),
         "fingerprint": json.loads((shard_dir / "fingerprint.json").read_text()),
+        "scale": parquet_map_scale(path),
     }
     compat = next((m["compat"] for m in metas if m.get("compat")), None)
     if compat:
@@ -603,6 +699,34 @@ def _config_meta(args, teacher: Teacher, method: str, kind: str) -> dict:
     else:
         meta.update(kind="control", description=CONTROLS[method].description, aggregation="none (constructed map)")
     return meta
+
+
+def _scale_section(metas: dict[str, dict]) -> list[str]:
+    """The card's "Raw map scale" table: one row per config, its `train` split if it has one, else its first."""
+    lines = [
+        "## Raw map scale",
+        "",
+        "The injection operators act on the raw values, so raw scale, not content, can decide a ranking of methods",
+        "(under `add` a map of 1e-6 changes nothing, under `multiply` or `replace` it flattens attention); the",
+        "students' `map_normalization` (e.g. `row_sum`) removes it at injection time. Medians over target rows;",
+        "entropy of |A| / sum |A| over log of the source length (1 = flat, 0 = one-hot). Quantiles of every split are",
+        "in `meta/<config>.json` (`splits.<split>.scale`).",
+        "",
+        "| config | split | median row L1 sum | median row max abs | median normalised entropy | min | max | share negative |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def cell(value) -> str:
+        return "-" if value is None else f"{value:.3g}"
+
+    for name, m in metas.items():
+        splits = m.get("splits", {})
+        split = "train" if "train" in splits else next(iter(splits), None)
+        scale = splits.get(split, {}).get("scale", {})
+        medians = [scale.get(stat, {}).get("q50") for stat in ("row_l1", "row_max_abs", "row_entropy")]
+        extremes = [scale.get(key) for key in ("min", "max", "share_negative")]
+        lines.append(f"| `{name}` | {split or '-'} | " + " | ".join(cell(v) for v in medians + extremes) + " |")
+    return lines
 
 
 def write_dataset_card(output_dir: str | Path) -> Path:
@@ -677,7 +801,8 @@ def write_dataset_card(output_dir: str | Path) -> Path:
         lines += ["Inseq compatibility layer (`datasets_scripts/inseq_compat.py`), probe results:", ""]
         lines += [f"- `{c}`" for c in compat]
         lines.append("")
-    lines += ["Per-config details (teacher, versions, arguments, counts, fingerprints) are in `meta/<config>.json`."]
+    lines += ["Per-config details (teacher, versions, arguments, counts, fingerprints) are in `meta/<config>.json`.", ""]
+    lines += _scale_section(metas)
     return write_card(
         root, "\n".join(lines), pretty_name="agkd-attributions", tags=["attribution", "translation", "xai"]
     )
