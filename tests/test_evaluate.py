@@ -45,8 +45,24 @@ def test_rows_for_every_protocol_with_provenance(evaluated):
         assert (results / row["hypotheses"]).read_text().count("\n") == 48
     gold = by_protocol[("attention", "gold")]
     assert gold["baseline"] == "student-marian-de-en-none-s0"
-    assert set(gold["bootstrap"]) == {"bleu", "chrf"} and 0 < gold["bootstrap"]["bleu"]["p_value"] <= 1
+    metrics = {"nll_reference", "agreement_reference", "nll_teacher", "agreement_teacher"}
+    assert set(gold["bootstrap"]) == {"bleu", "chrf"} | metrics and 0 < gold["bootstrap"]["bleu"]["p_value"] <= 1
     assert gold["examples_without_map"] == 0
+    for row in rows:  # teacher-forced on every target, with the row's injection
+        assert row["primary_metric"] == "nll_reference" and row["student_init"] == "scratch"
+        assert all(row[m] is not None for m in metrics) and 0 <= row["agreement_teacher"] <= 1 and row["nll_reference"] > 0
+        assert row["forced_tokens"]["reference"] > 48 and row["forced_tokens"]["teacher"] > 48
+        assert (results / "token_statistics" / f"{row['student']}.test.{row['protocol']}.reference.npz").exists()
+    # The stored per-sentence sums reproduce the row's figure and its paired bootstrap; the map changes the forced
+    # decode (gold injects it, train-only does not).
+    from training.metrics import TokenStatistics, paired_bootstrap_tokens
+
+    stats = {p: TokenStatistics.load(results / "token_statistics" / f"{r['student']}.test.{p}.reference.npz")
+             for (m, p), r in by_protocol.items()}
+    assert gold["nll_reference"] == pytest.approx(stats["gold"].corpus()["nll"])
+    paired = paired_bootstrap_tokens(stats["gold"], stats["none"], samples=50, seed=12345)
+    assert gold["bootstrap"]["nll_reference"] == pytest.approx(paired["nll"])
+    assert gold["nll_reference"] != by_protocol[("attention", "train-only")]["nll_reference"]
 
 
 def test_rerun_appends_nothing(evaluated):

@@ -12,14 +12,20 @@ Protocols (DESIGN.md; every result names its protocol):
         --corpus runs/demo/hub/datasets/agkd-parallel --results_dir runs/demo/results
 
 Scores are sacrebleu corpus BLEU and chrF of the detokenised output against the raw reference strings of the
-corpus, with their signatures. Every student is compared with the baseline of the same teacher, pair, target kind
-and seed by paired bootstrap resampling (delta, 95% interval, p-value). The evaluation set of a split is the
+corpus, with their signatures, and the teacher-forced simulation metrics of `training/metrics.py` (token NLL and
+top-1 agreement with the reference and with the teacher's own translation), computed with exactly the row's map
+injection: under `gold` and `teacher` the protocol's map is injected row by row whatever target is forced, as in
+generation; under `attributor` the Attributor predicts the rows from the forced prefix. The primary metric
+(`metrics.PRIMARY_METRIC`, named in every row) carries the report's verdict. Every student is compared with the
+baseline of the same teacher, pair, target kind, seed and design by paired bootstrap resampling over sentences
+(delta, 95% interval, p-value, for every metric). The evaluation set of a split is the
 pairs of the `uniform` control config, which every method shares; a pair whose map a protocol lacks gets no map.
 Rows are appended, never rewritten: a (student, split, protocol) already in the file is skipped, so a killed
 evaluation continues where it stopped. Each row records its `inputs` (the student's run id, the version of the
 test-time maps or the Attributor's run id, the baseline's run id); when one of them changes (a retrained student,
 re-extracted maps) the row is evaluated again and the new row supersedes the old one (`read_results` keeps the
-latest). Hypotheses are kept under `results/hypotheses/` for provenance.
+latest). Hypotheses are kept under `results/hypotheses/` and per-sentence forced-decoding sums under
+`results/token_statistics/` (the baseline's are paired with every later row).
 """
 
 from __future__ import annotations
@@ -100,17 +106,24 @@ def paired_bootstrap(
 # ================================================================================================ data
 @dataclass
 class EvaluationSet:
-    """The pairs of one split that every student of a (teacher, pair) is evaluated on, in a fixed order."""
+    """The pairs of one split that every student of a (teacher, pair) is evaluated on, in a fixed order, with the
+    targets of the teacher-forced metrics: the reference's token ids and the teacher's own translation's (None when
+    the teacher-target controls were not extracted for the split)."""
 
     ids: list[str]
     source_ids: list[list[int]]
     references: list[str]
+    forced_targets: dict[str, list[list[int]] | None]
 
 
 def load_evaluation_set(args: EvaluateArguments, teacher_name: str, pair: str, split: str) -> EvaluationSet:
-    rows = common.load_dataset_config(args.attributions, f"{teacher_name}.{pair}.uniform")
+    from datasets_scripts.extract_attributions import config_name
+    from training.train_student import BASELINE_DATA_CONFIG
+
+    config = config_name(teacher_name, pair, BASELINE_DATA_CONFIG)
+    rows = common.load_dataset_config(args.attributions, config)
     if split not in rows:
-        raise ValueError(f"{args.attributions}: {teacher_name}.{pair}.uniform has no split {split!r}")
+        raise ValueError(f"{args.attributions}: {config} has no split {split!r}")
     rows = rows[split]
     if args.max_examples:
         rows = rows.select(range(min(args.max_examples, len(rows))))
@@ -119,7 +132,34 @@ def load_evaluation_set(args: EvaluateArguments, teacher_name: str, pair: str, s
     missing = [i for i in rows["id"] if i not in reference_by_id]
     if missing:
         raise ValueError(f"{len(missing)} pairs of the maps are not in {args.corpus}/{pair}/{split} (e.g. {missing[0]!r})")
-    return EvaluationSet(list(rows["id"]), list(rows["source_ids"]), [reference_by_id[i] for i in rows["id"]])
+    ids = list(rows["id"])
+    return EvaluationSet(
+        ids,
+        list(rows["source_ids"]),
+        [reference_by_id[i] for i in ids],
+        {"reference": list(rows["target_ids"]), "teacher": teacher_translation_ids(args, teacher_name, pair, split, ids)},
+    )
+
+
+def teacher_translation_ids(args: EvaluateArguments, teacher_name: str, pair: str, split: str, ids: list[str]):
+    """Token ids of the teacher's own translation of each pair (from the teacher-target control config), or None
+    when some pair lacks one: the simulatability metrics are then not computed for the split."""
+    from datasets_scripts.extract_attributions import config_name
+    from training.train_student import BASELINE_DATA_CONFIG
+
+    config = config_name(teacher_name, pair, BASELINE_DATA_CONFIG, "teacher")
+    if config not in common.dataset_configs(args.attributions):
+        logger.warning("%s: no %s config, so no agreement with the teacher's translations", args.attributions, config)
+        return None
+    rows = common.load_dataset_config(args.attributions, config)
+    if split not in rows:
+        logger.warning("%s: %s has no split %s, so no agreement with the teacher's translations", args.attributions, config, split)
+        return None
+    by_id = dict(zip(rows[split]["id"], rows[split]["target_ids"], strict=True))
+    if any(i not in by_id for i in ids):
+        logger.warning("%s/%s lacks some %s pairs: no agreement with the teacher's translations", config, split, split)
+        return None
+    return [by_id[i] for i in ids]
 
 
 def maps_for(args: EvaluateArguments, config: str, split: str, ids: list[str]) -> tuple[list, int]:
@@ -140,14 +180,8 @@ def translate(accelerator, model, tokenizer, evaluation: EvaluationSet, maps: li
 
     from training.train_student import MapCollator
 
-    examples = []
-    for index, source_ids in enumerate(evaluation.source_ids):
-        example = {"index": index, "input_ids": source_ids}
-        if maps is not None:
-            attribution = maps[index] if maps[index] is not None else np.zeros((0, len(source_ids)), np.float32)
-            example["attribution"], example["labels"] = attribution, [0] * len(attribution)
-        examples.append(example)
     collate = MapCollator(tokenizer.pad_token_id, with_maps=maps is not None)
+    examples = evaluation_examples(evaluation, maps)
     dataloader = accelerator.prepare(DataLoader(examples, batch_size=args.batch_size, collate_fn=collate))
     generation_kwargs = {"num_beams": args.num_beams} if args.num_beams else {}
     if attributor is not None:
@@ -156,6 +190,50 @@ def translate(accelerator, model, tokenizer, evaluation: EvaluationSet, maps: li
         return common.evaluate_translation(
             accelerator, model, tokenizer, dataloader, evaluation.references, generation_kwargs, desc="translate"
         )
+
+
+def evaluation_examples(evaluation: EvaluationSet, maps: list | None, target: str | None = None) -> list[dict]:
+    """Collator examples of the evaluation set: source ids, the row's test-time map (a pair without one gets an
+    empty map, i.e. no injection) and, for a forced decode, the labels of `target` (reference or teacher)."""
+    examples = []
+    for index, source_ids in enumerate(evaluation.source_ids):
+        example = {"index": index, "input_ids": source_ids}
+        if maps is not None:
+            example["attribution"] = maps[index] if maps[index] is not None else np.zeros((0, len(source_ids)), np.float32)
+        if target is not None:
+            example["labels"] = evaluation.forced_targets[target][index]
+        examples.append(example)
+    return examples
+
+
+def simulate(model, tokenizer, evaluation: EvaluationSet, maps: list | None, args, attributor=None) -> dict:
+    """Teacher-forced statistics of the student on every available target, with the same maps (or Attributor) as
+    the row's generation: `{target: TokenStatistics}`."""
+    from torch.utils.data import DataLoader
+
+    from training.metrics import FORCED_TARGETS, teacher_forced_statistics
+    from training.train_student import MapCollator
+
+    collate = MapCollator(tokenizer.pad_token_id, with_maps=maps is not None)
+    statistics = {}
+    for target in FORCED_TARGETS:
+        if evaluation.forced_targets[target] is None:
+            continue
+        examples = evaluation_examples(evaluation, maps, target)
+        dataloader = DataLoader(examples, batch_size=args.batch_size, collate_fn=collate)
+        statistics[target] = teacher_forced_statistics(model, dataloader, len(examples), attributor)
+    return statistics
+
+
+def simulation_fields(statistics: dict) -> dict:
+    """The row's simulation metrics (`nll_reference`, `agreement_teacher`, ...) and token counts per target."""
+    from training.metrics import METRICS, PRIMARY_METRIC
+
+    fields = {"primary_metric": PRIMARY_METRIC}
+    for name, metric in METRICS.items():
+        fields[name] = statistics[metric.target].corpus()[metric.statistic] if metric.target in statistics else None
+    fields["forced_tokens"] = {target: int(stats.tokens.sum()) for target, stats in statistics.items()}
+    return fields
 
 
 # ================================================================================================ results
@@ -248,14 +326,19 @@ def evaluate(args: EvaluateArguments) -> list[dict]:
             hypotheses_file = Path(args.results_dir) / "hypotheses" / f"{name}.{split}.{protocol}.txt"
             hypotheses_file.parent.mkdir(parents=True, exist_ok=True)
             hypotheses_file.write_text("\n".join(h.replace("\n", " ") for h in scores.hypotheses) + "\n")
+            statistics = simulate(model, tokenizer, evaluation, maps, args, attributor)
+            for target, stats in statistics.items():
+                stats.save(token_statistics_file(args, name, split, protocol, target))
             row = {
                 "student": name,
                 **{k: run[k] for k in ("method", "operator", "map_normalization", "target_kind", "teacher_name", "pair", "seed", "preset")},
+                "student_init": run.get("student_init", "scratch"),
                 "split": split,
                 "protocol": protocol,
                 "examples": len(evaluation.ids),
                 "examples_without_map": missing,
                 **scores.as_dict(),
+                **simulation_fields(statistics),
                 "num_beams": args.num_beams or model.generation_config.num_beams,
                 "hypotheses": str(hypotheses_file.relative_to(args.results_dir)),
                 "seconds": round(time.perf_counter() - start, 1),
@@ -264,13 +347,15 @@ def evaluate(args: EvaluateArguments) -> list[dict]:
                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             if protocol != BASELINE_PROTOCOL:
-                row.update(compare_with_baseline(args, run, split, scores.hypotheses, evaluation.references))
+                row.update(compare_with_baseline(args, run, split, protocol, scores.hypotheses, evaluation.references, statistics))
             append_result(results_path, row)
             written.append(row)
+            primary = row["bootstrap"].get(row["primary_metric"]) if row.get("bootstrap") else None
             logger.info(
-                "%s %s %s: BLEU %.2f chrF %.2f%s", name, split, protocol, row["bleu"], row["chrf"],
-                f" (delta BLEU {row['bootstrap']['bleu']['delta']:+.2f}, p={row['bootstrap']['bleu']['p_value']:.3f})"
-                if row.get("bootstrap") else "",
+                "%s %s %s: BLEU %.2f chrF %.2f, %s %.4f%s", name, split, protocol, row["bleu"], row["chrf"],
+                row["primary_metric"], row[row["primary_metric"]],
+                f" (delta {primary['delta']:+.4f}, p={primary['p_value']:.3f}; delta BLEU "
+                f"{row['bootstrap']['bleu']['delta']:+.2f})" if primary else "",
             )
     return written
 
@@ -283,15 +368,20 @@ def map_config(run: dict, protocol: str) -> str:
 
 
 def baseline_of(run: dict) -> str:
-    """The no-map student of the same teacher, pair, target kind and seed."""
+    """The no-map student of the same teacher, pair, target kind, seed and design (warm start or scratch)."""
     from training.train_student import BASELINE, StudentArguments, student_name
 
     return student_name(
         StudentArguments(
             attributions="", teacher="", method=BASELINE, pair=run["pair"], teacher_name=run["teacher_name"],
-            target_kind=run["target_kind"], seed=run["seed"],
+            target_kind=run["target_kind"], seed=run["seed"], init_from=run.get("init_from"),
         )
     )
+
+
+def token_statistics_file(args: EvaluateArguments, student: str, split: str, protocol: str, target: str) -> Path:
+    """Where a row's per-sentence forced-decoding sums are kept, for the paired bootstrap of later rows."""
+    return Path(args.results_dir) / "token_statistics" / f"{student}.{split}.{protocol}.{target}.npz"
 
 
 def _run_id(folder: Path) -> str | None:
@@ -316,27 +406,39 @@ def row_inputs(args: EvaluateArguments, models_dir: Path, run: dict, protocol: s
 
 def is_current(row: dict | None, inputs: dict) -> bool:
     """Whether a stored row still measures these inputs (rows written before rows recorded their inputs stay current
-    while the student is the same unversioned one)."""
-    if row is None:
+    while the student is the same unversioned one; rows written before the simulation metrics existed do not)."""
+    if row is None or "primary_metric" not in row:
         return False
     if "inputs" not in row:
         return inputs["student"] is None
     return row["inputs"] == inputs
 
 
-def compare_with_baseline(args: EvaluateArguments, run: dict, split: str, hypotheses: list[str], references: list[str]) -> dict:
-    """Paired bootstrap against the baseline of the same teacher, pair, target kind and seed, if it was evaluated."""
+def compare_with_baseline(
+    args: EvaluateArguments, run: dict, split: str, protocol: str, hypotheses: list[str], references: list[str],
+    statistics: dict,
+) -> dict:
+    """Paired bootstrap against the baseline of the same teacher, pair, target kind, seed and design, if it was
+    evaluated: BLEU and chrF over its hypotheses, and every simulation metric over its forced-decoding sums."""
+    from training.metrics import METRICS, TokenStatistics, paired_bootstrap_tokens
+
     baseline_name = baseline_of(run)
     baseline_file = Path(args.results_dir) / "hypotheses" / f"{baseline_name}.{split}.{BASELINE_PROTOCOL}.txt"
     if not baseline_file.exists():
         logger.warning("no baseline hypotheses %s: no comparison", baseline_file)
         return {"baseline": None}
     baseline = baseline_file.read_text().splitlines()
-    return {
-        "baseline": baseline_name,
-        "bootstrap": paired_bootstrap(hypotheses, baseline, references, args.bootstrap_samples, args.seed),
-        "bootstrap_samples": args.bootstrap_samples,
-    }
+    bootstrap = paired_bootstrap(hypotheses, baseline, references, args.bootstrap_samples, args.seed)
+    for target, stats in statistics.items():
+        baseline_stats = token_statistics_file(args, baseline_name, split, BASELINE_PROTOCOL, target)
+        if not baseline_stats.exists():
+            logger.warning("no baseline forced-decoding sums %s: no comparison on %s", baseline_stats, target)
+            continue
+        paired = paired_bootstrap_tokens(stats, TokenStatistics.load(baseline_stats), args.bootstrap_samples, args.seed)
+        for name, metric in METRICS.items():
+            if metric.target == target:
+                bootstrap[name] = paired[metric.statistic]
+    return {"baseline": baseline_name, "bootstrap": bootstrap, "bootstrap_samples": args.bootstrap_samples}
 
 
 # ================================================================================================ entry point

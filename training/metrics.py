@@ -1,0 +1,184 @@
+"""Teacher-forced simulation metrics, their paired bootstrap against a baseline, and intervals across seeds.
+
+Corpus BLEU cannot see small differences between weak students; a forced decode can. For every sentence the
+student is teacher-forced on a target (the reference, or the teacher's own translation: simulatability, as in the
+simulation literature) with exactly the map injection of the result row's protocol, and two per-sentence sums are
+kept: the negative log-likelihood of the target tokens (nats) and how many of them are the student's top-1
+prediction. Corpus figures are ratios of sums (nats per token, share of tokens), so a paired bootstrap resamples
+sentences and recomputes both ratios exactly, like sacrebleu's paired bootstrap for BLEU.
+
+`PRIMARY_METRIC` carries the verdict. It is fixed here, in code, before any result is read: the token NLL of the
+reference is a proper scoring rule (it rewards probability on every reference token, not only the argmax, so it
+moves before BLEU or agreement do), it is measured on the same targets the students are trained on and BLEU scores,
+and it does not depend on decoding choices (beam size, length) that could favour one map over another.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A teacher-forced metric: which target the student is forced on, and what is measured per token."""
+
+    target: str  # "reference" or "teacher"
+    statistic: str  # "nll" (nats per token) or "agreement" (share of tokens that are the student's top-1)
+    description: str
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.statistic == "agreement"
+
+
+METRICS: dict[str, Metric] = {
+    "nll_reference": Metric("reference", "nll", "token NLL of the reference (nats per token, lower is better)"),
+    "agreement_reference": Metric("reference", "agreement", "top-1 agreement with the reference tokens"),
+    "nll_teacher": Metric("teacher", "nll", "token NLL of the teacher's own translation (nats per token)"),
+    "agreement_teacher": Metric("teacher", "agreement", "top-1 agreement with the teacher's translation tokens"),
+}
+PRIMARY_METRIC = "nll_reference"
+FORCED_TARGETS = ("reference", "teacher")
+
+
+def improvement(metric: str, delta: float) -> float:
+    """A delta (student - baseline) turned into a gain: positive means the student is better on `metric`."""
+    if metric in METRICS:
+        return delta if METRICS[metric].higher_is_better else -delta
+    return delta  # BLEU, chrF: higher is better
+
+
+# ================================================================================================ per-sentence sums
+@dataclass
+class TokenStatistics:
+    """Per-sentence sums of a forced decode, in evaluation-set order: `nll` (nats), `correct` (top-1 hits) and
+    `tokens` (target tokens scored, final `</s>` included)."""
+
+    nll: np.ndarray
+    correct: np.ndarray
+    tokens: np.ndarray
+
+    def corpus(self) -> dict[str, float]:
+        total = max(int(self.tokens.sum()), 1)
+        return {"nll": float(self.nll.sum() / total), "agreement": float(self.correct.sum() / total)}
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as f:
+            np.savez(f, nll=self.nll, correct=self.correct, tokens=self.tokens)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> TokenStatistics:
+        with np.load(path) as data:
+            return cls(data["nll"], data["correct"], data["tokens"])
+
+
+def sentence_statistics(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Summed NLL, top-1 hits and token counts per sentence from logits `[B, T, V]` and labels `[B, T]` (-100 = pad).
+
+    The log-softmax runs one sentence at a time so that memory stays flat with large vocabularies."""
+    nll, correct = [], []
+    mask = labels != -100
+    safe = labels.clamp(min=0)
+    for i in range(logits.shape[0]):
+        log_probs = torch.log_softmax(logits[i].float(), dim=-1)
+        token_nll = -log_probs.gather(-1, safe[i, :, None])[:, 0]
+        nll.append((token_nll * mask[i]).sum())
+        correct.append(((log_probs.argmax(-1) == labels[i]) & mask[i]).sum())
+    return torch.stack(nll).double(), torch.stack(correct).long(), mask.sum(-1).long()
+
+
+@torch.no_grad()
+def teacher_forced_statistics(model, dataloader, n_examples: int, attributor=None) -> TokenStatistics:
+    """Force `model` on each batch's `labels` and collect per-sentence sums, put back in order by `index`.
+
+    Batches carry `input_ids`, `attention_mask`, `labels`, `index` and, for a map protocol, `attribution_map` and
+    `attribution_map_mask`. With `attributor`, the maps are predicted from the source and the forced prefix (the
+    decoder inputs), row t for target token t, as in generation with `attributor=`."""
+    model.eval()
+    nll = np.zeros(n_examples)
+    correct = np.zeros(n_examples, dtype=np.int64)
+    tokens = np.zeros(n_examples, dtype=np.int64)
+    seen = np.zeros(n_examples, dtype=bool)
+    for batch in dataloader:
+        index = batch.pop("index").cpu().numpy()
+        batch = {key: value.to(model.device) for key, value in batch.items()}
+        labels = batch["labels"]
+        if attributor is not None:
+            decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=labels)
+            batch["attribution_map"] = attributor(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], decoder_input_ids=decoder_input_ids
+            ).attribution
+            batch["attribution_map_mask"] = labels != -100
+        logits = model(**batch).logits
+        sums = sentence_statistics(logits, labels)
+        nll[index], correct[index], tokens[index] = (s.cpu().numpy() for s in sums)
+        seen[index] = True
+    if not seen.all():
+        raise RuntimeError(f"forced decoding lost {int((~seen).sum())} of {n_examples} examples")
+    return TokenStatistics(nll, correct, tokens)
+
+
+# ================================================================================================ statistics
+def _p_value(observed: float, deltas: np.ndarray) -> float:
+    """One-sided: the share of resamples whose delta does not have the observed sign (+1 smoothing)."""
+    against = np.sum(deltas <= 0) if observed > 0 else np.sum(deltas >= 0)
+    return float((against + 1) / (len(deltas) + 1))
+
+
+def paired_bootstrap_tokens(
+    system: TokenStatistics, baseline: TokenStatistics, samples: int, seed: int
+) -> dict[str, dict]:
+    """Paired bootstrap over sentences of system - baseline for token NLL and top-1 agreement.
+
+    Both systems must be scored on the same sentences and targets (same token counts). Returns per statistic the
+    observed delta, the 2.5/97.5 percentiles of the resampled deltas and a one-sided p-value."""
+    if not np.array_equal(system.tokens, baseline.tokens):
+        raise ValueError("paired bootstrap needs both systems forced on the same targets (token counts differ)")
+    rng = np.random.default_rng(seed)
+    indices = rng.integers(0, len(system.tokens), size=(samples, len(system.tokens)))
+    tokens = system.tokens[indices].sum(1).clip(min=1)
+    out = {}
+    for statistic in ("nll", "agreement"):
+        values_s = system.nll if statistic == "nll" else system.correct
+        values_b = baseline.nll if statistic == "nll" else baseline.correct
+        observed = system.corpus()[statistic] - baseline.corpus()[statistic]
+        deltas = (values_s[indices].sum(1) - values_b[indices].sum(1)) / tokens
+        out[statistic] = {
+            "delta": float(observed),
+            "ci95": [float(np.percentile(deltas, 2.5)), float(np.percentile(deltas, 97.5))],
+            "p_value": _p_value(observed, deltas),
+        }
+    return out
+
+
+def seed_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t interval across seeds; with one seed the interval is unknown (NaN)."""
+    from scipy.stats import t
+
+    mean = float(np.mean(values))
+    if len(values) < 2:
+        return mean, math.nan, math.nan
+    half = float(t.ppf(0.5 + confidence / 2, len(values) - 1) * np.std(values, ddof=1) / math.sqrt(len(values)))
+    return mean, mean - half, mean + half
+
+
+__all__ = [
+    "FORCED_TARGETS",
+    "METRICS",
+    "PRIMARY_METRIC",
+    "Metric",
+    "TokenStatistics",
+    "improvement",
+    "paired_bootstrap_tokens",
+    "seed_interval",
+    "sentence_statistics",
+    "teacher_forced_statistics",
+]
