@@ -102,3 +102,46 @@ def test_names():
     args.target_kind, args.map_normalization = "teacher", "row_sum"
     assert train_student.data_config(args) == "marian.de-en.value_zeroing.teacher"
     assert train_student.student_name(args) == "student-marian-de-en-valuezeroing-add-rowsum-teacher-s0"
+    args.init_from = "runs/demo/hub/models/warmstart-marian-de-en-s0"
+    assert train_student.student_name(args) == "student-marian-de-en-valuezeroing-add-rowsum-teacher-warm-s0"
+
+
+def test_warm_start_on_the_corpus_then_cells_fine_tune_it(attributions_dir, tiny_marian_dir, toy_corpus_dir, tmp_path, caplog):
+    """The `warm` design: a no-map warm start trained on the corpus pairs, then a baseline and a map cell that both
+    start from its weights, named, recorded and retrained when the warm start changes."""
+    from safetensors.torch import load_file
+
+    models = tmp_path / "models"
+    assert _train(attributions_dir, tiny_marian_dir, models, "--method", "none", "--train_corpus", toy_corpus_dir) == 0
+    warm = models / "warmstart-marian-de-en-s0"
+    run = json.loads((warm / "agkd_run.json").read_text())
+    assert run["attribution_config"] is None and run["train_examples"] == 400  # the toy corpus's train split
+    assert run["student_init"] == "scratch" and run["maps_version"] is None
+
+    for extra in (["--method", "none"], ["--method", "attention", "--operator", "add", "--map_normalization", "row_sum"]):
+        assert _train(attributions_dir, tiny_marian_dir, models, *extra, "--init_from", warm, "--max_steps", "1") == 0
+    baseline = models / "student-marian-de-en-none-warm-s0"
+    cell = models / "student-marian-de-en-attention-add-rowsum-warm-s0"
+    for folder in (baseline, cell):
+        record = json.loads((folder / "agkd_run.json").read_text())
+        assert record["student_init"] == "warm" and record["init_run_id"] == run["run_id"]
+        assert record["hyperparameters"]["d_model"] == 32  # the warm start's size, not a preset's
+    # One step of fine-tuning at the warm-up's first learning rate: the weights are the warm start's, barely moved.
+    start, tuned = load_file(warm / "model.safetensors"), load_file(cell / "model.safetensors")
+    key = "model.encoder.layers.0.fc1.weight"
+    assert (tuned[key] - start[key]).abs().max() < 0.05 < (torch.randn_like(start[key]) - start[key]).abs().max()
+    assert AutoModelForSeq2SeqLM.from_pretrained(cell, trust_remote_code=True).config.map_normalization == "row_sum"
+
+    # A retrained warm start (new run id) makes its cells stale: they are fine-tuned again.
+    assert _train(attributions_dir, tiny_marian_dir, models, "--method", "none", "--train_corpus", toy_corpus_dir, "--overwrite") == 0
+    with caplog.at_level("WARNING"):
+        assert _train(attributions_dir, tiny_marian_dir, models, "--method", "none", "--init_from", warm, "--max_steps", "1") == 0
+    assert "fine-tuned from another warm start" in caplog.text
+    assert json.loads((baseline / "agkd_run.json").read_text())["init_run_id"] != run["run_id"]
+
+
+def test_warm_start_arguments_are_checked(attributions_dir, tiny_marian_dir, tmp_path, caplog):
+    with caplog.at_level("ERROR"):
+        assert _train(attributions_dir, tiny_marian_dir, tmp_path / "m", "--method", "attention", "--train_corpus", "x") == 2
+        assert _train(attributions_dir, tiny_marian_dir, tmp_path / "m", "--init_from", tmp_path / "nothing") == 2
+    assert "takes --method none" in caplog.text and "not a finished student folder" in caplog.text

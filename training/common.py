@@ -535,12 +535,12 @@ def fit(
 
 
 # --------------------------------------------------------------------------------------------- provenance
-def map_provenance(attributions: str | Path, config: str) -> dict:
+def map_provenance(attributions: str | Path, config: str | None) -> dict:
     """What a student or Attributor records in `agkd_run.json` about its data: a fresh run id (result rows name the
-    run they measured) and the version of the map config it was trained on."""
+    run they measured) and the version of the map config it was trained on (None: trained without maps)."""
     from datasets_scripts.hub_layout import maps_version
 
-    return {"run_id": uuid.uuid4().hex[:12], "maps_version": maps_version(attributions, config)}
+    return {"run_id": uuid.uuid4().hex[:12], "maps_version": maps_version(attributions, config) if config else None}
 
 
 def keep_finished(folder: str | Path, attributions: str | Path, config: str) -> bool:

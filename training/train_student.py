@@ -15,6 +15,11 @@ forward simulation). The stored `source_ids`/`target_ids` must be what the teach
 texts and every map must be `[len(target_ids)][len(source_ids)]`: any mismatch stops the run before training, naming
 the first bad example. The run writes a Hub model folder (weights, modeling code for `trust_remote_code`,
 tokenizer, `agkd_run.json`, model card) to `--output_dir/<name>`; checkpoints and `--resume` work as for teachers.
+
+Designs (`student_init` in every run record and result row): `scratch` trains from random weights (the paper);
+`--init_from <folder>` fine-tunes a shared no-map warm start instead (`warm`, not the paper's design). The warm start
+itself is `--train_corpus <agkd-parallel>`: a no-map student trained on the corpus pairs of the pair (sizes and budget
+from the preset's `warm_start` section), written as `warmstart-<teacher>-<pair>-s<seed>`.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from training.presets import PRESETS, StudentPreset
 logger = logging.getLogger(__name__)
 
 BASELINE = "none"
-BASELINE_DATA_CONFIG = "uniform"  # the control whose rows (same pairs as every method) the baseline trains on
+BASELINE_DATA_CONFIG = "uniform"  # the control whose rows (same pairs as every method) the baseline trains on and evaluate scores
 TARGET_KINDS = ("reference", "teacher")
 
 
@@ -60,6 +65,16 @@ class StudentArguments:
         default="reference", metadata={"help": "reference (gold targets) or teacher (the teacher's translations)"}
     )
     seed: int = field(default=0, metadata={"help": "seed of initialisation and data order"})
+    init_from: str | None = field(
+        default=None,
+        metadata={"help": "fine-tune this finished student folder (the shared no-map warm start) instead of training "
+                  "from random weights: the `warm` design, not the paper's (model size comes from that folder)"},
+    )
+    train_corpus: str | None = field(
+        default=None,
+        metadata={"help": "train the no-map warm start on this agkd-parallel folder or Hub id (train split; validation "
+                  "for early stopping) instead of map rows; budget from the preset's warm_start section"},
+    )
     preset: str = field(default="demo", metadata={"help": "smoke, demo or paper: fills every size/budget default"})
     output_dir: str | None = field(
         default=None, metadata={"help": "models root; the student goes to <output_dir>/<name> (default: runs/<preset>/hub/models)"}
@@ -98,14 +113,19 @@ def finalize_arguments(args: StudentArguments) -> StudentArguments:
         raise ValueError(f"unknown method {args.method!r}; choose none, one of {[*METHODS]} or {[*CONTROLS]}")
     if args.target_kind not in TARGET_KINDS:
         raise ValueError(f"unknown target kind {args.target_kind!r}; choose one of {TARGET_KINDS}")
+    if args.train_corpus is not None and (args.method != BASELINE or args.init_from is not None):
+        raise ValueError("--train_corpus trains the no-map warm start: it takes --method none and no --init_from")
+    if args.init_from is not None and not is_finished(Path(args.init_from)):
+        raise FileNotFoundError(f"--init_from {args.init_from}: not a finished student folder (train the warm start first)")
     if args.method == BASELINE:
         args.operator = "none"
     check_choice("injection_operator", args.operator, INJECTION_OPERATORS)
     check_choice("map_normalization", args.map_normalization, MAP_NORMALIZATIONS)
     preset = PRESETS[args.preset]
+    budget = preset.warm_start if args.train_corpus is not None else preset.student
     for f in fields(StudentPreset):
         if getattr(args, f.name) is None:
-            setattr(args, f.name, getattr(preset.student, f.name))
+            setattr(args, f.name, getattr(budget, f.name))
     root = preset.root()
     args.output_dir = args.output_dir or str(root / "hub" / "models")
     args.checkpoint_dir = args.checkpoint_dir or str(Path(args.output_dir).parent.parent / "checkpoints")
@@ -120,8 +140,16 @@ def data_config(args: StudentArguments) -> str:
     return config_name(args.teacher_name, args.pair, method, args.target_kind)
 
 
+def student_init(args: StudentArguments) -> str:
+    """The design of a run: `warm` (fine-tuned from a warm start) or `scratch` (random weights, the paper's)."""
+    return "warm" if args.init_from is not None else "scratch"
+
+
 def student_name(args: StudentArguments) -> str:
-    """Folder and repo name: student-<teacher>-<pair>-<method>[-<operator>][-<normalisation>][-teacher]-s<seed>."""
+    """Folder and repo name: student-<teacher>-<pair>-<method>[-<operator>][-<normalisation>][-teacher][-warm]-s<seed>;
+    the warm start itself is warmstart-<teacher>-<pair>-s<seed>."""
+    if args.train_corpus is not None:
+        return f"warmstart-{args.teacher_name}-{args.pair}-s{args.seed}"
     parts = ["student", args.teacher_name, args.pair, args.method]
     if args.method != BASELINE:
         parts.append(args.operator)
@@ -133,6 +161,8 @@ def student_name(args: StudentArguments) -> str:
         parts.append("H" + "".join(map(str, args.injection_heads)))
     if args.target_kind == "teacher":
         parts.append("teacher")
+    if student_init(args) == "warm":
+        parts.append("warm")
     parts.append(f"s{args.seed}")
     return "-".join(p.replace("_", "") if p == args.method else p for p in parts)
 
@@ -185,7 +215,11 @@ def map_examples(rows, tokenizer, max_length: int, desc: str) -> tuple[list[dict
 
 @dataclass
 class MapCollator(common.Seq2SeqCollator):
-    """`Seq2SeqCollator` plus `attribution_map` `[B, T, S]` (zero padded) and `attribution_map_mask` `[B, T]`."""
+    """`Seq2SeqCollator` plus `attribution_map` `[B, T, S]` (zero padded) and `attribution_map_mask` `[B, T]`.
+
+    `T` is the longest map of the batch, which need not be the labels' length: at test time a map of one target
+    (the teacher's translation) can be injected while the student is forced on another (the reference); a decoder
+    position beyond a map's last row gets no injection, as in generation."""
 
     with_maps: bool = True
 
@@ -194,7 +228,8 @@ class MapCollator(common.Seq2SeqCollator):
             examples = [e for batch in examples for e in batch]
         batch = super().__call__(examples)
         if self.with_maps:
-            maps = torch.zeros(len(examples), batch["labels"].shape[1], batch["input_ids"].shape[1])
+            map_rows = max(e["attribution"].shape[0] for e in examples)
+            maps = torch.zeros(len(examples), map_rows, batch["input_ids"].shape[1])
             rows = torch.zeros(maps.shape[:2], dtype=torch.bool)
             for i, example in enumerate(examples):
                 target_length, source_length = example["attribution"].shape
@@ -206,10 +241,26 @@ class MapCollator(common.Seq2SeqCollator):
 
 # ================================================================================================ model
 def build_student(args: StudentArguments, tokenizer, teacher_config, forced_bos_token_id: int | None):
-    from transformers import GenerationConfig
+    """A student from random weights, or the warm start of `--init_from` with this run's injection settings and
+    dropout (its size then comes from the warm start and is written back into `args`, so the record is true)."""
 
     from modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
 
+    injection = dict(
+        injection_operator=args.operator,
+        injection_layers=args.injection_layers,
+        injection_heads=args.injection_heads,
+        map_normalization=args.map_normalization,
+    )
+    if args.init_from is not None:
+        config = AgkdStudentConfig.from_pretrained(args.init_from, dropout=args.dropout, **injection)
+        if config.vocab_size != len(tokenizer):
+            raise ValueError(f"--init_from {args.init_from} has a vocabulary of {config.vocab_size}, the teacher {len(tokenizer)}")
+        args.d_model, args.layers, args.heads = config.d_model, config.encoder_layers, config.encoder_attention_heads
+        args.ffn_dim = config.encoder_ffn_dim
+        model = AgkdStudentForConditionalGeneration.from_pretrained(args.init_from, config=config)
+        model.generation_config = _generation_config(args, tokenizer, config, forced_bos_token_id)
+        return model
     config = AgkdStudentConfig(
         vocab_size=len(tokenizer),
         d_model=args.d_model,
@@ -227,13 +278,17 @@ def build_student(args: StudentArguments, tokenizer, teacher_config, forced_bos_
         bos_token_id=getattr(teacher_config, "bos_token_id", None),
         decoder_start_token_id=teacher_config.decoder_start_token_id,
         forced_eos_token_id=tokenizer.eos_token_id,
-        injection_operator=args.operator,
-        injection_layers=args.injection_layers,
-        injection_heads=args.injection_heads,
-        map_normalization=args.map_normalization,
+        **injection,
     )
     model = AgkdStudentForConditionalGeneration(config)
-    model.generation_config = GenerationConfig(
+    model.generation_config = _generation_config(args, tokenizer, config, forced_bos_token_id)
+    return model
+
+
+def _generation_config(args: StudentArguments, tokenizer, config, forced_bos_token_id: int | None):
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
         decoder_start_token_id=config.decoder_start_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -242,7 +297,6 @@ def build_student(args: StudentArguments, tokenizer, teacher_config, forced_bos_
         num_beams=args.num_beams,
         max_length=2 * args.max_length,
     )
-    return model
 
 
 # ================================================================================================ training
@@ -267,20 +321,28 @@ def train_student(args: StudentArguments) -> Path:
             shutil.rmtree(work_dir)
         PartialState().wait_for_everyone()
     accelerator = common.make_accelerator(work_dir, seed=args.seed, mixed_precision=args.mixed_precision)
-    config_name = data_config(args)
-    logger.info("training %s on %s/%s (preset %s) -> %s", name, args.attributions, config_name, args.preset, final_dir)
+    source, config_name = (args.train_corpus, args.pair) if args.train_corpus else (args.attributions, data_config(args))
+    logger.info("training %s on %s/%s (preset %s) -> %s", name, source, config_name, args.preset, final_dir)
 
-    # ---- data: attribution rows, checked against the teacher's tokenizer before anything is trained
+    # ---- data: attribution rows, checked against the teacher's tokenizer before anything is trained (or, for the
+    # warm start, the corpus pairs in the teacher's tokenisation)
     tokenizer, teacher_config, forced_bos_token_id = load_teacher_tokenizer(args.teacher, args.teacher_name, args.pair)
     with accelerator.main_process_first():
-        rows = common.load_dataset_config(args.attributions, config_name)
+        rows = common.load_dataset_config(source, config_name)
     for split in (args.train_split, args.validation_split):
         if split not in rows:
-            raise ValueError(f"{args.attributions}/{config_name} has no split {split!r} (it has: {', '.join(rows)})")
-    train_examples, train_skipped = map_examples(rows[args.train_split], tokenizer, args.max_length, f"{config_name}/train")
-    valid_examples, valid_skipped = map_examples(
-        rows[args.validation_split], tokenizer, args.max_length, f"{config_name}/{args.validation_split}"
-    )
+            raise ValueError(f"{source}/{config_name} has no split {split!r} (it has: {', '.join(rows)})")
+    if args.train_corpus:
+        train_examples, valid_examples = (
+            common.tokenize_pairs(tokenizer, rows[split]["source"], rows[split]["target"], args.max_length, desc=split)
+            for split in (args.train_split, args.validation_split)
+        )
+        train_skipped = valid_skipped = 0  # truncated to max_length, as for teachers
+    else:
+        train_examples, train_skipped = map_examples(rows[args.train_split], tokenizer, args.max_length, f"{config_name}/train")
+        valid_examples, valid_skipped = map_examples(
+            rows[args.validation_split], tokenizer, args.max_length, f"{config_name}/{args.validation_split}"
+        )
     logger.info(
         "%d train and %d validation pairs (%d and %d longer than %d tokens skipped)",
         len(train_examples), len(valid_examples), train_skipped, valid_skipped, args.max_length,
@@ -290,7 +352,11 @@ def train_student(args: StudentArguments) -> Path:
 
     model = build_student(args, tokenizer, teacher_config, forced_bos_token_id)
     n_params = sum(p.numel() for p in model.parameters())
-    logger.info("%s with %.2fM parameters, operator %s", type(model).__name__, n_params / 1e6, args.operator)
+    logger.info(
+        "%s with %.2fM parameters, operator %s, normalisation %s, %s",
+        type(model).__name__, n_params / 1e6, args.operator, args.map_normalization,
+        f"fine-tuned from {args.init_from}" if args.init_from else "from random weights",
+    )
 
     collate = MapCollator(tokenizer.pad_token_id, with_maps=args.operator != "none")
     train_batches = common.length_grouped_batches(train_examples, args.batch_size, seed=args.seed)
@@ -325,14 +391,17 @@ def train_student(args: StudentArguments) -> Path:
             "injection_layers": args.injection_layers,
             "injection_heads": args.injection_heads,
             "target_kind": args.target_kind,
+            "student_init": student_init(args),
+            "init_from": args.init_from,
+            "init_run_id": _run_id(args.init_from),
             "teacher": args.teacher,
             "teacher_name": args.teacher_name,
             "pair": args.pair,
             "seed": args.seed,
             "preset": args.preset,
-            "attributions": args.attributions,
-            "attribution_config": config_name,
-            **common.map_provenance(args.attributions, config_name),
+            "attributions": source,
+            "attribution_config": None if args.train_corpus else config_name,
+            **common.map_provenance(args.attributions, None if args.train_corpus else config_name),
             "train_examples": len(train_examples),
             "skipped_longer_than_max_length": {"train": train_skipped, args.validation_split: valid_skipped},
             "parameters": n_params,
@@ -364,14 +433,22 @@ def write_card(folder: Path, run: dict, results: list | None = None) -> None:
     """The student's model card; `training/evaluate.py` rewrites it with BLEU/chrF results in `model-index`."""
     source, target = run["pair"].split("-")
     map_source = "no map (baseline)" if run["method"] == BASELINE else f"`{run['method']}` maps of the teacher"
+    if run["attribution_config"] is None:
+        map_source = "no map: the shared warm start that the cells of the `warm` design fine-tune from"
+    design = (
+        "fine-tuned from the no-map warm start `" + Path(run["init_from"]).name + "` (design `warm`, not the paper's)"
+        if run.get("student_init") == "warm"
+        else "trained from scratch (design `scratch`, the paper's)"
+    )
     body = f"""
 # {run['name']}
 
-An AGKD student: a Marian-style translation model ({source} -> {target}) trained from scratch with {map_source}
+An AGKD student: a Marian-style translation model ({source} -> {target}) {design}, with {map_source}
 injected into its decoder cross-attention (operator `{run['operator']}`, normalisation `{run['map_normalization']}`).
-Its BLEU/chrF gain over the no-map baseline scores how much the attribution method teaches.
+Its gain over the no-map baseline (teacher-forced token NLL of the reference, BLEU, chrF) scores how much the
+attribution method teaches.
 
-- Teacher: `{run['teacher']}` (its tokenizer is used); maps from `{run['attributions']}`, config `{run['attribution_config']}`.
+- Teacher: `{run['teacher']}` (its tokenizer is used); data from `{run['attributions']}`, config `{run['attribution_config'] or run['pair']}`.
 - Targets: `{run['target_kind']}` ({'gold references, the paper protocol' if run['target_kind'] == 'reference' else "the teacher's own translations: forward simulation"}).
 - Seed {run['seed']}, preset `{run['preset']}`, {run['train_examples']} training pairs, {run['steps']} steps
   (best validation loss {run['best_validation_loss']:.4f} at step {run['best_step']}), {run['parameters'] / 1e6:.2f}M parameters.
@@ -402,18 +479,29 @@ Remote code: pin `revision=` to a commit you have read. Training details are in 
 
 
 # ================================================================================================ entry point
+def _run_id(folder: str | Path | None) -> str | None:
+    run_file = Path(folder) / "agkd_run.json" if folder else None
+    return json.loads(run_file.read_text()).get("run_id") if run_file and run_file.exists() else None
+
+
 def train_unless_finished(args: StudentArguments) -> None:
     args = finalize_arguments(args)
     folder = Path(args.output_dir) / student_name(args)
     if is_finished(folder) and not args.overwrite:
-        if common.keep_finished(folder, args.attributions, data_config(args)):
+        recorded_init = json.loads((folder / "agkd_run.json").read_text()).get("init_run_id")
+        if recorded_init != _run_id(args.init_from):
+            logger.warning("%s was fine-tuned from another warm start than %s holds now: retraining", folder, args.init_from)
+        elif args.train_corpus:
+            logger.info("%s already exists: skipped (pass --overwrite to retrain)", folder)
+            return
+        elif common.keep_finished(folder, args.attributions, data_config(args)):
             return
     train_student(args)
 
 
 main = stage_main(StudentArguments, train_unless_finished, prog="agkd student", doc=__doc__)
 
-__all__ = ["MapCollator", "StudentArguments", "data_config", "main", "student_name", "train_student"]
+__all__ = ["MapCollator", "StudentArguments", "data_config", "main", "student_init", "student_name", "train_student"]
 
 
 if __name__ == "__main__":
