@@ -350,6 +350,7 @@ class SpaceApp:
     # -------------------------------------------------------------------------------------------- report table
     def results_markdown(self, pair: str | None, teacher: str | None = None) -> str:
         """The report's methods x operators tables of the pair (test split), one per protocol, with a ranking."""
+        from training.metrics import METRICS, PRIMARY_METRIC
         from training.report import method_gains, results_table
 
         if not pair:
@@ -362,9 +363,11 @@ class SpaceApp:
         rows = [r for r in rows if r["split"] == split and r["target_kind"] == "reference"]
         lines = [
             f"### What teaches best: {teacher or ''} {pair}, `{split}` split".replace("  ", " "),
-            "Cells: ΔBLEU / ΔchrF of the injected student over the no-map baseline; `*` p < 0.05, `**` p < 0.01 "
-            "(paired bootstrap). Protocols: `gold` maps leak the reference; `teacher` and `attributor` do not; "
-            "`train-only` uses no map at test time.",
+            f"Cells: gains of the injected student over the no-map baseline, first on the primary metric `{PRIMARY_METRIC}` "
+            f"({METRICS[PRIMARY_METRIC].description}; shown as baseline minus student, so positive = better) and the "
+            "top-1 agreement with the reference and with the teacher's translation, then ΔBLEU / ΔchrF; `*` p < 0.05, "
+            "`**` p < 0.01 (paired bootstrap over sentences, every seed). Protocols: `gold` maps leak the reference; "
+            "`teacher` and `attributor` do not; `train-only` uses no map at test time.",
         ]
         baselines = [r for r in rows if r["protocol"] == "none"]
         if baselines:
@@ -373,11 +376,18 @@ class SpaceApp:
         protocols += sorted({r["protocol"] for r in rows} - set(protocols) - {"none"})
         for protocol in protocols:
             group = [r for r in rows if r["protocol"] == protocol]
-            lines += [f"#### protocol `{protocol}`", results_table(group)]
-            gains = method_gains(group)
+            lines += [
+                f"#### protocol `{protocol}`",
+                results_table(group, (PRIMARY_METRIC, "agreement_reference", "agreement_teacher")),
+                results_table(group),
+            ]
+            gains = method_gains(group, PRIMARY_METRIC)
             if gains:
                 ranking = sorted(gains, key=lambda m: float(np.mean(gains[m])), reverse=True)
-                lines.append("Ranking by mean ΔBLEU: " + ", ".join(f"{i + 1}. {m} ({np.mean(gains[m]):+.2f})" for i, m in enumerate(ranking)))
+                lines.append(
+                    f"Ranking by mean gain on `{PRIMARY_METRIC}`: "
+                    + ", ".join(f"{i + 1}. {m} ({np.mean(gains[m]):+.4f})" for i, m in enumerate(ranking))
+                )
         report = self.release.results_path.parent / "report.md" if self.release.results_path else None
         if report is not None and report.exists():
             lines.append(f"The full report, with plots, is `{report}`.")

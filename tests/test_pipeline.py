@@ -26,8 +26,13 @@ def test_smoke_plan_covers_every_stage_in_order():
     assert stages == sorted(stages, key=pipeline.STAGES.index)
     assert set(stages) == set(pipeline.STAGES)
     students = [j.label for j in jobs if j.stage == "student"]
-    # baseline + (2 methods + 3 controls) x 2 operators
+    # baseline + (2 methods + 3 controls) x operator add x normalisations row_sum (scale-fair) and none (raw)
     assert len(students) == 11 and students[0] == "marian.de-en baseline s0"
+    warm = [j for j in jobs if j.stage == "warm-start"]
+    assert len(warm) == 1 and "--train_corpus" in warm[0].argv
+    student_jobs = [j for j in jobs if j.stage == "student"]
+    assert all(j.argv[j.argv.index("--init_from") + 1] == "/tmp/x/smoke/hub/models/warmstart-marian-de-en-s0" for j in student_jobs)
+    assert {j.argv[j.argv.index("--map_normalization") + 1] for j in student_jobs[1:]} == {"row_sum", "none"}
     assert [j.label for j in jobs if j.stage == "attributor"] == ["marian.de-en attention", "marian.de-en saliency"]
 
 
@@ -37,7 +42,8 @@ def test_grid_narrowing_and_stop_after():
     stages = {j.stage for j in jobs}
     assert stages == {"teacher", "extract", "student"}  # corpus given: not built
     students = [j.label for j in jobs if j.stage == "student"]
-    assert len(students) == 1 + 4 * 4 and all(label.endswith("s3") for label in students)
+    assert len(students) == 1 + 4 * 4 * 2 and all(label.endswith("s3") for label in students)  # x 2 normalisations
+    assert not any(j.stage == "warm-start" for j in jobs)  # the paper's design: every student from scratch
     assert any("--corpus" in j.argv and "/data/agkd-parallel" in j.argv for j in jobs if j.stage == "teacher")
 
 
@@ -129,7 +135,7 @@ def test_smoke_pipeline_end_to_end_and_rerun(tmp_path):
     snippet = textwrap.dedent(f"""
         import datasets, torch
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-        repo = "{root}/hub/models/student-marian-de-en-attention-add-s0"
+        repo = "{root}/hub/models/student-marian-de-en-attention-add-rowsum-warm-s0"
         model = AutoModelForSeq2SeqLM.from_pretrained(repo, trust_remote_code=True)
         tokenizer = AutoTokenizer.from_pretrained(repo)
         maps = datasets.load_dataset("{root}/hub/datasets/agkd-attributions", "marian.de-en.attention", split="test")

@@ -275,7 +275,7 @@ def test_a_missing_model_folder_is_reported(space_release_dir, tmp_path, example
 def test_results_table_of_the_pair(app):
     text = app.results_markdown("de-en", "marian")
     assert "| method | add |" in text and "| attention |" in text
-    assert "#### protocol `gold`" in text and "Baseline (no map): BLEU" in text and "Ranking by mean ΔBLEU" in text
+    assert "#### protocol `gold`" in text and "Baseline (no map): BLEU" in text and "Ranking by mean gain on `nll_reference`" in text
     assert "No evaluation results" in SpaceApp(Release(app.release.root, results=app.release.root / "none.jsonl")).results_markdown("de-en")
 
 

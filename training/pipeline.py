@@ -9,9 +9,9 @@ re-run after a kill (or a failure) continues where the last run stopped. `--pair
     agkd pipeline --preset demo           # the README's main job
     agkd pipeline --preset paper --pairs de-en --operators all
 
-Students and Attributors are many small independent trainings: on a CPU they run `--jobs` at a time as separate
-processes sharing the cores (2 processes x 1 thread trained two demo students 1.37x faster than one after the other
-with 2 threads), each logging to `runs/<preset>/logs/`.
+Students and Attributors are many small independent trainings: on a CPU they run `--jobs` at a time in a pool of
+worker processes sharing the cores (2 processes x 1 thread trained two demo students 1.37x faster than one after the
+other with 2 threads); a worker keeps its imports from job to job, and each job logs to `runs/<preset>/logs/`.
 
 Everything lands under `runs/<preset>/`: `hub/` holds exactly what `agkd push` uploads (models, datasets and the
 Space), `results/` the result rows, `report.md` and its plots, `checkpoints/` the resumable training state.
@@ -21,23 +21,23 @@ from __future__ import annotations
 
 import importlib
 import logging
+import multiprocessing
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from datasets_scripts.attribution_methods import CONTROLS
 from training.cli import run_as_script, stage_main
-from training.presets import ALL_OPERATORS, PRESETS
+from training.presets import ALL_OPERATORS, PRESETS, STUDENT_INITS
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("corpus", "teacher", "extract", "student", "attributor", "evaluate", "report", "space")
+STAGES = ("corpus", "teacher", "extract", "warm-start", "student", "attributor", "instrument", "evaluate", "report", "space")
 PARALLEL_STAGES = ("student", "attributor")  # independent small trainings: `--jobs` processes at a time
 
 
@@ -52,6 +52,16 @@ class PipelineArguments:
         default=None, metadata={"help": "injection operators, or `all` (default: the preset's)"}
     )
     seeds: list[int] | None = field(default=None, metadata={"help": "student seeds (default: the preset's)"})
+    normalizations: list[str] | None = field(
+        default=None,
+        metadata={"help": "map normalisations of the grid: row_sum (scale-fair, carries the verdict), none (the paper's "
+                  "raw maps), ... (default: the preset's)"},
+    )
+    student_init: str | None = field(
+        default=None,
+        metadata={"help": "scratch (every student from random weights: the paper) or warm (every cell fine-tunes one "
+                  "shared no-map warm start trained on the corpus) (default: the preset's)"},
+    )
     corpus: str | None = field(
         default=None, metadata={"help": "use this agkd-parallel folder or Hub id instead of building one"}
     )
@@ -100,6 +110,8 @@ def finalize(args: PipelineArguments) -> PipelineArguments:
     args.teachers = args.teachers or list(preset.teachers)
     args.methods = args.methods or list(preset.methods)
     args.seeds = args.seeds if args.seeds is not None else list(preset.seeds)
+    args.normalizations = args.normalizations or list(preset.normalizations)
+    args.student_init = args.student_init or preset.student_init
     if args.operators == ["all"]:
         args.operators = list(ALL_OPERATORS)
     args.operators = args.operators or list(preset.operators)
@@ -119,6 +131,12 @@ def finalize(args: PipelineArguments) -> PipelineArguments:
     unknown = [m for m in args.methods if m not in METHODS] + [o for o in args.operators if o not in ALL_OPERATORS]
     if unknown:
         raise ValueError(f"unknown methods or operators {unknown}; methods: {[*METHODS]}, operators: {ALL_OPERATORS}")
+    from modeling.attribution_injection import MAP_NORMALIZATIONS, check_choice
+
+    for normalization in args.normalizations:
+        check_choice("map normalisation", normalization, MAP_NORMALIZATIONS)
+    if args.student_init not in STUDENT_INITS:
+        raise ValueError(f"unknown --student_init {args.student_init!r}; choose one of {STUDENT_INITS}")
     return args
 
 
@@ -151,25 +169,43 @@ def plan(args: PipelineArguments) -> list[Job]:
         base += ["--pair", pair, "--teacher_name", family, "--engine", preset.extract.engine]
         jobs.append(Job("extract", f"{family}.{pair} reference", "datasets_scripts.extract_attributions",
                         [*base, "--methods", *args.methods, *CONTROLS, "--target_kinds", "reference"]))
+        # The teacher's translations of the test split (the simulatability metrics' targets, in every control
+        # config); the methods' maps of them only where the `teacher` protocol is evaluated.
+        methods = [*args.methods, *CONTROLS] if "teacher" in preset.protocols else [*CONTROLS]
         jobs.append(Job("extract", f"{family}.{pair} teacher (test)", "datasets_scripts.extract_attributions",
-                        [*base, "--methods", *args.methods, *CONTROLS, "--target_kinds", "teacher", "--splits", "test"]))
+                        [*base, "--methods", *methods, "--target_kinds", "teacher", "--splits", "test"]))
+
+    def student_argv(family: str, pair: str, teacher: str) -> list[str]:
+        """Where a student or Attributor of (family, pair) reads its maps and teacher, and writes its folders."""
+        argv = [*common, "--attributions", attributions, "--teacher", teacher, "--pair", pair, "--teacher_name", family]
+        return argv + ["--output_dir", str(release.models), "--checkpoint_dir", str(release.checkpoints)]
+
+    if args.student_init == "warm":
+        # One shared no-map warm start per teacher and pair, trained on the corpus before any cell (seed 0).
+        for (family, pair), teacher in teachers.items():
+            jobs.append(Job("warm-start", f"{family}.{pair}", "training.train_student",
+                            [*student_argv(family, pair, teacher), "--seed", "0", "--method", "none", "--train_corpus", corpus]))
     for (family, pair), teacher in teachers.items():
+        where = student_argv(family, pair, teacher)
+        init = ["--init_from", str(release.models / f"warmstart-{family}-{pair}-s0")] if args.student_init == "warm" else []
         for seed in args.seeds:
-            base = [*common, "--attributions", attributions, "--teacher", teacher, "--pair", pair, "--teacher_name", family]
-            base += ["--seed", str(seed), "--output_dir", str(release.models), "--checkpoint_dir", str(release.checkpoints)]
+            base = [*where, "--seed", str(seed), *init]
             jobs.append(Job("student", f"{family}.{pair} baseline s{seed}", "training.train_student", [*base, "--method", "none"]))
-            for method in [*args.methods, *CONTROLS]:
-                for operator in args.operators:
-                    jobs.append(Job("student", f"{family}.{pair} {method} {operator} s{seed}", "training.train_student",
-                                    [*base, "--method", method, "--operator", operator]))
+            for normalization in args.normalizations:
+                for method in [*args.methods, *CONTROLS]:
+                    for operator in args.operators:
+                        jobs.append(Job(
+                            "student", f"{family}.{pair} {method} {operator} {normalization} s{seed}", "training.train_student",
+                            [*base, "--method", method, "--operator", operator, "--map_normalization", normalization],
+                        ))
     for (family, pair), teacher in teachers.items():
         for method in args.methods:
-            argv = [*common, "--attributions", attributions, "--teacher", teacher, "--pair", pair, "--teacher_name", family]
-            argv += ["--method", method, "--output_dir", str(release.models), "--checkpoint_dir", str(release.checkpoints)]
-            jobs.append(Job("attributor", f"{family}.{pair} {method}", "training.train_attributor", argv))
+            jobs.append(Job("attributor", f"{family}.{pair} {method}", "training.train_attributor",
+                            [*student_argv(family, pair, teacher), "--method", method]))
+    jobs.append(Job("instrument", "planted alignments", "training.instrument", ["--results_dir", str(release.results)]))
     jobs.append(Job("evaluate", "all students", "training.evaluate", [
         "--models_dir", str(release.models), "--attributions", attributions, "--corpus", corpus,
-        "--results_dir", str(release.results),
+        "--results_dir", str(release.results), "--protocols", *preset.protocols,
     ]))
     jobs.append(Job("report", "report.md", "training.report", [
         "--results_dir", str(release.results), "--attributions", attributions, "--models_dir", str(release.models),
@@ -198,19 +234,63 @@ def run_in_process(job: Job) -> int:
     return importlib.import_module(job.module).main(job.argv) or 0
 
 
-def run_as_subprocess(job: Job, log_dir: Path, threads: int) -> int:
-    """One job as `python -m <module> argv` with `threads` torch threads, its output in `log_dir/<stage>-<label>.log`."""
+def start_worker(threads: int) -> None:
+    """A pool worker: `threads` torch threads, INFO logging to its standard error (which each job sends to its log)."""
+    import torch
+
+    from training.cli import setup_logging
+
+    torch.set_num_threads(threads)
+    setup_logging(0)
+
+
+def _flush_standard_streams() -> None:
+    """Flush stdout and stderr before their file descriptors move; reopen one that a job closed (as `json.tool` does
+    with stdout), since the next job of the worker writes to it again."""
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        stream = getattr(sys, name)
+        if stream.closed:
+            setattr(sys, name, open(fd, "w", buffering=1, closefd=False))  # noqa: SIM115 (lives as long as the worker)
+        else:
+            stream.flush()
+
+
+def job_log(job: Job, log_dir: Path) -> Path:
+    return log_dir / f"{job.stage}-{re.sub(r'[^A-Za-z0-9.-]+', '-', job.label)}.log"
+
+
+def run_logged(job: Job, log_dir: Path) -> tuple[int, float]:
+    """One job in a pool worker, exactly as `python -m <module> argv` would run it (the module's `__main__` block),
+    its output in `job_log(job, log_dir)`; returns its exit code and seconds. The worker keeps torch, transformers
+    and datasets imported between jobs, which saves their import (about 7 s on this 2-core CPU) per student."""
+    import runpy
+    import traceback
+
     log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"{job.stage}-{re.sub(r'[^A-Za-z0-9.-]+', '-', job.label)}.log"
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    log = job_log(job, log_dir)
     start = time.perf_counter()
+    saved = [os.dup(1), os.dup(2)]
+    argv, sys.argv = sys.argv, [job.module, *job.argv]
     with open(log, "w") as out:
-        code = subprocess.run([sys.executable, "-m", job.module, *job.argv], stdout=out, stderr=subprocess.STDOUT, env=env).returncode
-    if code != 0:
-        logger.error("%s (%s) failed with code %s; its log: %s", job.stage, job.label, code, log)
-    else:
-        logger.info("%s %s: done in %.0f s", job.stage, job.label, time.perf_counter() - start)
-    return code
+        _flush_standard_streams()
+        os.dup2(out.fileno(), 1), os.dup2(out.fileno(), 2)
+        try:
+            runpy.run_module(job.module, run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as stop:  # as the interpreter does: an int is the code, anything else is printed
+            code = stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
+            if not isinstance(stop.code, int | None):
+                print(stop.code, file=sys.stderr)
+        except Exception:  # a crash of one job is its log's business; the pipeline reports the code
+            traceback.print_exc()
+            code = 1
+        finally:
+            _flush_standard_streams()
+            os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            sys.argv = argv
+    return code, time.perf_counter() - start
 
 
 def batches(jobs: list[Job], parallel: int) -> list[list[Job]]:
@@ -248,10 +328,17 @@ def run(args: PipelineArguments) -> int:
         else:
             bar.set_description(f"{stage}: {len(group)} jobs, {args.jobs} at a time (logs in {release.logs})")
             codes = [0] * len(group)
-            with ThreadPoolExecutor(args.jobs) as pool:
-                futures = {pool.submit(run_as_subprocess, job, release.logs, threads): i for i, job in enumerate(group)}
+            context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch thread pools
+            with ProcessPoolExecutor(args.jobs, mp_context=context, initializer=start_worker, initargs=(threads,)) as pool:
+                futures = {pool.submit(run_logged, job, release.logs): i for i, job in enumerate(group)}
                 for future in as_completed(futures):
-                    codes[futures[future]] = future.result()
+                    index = futures[future]
+                    job, (codes[index], seconds) = group[index], future.result()
+                    if codes[index] != 0:
+                        logger.error("%s (%s) failed with code %s; its log: %s", job.stage, job.label, codes[index],
+                                     job_log(job, release.logs))
+                    else:
+                        logger.info("%s %s: done in %.0f s", job.stage, job.label, seconds)
                     bar.update()
         timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
         failed = [(job, code) for job, code in zip(group, codes, strict=True) if code != 0]
