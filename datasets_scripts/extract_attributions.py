@@ -93,6 +93,45 @@ class ExtractArguments:
             "choices": ["inseq", "fast"],
         },
     )
+    min_teacher_bleu: float | None = field(
+        default=None,
+        metadata={"help": "validation BLEU the teacher must reach (besides beating copy-the-source); default: the "
+                  "preset's"},
+    )
+    allow_weak_teacher: bool = field(
+        default=False,
+        metadata={"help": "explain a teacher whose recorded validation BLEU does not beat copy-the-source (or the "
+                  "threshold) anyway, with a warning; for experiments"},
+    )
+
+
+def check_teacher_quality(teacher: str, pair: str, min_bleu: float | None, allow_weak: bool) -> None:
+    """Refuse to explain a teacher that does not translate: its maps would describe noise, and every student and
+    verdict built on them would too. Reads the validation scores `agkd teacher` records in `all_results.json`
+    (BLEU against copy-the-source, the untranslated source as hypothesis); a teacher without that file (a public
+    checkpoint, whose scores are on its own card) is not checked. Raises ValueError naming the teacher and its
+    scores, unless `allow_weak`, which logs the same as a warning."""
+    results_file = Path(teacher) / "all_results.json"
+    if not results_file.exists():
+        logger.info("%s: no all_results.json, so its translation quality is not checked", teacher)
+        return
+    scores = json.loads(results_file.read_text()).get("results", {}).get(f"{pair}/validation")
+    if scores is None:
+        logger.warning("%s: no validation scores for %s in all_results.json, so its quality is not checked", teacher, pair)
+        return
+    bleu, copy_bleu = scores["bleu"], scores["copy_source_bleu"]
+    if bleu > copy_bleu and (min_bleu is None or bleu >= min_bleu):
+        logger.info("%s %s: validation BLEU %.2f (copy-the-source %.2f): a teacher that translates", teacher, pair, bleu, copy_bleu)
+        return
+    message = (
+        f"the teacher {teacher} does not translate {pair} well enough to be explained: validation BLEU {bleu:.2f} / "
+        f"chrF {scores['chrf']:.2f} against copy-the-source BLEU {copy_bleu:.2f} / chrF {scores['copy_source_chrf']:.2f}"
+        + (f", threshold BLEU {min_bleu:g}" if min_bleu is not None else "")
+        + ". Train it longer (agkd teacher ... --resume), or pass --allow_weak_teacher to explain it anyway"
+    )
+    if not allow_weak:
+        raise ValueError(message)
+    logger.warning("%s (--allow_weak_teacher: explained anyway)", message)
 
 
 class ProbCheckError(RuntimeError):
@@ -845,6 +884,14 @@ def main(argv: list[str] | None = None) -> int:
         args.max_tokens = preset.extract.max_tokens
         if args.ig_steps is None:
             args.ig_steps = preset.extract.ig_steps
+        if args.min_teacher_bleu is None:
+            args.min_teacher_bleu = preset.extract.min_teacher_bleu
+        args.allow_weak_teacher = args.allow_weak_teacher or preset.extract.weak_teacher_ok
+    try:
+        check_teacher_quality(args.teacher, args.pair, args.min_teacher_bleu, args.allow_weak_teacher)
+    except ValueError as err:  # bad input: one readable line, nothing written (as every stage does)
+        logger.error("%s", err)
+        return 2
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     bad_kinds = [k for k in args.target_kinds if k not in TARGET_KINDS]

@@ -51,6 +51,9 @@ def test_hub_teachers_skip_training():
     jobs = plan_for("--preset", "demo", "--hub_teachers", "--stop_after", "extract")
     assert not [j for j in jobs if j.stage == "teacher"]
     assert "Helsinki-NLP/opus-mt-de-en" in next(j for j in jobs if j.stage == "extract").argv
+    assert not any("--allow_weak_teacher" in j.argv for j in jobs)  # the extraction's guard applies
+    jobs = plan_for("--preset", "demo", "--allow_weak_teacher", "--stop_after", "extract")
+    assert all("--allow_weak_teacher" in j.argv for j in jobs if j.stage == "extract")
 
 
 @pytest.mark.parametrize(("argv", "message"), [(["--methods", "lime"], "unknown methods"), (["--stop_after", "deploy"], "unknown stage")])

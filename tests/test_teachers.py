@@ -353,3 +353,34 @@ def test_mbart_honours_language_codes(mbart_run):
         assert out[0, 1].item() == en, tokenizer.convert_ids_to_tokens(out[0].tolist())
         text = tokenizer.batch_decode(out, skip_special_tokens=True)[0]
         assert "en_XX" not in text and text.strip(), text
+
+
+# ------------------------------------------------------------------------------------------------ weak-teacher guard
+def test_extraction_refuses_a_teacher_that_does_not_translate(marian_run, toy_corpus_dir, tmp_path, caplog):
+    """A teacher trained 2 steps does not beat copy-the-source: `agkd extract` refuses it with its scores (nothing
+    is written) unless --allow_weak_teacher; the trained teacher passes."""
+    from datasets_scripts import extract_attributions
+
+    run_teacher(toy_corpus_dir, tmp_path / "weak", "--family", "marian", "--pairs", "de-en", "--max_steps", "2")
+    weak = tmp_path / "weak" / "teacher-marian-de-en"
+    scores = json.loads((weak / "all_results.json").read_text())["results"]["de-en/validation"]
+    assert scores["bleu"] <= scores["copy_source_bleu"], scores
+
+    def extract(teacher, out, *extra):
+        argv = ["--teacher", str(teacher), "--corpus", str(toy_corpus_dir), "--output_dir", str(out), "--pair", "de-en"]
+        argv += ["--methods", "uniform", "--splits", "test", "--limit", "2", "--num_threads", "1", *extra]
+        return extract_attributions.main(argv)
+
+    with caplog.at_level("INFO"):
+        assert extract(weak, tmp_path / "refused") == 2
+    assert f"the teacher {weak} does not translate de-en well enough" in caplog.text
+    assert f"validation BLEU {scores['bleu']:.2f}" in caplog.text and "--allow_weak_teacher" in caplog.text
+    assert not (tmp_path / "refused").exists()
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert extract(weak, tmp_path / "allowed", "--allow_weak_teacher") == 0
+    assert "explained anyway" in caplog.text and (tmp_path / "allowed" / "meta" / "marian.de-en.uniform.json").exists()
+
+    trained, _ = marian_run
+    assert extract(trained, tmp_path / "trained") == 0
+    assert extract(trained, tmp_path / "threshold", "--min_teacher_bleu", "1000") == 2  # a preset's threshold binds too

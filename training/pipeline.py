@@ -68,6 +68,10 @@ class PipelineArguments:
     hub_teachers: bool = field(
         default=False, metadata={"help": "use the real Hub teachers (opus-mt, mBART-50) instead of training them"}
     )
+    allow_weak_teacher: bool = field(
+        default=False,
+        metadata={"help": "explain teachers that do not beat copy-the-source (or the preset's BLEU threshold) anyway"},
+    )
     stop_after: str | None = field(default=None, metadata={"help": f"last stage to run: one of {', '.join(STAGES)}"})
     jobs: int | None = field(
         default=None,
@@ -167,6 +171,7 @@ def plan(args: PipelineArguments) -> list[Job]:
     for (family, pair), teacher in teachers.items():
         base = [*common, "--teacher", teacher, "--corpus", corpus, "--output_dir", attributions]
         base += ["--pair", pair, "--teacher_name", family, "--engine", preset.extract.engine]
+        base += ["--allow_weak_teacher"] if args.allow_weak_teacher else []
         jobs.append(Job("extract", f"{family}.{pair} reference", "datasets_scripts.extract_attributions",
                         [*base, "--methods", *args.methods, *CONTROLS, "--target_kinds", "reference"]))
         # The teacher's translations of the test split (the simulatability metrics' targets, in every control

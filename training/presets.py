@@ -55,6 +55,11 @@ class ExtractPreset:
     max_tokens: int = 64
     engine: str = "inseq"  # inseq (the reference) or fast (teacher-forced, batched, same maps: issue #10)
     ig_steps: int | None = None  # integrated_gradients n_steps (None: the registry's 50, Inseq's default)
+    # The weak-teacher guard: a teacher whose recorded validation BLEU does not beat copy-the-source, or stays below
+    # `min_teacher_bleu`, is refused (its maps would describe a model that does not translate); `weak_teacher_ok`
+    # turns the refusal into a warning (the smoke preset's teacher is too small to translate).
+    min_teacher_bleu: float | None = None
+    weak_teacher_ok: bool = False
 
 
 @dataclass(frozen=True)
@@ -176,7 +181,7 @@ PRESETS: dict[str, Preset] = {
             max_length=48,
             max_train_examples=5000,  # per pair: seconds even on the real corpus
         ),
-        extract=ExtractPreset(max_pairs={"train": 64, "validation": 16, "test": 16}, max_tokens=64),
+        extract=ExtractPreset(max_pairs={"train": 64, "validation": 16, "test": 16}, max_tokens=64, weak_teacher_ok=True),
         student=StudentPreset(
             d_model=32, layers=1, heads=2, ffn_dim=64, max_steps=30, batch_size=16, warmup_steps=5, eval_steps=10,
             num_beams=2,
@@ -220,7 +225,8 @@ PRESETS: dict[str, Preset] = {
         # Gauss-Legendre steps instead of 50 costs a third; on 16 test pairs its maps differ from the 50-step maps by
         # at most 1.1e-2 relative, with the same top source token in every row (docs/attributions.md).
         extract=ExtractPreset(
-            max_pairs={"train": 600, "validation": 100, "test": 100}, max_tokens=48, engine="fast", ig_steps=16
+            max_pairs={"train": 600, "validation": 100, "test": 100}, max_tokens=48, engine="fast", ig_steps=16,
+            min_teacher_bleu=5.0,
         ),
         # Cells fine-tune the warm start on the 600 map-annotated pairs (4 epochs at batch 32).
         student=StudentPreset(
@@ -246,6 +252,6 @@ PRESETS: dict[str, Preset] = {
             d_model=512, layers=3, heads=8, ffn_dim=2048, scoring_heads=8, head_gate_dim=128, max_steps=20_000,
             batch_size=64, learning_rate=1e-4, warmup_steps=500, max_length=128, eval_steps=500,
         ),
-        extract=ExtractPreset(max_tokens=128),
+        extract=ExtractPreset(max_tokens=128, min_teacher_bleu=5.0),
     ),
 }

@@ -551,7 +551,9 @@ def write_report(args: ReportArguments) -> Path:
         "",
         f"{len(rows)} result rows from `{results_dir / RESULTS_FILE}`. The primary metric, fixed in code before any "
         f"result was read, is `{PRIMARY_METRIC}`: {METRICS[PRIMARY_METRIC].description}, teacher-forced with the row's "
-        "map injection; BLEU / chrF and the agreement metrics stand beside it. Every student is compared with the "
+        "map injection (why: a proper scoring rule that rewards probability on every reference token, so it moves "
+        "before BLEU or agreement do, on the targets the students learn and BLEU scores, independent of decoding "
+        "choices); BLEU / chrF and the agreement metrics stand beside it. Every student is compared with the "
         "no-map baseline of the same teacher, pair, target kind, design and seed. Protocols: `gold` (teacher maps on the "
         "reference: leaks it), `teacher` (maps of the teacher's own translation), `train-only` (no map at test time), "
         "`attributor` (maps predicted by the Attributor). Designs: `scratch` (every student from random weights: the "
