@@ -369,7 +369,7 @@ SCALE_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
 def _significant(x: float, digits: int = 4) -> float:
-    return float(f"{x:.{digits}g}")
+    return float(f"{x:.{digits}g}") + 0.0  # + 0.0: no "-0" for a one-hot row's entropy
 
 
 class _ScaleAccumulator:

@@ -480,11 +480,12 @@ def baseline_line(baseline: list[dict]) -> str:
     seeds = sorted(baseline, key=lambda b: b["seed"])
     primary = [b.get(PRIMARY_METRIC) for b in seeds]
     return (
-        f"Baseline (no map), seeds {', '.join(str(b['seed']) for b in seeds)}: BLEU "
+        "Baseline (no map): BLEU "
         + ", ".join(f"{b['bleu']:.2f}" for b in seeds)
         + " / chrF " + ", ".join(f"{b['chrf']:.2f}" for b in seeds)
         + (f" / `{PRIMARY_METRIC}` " + ", ".join(f"{v:.4f}" for v in primary) if None not in primary else "")
-        + f" on {seeds[0]['examples']} sentences (`{seeds[0]['bleu_signature']}`)."
+        + f" (seeds {', '.join(str(b['seed']) for b in seeds)}, {seeds[0]['examples']} sentences, "
+        f"`{seeds[0]['bleu_signature']}`)."
     )
 
 
@@ -517,8 +518,9 @@ def verdict_lines(rows: list[dict], baseline: list[dict], instrument_passed: boo
         confounds = [c for c in CONTROLS if c in evidence and evidence[c].gains_significantly]
         if confounds:
             lines += [
-                f"**Confound**: the control map(s) {', '.join(confounds)} gain significantly in this setting: a map without "
-                "information about the sentence helps, so gains here are not evidence of teaching.", "",
+                f"**Confound**: the control map(s) {', '.join(confounds)}, built without the teacher, gain significantly "
+                "in this setting: that much of any map's gain comes without the teacher's knowledge, so only a gain "
+                "beyond the best control (the column above) is evidence of teaching.", "",
             ]
         claim = paper_claim(evidence, preconditions, PRIMARY_METRIC)
         lines += [f"{'**' if normalization == verdict_setting else ''}The paper's finding {claim}"
