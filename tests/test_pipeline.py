@@ -154,4 +154,6 @@ def test_smoke_pipeline_end_to_end_and_rerun(tmp_path):
     assert snippet_run.returncode == 0, snippet_run.stderr[-3000:]
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-4000:]
-    assert rerun.stderr.count("already exists") >= 12  # teacher, 11 students ... all skipped
+    # Teacher and warm start log to the pipeline's stderr, the parallel students and Attributors to their job logs.
+    skipped = rerun.stderr + "".join(log.read_text() for log in (root / "logs").glob("*.log"))
+    assert skipped.count("already exists") >= 15, skipped[-4000:]  # teacher, warm start, 11 students, 2 Attributors

@@ -384,23 +384,19 @@ def token_statistics_file(args: EvaluateArguments, student: str, split: str, pro
     return Path(args.results_dir) / "token_statistics" / f"{student}.{split}.{protocol}.{target}.npz"
 
 
-def _run_id(folder: Path) -> str | None:
-    run_file = folder / "agkd_run.json"
-    return json.loads(run_file.read_text()).get("run_id") if run_file.exists() else None
-
-
 def row_inputs(args: EvaluateArguments, models_dir: Path, run: dict, protocol: str) -> dict:
     """What a result row measured besides the code: the student's run, the test-time maps' version or the
     Attributor's run, and the baseline run it is compared with. A row whose inputs changed is evaluated again."""
     from datasets_scripts.hub_layout import maps_version
+    from training.train_student import run_id_of
 
     inputs = {"student": run.get("run_id")}
     if protocol in ("gold", "teacher"):
         inputs["maps"] = maps_version(args.attributions, map_config(run, protocol))
     elif protocol == "attributor":
-        inputs["attributor"] = _run_id(models_dir / attributor_name(run["teacher_name"], run["pair"], run["method"]))
+        inputs["attributor"] = run_id_of(models_dir / attributor_name(run["teacher_name"], run["pair"], run["method"]))
     if protocol != BASELINE_PROTOCOL:
-        inputs["baseline"] = _run_id(models_dir / baseline_of(run))
+        inputs["baseline"] = run_id_of(models_dir / baseline_of(run))
     return inputs
 
 

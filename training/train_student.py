@@ -393,7 +393,7 @@ def train_student(args: StudentArguments) -> Path:
             "target_kind": args.target_kind,
             "student_init": student_init(args),
             "init_from": args.init_from,
-            "init_run_id": _run_id(args.init_from),
+            "init_run_id": run_id_of(args.init_from),
             "teacher": args.teacher,
             "teacher_name": args.teacher_name,
             "pair": args.pair,
@@ -479,7 +479,8 @@ Remote code: pin `revision=` to a commit you have read. Training details are in 
 
 
 # ================================================================================================ entry point
-def _run_id(folder: str | Path | None) -> str | None:
+def run_id_of(folder: str | Path | None) -> str | None:
+    """The run id a finished student or Attributor records in `agkd_run.json` (None: no folder, or none recorded)."""
     run_file = Path(folder) / "agkd_run.json" if folder else None
     return json.loads(run_file.read_text()).get("run_id") if run_file and run_file.exists() else None
 
@@ -489,7 +490,7 @@ def train_unless_finished(args: StudentArguments) -> None:
     folder = Path(args.output_dir) / student_name(args)
     if is_finished(folder) and not args.overwrite:
         recorded_init = json.loads((folder / "agkd_run.json").read_text()).get("init_run_id")
-        if recorded_init != _run_id(args.init_from):
+        if recorded_init != run_id_of(args.init_from):
             logger.warning("%s was fine-tuned from another warm start than %s holds now: retraining", folder, args.init_from)
         elif args.train_corpus:
             logger.info("%s already exists: skipped (pass --overwrite to retrain)", folder)
@@ -501,7 +502,7 @@ def train_unless_finished(args: StudentArguments) -> None:
 
 main = stage_main(StudentArguments, train_unless_finished, prog="agkd student", doc=__doc__)
 
-__all__ = ["MapCollator", "StudentArguments", "data_config", "main", "student_init", "student_name", "train_student"]
+__all__ = ["MapCollator", "StudentArguments", "data_config", "main", "run_id_of", "student_init", "student_name", "train_student"]
 
 
 if __name__ == "__main__":
