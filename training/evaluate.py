@@ -76,6 +76,8 @@ def paired_bootstrap(
     resamples whose delta does not have the observed sign (with +1 smoothing)."""
     from sacrebleu.metrics import BLEU, CHRF
 
+    from training.metrics import one_sided_p_value
+
     rng = np.random.default_rng(seed)
     indices = rng.integers(0, len(references), size=(samples, len(references)))
     out = {}
@@ -94,11 +96,10 @@ def paired_bootstrap(
                 for i in indices
             ]
         )
-        against = np.sum(deltas <= 0) if observed > 0 else np.sum(deltas >= 0)
         out[name] = {
             "delta": float(observed),
             "ci95": [float(np.percentile(deltas, 2.5)), float(np.percentile(deltas, 97.5))],
-            "p_value": float((against + 1) / (samples + 1)),
+            "p_value": one_sided_p_value(observed, deltas),
         }
     return out
 

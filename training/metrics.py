@@ -127,7 +127,7 @@ def teacher_forced_statistics(model, dataloader, n_examples: int, attributor=Non
 
 
 # ================================================================================================ statistics
-def _p_value(observed: float, deltas: np.ndarray) -> float:
+def one_sided_p_value(observed: float, deltas: np.ndarray) -> float:
     """One-sided: the share of resamples whose delta does not have the observed sign (+1 smoothing)."""
     against = np.sum(deltas <= 0) if observed > 0 else np.sum(deltas >= 0)
     return float((against + 1) / (len(deltas) + 1))
@@ -154,7 +154,7 @@ def paired_bootstrap_tokens(
         out[statistic] = {
             "delta": float(observed),
             "ci95": [float(np.percentile(deltas, 2.5)), float(np.percentile(deltas, 97.5))],
-            "p_value": _p_value(observed, deltas),
+            "p_value": one_sided_p_value(observed, deltas),
         }
     return out
 
@@ -177,6 +177,7 @@ __all__ = [
     "Metric",
     "TokenStatistics",
     "improvement",
+    "one_sided_p_value",
     "paired_bootstrap_tokens",
     "seed_interval",
     "sentence_statistics",
