@@ -147,6 +147,7 @@ def finalize(args: PipelineArguments) -> PipelineArguments:
 def plan(args: PipelineArguments) -> list[Job]:
     """Every job of the run, in order; each one is a stage's `main(argv)` that skips finished work itself."""
     from training.teachers import teacher_spec
+    from training.train_student import warm_start_name
 
     release = Release(args.runs_dir, args.preset)
     preset = PRESETS[args.preset]
@@ -192,7 +193,8 @@ def plan(args: PipelineArguments) -> list[Job]:
                             [*student_argv(family, pair, teacher), "--seed", "0", "--method", "none", "--train_corpus", corpus]))
     for (family, pair), teacher in teachers.items():
         where = student_argv(family, pair, teacher)
-        init = ["--init_from", str(release.models / f"warmstart-{family}-{pair}-s0")] if args.student_init == "warm" else []
+        warm_start = release.models / warm_start_name(family, pair)
+        init = ["--init_from", str(warm_start)] if args.student_init == "warm" else []
         for seed in args.seeds:
             base = [*where, "--seed", str(seed), *init]
             jobs.append(Job("student", f"{family}.{pair} baseline s{seed}", "training.train_student", [*base, "--method", "none"]))

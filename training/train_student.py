@@ -145,11 +145,16 @@ def student_init(args: StudentArguments) -> str:
     return "warm" if args.init_from is not None else "scratch"
 
 
+def warm_start_name(teacher_name: str, pair: str, seed: int = 0) -> str:
+    """Folder and repo name of the shared no-map warm start of a teacher and pair."""
+    return f"warmstart-{teacher_name}-{pair}-s{seed}"
+
+
 def student_name(args: StudentArguments) -> str:
     """Folder and repo name: student-<teacher>-<pair>-<method>[-<operator>][-<normalisation>][-teacher][-warm]-s<seed>;
     the warm start itself is warmstart-<teacher>-<pair>-s<seed>."""
     if args.train_corpus is not None:
-        return f"warmstart-{args.teacher_name}-{args.pair}-s{args.seed}"
+        return warm_start_name(args.teacher_name, args.pair, args.seed)
     parts = ["student", args.teacher_name, args.pair, args.method]
     if args.method != BASELINE:
         parts.append(args.operator)
@@ -502,7 +507,7 @@ def train_unless_finished(args: StudentArguments) -> None:
 
 main = stage_main(StudentArguments, train_unless_finished, prog="agkd student", doc=__doc__)
 
-__all__ = ["MapCollator", "StudentArguments", "data_config", "main", "run_id_of", "student_init", "student_name", "train_student"]
+__all__ = ["MapCollator", "StudentArguments", "data_config", "main", "run_id_of", "student_init", "student_name", "train_student", "warm_start_name"]
 
 
 if __name__ == "__main__":
