@@ -58,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import HfArgumentParser
 
     from datasets_scripts.attribution_methods import METHODS
-    from datasets_scripts.extract_attributions import Teacher, attribute_rows, load_corpus
+    from datasets_scripts.attribution_teacher import Teacher
+    from datasets_scripts.extract_attributions import load_corpus
     from datasets_scripts.fast_attribution import attribute_rows_fast, fast_batch_size
+    from datasets_scripts.inseq_engine import attribute_rows
 
     (args,) = HfArgumentParser(BenchArguments).parse_args_into_dataclasses(args=argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")

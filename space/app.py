@@ -36,6 +36,7 @@ if __package__ in (None, ""):  # `python space/app.py` or a Space running `pytho
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from datasets_scripts.attribution_configs import evaluation_config  # noqa: E402
 from space.plots import heatmap_figure  # noqa: E402
 from space.release import (  # noqa: E402
     BASELINE,
@@ -47,6 +48,7 @@ from space.release import (  # noqa: E402
     load_teacher_model,
     stored_maps,
 )
+from training.evaluate import protocol_map_config  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -179,9 +181,9 @@ class SpaceApp:
         (source, target) computed now with the fast engine (the same maps as Inseq, datasets_scripts/fast_attribution.py),
         or with Inseq where the fast engine refuses a teacher. Returns {map, source_ids, target_ids, target, note}."""
         from datasets_scripts.attribution_methods import CONTROLS, METHODS
-        from datasets_scripts.extract_attributions import config_name
+        from datasets_scripts.engines import attribute, engine_for
 
-        config = config_name(teacher, pair, method, "teacher")
+        config = protocol_map_config(teacher, pair, method, "teacher")
         row = self._stored_row(config, source)
         if row is not None and list(row["source_ids"]) == list(source_ids):
             same = "" if row["target"] == target else f" (of the teacher's translation at extraction: “{row['target']}”)"
@@ -200,16 +202,9 @@ class SpaceApp:
         extractor = load_attribution_teacher(pair, self.release.teacher_ref(teacher, pair), teacher)
         rows = [{"id": "space", "source": source, "target": target, "target_kind": "teacher", "source_ids": list(source_ids), "target_ids": list(target_ids)}]
         ig_steps = self._ig_steps(config) if method == "integrated_gradients" else None
-        try:
-            from datasets_scripts.fast_attribution import attribute_rows_fast
-
-            out = attribute_rows_fast(extractor, method, rows, batch_size=1, seed=42, ig_steps=ig_steps)[0]
-            engine = "the fast engine"
-        except NotImplementedError as err:  # DeepLIFT on a teacher with captum-supported non-linear modules
-            logger.info("fast engine refused %s (%s): Inseq", method, err)
-            from datasets_scripts.extract_attributions import attribute_rows
-
-            out, engine = attribute_rows(extractor, method, rows, batch_size=1, seed=42, ig_steps=ig_steps)[0], "Inseq"
+        engine = engine_for("fast", extractor, method)  # Inseq where the fast engine refuses this teacher and method
+        out = attribute(engine, extractor, method, rows, batch_size=1, seed=42, ig_steps=ig_steps)[0]
+        engine = {"fast": "the fast engine", "inseq": "Inseq"}[engine]
         check = out["prob_check"]
         note = f"computed now with {engine}" + (f", {ig_steps} integrated-gradients steps as the release's maps" if ig_steps else "")
         note += f" (probability check {check:.1e})" if check is not None else ""
@@ -264,7 +259,7 @@ class SpaceApp:
 
         tick = time.perf_counter()
         if map_source == "gold":
-            row = self._stored_row(f"{teacher}.{pair}.{method}", source)
+            row = self._stored_row(protocol_map_config(teacher, pair, method, "gold"), source)
             if row is None:
                 raise SpaceError("Gold maps (the teacher force-decoded on the reference) exist only for test-split sentences: pick an example, or use the `teacher` map.")
             map_target_ids, map_source_ids = list(row["target_ids"]), list(row["source_ids"])
@@ -350,8 +345,8 @@ class SpaceApp:
     # -------------------------------------------------------------------------------------------- report table
     def results_markdown(self, pair: str | None, teacher: str | None = None) -> str:
         """The report's methods x operators tables of the pair (test split), one per protocol, with a ranking."""
-        from training.metrics import METRICS, PRIMARY_METRIC
         from training.report import method_gains, results_table
+        from training.scoring import METRICS, PRIMARY_METRIC
 
         if not pair:
             return f"No students in the {self.release.describe()} yet: run `make demo`."
@@ -396,11 +391,11 @@ class SpaceApp:
     # -------------------------------------------------------------------------------------------- examples
     def examples(self, pair: str, limit: int = EXAMPLES_PER_PAIR) -> list[str]:
         """Short test-split sources of the pair: from the maps dataset (gold maps exist), else from the corpus."""
-        from training.common import load_dataset_config
+        from training.data import load_dataset_config
 
         teachers = self.release.teachers(pair)
         candidates = []
-        for dataset, config in ((ATTRIBUTION_DATASET, f"{teachers[0]}.{pair}.uniform" if teachers else None), (CORPUS_DATASET, pair)):
+        for dataset, config in ((ATTRIBUTION_DATASET, evaluation_config(teachers[0], pair) if teachers else None), (CORPUS_DATASET, pair)):
             if config is None or not self.release.has_dataset(dataset):
                 continue
             try:
@@ -434,7 +429,7 @@ def build_demo(release: Release | None = None):
     pairs = app.release.pairs()
     pair0 = pairs[0] if pairs else "de-en"
     c = app.choices(pair0)
-    from training.teachers import PAIRS
+    from datasets_scripts.teachers import LANGUAGE_PAIRS
 
     with gr.Blocks(title="AGKD: attribution-guided distillation") as demo:
         gr.Markdown(INTRO)
@@ -444,7 +439,7 @@ def build_demo(release: Release | None = None):
             with gr.Column(scale=3):
                 text = gr.Textbox(label="Sentence (German, French or Arabic)", lines=2, max_length=MAX_CHARS * 2, elem_id="source-text")
                 with gr.Row():
-                    pair = gr.Dropdown(choices=list(pairs or PAIRS), value=pair0, label="Language pair", allow_custom_value=True, elem_id="pair")
+                    pair = gr.Dropdown(choices=list(pairs or LANGUAGE_PAIRS), value=pair0, label="Language pair", allow_custom_value=True, elem_id="pair")
                     teacher = gr.Dropdown(choices=c["teachers"], value=c["teacher"], label="Teacher", allow_custom_value=True, elem_id="teacher")
                 with gr.Row():
                     method = gr.Dropdown(choices=c["methods"], value=c["method"], label="Attribution method", allow_custom_value=True, elem_id="method")

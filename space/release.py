@@ -2,7 +2,7 @@
 
 A release is the Hub layout that the pipeline writes (`runs/<preset>/hub/`):
 
-    models/teacher-marian-<pair>, models/teacher-mbart              teachers (training/teachers.py registry)
+    models/teacher-marian-<pair>, models/teacher-mbart              teachers (datasets_scripts/teachers.py registry)
     models/student-<teacher>-<pair>-<method>[-<operator>]...-s<seed>  students, each with agkd_run.json
     models/attributor-<teacher>-<pair>-<method without underscores>   Attributors (optional)
     datasets/agkd-attributions, datasets/agkd-parallel               maps and the corpus
@@ -157,16 +157,16 @@ class Release:
 
     def pairs(self) -> list[str]:
         """Language pairs with a baseline student (the page compares everything with it)."""
-        from training.teachers import PAIRS
+        from datasets_scripts.teachers import LANGUAGE_PAIRS
 
         present = {s.pair for s in self.students() if s.is_baseline}
-        return [p for p in PAIRS if p in present]
+        return [p for p in LANGUAGE_PAIRS if p in present]
 
     def teachers(self, pair: str) -> list[str]:
-        from training.teachers import FAMILIES
+        from datasets_scripts.teachers import TEACHER_FAMILIES
 
         present = {s.teacher_name for s in self.students() if s.pair == pair and s.is_baseline}
-        return [f for f in FAMILIES if f in present] + sorted(present - set(FAMILIES))
+        return [f for f in TEACHER_FAMILIES if f in present] + sorted(present - set(TEACHER_FAMILIES))
 
     def methods(self, pair: str, teacher: str) -> list[str]:
         from training.report import method_order
@@ -202,7 +202,7 @@ class Release:
 
     # -------------------------------------------------------------------------------------------- other models
     def teacher_ref(self, family: str, pair: str) -> str:
-        from training.teachers import resolve_teacher, teacher_spec
+        from datasets_scripts.teachers import resolve_teacher, teacher_spec
 
         if self.hub_org:
             local = teacher_spec(family, pair).local_name
@@ -226,7 +226,7 @@ class Release:
 
     # -------------------------------------------------------------------------------------------- results
     def results(self) -> list[dict]:
-        from training.evaluate import read_results
+        from training.layout import read_results
 
         if self.results_path is None or not self.results_path.exists():
             return []
@@ -258,8 +258,8 @@ def load_student(ref: str):
 
 @functools.lru_cache(maxsize=8)
 def load_teacher_model(family: str, pair: str, ref: str):
-    """(model, tokenizer, generate kwargs) of a teacher, through the registry of training/teachers.py."""
-    from training.teachers import generation_kwargs, load_teacher
+    """(model, tokenizer, generate kwargs) of a teacher, through the registry of datasets_scripts/teachers.py."""
+    from datasets_scripts.teachers import generation_kwargs, load_teacher
 
     with _LOAD_LOCK:
         try:
@@ -275,7 +275,7 @@ def load_attribution_teacher(pair: str, ref: str, family: str):
     """The extraction stage's teacher wrapper (Inseq models per method), for maps of typed sentences."""
     import torch
 
-    from datasets_scripts.extract_attributions import Teacher
+    from datasets_scripts.attribution_teacher import Teacher
 
     with _LOAD_LOCK:
         return Teacher(ref, pair, torch.device("cpu"), compat=True, name=family)
@@ -299,7 +299,7 @@ def load_attributor(ref: str):
 @functools.lru_cache(maxsize=64)
 def stored_maps(dataset_ref: str, config: str, split: str = "test") -> dict[str, dict]:
     """Rows of one agkd-attributions config and split, by source sentence ({} if the config does not exist)."""
-    from training.common import load_dataset_config
+    from training.data import load_dataset_config
 
     try:
         data = load_dataset_config(dataset_ref, config)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from training import evaluate
+from training import evaluate, layout, scoring
 
 pytest_plugins = ["tests.tiny_teachers", "tests.tiny_release"]
 
@@ -18,10 +18,10 @@ def test_paired_bootstrap_detects_a_real_difference_and_not_a_null_one():
     references = [" ".join(rng.choice(words, 8)) for _ in range(120)]
     good = [r if i % 5 else " ".join(r.split()[:-2]) for i, r in enumerate(references)]
     bad = [" ".join(r.split()[::2]) for r in references]
-    better = evaluate.paired_bootstrap(good, bad, references, samples=200, seed=1)
+    better = scoring.paired_bootstrap(good, bad, references, samples=200, seed=1)
     assert better["bleu"]["delta"] > 10 and better["bleu"]["p_value"] < 0.01
     assert better["bleu"]["ci95"][0] > 0
-    same = evaluate.paired_bootstrap(good, good, references, samples=200, seed=1)
+    same = scoring.paired_bootstrap(good, good, references, samples=200, seed=1)
     assert same["chrf"]["delta"] == 0 and same["chrf"]["p_value"] == 1.0
 
 
@@ -34,7 +34,7 @@ def evaluated(tiny_results_dir, tiny_students_dir, tiny_attributions_dir, toy_co
 
 def test_rows_for_every_protocol_with_provenance(evaluated):
     results, _ = evaluated
-    rows = evaluate.read_results(results / "results.jsonl")
+    rows = layout.read_results(results / "results.jsonl")
     by_protocol = {(r["method"], r["protocol"]): r for r in rows}
     assert set(by_protocol) == {
         ("none", "none"), ("attention", "gold"), ("attention", "teacher"), ("attention", "train-only"), ("attention", "attributor")
@@ -55,7 +55,7 @@ def test_rows_for_every_protocol_with_provenance(evaluated):
         assert (results / "token_statistics" / f"{row['student']}.test.{row['protocol']}.reference.npz").exists()
     # The stored per-sentence sums reproduce the row's figure and its paired bootstrap; the map changes the forced
     # decode (gold injects it, train-only does not).
-    from training.metrics import TokenStatistics, paired_bootstrap_tokens
+    from training.scoring import TokenStatistics, paired_bootstrap_tokens
 
     stats = {p: TokenStatistics.load(results / "token_statistics" / f"{r['student']}.test.{p}.reference.npz")
              for (m, p), r in by_protocol.items()}
@@ -99,7 +99,7 @@ def test_re_extracted_maps_re_evaluate_rows_and_retrain_the_student(
         shutil.copytree(source, copy)
     argv = evaluate_argv(models, attributions, toy_corpus_dir, results)
     student = "student-marian-de-en-attention-add-s0"
-    before = {(r["student"], r["protocol"]): r for r in evaluate.read_results(results / "results.jsonl")}
+    before = {(r["student"], r["protocol"]): r for r in layout.read_results(results / "results.jsonl")}
     assert before[(student, "gold")]["inputs"]["maps"] == maps_version(attributions, "marian.de-en.attention")
 
     meta_file = attributions / "meta" / "marian.de-en.attention.json"  # as if re-extracted with other arguments
@@ -107,7 +107,7 @@ def test_re_extracted_maps_re_evaluate_rows_and_retrain_the_student(
     meta["splits"]["test"]["fingerprint"]["max_tokens"] = 7
     meta_file.write_text(json.dumps(meta))
     assert evaluate.main(argv) == 0
-    after = {(r["student"], r["protocol"]): r for r in evaluate.read_results(results / "results.jsonl")}
+    after = {(r["student"], r["protocol"]): r for r in layout.read_results(results / "results.jsonl")}
     changed = {key for key in after if after[key] != before[key]}
     assert changed == {(student, "gold")}  # the teacher-target maps and every other input are unchanged
     assert after[(student, "gold")]["inputs"]["maps"] == maps_version(attributions, "marian.de-en.attention")
@@ -119,5 +119,5 @@ def test_re_extracted_maps_re_evaluate_rows_and_retrain_the_student(
     assert new_run["run_id"] != old_run["run_id"]
     assert new_run["maps_version"] == maps_version(attributions, "marian.de-en.attention")
     assert evaluate.main(argv) == 0
-    final = {(r["student"], r["protocol"]): r for r in evaluate.read_results(results / "results.jsonl")}
+    final = {(r["student"], r["protocol"]): r for r in layout.read_results(results / "results.jsonl")}
     assert {key for key in final if final[key] != after[key]} == {k for k in after if k[0] == student}

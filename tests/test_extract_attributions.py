@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 
 from datasets_scripts import extract_attributions as ex
+from datasets_scripts.attribution_configs import config_name
 from datasets_scripts.attribution_methods import CONTROLS, METHODS, diagonal_map, random_map
+from datasets_scripts.attribution_teacher import Teacher
+from datasets_scripts.inseq_engine import attribute_rows
 
 pytest_plugins = ["tests.tiny_teachers"]  # the tiny_marian_dir and tiny_mbart_dir fixtures
 
@@ -98,13 +101,9 @@ def _check_rows(ds, tok, method, n_rows, first_source=None, first_target=None):
             assert row["prob_check"] is None
 
 
-def test_config_names_round_trip():
-    assert ex.config_name("marian", "de-en", "saliency") == "marian.de-en.saliency"
-    assert ex.config_name("mbart", "fr-en", "attention", "teacher") == "mbart.fr-en.attention.teacher"
-    for name in ("marian.de-en.saliency", "mbart.ar-en.random.teacher"):
-        assert ex.config_name(**ex.parse_config_name(name)) == name
-    with pytest.raises(ValueError):
-        ex.parse_config_name("marian.saliency")
+def test_config_names():
+    assert config_name("marian", "de-en", "saliency") == "marian.de-en.saliency"
+    assert config_name("mbart", "fr-en", "attention", "teacher") == "mbart.fr-en.attention.teacher"
 
 
 def test_controls_shapes_and_determinism():
@@ -124,14 +123,14 @@ def test_marian_shapes_orientation_target_kinds_and_card(marian_run, tiny_marian
     assert "inseq" in card and "normalize=False" in card
     for method in FAST_METHODS:
         for kind in ("reference", "teacher") if method in TEACHER_KIND_METHODS else ("reference",):
-            config = ex.config_name("marian", "de-en", method, kind)
+            config = config_name("marian", "de-en", method, kind)
             assert f"config_name: {config}" in card
             ds = _load(marian_run, config)
             _check_rows(ds, tok, method, 2)
             assert set(ds["target_kind"]) == {kind}
     ref, gen = _load(marian_run, "marian.de-en.saliency"), _load(marian_run, "marian.de-en.saliency.teacher")
     assert list(ref["source"]) == list(gen["source"])
-    teacher = ex.Teacher(str(tiny_marian_dir), "de-en", "cpu", compat=True)
+    teacher = Teacher(str(tiny_marian_dir), "de-en", "cpu", compat=True)
     assert list(gen["target"]) == teacher.translate(list(gen["source"]), 128, 1)
     assert list(_load(marian_run, "marian.de-en.diagonal.teacher")["target"]) == list(gen["target"])
     meta = json.loads((marian_run / "meta" / "marian.de-en.saliency.json").read_text())
@@ -170,7 +169,7 @@ def test_prob_check_fails_without_compat_and_refuses_to_publish(tiny_marian_dir,
     import torch
 
     torch.set_num_threads(1)
-    teacher = ex.Teacher(str(tiny_marian_dir), "de-en", "cpu", compat=False)
+    teacher = Teacher(str(tiny_marian_dir), "de-en", "cpu", compat=False)
     rows = [
         {
             "id": "a",
@@ -181,10 +180,10 @@ def test_prob_check_fails_without_compat_and_refuses_to_publish(tiny_marian_dir,
     ]
     for r in rows:
         r["source_ids"], r["target_ids"] = teacher.encode(r["source"], r["target"])
-    broken = ex.attribute_rows(teacher, "saliency", rows, 2, 0)
+    broken = attribute_rows(teacher, "saliency", rows, 2, 0)
     assert broken[0]["prob_check"] > 1e-2
     assert teacher.compat_reports["saliency"]["decoder_embeds_rescaled_by_model"]
-    fixed = ex.attribute_rows(ex.Teacher(str(tiny_marian_dir), "de-en", "cpu", compat=True), "saliency", rows, 2, 0)
+    fixed = attribute_rows(Teacher(str(tiny_marian_dir), "de-en", "cpu", compat=True), "saliency", rows, 2, 0)
     assert fixed[0]["prob_check"] < 1e-5
     # Through the CLI: the shard is refused, nothing is published, the exit status says so.
     out = tmp_path / "refused"
@@ -273,7 +272,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(tiny_marian_dir, toy
     assert _run(tiny_marian_dir, toy_corpus_dir, clean, *args) == 0
 
     calls = {"n": 0}
-    real = ex.attribute_rows
+    real = ex.attribute
 
     def dies_after_three(*a, **k):
         calls["n"] += 1
@@ -282,7 +281,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(tiny_marian_dir, toy
         return real(*a, **k)
 
     resumed = tmp_path / "resumed"
-    monkeypatch.setattr(ex, "attribute_rows", dies_after_three)
+    monkeypatch.setattr(ex, "attribute", dies_after_three)
     with pytest.raises(Killed):
         _run(tiny_marian_dir, toy_corpus_dir, resumed, *args)
     finished = sorted((resumed / ex.WORK_DIR).rglob("shard-*.parquet"))
@@ -294,7 +293,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(tiny_marian_dir, toy
         counted["n"] += 1
         return real(*a, **k)
 
-    monkeypatch.setattr(ex, "attribute_rows", counting)
+    monkeypatch.setattr(ex, "attribute", counting)
     assert _run(tiny_marian_dir, toy_corpus_dir, resumed, *args) == 0
     assert counted["n"] == 2 * 2 + 2 * 2 - 3  # only the missing shards were computed
     for config in ("marian.de-en.gradient_shap", "marian.de-en.random"):
@@ -312,7 +311,7 @@ def test_process_sharding_merges_to_the_single_process_result(tiny_marian_dir, t
     from transformers import HfArgumentParser
 
     corpus = datasets.load_dataset(str(toy_corpus_dir), "de-en")
-    teacher = ex.Teacher(str(tiny_marian_dir), "de-en", "cpu", compat=True)
+    teacher = Teacher(str(tiny_marian_dir), "de-en", "cpu", compat=True)
     results = {}
     for n_proc in (1, 3):
         out = tmp_path / f"p{n_proc}"
@@ -330,7 +329,7 @@ def test_process_sharding_merges_to_the_single_process_result(tiny_marian_dir, t
                 "1",
             ]
         )
-        rows = ex._split_rows(args, corpus, "test", None, teacher)
+        rows = ex._split_rows(args, corpus, "test", teacher)
         for rank in range(n_proc):  # each process takes shards rank, rank + n, ...
             state = SimpleNamespace(
                 num_processes=n_proc, process_index=rank, is_main_process=rank == 0, wait_for_everyone=lambda: None

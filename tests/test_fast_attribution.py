@@ -15,8 +15,11 @@ import torch
 
 from datasets_scripts import extract_attributions as ex
 from datasets_scripts import fast_attribution as fa
+from datasets_scripts.attribution_configs import config_name
 from datasets_scripts.attribution_methods import METHODS
+from datasets_scripts.attribution_teacher import Teacher, make_batch
 from datasets_scripts.hub_layout import read_meta
+from datasets_scripts.inseq_engine import attribute_rows
 from tests.conftest import toy_pairs
 
 pytest_plugins = ["tests.tiny_teachers"]  # the tiny_marian_dir and tiny_mbart_dir fixtures
@@ -25,7 +28,7 @@ REL_TOL = 1e-4
 SEED = 11
 
 
-def _rows(teacher: ex.Teacher, n: int, join: bool = True) -> list[dict]:
+def _rows(teacher: Teacher, n: int, join: bool = True) -> list[dict]:
     """`n` toy test pairs (of different lengths); with `join` the second is two sentences joined, about twice as long
     (left out for the methods whose Inseq reference is slow)."""
     pairs = toy_pairs("de-en", 520, seed=5)[440 : 440 + n + 1]
@@ -60,7 +63,7 @@ def _compare(teacher, method: str, rows: list[dict], ig_steps: int | None = None
     batch_size = METHODS[method].batch_size
     if method == "gradient_shap":
         batch_size = 1  # the batch size whose captum draws the fast engine replays
-    inseq_rows = ex.attribute_rows(teacher, method, rows, batch_size, SEED, ig_steps)
+    inseq_rows = attribute_rows(teacher, method, rows, batch_size, SEED, ig_steps)
     fast_rows = fa.attribute_rows_fast(teacher, method, rows, None, SEED, ig_steps)
     for r in fast_rows:
         assert r["prob_check"] <= 1e-5, (method, r["prob_check"])
@@ -72,18 +75,18 @@ def _compare(teacher, method: str, rows: list[dict], ig_steps: int | None = None
 @pytest.fixture(scope="module")
 def marian(tiny_marian_dir):
     torch.set_num_threads(1)
-    return ex.Teacher(str(tiny_marian_dir), "de-en", torch.device("cpu"), compat=True)
+    return Teacher(str(tiny_marian_dir), "de-en", torch.device("cpu"), compat=True)
 
 
 @pytest.fixture(scope="module")
 def mbart(tiny_mbart_dir):
     torch.set_num_threads(1)
-    return ex.Teacher(str(tiny_mbart_dir), "de-en", torch.device("cpu"), compat=True)
+    return Teacher(str(tiny_mbart_dir), "de-en", torch.device("cpu"), compat=True)
 
 
 def test_padded_batch_and_setup(marian):
     rows = _rows(marian, 3)
-    batch = fa.make_batch(marian.model, [r["source_ids"] for r in rows], [r["target_ids"] for r in rows])
+    batch = make_batch(marian.model, [r["source_ids"] for r in rows], [r["target_ids"] for r in rows])
     assert len(set(batch.src_lens)) > 1 and len(set(batch.tgt_lens)) > 1  # really padded
     assert batch.dec_in[0, 0] == marian.model.config.decoder_start_token_id
     setup = fa.embedding_setup(marian.model)
@@ -97,7 +100,7 @@ def test_step_chunks_on_decoder_prefixes_give_the_same_gradients(marian):
     rows = _rows(marian, 3)
     model = marian.model
     model._agkd_unk_id = marian.tokenizer.unk_token_id
-    batch = fa.make_batch(model, [r["source_ids"] for r in rows], [r["target_ids"] for r in rows])
+    batch = make_batch(model, [r["source_ids"] for r in rows], [r["target_ids"] for r in rows])
     assert batch.dec_in.shape[1] > 3  # several chunks of 3 steps
     with torch.enable_grad():
         xs = fa.embed(model, batch.src).detach().requires_grad_()
@@ -160,7 +163,7 @@ def test_extract_engine_fast_end_to_end(tiny_marian_dir, toy_corpus_dir, tmp_pat
     import pyarrow.parquet as pq
 
     for method in ("saliency", "diagonal"):
-        config = ex.config_name("marian", "de-en", method)
+        config = config_name("marian", "de-en", method)
         a = pq.read_table(next((out_i / config).glob("test-*.parquet"))).to_pylist()
         b = pq.read_table(next((out_f / config).glob("test-*.parquet"))).to_pylist()
         assert [r["id"] for r in a] == [r["id"] for r in b]
@@ -189,7 +192,7 @@ def test_ig_steps_reach_both_engines_and_the_records(tiny_marian_dir, toy_corpus
 
     import pyarrow.parquet as pq
 
-    config = ex.config_name("marian", "de-en", "integrated_gradients")
+    config = config_name("marian", "de-en", "integrated_gradients")
     maps = {}
     for steps, engine in ((3, "fast"), (3, "inseq"), (5, "fast")):
         argv = [*map(str, common), "--engine", engine, "--ig_steps", str(steps)] + (["--overwrite"] if engine == "inseq" else [])
@@ -210,3 +213,31 @@ def test_integrated_gradients_registry_steps(family, request):
     teacher = request.getfixturevalue(family)
     rel = _compare(teacher, "integrated_gradients", _rows(teacher, 4))
     assert rel <= REL_TOL, rel
+
+
+def test_engine_for_falls_back_to_inseq_per_method_where_the_fast_engine_refuses(tiny_marian_dir, tmp_path, caplog):
+    """DeepLIFT on a teacher with ReLU modules (captum rescales them; the fast engine does not): that method only comes
+    from Inseq, every other method stays on the fast engine; the controls need no engine."""
+    import logging
+    import shutil
+
+    from transformers import AutoConfig
+
+    from datasets_scripts.engines import engine_for
+
+    relu_dir = tmp_path / "relu-teacher"
+    shutil.copytree(tiny_marian_dir, relu_dir)
+    config = AutoConfig.from_pretrained(relu_dir)
+    config.activation_function = "relu"
+    config.save_pretrained(relu_dir)
+    relu = Teacher(str(relu_dir), "de-en", torch.device("cpu"), compat=True)
+    plain = Teacher(str(tiny_marian_dir), "de-en", torch.device("cpu"), compat=True)
+    with caplog.at_level(logging.WARNING, logger="datasets_scripts.engines"):
+        assert engine_for("fast", relu, "deeplift") == "inseq"
+    assert "ReLU" in caplog.text and "Inseq" in caplog.text
+    assert engine_for("fast", relu, "saliency") == "fast"
+    assert engine_for("fast", plain, "deeplift") == "fast"
+    assert engine_for("fast", relu, "uniform") == "fast"
+    assert engine_for("inseq", relu, "saliency") == "inseq"
+    with pytest.raises(ValueError, match="unknown engine"):
+        engine_for("quick", plain, "saliency")

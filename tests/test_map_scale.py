@@ -1,4 +1,4 @@
-"""The raw map scale recorded per split (`extract_attributions.map_scale`) and shown in the dataset card."""
+"""The raw map scale recorded per split (`attribution_card.map_scale`) and shown in the dataset card."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import json
 import numpy as np
 import pytest
 
+from datasets_scripts import attribution_card as ac
 from datasets_scripts import extract_attributions as ex
 
 pytest_plugins = ["tests.tiny_teachers"]  # the tiny_marian_dir fixture
 
 
 def test_one_hot_row_has_entropy_zero_and_max_one():
-    scale = ex.map_scale([[[0.0, 1.0, 0.0]]])
+    scale = ac.map_scale([[[0.0, 1.0, 0.0]]])
     assert scale["rows"] == 1
     assert scale["row_entropy"]["q50"] == 0.0
     assert scale["row_max_abs"]["q50"] == 1.0 and scale["row_sum"]["q50"] == 1.0
@@ -21,7 +22,7 @@ def test_one_hot_row_has_entropy_zero_and_max_one():
 
 
 def test_uniform_rows_have_entropy_one_and_sum_one():
-    scale = ex.map_scale([np.full((3, 4), 0.25, dtype=np.float32)])
+    scale = ac.map_scale([np.full((3, 4), 0.25, dtype=np.float32)])
     assert scale["rows"] == 3
     for q in ("q05", "q25", "q50", "q75", "q95"):
         assert scale["row_sum"][q] == scale["row_l1"][q] == 1.0
@@ -33,7 +34,7 @@ def test_signed_rows_give_share_negative_l1_and_quantiles_over_all_maps():
     signed = [[-1.0, 2.0, -3.0, 2.0]]  # sum 0, L1 8, max |A| 3, p = (1, 2, 3, 2) / 8
     p = np.array([1, 2, 3, 2]) / 8
     entropy = float(-(p * np.log(p)).sum() / np.log(4))
-    scale = ex.map_scale([signed, np.array([[0.5, 0.5]]), [[7.0]]])  # the one-column row has no entropy
+    scale = ac.map_scale([signed, np.array([[0.5, 0.5]]), [[7.0]]])  # the one-column row has no entropy
     assert scale["rows"] == 3
     assert scale["min"] == -3.0 and scale["max"] == 7.0
     assert scale["share_negative"] == pytest.approx(2 / 7, rel=1e-3)
@@ -44,10 +45,10 @@ def test_signed_rows_give_share_negative_l1_and_quantiles_over_all_maps():
 
 
 def test_rounding_and_empty_input():
-    scale = ex.map_scale([[[1.23456e-6, 0.0]]])
+    scale = ac.map_scale([[[1.23456e-6, 0.0]]])
     assert scale["max"] == 1.235e-6
     json.dumps(scale, allow_nan=False)
-    empty = ex.map_scale([])
+    empty = ac.map_scale([])
     assert empty["rows"] == 0 and empty["min"] is None and empty["row_sum"]["q50"] is None
 
 
@@ -58,7 +59,7 @@ def test_parquet_reader_matches_map_scale(tmp_path):
     path = tmp_path / "maps.parquet"
     attribution = datasets.Features({"attribution": datasets.Sequence(datasets.Sequence(datasets.Value("float32")))})
     datasets.Dataset.from_dict({"attribution": [m.tolist() for m in maps]}, features=attribution).to_parquet(path)
-    assert ex.parquet_map_scale(path, batch_size=1) == ex.map_scale(maps)
+    assert ac.parquet_map_scale(path, batch_size=1) == ac.map_scale(maps)
 
 
 def _meta(splits: dict) -> dict:
@@ -73,7 +74,7 @@ def _meta(splits: dict) -> dict:
 
 
 def test_card_shows_scale_and_renders_older_meta_without_it(tmp_path):
-    scale = ex.map_scale([[[0.0, 1.0e-6, -2.0e-6, 0.0]]])
+    scale = ac.map_scale([[[0.0, 1.0e-6, -2.0e-6, 0.0]]])
     counts = {"rows": 1, "skipped_too_long": 0, "max_prob_check": 1e-6}
     metas = {
         "marian.de-en.saliency": _meta({"test": {**counts, "scale": {**scale, "max": 9.0}}, "train": {**counts, "scale": scale}}),
@@ -82,7 +83,7 @@ def test_card_shows_scale_and_renders_older_meta_without_it(tmp_path):
     for name, meta in metas.items():
         (tmp_path / "meta").mkdir(exist_ok=True)
         (tmp_path / "meta" / f"{name}.json").write_text(json.dumps(meta))
-    card = ex.write_dataset_card(tmp_path).read_text()
+    card = ac.write_dataset_card(tmp_path).read_text()
     assert "## Raw map scale" in card and "map_normalization" in card
     assert "| `marian.de-en.saliency` | train | 3e-06 | 2e-06 | 0.459 | -2e-06 | 1e-06 | 0.25 |" in card
     assert "| `marian.de-en.attention` | test | - | - | - | - | - | - |" in card

@@ -157,3 +157,19 @@ def test_smoke_pipeline_end_to_end_and_rerun(tmp_path):
     # Teacher and warm start log to the pipeline's stderr, the parallel students and Attributors to their job logs.
     skipped = rerun.stderr + "".join(log.read_text() for log in (root / "logs").glob("*.log"))
     assert skipped.count("already exists") >= 15, skipped[-4000:]  # teacher, warm start, 11 students, 2 Attributors
+
+
+def test_agkd_extract_preset_becomes_explicit_options_and_the_users_win():
+    """The extraction knows no presets: `agkd extract --preset demo` passes the demo's extraction settings as
+    options, except those the user typed."""
+    from training.cli import with_extract_preset
+    from training.presets import PRESETS
+
+    demo = PRESETS["demo"].extract
+    argv = with_extract_preset(["--teacher", "t", "--preset", "demo", "--max_tokens", "10"])
+    assert "--preset" not in argv and argv[:4] == ["--teacher", "t", "--max_tokens", "10"]
+    assert argv.count("--max_tokens") == 1
+    assert demo.options()[:2] == ["--max_tokens", str(demo.max_tokens)] and argv[4:] == demo.options()[2:]
+    assert with_extract_preset(["--preset=smoke"]) == PRESETS["smoke"].extract.options()
+    with pytest.raises(ValueError, match="unknown preset"):
+        with_extract_preset(["--preset", "huge"])

@@ -170,7 +170,8 @@ def test_live_maps_equal_the_extraction_maps(app, tiny_marian_dir, method):
     """A typed sentence's map is what `agkd extract` stores for it (fast engine == Inseq, research/fastprobe.md)."""
     import torch
 
-    from datasets_scripts.extract_attributions import Teacher, attribute_rows
+    from datasets_scripts.attribution_teacher import Teacher
+    from datasets_scripts.inseq_engine import attribute_rows
 
     source, target = "die Frau kennt heute den Baum.", "The woman knows the tree today."
     teacher = release_module.load_attribution_teacher("de-en", str(tiny_marian_dir), "marian")
@@ -187,8 +188,9 @@ def test_live_integrated_gradients_use_the_release_steps(app, tiny_marian_dir):
     """A release extracted with `--ig_steps N` gets live maps with N steps too, so typed and stored maps compare."""
     import torch
 
-    from datasets_scripts.extract_attributions import Teacher, attribute_rows
+    from datasets_scripts.attribution_teacher import Teacher
     from datasets_scripts.hub_layout import META_DIR
+    from datasets_scripts.inseq_engine import attribute_rows
 
     source, target = "die Frau kennt heute den Baum.", "The woman knows the tree today."
     teacher = release_module.load_attribution_teacher("de-en", str(tiny_marian_dir), "marian")
@@ -211,10 +213,7 @@ def test_live_integrated_gradients_use_the_release_steps(app, tiny_marian_dir):
 def test_a_teacher_the_fast_engine_refuses_falls_back_to_inseq(app, tiny_marian_dir, monkeypatch):
     from datasets_scripts import fast_attribution
 
-    def refuse(*args, **kwargs):
-        raise NotImplementedError("fast engine: no embedding divisor reproduces this teacher")
-
-    monkeypatch.setattr(fast_attribution, "attribute_rows_fast", refuse)
+    monkeypatch.setattr(fast_attribution, "refusal", lambda model, method: "no embedding divisor reproduces this teacher")
     source, target = "die Frau kennt heute den Baum.", "The woman knows the tree today."
     teacher = release_module.load_attribution_teacher("de-en", str(tiny_marian_dir), "marian")
     source_ids, target_ids = teacher.encode(source, target)

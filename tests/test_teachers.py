@@ -65,7 +65,7 @@ def mbart_run(toy_corpus_dir, tmp_path_factory):
 
 # ------------------------------------------------------------------------------------------------ registry
 def test_registry_maps_family_and_pair(tmp_path):
-    from training.teachers import generation_kwargs, resolve_teacher, teacher_spec
+    from datasets_scripts.teachers import generation_kwargs, resolve_teacher, teacher_spec
 
     assert teacher_spec("marian", "de-en").hub_id == "Helsinki-NLP/opus-mt-de-en"
     assert teacher_spec("marian", "ar-en").local_name == "teacher-marian-ar-en"
@@ -95,42 +95,42 @@ def test_registry_maps_family_and_pair(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ common steps
 def test_common_training_steps(toy_corpus_dir):
-    from training import common
+    from training import data, loop, scoring
 
     # early stopping: two evaluations without improvement stop a run with patience 2; the state round-trips
-    state = common.TrainingState(patience=2)
+    state = loop.TrainingState(patience=2)
     for step, loss in ((10, 3.0), (20, 2.0), (30, 2.5), (40, 2.1)):
         state.step = step
         state.update_validation(loss)
     assert (state.best_step, state.best_loss, state.should_stop) == (20, 2.0, True)
-    copy = common.TrainingState()
+    copy = loop.TrainingState()
     copy.load_state_dict(state.state_dict())
     assert copy == state
 
     # batches of similar length, every example once, deterministic for a seed
     examples = [{"index": i, "input_ids": [5] * (1 + i % 13), "labels": [6] * (1 + i % 7)} for i in range(300)]
-    batches = common.length_grouped_batches(examples, batch_size=8, seed=0, group=4)
+    batches = data.length_grouped_batches(examples, batch_size=8, seed=0, group=4)
     assert all(len(b) == 8 for b in batches) and len({e["index"] for b in batches for e in b}) == 296
-    assert batches == common.length_grouped_batches(examples, batch_size=8, seed=0, group=4)
+    assert batches == data.length_grouped_batches(examples, batch_size=8, seed=0, group=4)
     spread = sum(max(len(e["input_ids"]) for e in b) - min(len(e["input_ids"]) for e in b) for b in batches)
     assert spread < 0.5 * sum(12 for _ in batches)  # far less padding than random batches
 
-    batch = common.Seq2SeqCollator(pad_token_id=0)([batches[0]])
+    batch = data.Seq2SeqCollator(pad_token_id=0)([batches[0]])
     assert batch["input_ids"].shape[0] == 8 and batch["labels"].min() >= -100
     assert (batch["attention_mask"].sum(1) == batch["input_ids"].ne(0).sum(1)).all()
-    assert common.count_tokens(batch) == sum(len(e["input_ids"]) + len(e["labels"]) for e in batches[0])
+    assert loop.count_tokens(batch) == sum(len(e["input_ids"]) + len(e["labels"]) for e in batches[0])
 
     # sacrebleu against raw references, with signatures
-    perfect = common.score_translations(["The dog sees the cat."], ["The dog sees the cat."])
+    perfect = scoring.score_translations(["The dog sees the cat."], ["The dog sees the cat."])
     assert perfect.bleu == pytest.approx(100) and perfect.chrf == pytest.approx(100)
     assert "tok:13a" in perfect.bleu_signature and "nc:6" in perfect.chrf_signature
 
     # Hub-layout folders read straight from parquet
-    assert set(common.dataset_configs(toy_corpus_dir)) == {"de-en", "fr-en", "ar-en"}
-    ds = common.load_dataset_config(toy_corpus_dir, "fr-en")
+    assert set(data.dataset_configs(toy_corpus_dir)) == {"de-en", "fr-en", "ar-en"}
+    ds = data.load_dataset_config(toy_corpus_dir, "fr-en")
     assert {k: len(v) for k, v in ds.items()} == {"train": 400, "validation": 40, "test": 80}
     with pytest.raises(ValueError, match="no config"):
-        common.load_dataset_config(toy_corpus_dir, "es-en")
+        data.load_dataset_config(toy_corpus_dir, "es-en")
 
 
 # ------------------------------------------------------------------------------------------------ bad input
@@ -203,7 +203,7 @@ def test_marian_folder_is_a_standard_hub_model(marian_run):
 def test_marian_reloads_with_auto_classes_and_translates(marian_run):
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, MarianMTModel
 
-    from training.teachers import load_teacher
+    from datasets_scripts.teachers import load_teacher
 
     folder, _ = marian_run
     model = AutoModelForSeq2SeqLM.from_pretrained(folder)
@@ -247,7 +247,7 @@ def test_killed_run_resumes_from_its_checkpoint(marian_run, toy_corpus_dir, tmp_
     )
     checkpoint = tmp_path / "checkpoints" / "teacher-marian-de-en" / "checkpoints" / "checkpoint_0"
     deadline = time.time() + 240
-    while not (checkpoint / "custom_checkpoint_0.pkl").exists():
+    while not (checkpoint / "checkpoint_complete").exists():
         assert proc.poll() is None, "the run ended before its first checkpoint"
         assert time.time() < deadline, "no checkpoint after 240 s"
         time.sleep(0.02)
@@ -308,7 +308,7 @@ def test_time_budget_saves_a_teacher_and_the_run_continues(marian_run, toy_corpu
 
 
 def test_resume_checks_the_recorded_settings(tmp_path):
-    from training.common import check_resumable, save_run_settings
+    from training.loop import check_resumable, save_run_settings
 
     check_resumable(tmp_path / "older-run", {"learning_rate": 1e-3})  # checkpoints without recorded settings
     save_run_settings(tmp_path / "run", {"learning_rate": 2.5e-4, "pairs": ["de-en"]})
@@ -325,7 +325,7 @@ def test_mbart_honours_language_codes(mbart_run):
 
     from transformers import MBartForConditionalGeneration
 
-    from training.teachers import generation_kwargs, load_teacher
+    from datasets_scripts.teachers import generation_kwargs, load_teacher
 
     folder, _ = mbart_run
     results = json.loads((folder / "all_results.json").read_text())

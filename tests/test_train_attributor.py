@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 from transformers import AutoModel
 
-from training import train_attributor
+from training import scoring, train_attributor
 
 pytest_plugins = ["tests.tiny_teachers", "tests.tiny_release"]
 
 
 def test_row_fidelity_of_identical_and_reversed_rows():
     teacher = np.array([0.6, 0.3, 0.1, 0.0])
-    same = train_attributor.row_fidelity(teacher, teacher)
+    same = scoring.row_fidelity(teacher, teacher)
     assert same["kl"] == pytest.approx(0.0, abs=1e-9) and same["top3_overlap"] == 1.0
     assert same["kendall_tau"] == pytest.approx(1.0) and same["spearman"] == pytest.approx(1.0)
-    reversed_ = train_attributor.row_fidelity(teacher[::-1].copy(), teacher)
+    reversed_ = scoring.row_fidelity(teacher[::-1].copy(), teacher)
     assert reversed_["spearman"] == pytest.approx(-1.0) and reversed_["kl"] > 1.0
-    flat = train_attributor.row_fidelity(np.full(4, 0.25), teacher)
+    flat = scoring.row_fidelity(np.full(4, 0.25), teacher)
     assert "spearman" not in flat  # undefined for a constant row: skipped, not counted as 0
 
 

@@ -98,12 +98,12 @@ def test_bad_arguments(attributions_dir, tiny_marian_dir, tmp_path, caplog, extr
 
 def test_names():
     args = train_student.StudentArguments(attributions="x", teacher="t", method="value_zeroing", operator="add")
-    assert train_student.student_name(args) == "student-marian-de-en-valuezeroing-add-s0"
+    assert train_student.run_name(args) == "student-marian-de-en-valuezeroing-add-s0"
     args.target_kind, args.map_normalization = "teacher", "row_sum"
     assert train_student.data_config(args) == "marian.de-en.value_zeroing.teacher"
-    assert train_student.student_name(args) == "student-marian-de-en-valuezeroing-add-rowsum-teacher-s0"
+    assert train_student.run_name(args) == "student-marian-de-en-valuezeroing-add-rowsum-teacher-s0"
     args.init_from = "runs/demo/hub/models/warmstart-marian-de-en-s0"
-    assert train_student.student_name(args) == "student-marian-de-en-valuezeroing-add-rowsum-teacher-warm-s0"
+    assert train_student.run_name(args) == "student-marian-de-en-valuezeroing-add-rowsum-teacher-warm-s0"
 
 
 def test_warm_start_on_the_corpus_then_cells_fine_tune_it(attributions_dir, tiny_marian_dir, toy_corpus_dir, tmp_path, caplog):

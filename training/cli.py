@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import logging
 import sys
 from dataclasses import dataclass
@@ -22,27 +21,22 @@ class Stage:
     name: str
     module: str
     help: str
-    issue: int
-
-    @property
-    def is_built(self) -> bool:
-        return importlib.util.find_spec(self.module) is not None
 
 
 STAGES: dict[str, Stage] = {
     stage.name: stage
     for stage in (
-        Stage("corpus", "datasets_scripts.build_corpus", "build the parallel corpus agkd-parallel (de-en, fr-en, ar-en) offline", 3),
-        Stage("teacher", "training.train_teacher", "train a Marian or mBART teacher on agkd-parallel (accelerate script)", 4),
-        Stage("extract", "datasets_scripts.extract_attributions", "extract attribution maps with Inseq into agkd-attributions", 5),
-        Stage("student", "training.train_student", "train an attribution-injected student (accelerate script)", 6),
-        Stage("attributor", "training.train_attributor", "train an Attributor that reconstructs a teacher's maps", 7),
-        Stage("instrument", "training.instrument", "positive control: can a student see a planted alignment map?", 17),
-        Stage("evaluate", "training.evaluate", "BLEU/chrF and teacher-forced simulation metrics of students under each test-time map protocol", 6),
-        Stage("report", "training.report", "write report.md and plots from results/*.jsonl", 6),
-        Stage("pipeline", "training.pipeline", "run every stage of a preset (smoke, demo, paper), skipping finished ones", 9),
-        Stage("push", "training.push", "upload the release folders to the Hub (dry-run by default)", 9),
-        Stage("space", "space.app", "launch the Gradio Space on the local release folders", 8),
+        Stage("corpus", "datasets_scripts.build_corpus", "build the parallel corpus agkd-parallel (de-en, fr-en, ar-en) offline"),
+        Stage("teacher", "training.train_teacher", "train a Marian or mBART teacher on agkd-parallel (accelerate script)"),
+        Stage("extract", "datasets_scripts.extract_attributions", "extract attribution maps with Inseq into agkd-attributions"),
+        Stage("student", "training.train_student", "train an attribution-injected student (accelerate script)"),
+        Stage("attributor", "training.train_attributor", "train an Attributor that reconstructs a teacher's maps"),
+        Stage("instrument", "training.instrument", "positive control: can a student see a planted alignment map?"),
+        Stage("evaluate", "training.evaluate", "BLEU/chrF and teacher-forced simulation metrics of students under each test-time map protocol"),
+        Stage("report", "training.report", "write report.md and plots from results/*.jsonl"),
+        Stage("pipeline", "training.pipeline", "run every stage of a preset (smoke, demo, paper), skipping finished ones"),
+        Stage("push", "training.push", "upload the release folders to the Hub (dry-run by default)"),
+        Stage("space", "space.app", "launch the Gradio Space on the local release folders"),
     )
 }
 
@@ -55,7 +49,7 @@ def setup_logging(verbosity: int) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    lines = [f"  {s.name:<11} {s.help}" + ("" if s.is_built else f"  [not built yet: issue #{s.issue}]") for s in STAGES.values()]
+    lines = [f"  {s.name:<11} {s.help}" for s in STAGES.values()]
     parser = argparse.ArgumentParser(
         prog="agkd",
         description="AGKD: score attribution methods for machine translation by how much their maps teach a student.",
@@ -70,13 +64,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_stage(name: str, argv: list[str]) -> int:
-    """Run one stage by its registry name; a stage that is not built yet says so instead of failing obscurely."""
+    """Run one stage by its registry name (`agkd extract --preset NAME` gets the preset's extraction options)."""
     stage = STAGES[name]
-    if not stage.is_built:
-        logger.error("stage %r is not built yet (see issue #%d): %s", name, stage.issue, stage.help)
-        return 2
+    if name == "extract":
+        try:
+            argv = with_extract_preset(argv)
+        except ValueError as err:
+            logger.error("%s", err)
+            return 2
     module = importlib.import_module(stage.module)
     return module.main(argv) or 0
+
+
+def with_extract_preset(argv: list[str]) -> list[str]:
+    """`agkd extract --preset NAME ...`: `--preset NAME` replaced by the preset's `ExtractPreset.options()`, leaving out
+    those the user gave."""
+    index = next((i for i, a in enumerate(argv) if a == "--preset" or a.startswith("--preset=")), None)
+    if index is None:
+        return argv
+    if argv[index] == "--preset":
+        if index + 1 == len(argv):
+            raise ValueError("--preset needs a preset name")
+        name, rest = argv[index + 1], argv[:index] + argv[index + 2 :]
+    else:
+        name, rest = argv[index].split("=", 1)[1], argv[:index] + argv[index + 1 :]
+    from training.presets import PRESETS
+
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    given = {a.split("=", 1)[0] for a in rest if a.startswith("--")}
+    options, group = [], []
+    for token in [*PRESETS[name].extract.options(), "--"]:
+        if token.startswith("--"):
+            options += group if group and group[0] not in given else []
+            group = []
+        group.append(token)
+    return rest + options
 
 
 def stage_main(arguments_type, body, *, prog: str, doc: str | None):

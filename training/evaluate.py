@@ -1,6 +1,6 @@
-"""Evaluate students under each test-time map protocol and append the results to `results/results.jsonl` (issue #6).
+"""Evaluate students under each test-time map protocol and append the results to `results/results.jsonl`.
 
-Protocols (DESIGN.md; every result names its protocol):
+Protocols (every result names its protocol):
 
 - `none`: the no-map baseline student, which every other row is compared with;
 - `gold`: maps of the teacher force-decoded on the reference (the paper's protocol; leaks the reference);
@@ -12,11 +12,11 @@ Protocols (DESIGN.md; every result names its protocol):
         --corpus runs/demo/hub/datasets/agkd-parallel --results_dir runs/demo/results
 
 Scores are sacrebleu corpus BLEU and chrF of the detokenised output against the raw reference strings of the
-corpus, with their signatures, and the teacher-forced simulation metrics of `training/metrics.py` (token NLL and
+corpus, with their signatures, and the teacher-forced simulation metrics of `training/scoring.py` (token NLL and
 top-1 agreement with the reference and with the teacher's own translation), computed with exactly the row's map
 injection: under `gold` and `teacher` the protocol's map is injected row by row whatever target is forced, as in
 generation; under `attributor` the Attributor predicts the rows from the forced prefix. The primary metric
-(`metrics.PRIMARY_METRIC`, named in every row) carries the report's verdict. Every student is compared with the
+(`scoring.PRIMARY_METRIC`, named in every row) carries the report's verdict. Every student is compared with the
 baseline of the same teacher, pair, target kind, seed and design by paired bootstrap resampling over sentences
 (delta, 95% interval, p-value, for every metric). The evaluation set of a split is the
 pairs of the `uniform` control config, which every method shares; a pair whose map a protocol lacks gets no map.
@@ -38,15 +38,16 @@ from pathlib import Path
 
 import numpy as np
 
-from training import common
+from datasets_scripts.attribution_configs import BASELINE, config_name, evaluation_config
+from training import data, layout, scoring
 from training.cli import run_as_script, stage_main
-from training.train_attributor import attributor_name
+from training.layout import RESULTS_FILE, attributor_name, read_results
 
 logger = logging.getLogger(__name__)
 
 PROTOCOLS = ("gold", "teacher", "train-only", "attributor")
-BASELINE_PROTOCOL = "none"
-RESULTS_FILE = "results.jsonl"
+STORED_MAP_PROTOCOLS = {"gold": "reference", "teacher": "teacher"}  # protocol -> target kind of its stored maps
+BASELINE_PROTOCOL = BASELINE  # the no-map baseline is evaluated without a map, under its own name
 
 
 @dataclass
@@ -65,45 +66,6 @@ class EvaluateArguments:
     seed: int = field(default=12345, metadata={"help": "seed of the bootstrap resampling"})
 
 
-# ================================================================================================ statistics
-def paired_bootstrap(
-    hypotheses: list[str], baseline: list[str], references: list[str], samples: int, seed: int
-) -> dict[str, dict]:
-    """Paired bootstrap resampling (Koehn, 2004) of system - baseline for BLEU and chrF.
-
-    Sentence statistics come from sacrebleu, so each resample is an exact corpus score. Returns per metric the
-    observed delta, the 2.5/97.5 percentiles of the resampled deltas and a one-sided p-value: the share of
-    resamples whose delta does not have the observed sign (with +1 smoothing)."""
-    from sacrebleu.metrics import BLEU, CHRF
-
-    from training.metrics import one_sided_p_value
-
-    rng = np.random.default_rng(seed)
-    indices = rng.integers(0, len(references), size=(samples, len(references)))
-    out = {}
-    for name, metric in (("bleu", BLEU()), ("chrf", CHRF())):
-        # sacrebleu's own significance tests use these two methods; they are stable across sacrebleu 2.x.
-        system_stats = np.asarray(metric._extract_corpus_statistics(hypotheses, [references]))
-        baseline_stats = np.asarray(metric._extract_corpus_statistics(baseline, [references]))
-        observed = (
-            metric._compute_score_from_stats(list(system_stats.sum(0))).score
-            - metric._compute_score_from_stats(list(baseline_stats.sum(0))).score
-        )
-        deltas = np.array(
-            [
-                metric._compute_score_from_stats(list(system_stats[i].sum(0))).score
-                - metric._compute_score_from_stats(list(baseline_stats[i].sum(0))).score
-                for i in indices
-            ]
-        )
-        out[name] = {
-            "delta": float(observed),
-            "ci95": [float(np.percentile(deltas, 2.5)), float(np.percentile(deltas, 97.5))],
-            "p_value": one_sided_p_value(observed, deltas),
-        }
-    return out
-
-
 # ================================================================================================ data
 @dataclass
 class EvaluationSet:
@@ -118,17 +80,14 @@ class EvaluationSet:
 
 
 def load_evaluation_set(args: EvaluateArguments, teacher_name: str, pair: str, split: str) -> EvaluationSet:
-    from datasets_scripts.extract_attributions import config_name
-    from training.train_student import BASELINE_DATA_CONFIG
-
-    config = config_name(teacher_name, pair, BASELINE_DATA_CONFIG)
-    rows = common.load_dataset_config(args.attributions, config)
+    config = evaluation_config(teacher_name, pair)
+    rows = data.load_dataset_config(args.attributions, config)
     if split not in rows:
         raise ValueError(f"{args.attributions}: {config} has no split {split!r}")
     rows = rows[split]
     if args.max_examples:
         rows = rows.select(range(min(args.max_examples, len(rows))))
-    corpus = common.load_dataset_config(args.corpus, pair)[split]
+    corpus = data.load_dataset_config(args.corpus, pair)[split]
     reference_by_id = dict(zip(corpus["id"], corpus["target"], strict=True))
     missing = [i for i in rows["id"] if i not in reference_by_id]
     if missing:
@@ -145,14 +104,11 @@ def load_evaluation_set(args: EvaluateArguments, teacher_name: str, pair: str, s
 def teacher_translation_ids(args: EvaluateArguments, teacher_name: str, pair: str, split: str, ids: list[str]):
     """Token ids of the teacher's own translation of each pair (from the teacher-target control config), or None
     when some pair lacks one: the simulatability metrics are then not computed for the split."""
-    from datasets_scripts.extract_attributions import config_name
-    from training.train_student import BASELINE_DATA_CONFIG
-
-    config = config_name(teacher_name, pair, BASELINE_DATA_CONFIG, "teacher")
-    if config not in common.dataset_configs(args.attributions):
+    config = evaluation_config(teacher_name, pair, "teacher")
+    if config not in data.dataset_configs(args.attributions):
         logger.warning("%s: no %s config, so no agreement with the teacher's translations", args.attributions, config)
         return None
-    rows = common.load_dataset_config(args.attributions, config)
+    rows = data.load_dataset_config(args.attributions, config)
     if split not in rows:
         logger.warning("%s: %s has no split %s, so no agreement with the teacher's translations", args.attributions, config, split)
         return None
@@ -165,7 +121,7 @@ def teacher_translation_ids(args: EvaluateArguments, teacher_name: str, pair: st
 
 def maps_for(args: EvaluateArguments, config: str, split: str, ids: list[str]) -> tuple[list, int]:
     """Maps of `config` in the order of `ids` (None where the config lacks a pair) and the count of missing ones."""
-    rows = common.load_dataset_config(args.attributions, config)
+    rows = data.load_dataset_config(args.attributions, config)
     if split not in rows:
         raise ValueError(f"{args.attributions}: {config} has no split {split!r}")
     by_id = {row_id: np.asarray(attribution, dtype=np.float32) for row_id, attribution in zip(rows[split]["id"], rows[split]["attribution"], strict=True)}
@@ -179,16 +135,14 @@ def translate(accelerator, model, tokenizer, evaluation: EvaluationSet, maps: li
     import torch
     from torch.utils.data import DataLoader
 
-    from training.train_student import MapCollator
-
-    collate = MapCollator(tokenizer.pad_token_id, with_maps=maps is not None)
+    collate = data.MapCollator(tokenizer.pad_token_id, with_maps=maps is not None)
     examples = evaluation_examples(evaluation, maps)
     dataloader = accelerator.prepare(DataLoader(examples, batch_size=args.batch_size, collate_fn=collate))
     generation_kwargs = {"num_beams": args.num_beams} if args.num_beams else {}
     if attributor is not None:
         generation_kwargs["attributor"] = attributor
     with torch.no_grad():
-        return common.evaluate_translation(
+        return scoring.evaluate_translation(
             accelerator, model, tokenizer, dataloader, evaluation.references, generation_kwargs, desc="translate"
         )
 
@@ -212,10 +166,9 @@ def simulate(model, tokenizer, evaluation: EvaluationSet, maps: list | None, arg
     the row's generation: `{target: TokenStatistics}`."""
     from torch.utils.data import DataLoader
 
-    from training.metrics import FORCED_TARGETS, teacher_forced_statistics
-    from training.train_student import MapCollator
+    from training.scoring import FORCED_TARGETS, teacher_forced_statistics
 
-    collate = MapCollator(tokenizer.pad_token_id, with_maps=maps is not None)
+    collate = data.MapCollator(tokenizer.pad_token_id, with_maps=maps is not None)
     statistics = {}
     for target in FORCED_TARGETS:
         if evaluation.forced_targets[target] is None:
@@ -228,7 +181,7 @@ def simulate(model, tokenizer, evaluation: EvaluationSet, maps: list | None, arg
 
 def simulation_fields(statistics: dict) -> dict:
     """The row's simulation metrics (`nll_reference`, `agreement_teacher`, ...) and token counts per target."""
-    from training.metrics import METRICS, PRIMARY_METRIC
+    from training.scoring import METRICS, PRIMARY_METRIC
 
     fields = {"primary_metric": PRIMARY_METRIC}
     for name, metric in METRICS.items():
@@ -238,18 +191,6 @@ def simulation_fields(statistics: dict) -> dict:
 
 
 # ================================================================================================ results
-def read_results(path: Path) -> list[dict]:
-    """The latest row of each (student, split, protocol): a re-evaluation appends a row that supersedes the older one."""
-    if not path.exists():
-        return []
-    latest: dict[tuple, dict] = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            row = json.loads(line)
-            key = (row["student"], row["split"], row["protocol"])
-            latest.pop(key, None)
-            latest[key] = row
-    return list(latest.values())
 
 
 def append_result(path: Path, row: dict) -> None:
@@ -289,12 +230,12 @@ def evaluate(args: EvaluateArguments) -> list[dict]:
     latest = {(r["student"], r["split"], r["protocol"]): r for r in read_results(results_path)}
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     # Baselines first: every other row is compared with its baseline's hypotheses.
-    order = sorted(runs, key=lambda name: runs[name]["method"] != "none")
+    order = sorted(runs, key=lambda name: runs[name]["method"] != BASELINE)
     evaluation_sets: dict[tuple, EvaluationSet] = {}
     written = []
     for name in order:
         run = runs[name]
-        protocols = [BASELINE_PROTOCOL] if run["method"] == "none" else args.protocols
+        protocols = [BASELINE_PROTOCOL] if run["method"] == BASELINE else args.protocols
         todo = []
         for split in args.splits:
             for protocol in protocols:
@@ -314,7 +255,7 @@ def evaluate(args: EvaluateArguments) -> list[dict]:
                 evaluation_sets[key] = load_evaluation_set(args, *key)
             evaluation = evaluation_sets[key]
             maps, missing, attributor = None, 0, None
-            if protocol in ("gold", "teacher"):
+            if protocol in STORED_MAP_PROTOCOLS:
                 maps, missing = maps_for(args, map_config(run, protocol), split, evaluation.ids)
             elif protocol == "attributor":
                 attributor_dir = models_dir / attributor_name(run["teacher_name"], run["pair"], run["method"])
@@ -361,22 +302,24 @@ def evaluate(args: EvaluateArguments) -> list[dict]:
     return written
 
 
-def map_config(run: dict, protocol: str) -> str:
-    """The map config a gold or teacher protocol reads at test time."""
-    from datasets_scripts.extract_attributions import config_name
+def protocol_map_config(teacher_name: str, pair: str, method: str, protocol: str) -> str:
+    """The agkd-attributions config whose maps a protocol injects at test time: `gold` the teacher's maps of the
+    reference, `teacher` those of its own translation. The Space shows the same maps by calling this."""
+    if protocol not in STORED_MAP_PROTOCOLS:
+        raise ValueError(f"protocol {protocol!r} injects no stored map (those that do: {', '.join(STORED_MAP_PROTOCOLS)})")
+    return config_name(teacher_name, pair, method, STORED_MAP_PROTOCOLS[protocol])
 
-    return config_name(run["teacher_name"], run["pair"], run["method"], "teacher" if protocol == "teacher" else "reference")
+
+def map_config(run: dict, protocol: str) -> str:
+    """The map config a student's row reads under a stored-map protocol."""
+    return protocol_map_config(run["teacher_name"], run["pair"], run["method"], protocol)
 
 
 def baseline_of(run: dict) -> str:
     """The no-map student of the same teacher, pair, target kind, seed and design (warm start or scratch)."""
-    from training.train_student import BASELINE, StudentArguments, student_name
-
-    return student_name(
-        StudentArguments(
-            attributions="", teacher="", method=BASELINE, pair=run["pair"], teacher_name=run["teacher_name"],
-            target_kind=run["target_kind"], seed=run["seed"], init_from=run.get("init_from"),
-        )
+    return layout.baseline_name(
+        run["teacher_name"], run["pair"], seed=run["seed"], target_kind=run["target_kind"],
+        warm=run.get("init_from") is not None,
     )
 
 
@@ -389,15 +332,13 @@ def row_inputs(args: EvaluateArguments, models_dir: Path, run: dict, protocol: s
     """What a result row measured besides the code: the student's run, the test-time maps' version or the
     Attributor's run, and the baseline run it is compared with. A row whose inputs changed is evaluated again."""
     from datasets_scripts.hub_layout import maps_version
-    from training.train_student import run_id_of
-
     inputs = {"student": run.get("run_id")}
-    if protocol in ("gold", "teacher"):
+    if protocol in STORED_MAP_PROTOCOLS:
         inputs["maps"] = maps_version(args.attributions, map_config(run, protocol))
     elif protocol == "attributor":
-        inputs["attributor"] = run_id_of(models_dir / attributor_name(run["teacher_name"], run["pair"], run["method"]))
+        inputs["attributor"] = layout.run_id_of(models_dir / attributor_name(run["teacher_name"], run["pair"], run["method"]))
     if protocol != BASELINE_PROTOCOL:
-        inputs["baseline"] = run_id_of(models_dir / baseline_of(run))
+        inputs["baseline"] = layout.run_id_of(models_dir / baseline_of(run))
     return inputs
 
 
@@ -417,7 +358,7 @@ def compare_with_baseline(
 ) -> dict:
     """Paired bootstrap against the baseline of the same teacher, pair, target kind, seed and design, if it was
     evaluated: BLEU and chrF over its hypotheses, and every simulation metric over its forced-decoding sums."""
-    from training.metrics import METRICS, TokenStatistics, paired_bootstrap_tokens
+    from training.scoring import METRICS, TokenStatistics, paired_bootstrap_tokens
 
     baseline_name = baseline_of(run)
     baseline_file = Path(args.results_dir) / "hypotheses" / f"{baseline_name}.{split}.{BASELINE_PROTOCOL}.txt"
@@ -425,7 +366,7 @@ def compare_with_baseline(
         logger.warning("no baseline hypotheses %s: no comparison", baseline_file)
         return {"baseline": None}
     baseline = baseline_file.read_text().splitlines()
-    bootstrap = paired_bootstrap(hypotheses, baseline, references, args.bootstrap_samples, args.seed)
+    bootstrap = scoring.paired_bootstrap(hypotheses, baseline, references, args.bootstrap_samples, args.seed)
     for target, stats in statistics.items():
         baseline_stats = token_statistics_file(args, baseline_name, split, BASELINE_PROTOCOL, target)
         if not baseline_stats.exists():

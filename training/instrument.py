@@ -25,9 +25,9 @@ baseline) and, per operator, with three maps, each used at train and at test tim
 - `uniform`: 1/S per row over the S source tokens (a null map; under `add` it adds a constant to each row of
   logits, which softmax ignores, so its cell measures how far two trainings drift apart from numerics alone).
 
-Every student is scored on held-out pairs with `metrics.teacher_forced_statistics` (primary metric
-`metrics.PRIMARY_METRIC`, the token NLL of the reference; top-1 agreement reported too) and compared with the
-baseline of its seed (same initialisation and batch order) by `metrics.paired_bootstrap_tokens`.
+Every student is scored on held-out pairs with `scoring.teacher_forced_statistics` (primary metric
+`scoring.PRIMARY_METRIC`, the token NLL of the reference; top-1 agreement reported too) and compared with the
+baseline of its seed (same initialisation and batch order) by `scoring.paired_bootstrap_tokens`.
 
 Pass rule (constants below, chosen from the measurements quoted here):
 
@@ -79,8 +79,9 @@ import torch
 from modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
 from modeling.attribution_injection import INJECTION_OPERATORS, MAP_NORMALIZATIONS, check_choice
 from training.cli import run_as_script, stage_main
-from training.common import progress
-from training.metrics import (
+from training.layout import INSTRUMENT_FILE
+from training.loop import progress
+from training.scoring import (
     METRICS,
     PRIMARY_METRIC,
     TokenStatistics,
@@ -91,7 +92,6 @@ from training.metrics import (
 
 logger = logging.getLogger(__name__)
 
-INSTRUMENT_FILE = "instrument_check.json"
 
 ALPHA = 0.05  # one-sided paired bootstrap p-value a seed's gain must beat
 ORACLE_MIN_GAIN = 0.5  # nats/token the oracle must gain on every seed (measured: 1.16-1.62 with the defaults)

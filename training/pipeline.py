@@ -1,4 +1,4 @@
-"""`agkd pipeline`: from nothing to a release, one preset at a time (issue #9).
+"""`agkd pipeline`: from nothing to a release, one preset at a time.
 
 Stages, in order, each a sub-command of its own (`agkd <stage> --help`): corpus -> teacher -> extract ->
 student -> attributor -> evaluate -> report -> space. Every stage skips the outputs it finds complete, so a
@@ -31,8 +31,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datasets_scripts.attribution_configs import BASELINE
 from datasets_scripts.attribution_methods import CONTROLS
 from training.cli import run_as_script, stage_main
+from training.layout import RunLayout, warm_start_name
 from training.presets import ALL_OPERATORS, PRESETS, STUDENT_INITS
 
 logger = logging.getLogger(__name__)
@@ -90,20 +92,6 @@ class Job:
     argv: list[str]
 
 
-class Release:
-    """Paths of one preset's run folder."""
-
-    def __init__(self, runs_dir: str, preset: str):
-        self.root = Path(runs_dir) / preset
-        self.hub = self.root / "hub"
-        self.models = self.hub / "models"
-        self.datasets = self.hub / "datasets"
-        self.spaces = self.hub / "spaces"
-        self.results = self.root / "results"
-        self.checkpoints = self.root / "checkpoints"
-        self.logs = self.root / "logs"
-
-
 def finalize(args: PipelineArguments) -> PipelineArguments:
     if args.preset not in PRESETS:
         raise ValueError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
@@ -126,7 +114,7 @@ def finalize(args: PipelineArguments) -> PipelineArguments:
     if args.jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
     from datasets_scripts.attribution_methods import METHODS
-    from training.teachers import check_family, check_pair
+    from datasets_scripts.teachers import check_family, check_pair
 
     for pair in args.pairs:
         check_pair(pair)
@@ -146,10 +134,9 @@ def finalize(args: PipelineArguments) -> PipelineArguments:
 
 def plan(args: PipelineArguments) -> list[Job]:
     """Every job of the run, in order; each one is a stage's `main(argv)` that skips finished work itself."""
-    from training.teachers import teacher_spec
-    from training.train_student import warm_start_name
+    from datasets_scripts.teachers import teacher_spec
 
-    release = Release(args.runs_dir, args.preset)
+    release = RunLayout(args.runs_dir, args.preset)
     preset = PRESETS[args.preset]
     corpus = args.corpus or str(release.datasets / "agkd-parallel")
     attributions = str(release.datasets / "agkd-attributions")
@@ -170,9 +157,9 @@ def plan(args: PipelineArguments) -> list[Job]:
                 argv += ["--output_dir", str(release.models), "--checkpoint_dir", str(release.checkpoints), "--resume"]
                 jobs.append(Job("teacher", teacher_spec(family, job_pairs[0]).local_name, "training.train_teacher", argv))
     for (family, pair), teacher in teachers.items():
-        base = [*common, "--teacher", teacher, "--corpus", corpus, "--output_dir", attributions]
+        base = ["--teacher", teacher, "--corpus", corpus, "--output_dir", attributions]
         base += ["--pair", pair, "--teacher_name", family, "--engine", preset.extract.engine]
-        base += ["--allow_weak_teacher"] if args.allow_weak_teacher else []
+        base += preset.extract.options(args.allow_weak_teacher)
         jobs.append(Job("extract", f"{family}.{pair} reference", "datasets_scripts.extract_attributions",
                         [*base, "--methods", *args.methods, *CONTROLS, "--target_kinds", "reference"]))
         # The teacher's translations of the test split (the simulatability metrics' targets, in every control
@@ -190,14 +177,14 @@ def plan(args: PipelineArguments) -> list[Job]:
         # One shared no-map warm start per teacher and pair, trained on the corpus before any cell (seed 0).
         for (family, pair), teacher in teachers.items():
             jobs.append(Job("warm-start", f"{family}.{pair}", "training.train_student",
-                            [*student_argv(family, pair, teacher), "--seed", "0", "--method", "none", "--train_corpus", corpus]))
+                            [*student_argv(family, pair, teacher), "--seed", "0", "--method", BASELINE, "--train_corpus", corpus]))
     for (family, pair), teacher in teachers.items():
         where = student_argv(family, pair, teacher)
         warm_start = release.models / warm_start_name(family, pair)
         init = ["--init_from", str(warm_start)] if args.student_init == "warm" else []
         for seed in args.seeds:
             base = [*where, "--seed", str(seed), *init]
-            jobs.append(Job("student", f"{family}.{pair} baseline s{seed}", "training.train_student", [*base, "--method", "none"]))
+            jobs.append(Job("student", f"{family}.{pair} baseline s{seed}", "training.train_student", [*base, "--method", BASELINE]))
             for normalization in args.normalizations:
                 for method in [*args.methods, *CONTROLS]:
                     for operator in args.operators:
@@ -315,7 +302,7 @@ def run(args: PipelineArguments) -> int:
     from tqdm.auto import tqdm
 
     jobs = plan(args)
-    release = Release(args.runs_dir, args.preset)
+    release = RunLayout(args.runs_dir, args.preset)
     logger.info(
         "pipeline %s: %d jobs (%s) -> %s; %d student/Attributor trainings at a time",
         args.preset, len(jobs),

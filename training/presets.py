@@ -1,8 +1,7 @@
 """Named experiment sizes: `smoke` (tests, under a minute), `demo` (the README's main job on a 2-core CPU; its
 measured cost per stage is in the README) and `paper` (the full grid). Each stage reads its own section; the grid fields say what to run.
 
-Release layout of a preset (DESIGN.md): `runs/<preset>/hub/models/*`, `runs/<preset>/hub/datasets/*`,
-`runs/<preset>/results/`.
+Each preset writes under `runs/<preset>/` (`training/layout.py`): `hub/models/*`, `hub/datasets/*`, `results/`.
 """
 
 from __future__ import annotations
@@ -10,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-LANGUAGE_PAIRS = ("de-en", "fr-en", "ar-en")
-TEACHER_FAMILIES = ("marian", "mbart")
+from datasets_scripts.teachers import LANGUAGE_PAIRS, TEACHER_FAMILIES
 
 
 @dataclass(frozen=True)
@@ -53,13 +51,22 @@ class ExtractPreset:
 
     max_pairs: dict[str, int | None] = field(default_factory=lambda: {"train": None, "validation": None, "test": None})
     max_tokens: int = 64
-    engine: str = "inseq"  # inseq (the reference) or fast (teacher-forced, batched, same maps: issue #10)
+    engine: str = "inseq"  # inseq (the reference) or fast (teacher-forced, batched, same maps)
     ig_steps: int | None = None  # integrated_gradients n_steps (None: the registry's 50, Inseq's default)
     # The weak-teacher guard: a teacher whose recorded validation BLEU does not beat copy-the-source, or stays below
     # `min_teacher_bleu`, is refused (its maps would describe a model that does not translate); `weak_teacher_ok`
     # turns the refusal into a warning (the smoke preset's teacher is too small to translate).
     min_teacher_bleu: float | None = None
     weak_teacher_ok: bool = False
+
+    def options(self, allow_weak_teacher: bool = False) -> list[str]:
+        """These settings as `agkd extract` options: the extraction knows no presets, so `agkd pipeline` and
+        `agkd extract --preset NAME` pass them."""
+        caps = [f"{split}={n}" for split, n in self.max_pairs.items() if n is not None]
+        options = ["--max_tokens", str(self.max_tokens)] + (["--max_pairs", *caps] if caps else [])
+        options += ["--ig_steps", str(self.ig_steps)] if self.ig_steps is not None else []
+        options += ["--min_teacher_bleu", str(self.min_teacher_bleu)] if self.min_teacher_bleu is not None else []
+        return options + (["--allow_weak_teacher"] if allow_weak_teacher or self.weak_teacher_ok else [])
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,22 @@ class TrainingPreset:
     max_length: int = 64
     eval_steps: int = 200
     patience: int = 3
+
+
+def transformer_sizes(size, vocab_size: int) -> dict:
+    """Config kwargs of an encoder-decoder of a preset section's size (`d_model`, `layers`, `heads`, `ffn_dim`,
+    `dropout`): teachers, students and Attributors are built from the same fields."""
+    return dict(
+        vocab_size=vocab_size,
+        d_model=size.d_model,
+        encoder_layers=size.layers,
+        decoder_layers=size.layers,
+        encoder_attention_heads=size.heads,
+        decoder_attention_heads=size.heads,
+        encoder_ffn_dim=size.ffn_dim,
+        decoder_ffn_dim=size.ffn_dim,
+        dropout=size.dropout,
+    )
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 The report leads with the instrument check (`agkd instrument`: can this machinery see a planted alignment at all?),
 then, per teacher, pair, target kind, design (`scratch`/`warm`) and split, the verdict on the primary metric
-(`training.metrics.PRIMARY_METRIC`, fixed in code before any result is read) under the main protocol: per method its
+(`training.scoring.PRIMARY_METRIC`, fixed in code before any result is read) under the main protocol: per method its
 gain over the no-map baseline with a 95% interval across seeds, how many seeds are significant on their own
 (paired bootstrap over sentences), whether it teaches more than the best control map, in the scale-fair setting
 (`row_sum`: every map row has the same mass, only its content differs) that carries the verdict and in the paper's
@@ -24,16 +24,18 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datasets_scripts.attribution_configs import config_name
 from datasets_scripts.attribution_methods import CONTROLS
 from training.cli import run_as_script, stage_main
-from training.evaluate import BASELINE_PROTOCOL, RESULTS_FILE, read_results
-from training.metrics import METRICS, PRIMARY_METRIC, improvement, seed_interval
+from training.evaluate import BASELINE_PROTOCOL
+from training.layout import INSTRUMENT_FILE, RESULTS_FILE, read_results
 from training.presets import ALL_METHODS, ALL_OPERATORS, SCALE_FAIR_NORMALIZATION
+from training.scoring import METRICS, PRIMARY_METRIC, improvement, seed_interval
 
 logger = logging.getLogger(__name__)
 
 PAPER_TOP = ("attention", "value_zeroing", "layer_gradient_x_activation")
-# Below this test BLEU the no-map baseline does not translate, and what a map teaches cannot show (issue #17).
+# Below this test BLEU the no-map baseline does not translate, and what a map teaches cannot show.
 MIN_BASELINE_BLEU = 5.0
 RAW_NORMALIZATION = "none"
 
@@ -438,7 +440,7 @@ def plot_example_maps(attributions: str, teacher: str, pair: str, split: str, pa
     plt = _pyplot()
     import numpy as np
 
-    from training.common import dataset_configs, load_dataset_config
+    from training.data import dataset_configs, load_dataset_config
 
     configs = [c for c in dataset_configs(attributions) if c.startswith(f"{teacher}.{pair}.") and not c.endswith(".teacher")]
     methods = [m for m in method_order({c.split(".", 2)[2] for c in configs}) if m not in CONTROLS]
@@ -450,7 +452,7 @@ def plot_example_maps(attributions: str, teacher: str, pair: str, split: str, pa
     for ax in axes.flat:
         ax.axis("off")
     for ax, method in zip(axes.flat, methods, strict=False):
-        data = load_dataset_config(attributions, f"{teacher}.{pair}.{method}")
+        data = load_dataset_config(attributions, config_name(teacher, pair, method))
         if split not in data or len(data[split]) == 0:
             continue
         row = data[split][0]
@@ -467,7 +469,7 @@ def plot_example_maps(attributions: str, teacher: str, pair: str, split: str, pa
 # ================================================================================================ report
 def instrument_lines(results_dir: Path) -> tuple[list[str], bool | None]:
     """The instrument-check section from `instrument_check.json` (written by `agkd instrument`), and whether it passed."""
-    from training.instrument import INSTRUMENT_FILE, instrument_section
+    from training.instrument import instrument_section
 
     path = results_dir / INSTRUMENT_FILE
     if not path.exists():

@@ -1,4 +1,4 @@
-"""Train an attribution-injected student on agkd-attributions with `accelerate` (issue #6).
+"""Train an attribution-injected student on agkd-attributions with `accelerate`.
 
 One run trains one `AgkdStudentForConditionalGeneration` from scratch, in the teacher's tokenisation, for one
 (method or control) x operator x map normalisation x seed. `--method none` is the no-map baseline: it trains on
@@ -31,18 +31,13 @@ import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from training import common
+from datasets_scripts.attribution_configs import BASELINE, TARGET_KINDS, config_name, evaluation_config
+from training import data, layout, loop
+from training.cards import write_student_card
 from training.cli import run_as_script, stage_main
-from training.presets import PRESETS, StudentPreset
+from training.presets import PRESETS, StudentPreset, transformer_sizes
 
 logger = logging.getLogger(__name__)
-
-BASELINE = "none"
-BASELINE_DATA_CONFIG = "uniform"  # the control whose rows (same pairs as every method) the baseline trains on and evaluate scores
-TARGET_KINDS = ("reference", "teacher")
 
 
 # ================================================================================================ arguments
@@ -115,7 +110,7 @@ def finalize_arguments(args: StudentArguments) -> StudentArguments:
         raise ValueError(f"unknown target kind {args.target_kind!r}; choose one of {TARGET_KINDS}")
     if args.train_corpus is not None and (args.method != BASELINE or args.init_from is not None):
         raise ValueError("--train_corpus trains the no-map warm start: it takes --method none and no --init_from")
-    if args.init_from is not None and not is_finished(Path(args.init_from)):
+    if args.init_from is not None and not layout.is_finished(args.init_from):
         raise FileNotFoundError(f"--init_from {args.init_from}: not a finished student folder (train the warm start first)")
     if args.method == BASELINE:
         args.operator = "none"
@@ -126,18 +121,15 @@ def finalize_arguments(args: StudentArguments) -> StudentArguments:
     for f in fields(StudentPreset):
         if getattr(args, f.name) is None:
             setattr(args, f.name, getattr(budget, f.name))
-    root = preset.root()
-    args.output_dir = args.output_dir or str(root / "hub" / "models")
-    args.checkpoint_dir = args.checkpoint_dir or str(Path(args.output_dir).parent.parent / "checkpoints")
+    args.output_dir, args.checkpoint_dir = layout.default_dirs(preset.root(), args.output_dir, args.checkpoint_dir)
     return args
 
-
 def data_config(args: StudentArguments) -> str:
-    """The agkd-attributions config this run reads (see datasets_scripts/extract_attributions.py for the names)."""
-    from datasets_scripts.extract_attributions import config_name
-
-    method = BASELINE_DATA_CONFIG if args.method == BASELINE else args.method
-    return config_name(args.teacher_name, args.pair, method, args.target_kind)
+    """The agkd-attributions config this run reads: the method's maps, or for the baseline the evaluation set's
+    rows (the same pairs as every method)."""
+    if args.method == BASELINE:
+        return evaluation_config(args.teacher_name, args.pair, args.target_kind)
+    return config_name(args.teacher_name, args.pair, args.method, args.target_kind)
 
 
 def student_init(args: StudentArguments) -> str:
@@ -145,103 +137,22 @@ def student_init(args: StudentArguments) -> str:
     return "warm" if args.init_from is not None else "scratch"
 
 
-def warm_start_name(teacher_name: str, pair: str, seed: int = 0) -> str:
-    """Folder and repo name of the shared no-map warm start of a teacher and pair."""
-    return f"warmstart-{teacher_name}-{pair}-s{seed}"
-
-
-def student_name(args: StudentArguments) -> str:
-    """Folder and repo name: student-<teacher>-<pair>-<method>[-<operator>][-<normalisation>][-teacher][-warm]-s<seed>;
-    the warm start itself is warmstart-<teacher>-<pair>-s<seed>."""
+def run_name(args: StudentArguments) -> str:
+    """This run's folder and repo name (`training/layout.py` forms every name)."""
     if args.train_corpus is not None:
-        return warm_start_name(args.teacher_name, args.pair, args.seed)
-    parts = ["student", args.teacher_name, args.pair, args.method]
-    if args.method != BASELINE:
-        parts.append(args.operator)
-    if args.map_normalization != "none":
-        parts.append(args.map_normalization.replace("_", ""))
-    if args.injection_layers is not None:
-        parts.append("L" + "".join(map(str, args.injection_layers)))
-    if args.injection_heads is not None:
-        parts.append("H" + "".join(map(str, args.injection_heads)))
-    if args.target_kind == "teacher":
-        parts.append("teacher")
-    if student_init(args) == "warm":
-        parts.append("warm")
-    parts.append(f"s{args.seed}")
-    return "-".join(p.replace("_", "") if p == args.method else p for p in parts)
+        return layout.warm_start_name(args.teacher_name, args.pair, args.seed)
+    return layout.student_name(
+        args.teacher_name, args.pair, args.method, seed=args.seed, operator=args.operator,
+        map_normalization=args.map_normalization, injection_layers=args.injection_layers,
+        injection_heads=args.injection_heads, target_kind=args.target_kind, warm=student_init(args) == "warm",
+    )
 
 
-# ================================================================================================ data
-def load_teacher_tokenizer(teacher: str, family: str, pair: str):
-    """The teacher's tokenizer (mBART: with the pair's language codes) and the ids the student must share with it:
-    the decoder start token, and for mBART the target language code forced as the first generated token."""
-    from transformers import AutoConfig
-
-    from training.teachers import generation_kwargs, load_tokenizer
-
-    tokenizer = load_tokenizer(family, pair, teacher)
-    config = AutoConfig.from_pretrained(teacher)
-    return tokenizer, config, generation_kwargs(family, tokenizer).get("forced_bos_token_id")
-
-
-def map_examples(rows, tokenizer, max_length: int, desc: str) -> tuple[list[dict], int]:
-    """Examples `{index, input_ids, labels, attribution}` from attribution rows, checked against the tokenizer.
-
-    Raises a ValueError naming the first row whose stored ids differ from the tokenizer's, or whose map shape
-    differs from the tokenised lengths. Pairs longer than `max_length` are skipped and counted."""
-    examples, skipped = [], 0
-    columns = rows.select_columns(["id", "source", "target", "source_ids", "target_ids", "attribution"])
-    for start in common.progress(range(0, len(columns), 512), desc=desc, leave=False):
-        chunk = columns[start : start + 512]
-        encoded = tokenizer(chunk["source"], text_target=chunk["target"])
-        for offset in range(len(chunk["id"])):
-            row_id = chunk["id"][offset]
-            source_ids, target_ids = chunk["source_ids"][offset], chunk["target_ids"][offset]
-            if list(source_ids) != encoded["input_ids"][offset] or list(target_ids) != encoded["labels"][offset]:
-                raise ValueError(
-                    f"{desc}: example {row_id!r} (row {start + offset}) has token ids that differ from the tokenizer's "
-                    "for its texts: the map dataset was made with another tokenizer than the teacher given"
-                )
-            attribution = np.asarray(chunk["attribution"][offset], dtype=np.float32)
-            if attribution.shape != (len(target_ids), len(source_ids)):
-                raise ValueError(
-                    f"{desc}: example {row_id!r} (row {start + offset}) has a map of shape {attribution.shape}, but "
-                    f"{len(target_ids)} target x {len(source_ids)} source tokens"
-                )
-            if len(source_ids) > max_length or len(target_ids) > max_length:
-                skipped += 1
-                continue
-            examples.append(
-                {"index": len(examples), "input_ids": source_ids, "labels": target_ids, "attribution": attribution}
-            )
-    return examples, skipped
-
-
-@dataclass
-class MapCollator(common.Seq2SeqCollator):
-    """`Seq2SeqCollator` plus `attribution_map` `[B, T, S]` (zero padded) and `attribution_map_mask` `[B, T]`.
-
-    `T` is the longest map of the batch, which need not be the labels' length: at test time a map of one target
-    (the teacher's translation) can be injected while the student is forced on another (the reference); a decoder
-    position beyond a map's last row gets no injection, as in generation."""
-
-    with_maps: bool = True
-
-    def __call__(self, examples: list[dict] | list[list[dict]]) -> dict[str, torch.Tensor]:
-        if examples and isinstance(examples[0], list):
-            examples = [e for batch in examples for e in batch]
-        batch = super().__call__(examples)
-        if self.with_maps:
-            map_rows = max(e["attribution"].shape[0] for e in examples)
-            maps = torch.zeros(len(examples), map_rows, batch["input_ids"].shape[1])
-            rows = torch.zeros(maps.shape[:2], dtype=torch.bool)
-            for i, example in enumerate(examples):
-                target_length, source_length = example["attribution"].shape
-                maps[i, :target_length, :source_length] = torch.from_numpy(example["attribution"])
-                rows[i, :target_length] = True
-            batch["attribution_map"], batch["attribution_map_mask"] = maps, rows
-        return batch
+def run_settings(args: StudentArguments) -> dict:
+    """What a student's checkpoints depend on: `--resume` refuses checkpoints made with other values."""
+    settings = {f.name: getattr(args, f.name) for f in fields(StudentPreset) if f.name not in loop.RESUMABLE_CHANGES}
+    source = args.train_corpus or args.attributions
+    return {**settings, "source": source, "init_run_id": layout.run_id_of(args.init_from)}
 
 
 # ================================================================================================ model
@@ -267,15 +178,7 @@ def build_student(args: StudentArguments, tokenizer, teacher_config, forced_bos_
         model.generation_config = _generation_config(args, tokenizer, config, forced_bos_token_id)
         return model
     config = AgkdStudentConfig(
-        vocab_size=len(tokenizer),
-        d_model=args.d_model,
-        encoder_layers=args.layers,
-        decoder_layers=args.layers,
-        encoder_attention_heads=args.heads,
-        decoder_attention_heads=args.heads,
-        encoder_ffn_dim=args.ffn_dim,
-        decoder_ffn_dim=args.ffn_dim,
-        dropout=args.dropout,
+        **transformer_sizes(args, len(tokenizer)),
         max_position_embeddings=max(256, 2 * args.max_length),
         scale_embedding=True,
         pad_token_id=tokenizer.pad_token_id,
@@ -303,50 +206,43 @@ def _generation_config(args: StudentArguments, tokenizer, config, forced_bos_tok
         max_length=2 * args.max_length,
     )
 
-
 # ================================================================================================ training
-def is_finished(folder: Path) -> bool:
-    return (folder / "model.safetensors").exists() and (folder / "agkd_run.json").exists()
-
-
 def train_student(args: StudentArguments) -> Path:
     from torch.utils.data import DataLoader
-    from transformers import get_scheduler
 
     from datasets_scripts.hub_layout import atomic_folder
 
-    name = student_name(args)
-    final_dir = Path(args.output_dir) / name
-    work_dir = Path(args.checkpoint_dir) / name
+    name = run_name(args)
+    final_dir, work_dir = Path(args.output_dir) / name, Path(args.checkpoint_dir) / name
     wall_start = time.perf_counter()
-    if not args.resume and work_dir.exists():
-        from accelerate import PartialState
 
-        if PartialState().is_main_process:
-            shutil.rmtree(work_dir)
-        PartialState().wait_for_everyone()
-    accelerator = common.make_accelerator(work_dir, seed=args.seed, mixed_precision=args.mixed_precision)
-    source, config_name = (args.train_corpus, args.pair) if args.train_corpus else (args.attributions, data_config(args))
-    logger.info("training %s on %s/%s (preset %s) -> %s", name, source, config_name, args.preset, final_dir)
+    # ---- accelerator (checkpoints under work_dir/checkpoints)
+    accelerator = loop.start_run(
+        work_dir, resume=args.resume, settings=run_settings(args), seed=args.seed, mixed_precision=args.mixed_precision
+    )
+    source, source_config = (args.train_corpus, args.pair) if args.train_corpus else (args.attributions, data_config(args))
+    logger.info("training %s on %s/%s (preset %s) -> %s", name, source, source_config, args.preset, final_dir)
 
     # ---- data: attribution rows, checked against the teacher's tokenizer before anything is trained (or, for the
     # warm start, the corpus pairs in the teacher's tokenisation)
-    tokenizer, teacher_config, forced_bos_token_id = load_teacher_tokenizer(args.teacher, args.teacher_name, args.pair)
+    tokenizer, teacher_config, forced_bos_token_id = data.load_teacher_tokenizer(args.teacher, args.teacher_name, args.pair)
     with accelerator.main_process_first():
-        rows = common.load_dataset_config(source, config_name)
+        rows = data.load_dataset_config(source, source_config)
     for split in (args.train_split, args.validation_split):
         if split not in rows:
-            raise ValueError(f"{source}/{config_name} has no split {split!r} (it has: {', '.join(rows)})")
+            raise ValueError(f"{source}/{source_config} has no split {split!r} (it has: {', '.join(rows)})")
     if args.train_corpus:
         train_examples, valid_examples = (
-            common.tokenize_pairs(tokenizer, rows[split]["source"], rows[split]["target"], args.max_length, desc=split)
+            data.tokenize_pairs(tokenizer, rows[split]["source"], rows[split]["target"], args.max_length, desc=split)
             for split in (args.train_split, args.validation_split)
         )
         train_skipped = valid_skipped = 0  # truncated to max_length, as for teachers
     else:
-        train_examples, train_skipped = map_examples(rows[args.train_split], tokenizer, args.max_length, f"{config_name}/train")
-        valid_examples, valid_skipped = map_examples(
-            rows[args.validation_split], tokenizer, args.max_length, f"{config_name}/{args.validation_split}"
+        train_examples, train_skipped = data.map_examples(
+            rows[args.train_split], tokenizer, args.max_length, f"{source_config}/{args.train_split}"
+        )
+        valid_examples, valid_skipped = data.map_examples(
+            rows[args.validation_split], tokenizer, args.max_length, f"{source_config}/{args.validation_split}"
         )
     logger.info(
         "%d train and %d validation pairs (%d and %d longer than %d tokens skipped)",
@@ -354,7 +250,12 @@ def train_student(args: StudentArguments) -> Path:
     )
     if len(train_examples) < args.batch_size:
         raise ValueError(f"only {len(train_examples)} training pairs for a batch size of {args.batch_size}")
+    collate = data.MapCollator(tokenizer.pad_token_id, with_maps=args.operator != "none")
+    train_batches = data.length_grouped_batches(train_examples, args.batch_size, seed=args.seed)
+    train_dl = DataLoader(train_batches, batch_size=1, shuffle=True, collate_fn=collate)
+    valid_dl = DataLoader(valid_examples, batch_size=2 * args.batch_size, collate_fn=collate)
 
+    # ---- model
     model = build_student(args, tokenizer, teacher_config, forced_bos_token_id)
     n_params = sum(p.numel() for p in model.parameters())
     logger.info(
@@ -363,29 +264,18 @@ def train_student(args: StudentArguments) -> Path:
         f"fine-tuned from {args.init_from}" if args.init_from else "from random weights",
     )
 
-    collate = MapCollator(tokenizer.pad_token_id, with_maps=args.operator != "none")
-    train_batches = common.length_grouped_batches(train_examples, args.batch_size, seed=args.seed)
-    train_dl = DataLoader(train_batches, batch_size=1, shuffle=True, collate_fn=collate)
-    valid_dl = DataLoader(valid_examples, batch_size=2 * args.batch_size, collate_fn=collate)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(0.9, 0.98), weight_decay=0.01)
-    scheduler = get_scheduler(
-        "linear",
-        optimizer,
-        num_warmup_steps=args.warmup_steps * accelerator.num_processes,
-        num_training_steps=args.max_steps * accelerator.num_processes,
+    # ---- optimisation and loop (shared with teachers and Attributors), best weights restored at the end
+    model, optimizer, scheduler, train_dl, (valid_dl,), state = loop.prepare_training(
+        accelerator, model, train_dl, [valid_dl], learning_rate=args.learning_rate, warmup_steps=args.warmup_steps,
+        max_steps=args.max_steps, patience=args.patience, resume=args.resume,
     )
-    model, optimizer, train_dl, valid_dl, scheduler = accelerator.prepare(model, optimizer, train_dl, valid_dl, scheduler)
-    state = common.TrainingState(patience=args.patience)
-    accelerator.register_for_checkpointing(state)
-    if args.resume and (latest := common.resume_from_latest(accelerator)) is not None:
-        logger.info("resumed from %s at step %d (epoch %d)", latest, state.step, state.epoch)
-
-    train_seconds = common.fit(
+    train_seconds = loop.fit(
         accelerator, model, optimizer, scheduler, train_dl, valid_dl, state,
         max_steps=args.max_steps, eval_steps=args.eval_steps, save_steps=args.eval_steps, log_steps=args.log_steps,
         best_dir=work_dir / "best", desc=f"train {name}",
     )
 
+    # ---- save the Hub folder (atomically) with its run record and card
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         run = {
@@ -398,15 +288,15 @@ def train_student(args: StudentArguments) -> Path:
             "target_kind": args.target_kind,
             "student_init": student_init(args),
             "init_from": args.init_from,
-            "init_run_id": run_id_of(args.init_from),
+            "init_run_id": layout.run_id_of(args.init_from),
             "teacher": args.teacher,
             "teacher_name": args.teacher_name,
             "pair": args.pair,
             "seed": args.seed,
             "preset": args.preset,
             "attributions": source,
-            "attribution_config": None if args.train_corpus else config_name,
-            **common.map_provenance(args.attributions, None if args.train_corpus else config_name),
+            "attribution_config": None if args.train_corpus else source_config,
+            **layout.map_provenance(args.attributions, None if args.train_corpus else source_config),
             "train_examples": len(train_examples),
             "skipped_longer_than_max_length": {"train": train_skipped, args.validation_split: valid_skipped},
             "parameters": n_params,
@@ -424,90 +314,32 @@ def train_student(args: StudentArguments) -> Path:
         with atomic_folder(final_dir) as tmp:
             accelerator.unwrap_model(model).save_pretrained(tmp, save_function=accelerator.save)
             tokenizer.save_pretrained(tmp)
-            (tmp / "agkd_run.json").write_text(json.dumps(run, indent=2))
-            write_card(tmp, run)
-        logger.info("saved %s (training %s)", final_dir, common.format_seconds(train_seconds))
+            (tmp / layout.RUN_RECORD).write_text(json.dumps(run, indent=2))
+            write_student_card(tmp, run)
+        logger.info("saved %s (training %s)", final_dir, loop.format_seconds(train_seconds))
         shutil.rmtree(work_dir, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return final_dir
 
 
-# ================================================================================================ model card
-def write_card(folder: Path, run: dict, results: list | None = None) -> None:
-    """The student's model card; `training/evaluate.py` rewrites it with BLEU/chrF results in `model-index`."""
-    source, target = run["pair"].split("-")
-    map_source = "no map (baseline)" if run["method"] == BASELINE else f"`{run['method']}` maps of the teacher"
-    if run["attribution_config"] is None:
-        map_source = "no map: the shared warm start that the cells of the `warm` design fine-tune from"
-    design = (
-        "fine-tuned from the no-map warm start `" + Path(run["init_from"]).name + "` (design `warm`, not the paper's)"
-        if run.get("student_init") == "warm"
-        else "trained from scratch (design `scratch`, the paper's)"
-    )
-    body = f"""
-# {run['name']}
-
-An AGKD student: a Marian-style translation model ({source} -> {target}) {design}, with {map_source}
-injected into its decoder cross-attention (operator `{run['operator']}`, normalisation `{run['map_normalization']}`).
-Its gain over the no-map baseline (teacher-forced token NLL of the reference, BLEU, chrF) scores how much the
-attribution method teaches.
-
-- Teacher: `{run['teacher']}` (its tokenizer is used); data from `{run['attributions']}`, config `{run['attribution_config'] or run['pair']}`.
-- Targets: `{run['target_kind']}` ({'gold references, the paper protocol' if run['target_kind'] == 'reference' else "the teacher's own translations: forward simulation"}).
-- Seed {run['seed']}, preset `{run['preset']}`, {run['train_examples']} training pairs, {run['steps']} steps
-  (best validation loss {run['best_validation_loss']:.4f} at step {run['best_step']}), {run['parameters'] / 1e6:.2f}M parameters.
-
-## How to use
-
-```python
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-model = AutoModelForSeq2SeqLM.from_pretrained("<this repo>", trust_remote_code=True)
-tokenizer = AutoTokenizer.from_pretrained("<this repo>")
-inputs = tokenizer(["<a {source} sentence>"], return_tensors="pt")
-# attribution_map: [batch, target_len, source_len], row t = target token t, column s = source token s
-out = model.generate(**inputs, attribution_map=attribution_map)  # or attributor=<AgkdAttributorModel>, or no map
-```
-
-Remote code: pin `revision=` to a commit you have read. Training details are in `agkd_run.json`.
-"""
-    common.write_model_card(
-        folder,
-        model_name=run["name"],
-        body=body,
-        languages=[source, target],
-        results=results or [],
-        tags=("translation", "marian", "attribution", "agkd", "custom_code"),
-        datasets=[run["attributions"]] if not Path(run["attributions"]).exists() else (),
-    )
-
-
 # ================================================================================================ entry point
-def run_id_of(folder: str | Path | None) -> str | None:
-    """The run id a finished student or Attributor records in `agkd_run.json` (None: no folder, or none recorded)."""
-    run_file = Path(folder) / "agkd_run.json" if folder else None
-    return json.loads(run_file.read_text()).get("run_id") if run_file and run_file.exists() else None
-
-
 def train_unless_finished(args: StudentArguments) -> None:
     args = finalize_arguments(args)
-    folder = Path(args.output_dir) / student_name(args)
-    if is_finished(folder) and not args.overwrite:
-        recorded_init = json.loads((folder / "agkd_run.json").read_text()).get("init_run_id")
-        if recorded_init != run_id_of(args.init_from):
+    folder = Path(args.output_dir) / run_name(args)
+    if layout.is_finished(folder) and not args.overwrite:
+        recorded_init = json.loads((folder / layout.RUN_RECORD).read_text()).get("init_run_id")
+        if recorded_init != layout.run_id_of(args.init_from):
             logger.warning("%s was fine-tuned from another warm start than %s holds now: retraining", folder, args.init_from)
         elif args.train_corpus:
             logger.info("%s already exists: skipped (pass --overwrite to retrain)", folder)
             return
-        elif common.keep_finished(folder, args.attributions, data_config(args)):
+        elif layout.keep_finished(folder, args.attributions, data_config(args)):
             return
     train_student(args)
 
 
 main = stage_main(StudentArguments, train_unless_finished, prog="agkd student", doc=__doc__)
-
-__all__ = ["MapCollator", "StudentArguments", "data_config", "main", "run_id_of", "student_init", "student_name", "train_student", "warm_start_name"]
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Train the translation teachers on `agkd-parallel` with `accelerate` (issue #4).
+"""Train the translation teachers on `agkd-parallel` with `accelerate`.
 
 - `--family marian`: a sentencepiece tokenizer and a MarianMTModel per pair (`teacher-marian-<pair>`).
 - `--family mbart`: one MBartForConditionalGeneration for all pairs with mBART-50 language codes
@@ -32,9 +32,11 @@ from pathlib import Path
 
 import torch
 
-from training import common
-from training.presets import LANGUAGE_PAIRS, PRESETS, TeacherPreset
-from training.teachers import MBART_BASE_HUB_ID, MBART_LANG_CODES, check_family, check_pair, teacher_spec
+from datasets_scripts.teachers import LANGUAGE_PAIRS, MBART_LANG_CODES, check_family, check_pair, teacher_spec
+from training import data, layout, loop
+from training.cards import write_teacher_card
+from training.presets import PRESETS, TeacherPreset, transformer_sizes
+from training.scoring import evaluate_translation, score_translations
 
 logger = logging.getLogger(__name__)
 
@@ -158,12 +160,7 @@ def finalize_arguments(args: TeacherArguments) -> TeacherArguments:
             raise ValueError(f"unknown evaluation split {split!r}; choose from {', '.join(SPLITS)}")
     root = preset.root()
     args.corpus = args.corpus or str(root / "hub" / "datasets" / "agkd-parallel")
-    args.output_dir = args.output_dir or str(root / "hub" / "models")
-    if not args.checkpoint_dir:  # runs/<preset>/hub/models -> runs/<preset>/checkpoints (outside the release folders)
-        models = Path(args.output_dir)
-        args.checkpoint_dir = str(
-            (models.parent.parent if models.parent.name == "hub" else models.parent) / "checkpoints"
-        )
+    args.output_dir, args.checkpoint_dir = layout.default_dirs(root, args.output_dir, args.checkpoint_dir)
     check_corpus(args.corpus, split_list(args.pairs))
     return args
 
@@ -179,7 +176,7 @@ def check_corpus(corpus: str, pairs: list[str]) -> None:
     if not looks_like_hub_id and not (path / "README.md").exists():
         raise FileNotFoundError(f"corpus not found: {corpus} (build it with `agkd corpus`, or pass --corpus)")
     try:
-        configs = common.dataset_configs(corpus)
+        configs = data.dataset_configs(corpus)
     except Exception as err:  # noqa: BLE001 - any loader failure means the same thing to the user
         raise FileNotFoundError(f"cannot read corpus {corpus}: {err}") from err
     missing = [p for p in pairs if p not in configs]
@@ -199,7 +196,7 @@ class PairData:
 
 
 def load_pair(args: TeacherArguments, pair: str) -> PairData:
-    ds = common.load_dataset_config(args.corpus, pair)
+    ds = data.load_dataset_config(args.corpus, pair)
     train = ds["train"]
     if args.train_origins:
         keep = set(split_list(args.train_origins))
@@ -277,14 +274,14 @@ def build_mbart_tokenizer(lines: list[str], vocab_size: int, seed: int, folder: 
     )
 
 
-def build_or_load_tokenizer(args: TeacherArguments, data: list[PairData], work_dir: Path):
+def build_or_load_tokenizer(args: TeacherArguments, pair_data: list[PairData], work_dir: Path):
     """Train the tokenizer once (main process) and save it in the run's work folder; a resumed run and the other
     processes load that saved copy, so every process and every restart uses the very same vocabulary."""
     from transformers import AutoTokenizer
 
     tok_dir = work_dir / "tokenizer"
     if not (tok_dir / "tokenizer_config.json").exists():
-        lines = [s for d in data for s in d.train_sources] + [t for d in data for t in d.train_targets]
+        lines = [s for d in pair_data for s in d.train_sources] + [t for d in pair_data for t in d.train_targets]
         if args.family == "marian":
             tokenizer = build_marian_tokenizer(lines, work_dir, args.vocab_size, args.seed)
         else:
@@ -301,15 +298,7 @@ def build_model(args: TeacherArguments, tokenizer):
     from transformers import MarianConfig, MarianMTModel, MBartConfig, MBartForConditionalGeneration
 
     common_sizes = dict(
-        vocab_size=len(tokenizer),
-        d_model=args.d_model,
-        encoder_layers=args.layers,
-        decoder_layers=args.layers,
-        encoder_attention_heads=args.heads,
-        decoder_attention_heads=args.heads,
-        encoder_ffn_dim=args.ffn_dim,
-        decoder_ffn_dim=args.ffn_dim,
-        dropout=args.dropout,
+        **transformer_sizes(args, len(tokenizer)),
         attention_dropout=0.0,
         activation_dropout=0.0,
         max_position_embeddings=max(256, 2 * args.max_length + 16),
@@ -351,7 +340,7 @@ def tokenize(args: TeacherArguments, tokenizer, pair: str, sources, targets, acc
     if args.family == "mbart":
         spec = teacher_spec("mbart", pair)
         tokenizer.src_lang, tokenizer.tgt_lang = spec.src_lang, spec.tgt_lang
-    return common.tokenize_pairs(
+    return data.tokenize_pairs(
         tokenizer, sources, targets, args.max_length, desc=desc, disable_progress=not accelerator.is_local_main_process
     )
 
@@ -363,31 +352,19 @@ def smoothed_loss(logits: torch.Tensor, labels: torch.Tensor, smoothing: float) 
     )
 
 
-# a resumed run may change these (`--resume --max_steps 1600` extends a schedule); every other field must match
-RESUMABLE_CHANGES = ("max_steps", "eval_steps", "save_steps", "patience", "num_beams")
 
 
 def run_settings(args: TeacherArguments, pairs: list[str]) -> dict:
     """What a teacher's checkpoints depend on: `--resume` refuses checkpoints made with other values."""
-    settings = {f.name: getattr(args, f.name) for f in fields(TeacherPreset) if f.name not in RESUMABLE_CHANGES}
+    settings = {f.name: getattr(args, f.name) for f in fields(TeacherPreset) if f.name not in loop.RESUMABLE_CHANGES}
     corpus = os.path.normpath(args.corpus)
     return {**settings, "family": args.family, "pairs": list(pairs), "corpus": corpus, "seed": args.seed}
-
-
-def is_finished(folder: Path) -> bool:
-    """A complete teacher folder whose run reached its end (one stopped by `--max_minutes` is usable, not finished:
-    the next `--resume` run continues it)."""
-    if not all((folder / name).exists() for name in ("config.json", "model.safetensors", "README.md")):
-        return False
-    results = folder / "all_results.json"
-    return not (results.exists() and json.loads(results.read_text()).get("stopped_on_time_budget"))
 
 
 # ================================================================================================ training
 def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
     """Train one teacher (one Marian pair, or the mBART on all `pairs`) and write its Hub folder."""
     from torch.utils.data import DataLoader
-    from transformers import get_scheduler
 
     from datasets_scripts.hub_layout import atomic_folder
 
@@ -397,25 +374,20 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
     wall_start = time.perf_counter()
 
     # ---- accelerator (checkpoints under work_dir/checkpoints)
-    accelerator = common.make_accelerator(
+    accelerator = loop.start_run(
         work_dir,
+        resume=args.resume,
+        settings=run_settings(args, pairs),
         seed=args.seed,
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
     )
-    if not args.resume and accelerator.is_main_process and work_dir.exists():
-        # a fresh run: old checkpoints and tokenizer are stale. Only the main process deletes, before anyone reads.
-        logger.info("not resuming: removing the old checkpoints in %s", work_dir)
-        shutil.rmtree(work_dir)
-    if accelerator.is_main_process:
-        common.save_run_settings(work_dir, run_settings(args, pairs))
-    accelerator.wait_for_everyone()
     logger.info("training %s on %s (preset %s) -> %s", name, ",".join(pairs), args.preset, final_dir)
 
     # ---- data
     with accelerator.main_process_first():
-        data = [load_pair(args, pair) for pair in pairs]
-    for d in data:
+        pair_data = [load_pair(args, pair) for pair in pairs]
+    for d in pair_data:
         logger.info(
             "%s: %d train pairs, %s",
             d.pair,
@@ -426,14 +398,14 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
     # ---- tokenizer and model
     with accelerator.main_process_first():
         work_dir.mkdir(parents=True, exist_ok=True)
-        tokenizer = build_or_load_tokenizer(args, data, work_dir)
+        tokenizer = build_or_load_tokenizer(args, pair_data, work_dir)
     model = build_model(args, tokenizer)
     n_params = sum(p.numel() for p in model.parameters())
     logger.info("%s with %.1fM parameters", type(model).__name__, n_params / 1e6)
 
     # ---- preprocess
     train_examples, valid_examples = [], []
-    for d in data:
+    for d in pair_data:
         train_examples += tokenize(
             args, tokenizer, d.pair, d.train_sources, d.train_targets, accelerator, f"tokenize {d.pair} train"
         )
@@ -443,33 +415,27 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
     for i, example in enumerate(valid_examples):
         example["index"] = i
 
-    # ---- dataloaders, optimizer, scheduler
-    collate = common.Seq2SeqCollator(tokenizer.pad_token_id)
-    train_batches = common.length_grouped_batches(train_examples, args.batch_size, seed=args.seed)
+    # ---- dataloaders, optimisation (shared with the students and Attributors)
+    collate = data.Seq2SeqCollator(tokenizer.pad_token_id)
+    train_batches = data.length_grouped_batches(train_examples, args.batch_size, seed=args.seed)
     train_dl = DataLoader(train_batches, batch_size=1, shuffle=True, collate_fn=collate)
     valid_dl = DataLoader(valid_examples, batch_size=2 * args.batch_size, collate_fn=collate)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(0.9, 0.98), weight_decay=0.01)
-    scheduler = get_scheduler(
-        args.lr_scheduler,
-        optimizer,
-        num_warmup_steps=args.warmup_steps * accelerator.num_processes,
-        num_training_steps=args.max_steps * accelerator.num_processes,
+    model, optimizer, scheduler, train_dl, (valid_dl,), state = loop.prepare_training(
+        accelerator,
+        model,
+        train_dl,
+        [valid_dl],
+        learning_rate=args.learning_rate,
+        warmup_steps=args.warmup_steps,
+        max_steps=args.max_steps,
+        patience=args.patience,
+        resume=args.resume,
+        lr_scheduler=args.lr_scheduler,
     )
-    model, optimizer, train_dl, valid_dl, scheduler = accelerator.prepare(
-        model, optimizer, train_dl, valid_dl, scheduler
-    )
-    state = common.TrainingState(patience=args.patience)
-    accelerator.register_for_checkpointing(state)
-    if args.resume:
-        latest = common.resume_from_latest(accelerator)
-        if latest is None:
-            logger.warning("--resume: no checkpoint in %s, starting from scratch", work_dir / "checkpoints")
-        else:
-            logger.info("resumed from %s at step %d (epoch %d)", latest, state.step, state.epoch)
 
-    # ---- training loop (shared with the students and Attributors), best weights restored at the end
+    # ---- training loop, best weights restored at the end
     start_step, start_tokens = state.step, state.tokens_seen
-    train_seconds = common.fit(
+    train_seconds = loop.fit(
         accelerator,
         model,
         optimizer,
@@ -492,7 +458,7 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
     # ---- evaluate: BLEU/chrF per pair and split, and the copy-the-source baseline
     results: dict[str, dict] = {}
     eval_start = time.perf_counter()
-    for d in data:
+    for d in pair_data:
         gen_kwargs = {"num_beams": args.num_beams, "max_length": 2 * args.max_length}
         if args.family == "mbart":
             gen_kwargs["forced_bos_token_id"] = tokenizer.convert_tokens_to_ids(teacher_spec("mbart", d.pair).tgt_lang)
@@ -502,10 +468,10 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
             sources, references = d.splits[split]
             examples = tokenize(args, tokenizer, d.pair, sources, references, accelerator, f"tokenize {d.pair} {split}")
             dl = accelerator.prepare(DataLoader(examples, batch_size=2 * args.batch_size, collate_fn=collate))
-            scores = common.evaluate_translation(
+            scores = evaluate_translation(
                 accelerator, model, tokenizer, dl, references, gen_kwargs, desc=f"translate {d.pair} {split}"
             )
-            copy = common.score_translations(sources, references)
+            copy = score_translations(sources, references)
             results[f"{d.pair}/{split}"] = {
                 "pair": d.pair,
                 "split": split,
@@ -541,7 +507,7 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
             "corpus": args.corpus,
             "seed": args.seed,
             "parameters": n_params,
-            "train_examples": {d.pair: len(d.train_sources) for d in data},
+            "train_examples": {d.pair: len(d.train_sources) for d in pair_data},
             "steps": state.step,
             "steps_this_run": state.step - start_step,
             "best_step": state.best_step,
@@ -567,12 +533,12 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
                 tokenizer.src_lang, tokenizer.tgt_lang = MBART_LANG_CODES["de"], MBART_LANG_CODES["en"]
             tokenizer.save_pretrained(tmp)
             (tmp / "all_results.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
-            write_card(tmp, args, name, pairs, summary)
+            write_teacher_card(tmp, args, name, pairs, summary)
         logger.info(
             "saved %s (training %s this run, evaluation %s)",
             final_dir,
-            common.format_seconds(train_seconds),
-            common.format_seconds(eval_seconds),
+            loop.format_seconds(train_seconds),
+            loop.format_seconds(eval_seconds),
         )
         if stopped_on_time:
             logger.info(
@@ -587,96 +553,6 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return final_dir
-
-
-# ================================================================================================ model card
-def write_card(folder: Path, args: TeacherArguments, name: str, pairs: list[str], summary: dict) -> None:
-    corpus_name = Path(args.corpus).name if Path(args.corpus).exists() else args.corpus
-    results = []
-    rows = []
-    for r in summary["results"].values():
-        for metric in ("bleu", "chrf"):
-            results.append(common.MetricResult(corpus_name, corpus_name, r["pair"], r["split"], metric, r[metric]))
-        rows.append(
-            f"| {r['pair']} | {r['split']} | {r['examples']} | {r['bleu']:.2f} | {r['chrf']:.2f} | "
-            f"{r['copy_source_bleu']:.2f} | {r['copy_source_chrf']:.2f} |"
-        )
-    signature = next(iter(summary["results"].values()), {})
-    languages = sorted({p.split("-")[0] for p in pairs} | {"en"})
-    family = args.family
-    if family == "marian":
-        pair = pairs[0]
-        usage = f'''```python
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-tokenizer = AutoTokenizer.from_pretrained("{name}")
-model = AutoModelForSeq2SeqLM.from_pretrained("{name}")
-batch = tokenizer(["<a {pair.split("-")[0]} sentence>"], return_tensors="pt")
-print(tokenizer.batch_decode(model.generate(**batch), skip_special_tokens=True))
-```'''
-        hub_id = teacher_spec("marian", pair).hub_id
-        what = f"A small MarianMT model ({pair}) trained from scratch; the public counterpart is `{hub_id}`."
-        base_model = None
-    else:
-        codes = ", ".join("`" + MBART_LANG_CODES[p.split("-")[0]] + "`" for p in pairs)
-        usage = f'''```python
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-tokenizer = AutoTokenizer.from_pretrained("{name}", src_lang="fr_XX", tgt_lang="en_XX")
-model = AutoModelForSeq2SeqLM.from_pretrained("{name}")
-batch = tokenizer(["<a French sentence>"], return_tensors="pt")
-out = model.generate(**batch, forced_bos_token_id=tokenizer.convert_tokens_to_ids("en_XX"))
-print(tokenizer.batch_decode(out, skip_special_tokens=True))
-```
-Language codes: {codes} -> `en_XX`.'''
-        what = (
-            f"A small multilingual mBART-50-style model ({', '.join(pairs)} into English) trained from scratch with "
-            f"mBART-50 language codes; the public counterpart is `{teacher_spec('mbart', pairs[0]).hub_id}` "
-            f"(fine-tuned from `{MBART_BASE_HUB_ID}`)."
-        )
-        base_model = None
-    hp = summary["hyperparameters"]
-    tps = summary["train_tokens_per_second"]
-    body = f"""# {name}
-
-{what} It is a *teacher* of AGKD: its attribution maps are injected into the cross-attention of student models to
-score attribution methods by how much they teach. It is small on purpose (preset `{args.preset}`); do not use it as a
-general-purpose translator.
-
-## How to use
-{usage}
-
-## Training
-- Data: `{args.corpus}` (configs {", ".join(pairs)}), train split{f" (origins: {args.train_origins})" if args.train_origins else ""}: {", ".join(f"{p} {n}" for p, n in summary["train_examples"].items())} pairs.
-- Tokenizer: a unigram sentencepiece model trained on that data ({hp["vocab_size"]} pieces asked).
-- Model: {hp["layers"]}+{hp["layers"]} layers, d_model {hp["d_model"]}, {hp["heads"]} heads, FFN {hp["ffn_dim"]}, {summary["parameters"] / 1e6:.1f}M parameters.
-- Optimisation: AdamW, peak learning rate {hp["learning_rate"]}, {hp["warmup_steps"]} warm-up steps then `{hp["lr_scheduler"]}` schedule,
-  batch {hp["batch_size"]} x {summary["num_processes"]} process(es), label smoothing {hp["label_smoothing"]}, at most {hp["max_steps"]} steps,
-  early stopping on validation loss (patience {hp["patience"]} evaluations every {hp["eval_steps"]} steps), seed {args.seed}.
-- Ran {summary["steps"]} steps{" (stopped by its time budget, `--max_minutes`, before the end of the schedule)" if summary["stopped_on_time_budget"] else ""} (best validation loss {summary["best_validation_loss"]:.4f} at step {summary["best_step"]});
-  the last (or only) run took {common.format_seconds(summary["train_seconds_this_run"])} on {summary["device"]}{f", {tps:.0f} tokens/s" if tps else ""}.
-
-## Evaluation
-sacrebleu corpus BLEU and chrF on detokenised output against the raw references, beam size {hp["num_beams"]}.
-The copy-the-source baseline scores the untranslated source sentences as hypotheses.
-
-| pair | split | sentences | BLEU | chrF | copy-source BLEU | copy-source chrF |
-|---|---|---:|---:|---:|---:|---:|
-{chr(10).join(rows)}
-
-Signatures: BLEU `{signature.get("bleu_signature", "")}`, chrF `{signature.get("chrf_signature", "")}`.
-All figures were measured by `training/train_teacher.py` at the end of training; `all_results.json` has the details.
-"""
-    common.write_model_card(
-        folder,
-        model_name=name,
-        body=body,
-        languages=languages,
-        results=results,
-        tags=("translation", family, "agkd", "teacher"),
-        datasets=[corpus_name],
-        base_model=base_model,
-    )
 
 
 # ================================================================================================ entry point
@@ -700,12 +576,12 @@ def main(argv: list[str] | None = None) -> int:
     todo = []
     for job in jobs:
         name = teacher_spec(args.family, job[0]).local_name
-        if is_finished(Path(args.output_dir) / name) and not args.overwrite:
+        if layout.teacher_is_finished(Path(args.output_dir) / name) and not args.overwrite:
             logger.info("%s already exists in %s: skipped (pass --overwrite to retrain)", name, args.output_dir)
             continue
         if args.resume:
             try:  # every job is checked before any trains
-                common.check_resumable(Path(args.checkpoint_dir) / name, run_settings(args, job))
+                loop.check_resumable(Path(args.checkpoint_dir) / name, run_settings(args, job))
             except ValueError as err:
                 logger.error("%s", err)
                 return 2

@@ -1,4 +1,6 @@
-"""The teacher registry: the ONE place that maps (family, pair) to a model, local or on the Hub.
+"""The teacher registry: the ONE place that names the language pairs, the teacher families and their mBART language
+codes, and maps (family, pair) to a model, local or on the Hub. Every stage that needs a teacher (the teacher
+training in `training/train_teacher.py`, the extraction, the students, the Space) reads it from here.
 
 Two families explain translations into English:
 
@@ -11,7 +13,7 @@ Two families explain translations into English:
 `load_teacher` returns a model and tokenizer ready to translate: for mBART it sets the tokenizer's
 `src_lang`/`tgt_lang` and `generation_kwargs` forces the target language code as the first generated token.
 
-    >>> from training.teachers import load_teacher, generation_kwargs
+    >>> from datasets_scripts.teachers import load_teacher, generation_kwargs
     >>> model, tok = load_teacher("mbart", "fr-en", "runs/demo/hub/models")   # or source="hub"
     >>> out = model.generate(**tok(["Bonjour."], return_tensors="pt"), **generation_kwargs("mbart", tok))
 """
@@ -21,8 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.presets import LANGUAGE_PAIRS as PAIRS
-from training.presets import TEACHER_FAMILIES as FAMILIES
+LANGUAGE_PAIRS = ("de-en", "fr-en", "ar-en")
+TEACHER_FAMILIES = ("marian", "mbart")
 
 # mBART-50 language codes of the languages AGKD uses.
 MBART_LANG_CODES = {"de": "de_DE", "fr": "fr_XX", "ar": "ar_AR", "en": "en_XX"}
@@ -42,24 +44,16 @@ class TeacherSpec:
     src_lang: str | None = None  # tokenizer language codes (mBART only)
     tgt_lang: str | None = None
 
-    @property
-    def source_language(self) -> str:
-        return self.pair.split("-")[0]
-
-    @property
-    def target_language(self) -> str:
-        return self.pair.split("-")[1]
-
 
 def check_family(family: str) -> str:
-    if family not in FAMILIES:
-        raise ValueError(f"unknown teacher family {family!r}; choose one of {', '.join(FAMILIES)}")
+    if family not in TEACHER_FAMILIES:
+        raise ValueError(f"unknown teacher family {family!r}; choose one of {', '.join(TEACHER_FAMILIES)}")
     return family
 
 
 def check_pair(pair: str) -> str:
-    if pair not in PAIRS:
-        raise ValueError(f"unknown language pair {pair!r}; choose from {', '.join(PAIRS)}")
+    if pair not in LANGUAGE_PAIRS:
+        raise ValueError(f"unknown language pair {pair!r}; choose from {', '.join(LANGUAGE_PAIRS)}")
     return pair
 
 
@@ -131,12 +125,14 @@ def generation_kwargs(family: str, tokenizer, pair: str | None = None) -> dict:
 
 
 __all__ = [
-    "FAMILIES",
+    "LANGUAGE_PAIRS",
     "MBART_BASE_HUB_ID",
     "MBART_HUB_ID",
     "MBART_LANG_CODES",
-    "PAIRS",
+    "TEACHER_FAMILIES",
     "TeacherSpec",
+    "check_family",
+    "check_pair",
     "generation_kwargs",
     "load_teacher",
     "load_tokenizer",

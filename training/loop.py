@@ -1,20 +1,15 @@
-"""Steps shared by every `accelerate` training script in `training/` (teachers, students, Attributor).
+"""The training recipe every `accelerate` script in `training/` shares (teachers, students, Attributors).
 
-A script keeps the shape of transformers' `run_translation_no_trainer.py` and calls these helpers for the parts
-that would otherwise be copied between scripts:
+A script keeps the shape of transformers' `run_translation_no_trainer.py` (arguments -> accelerator -> data ->
+model -> optimisation -> loop -> save) and takes each step from here:
 
-- `make_accelerator(...)`: an `Accelerator` with automatic checkpoint naming under `<project_dir>/checkpoints`,
-  seedable samplers (so a resumed run sees the same batches) and quiet logging on non-main processes.
-- `TrainingState`: step, epoch, batches consumed in the epoch, tokens seen and early stopping on a validation
-  loss; registered for checkpointing so it travels with `save_state`/`load_state`.
-- `resume_from_latest(acc)`: loads the newest `checkpoint_<i>` and bumps `project_configuration.iteration`
-  (accelerate 1.15 does not, and the next `save_state` would then collide).
-- `Seq2SeqCollator`, `tokenize_pairs`, `length_grouped_batches`: padding collator, batches of similar length and tokenisation of (source, target) pairs that keep the
-  example index, so evaluation can restore the corpus order after `gather_for_metrics`.
-- `ThroughputMeter`: tokens/s summed over processes.
-- `evaluate_loss`, `evaluate_translation`: mean token loss, and generation gathered with `gather_for_metrics`,
-  scored with sacrebleu BLEU and chrF against the raw reference strings (signatures kept).
-- `write_model_card`: a Hub model card with `model-index` results built offline from `ModelCardData`.
+- `start_run(work_dir, ...)`: the accelerator of a run, with automatic checkpoint naming under
+  `<work_dir>/checkpoints` and seedable samplers (a resumed run sees the same batches); a fresh run deletes the old
+  checkpoints (main process, once the accelerator exists), `--resume` onto checkpoints of other settings is refused.
+- `prepare_training(...)`: AdamW, a warm-up schedule, `accelerator.prepare`, a `TrainingState` registered for
+  checkpointing, and `--resume` from the newest checkpoint that loads.
+- `fit(...)`: accumulate, clip, step; loss and tokens/s; validation loss with early stopping; checkpoints with a
+  completion marker; a wall-clock budget; the best weights restored at the end.
 """
 
 from __future__ import annotations
@@ -23,9 +18,9 @@ import json
 import logging
 import math
 import re
+import shutil
 import time
-import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,7 +32,7 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_RE = re.compile(r"^checkpoint_(\d+)$")
 
 
-# --------------------------------------------------------------------------------------------- accelerator setup
+# --------------------------------------------------------------------------------------------- accelerator and runs
 def make_accelerator(
     project_dir: str | Path,
     *,
@@ -77,6 +72,9 @@ def make_accelerator(
     return accelerator
 
 
+CHECKPOINT_COMPLETE = "checkpoint_complete"
+
+
 def checkpoints(project_dir: str | Path) -> list[Path]:
     """`checkpoint_<i>` folders under `<project_dir>/checkpoints`, oldest first."""
     root = Path(project_dir) / "checkpoints"
@@ -86,19 +84,50 @@ def checkpoints(project_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def save_checkpoint(accelerator) -> None:
+    """`accelerator.save_state()`, then a `checkpoint_complete` marker once every process has written its part:
+    a run killed while writing leaves a folder without the marker, which `resume_from_latest` skips."""
+    accelerator.save_state()
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        latest = checkpoints(accelerator.project_dir)[-1]
+        (latest / CHECKPOINT_COMPLETE).write_text("")
+
+
 def resume_from_latest(accelerator) -> Path | None:
-    """Load the newest checkpoint of the accelerator's project (model, optimizer, scheduler, RNG, registered
-    objects) and bump the checkpoint iteration so the next `save_state()` gets a fresh name. None if there is none."""
+    """Load the newest loadable checkpoint of the accelerator's project (model, optimizer, scheduler, RNG,
+    registered objects) and set the checkpoint iteration past every folder so the next `save_state()` gets a fresh
+    name. None if there is none.
+
+    A folder without the `checkpoint_complete` marker was being written when its run was killed (or predates the
+    marker): it is tried, and removed with a warning if it does not load, falling back to the one before. Loading
+    overwrites everything a failed attempt touched; if no checkpoint loads, the run stops instead of training on
+    half-loaded weights."""
     found = checkpoints(accelerator.project_dir)
     if not found:
         return None
-    latest = found[-1]
-    accelerator.load_state(str(latest))
-    accelerator.project_configuration.iteration = int(CHECKPOINT_RE.match(latest.name).group(1)) + 1
-    return latest
+    accelerator.project_configuration.iteration = int(CHECKPOINT_RE.match(found[-1].name).group(1)) + 1
+    for candidate in reversed(found):
+        try:
+            accelerator.load_state(str(candidate))
+            return candidate
+        except Exception as error:  # a half-written file fails in torch, safetensors or pickle, each its own way
+            if (candidate / CHECKPOINT_COMPLETE).exists():
+                raise
+            reason = f"{type(error).__name__}: {error}"
+            logger.warning("%s does not load (%s): its run was stopped while writing it; dropped", candidate, reason)
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:
+                shutil.rmtree(candidate, ignore_errors=True)
+    raise RuntimeError(
+        f"--resume: no checkpoint in {Path(accelerator.project_dir) / 'checkpoints'} loads; run without --resume to "
+        "start over"
+    )
 
 
 RUN_SETTINGS = "run_settings.json"
+# A resumed run may change these (`--resume --max_steps 1600` extends a schedule); every other setting must match.
+RESUMABLE_CHANGES = ("max_steps", "eval_steps", "save_steps", "patience", "num_beams")
 
 
 def save_run_settings(work_dir: str | Path, settings: dict) -> None:
@@ -125,6 +154,78 @@ def check_resumable(work_dir: str | Path, settings: dict) -> None:
             f"--resume: the checkpoints in {work_dir} come from a run with other settings ({'; '.join(changed)}). "
             "Pass that run's options to continue it, or run without --resume to start over (this deletes them)."
         )
+
+def start_run(
+    work_dir: str | Path,
+    *,
+    resume: bool,
+    settings: dict,
+    seed: int,
+    mixed_precision: str | None = None,
+    gradient_accumulation_steps: int = 1,
+):
+    """The accelerator of one run whose checkpoints live in `work_dir`.
+
+    `--resume` onto checkpoints written with other `settings` is refused before anything is touched; a fresh run
+    deletes the old checkpoints, on the main process only and after every process has its accelerator (deleting
+    before would race under `torchrun`); the settings are recorded beside the checkpoints for the next resume."""
+    work_dir = Path(work_dir)
+    if resume:
+        check_resumable(work_dir, settings)
+    accelerator = make_accelerator(
+        work_dir, seed=seed, mixed_precision=mixed_precision, gradient_accumulation_steps=gradient_accumulation_steps
+    )
+    if accelerator.is_main_process:
+        if not resume and work_dir.exists():
+            logger.info("not resuming: removing the old checkpoints in %s", work_dir)
+            shutil.rmtree(work_dir)
+        save_run_settings(work_dir, settings)
+    accelerator.wait_for_everyone()
+    return accelerator
+
+
+def prepare_training(
+    accelerator,
+    model,
+    train_dl,
+    eval_dls: Iterable,
+    *,
+    learning_rate: float,
+    warmup_steps: int,
+    max_steps: int,
+    patience: int,
+    resume: bool,
+    betas: tuple[float, float] = (0.9, 0.98),
+    weight_decay: float = 0.01,
+    lr_scheduler: str = "linear",
+):
+    """AdamW and a warm-up schedule, everything through `accelerator.prepare`, and the run's `TrainingState`
+    (registered for checkpointing, loaded from the newest checkpoint on `--resume`).
+
+    Returns `(model, optimizer, scheduler, train_dl, eval_dls, state)`. Schedules count steps of every process,
+    as `accelerate` steps a prepared scheduler once per process."""
+    from transformers import get_scheduler
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=betas, weight_decay=weight_decay)
+    scheduler = get_scheduler(
+        lr_scheduler,
+        optimizer,
+        num_warmup_steps=warmup_steps * accelerator.num_processes,
+        num_training_steps=max_steps * accelerator.num_processes,
+    )
+    eval_dls = list(eval_dls)
+    model, optimizer, train_dl, *eval_dls, scheduler = accelerator.prepare(
+        model, optimizer, train_dl, *eval_dls, scheduler
+    )
+    state = TrainingState(patience=patience)
+    accelerator.register_for_checkpointing(state)
+    if resume:
+        latest = resume_from_latest(accelerator)
+        if latest is None:
+            logger.warning("--resume: no checkpoint in %s, starting from scratch", Path(accelerator.project_dir) / "checkpoints")
+        else:
+            logger.info("resumed from %s at step %d (epoch %d)", latest, state.step, state.epoch)
+    return model, optimizer, scheduler, train_dl, eval_dls, state
 
 
 @dataclass
@@ -167,117 +268,7 @@ class TrainingState:
             setattr(self, key, value)
 
 
-# --------------------------------------------------------------------------------------------- data
-def dataset_configs(repo: str | Path) -> list[str]:
-    """Config names of a Hub-layout dataset: read from the folder's files, or asked from the Hub for a repo id."""
-    if Path(repo).is_dir():
-        from datasets_scripts.hub_layout import configs_metadata
-
-        return [entry["config_name"] for entry in configs_metadata(repo)]
-    import datasets
-
-    return datasets.get_dataset_config_names(str(repo))
-
-
-def load_dataset_config(repo: str | Path, config: str):
-    """A `DatasetDict` of one config of a Hub-layout dataset (local folder or Hub id).
-
-    A local folder is read straight from its parquet files, in memory: `datasets.load_dataset` keys its cache on
-    the folder path, so a folder rebuilt in place could otherwise come back with the splits of an older build."""
-    import datasets
-
-    if not Path(repo).is_dir():
-        return datasets.load_dataset(str(repo), config)
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from datasets_scripts.hub_layout import configs_metadata
-
-    entries = {e["config_name"]: e for e in configs_metadata(repo)}
-    if config not in entries:
-        raise ValueError(f"{repo} has no config {config!r} (it has: {', '.join(entries)})")
-    splits = {}
-    for data_file in entries[config]["data_files"]:
-        files = sorted(Path(repo).glob(data_file["path"]))
-        table = pa.concat_tables([pq.read_table(f) for f in files])
-        splits[data_file["split"]] = datasets.Dataset(table)
-    return datasets.DatasetDict(splits)
-
-
-def tokenize_pairs(
-    tokenizer,
-    sources: Sequence[str],
-    targets: Sequence[str],
-    max_length: int,
-    *,
-    batch_size: int = 1000,
-    desc: str = "tokenize",
-    disable_progress: bool = False,
-) -> list[dict]:
-    """Examples `{"index", "input_ids", "labels"}` (lists of ids, truncated to `max_length`); `index` is the
-    position in the input, so generated outputs can be put back in order after `gather_for_metrics`."""
-    examples: list[dict] = []
-    for start in tqdm(range(0, len(sources), batch_size), desc=desc, disable=disable_progress, leave=False):
-        enc = tokenizer(
-            list(sources[start : start + batch_size]),
-            text_target=list(targets[start : start + batch_size]),
-            max_length=max_length,
-            truncation=True,
-        )
-        for offset, (ids, labels) in enumerate(zip(enc["input_ids"], enc["labels"], strict=True)):
-            examples.append({"index": start + offset, "input_ids": ids, "labels": labels})
-    return examples
-
-
-def length_grouped_batches(examples: Sequence[dict], batch_size: int, seed: int, group: int = 64) -> list[list[dict]]:
-    """Split `examples` into batches of similar length (less padding, hence more tokens/s): shuffle with `seed`,
-    sort each run of `group * batch_size` examples by source+target length, cut into batches. Incomplete last
-    batches are dropped. Feed the list to a shuffling `DataLoader(batches, batch_size=1, collate_fn=Seq2SeqCollator)`:
-    the batches are fixed once, their order changes every epoch (and is restored on resume)."""
-    import random
-
-    order = list(range(len(examples)))
-    random.Random(seed).shuffle(order)
-    batches = []
-    for start in range(0, len(order), group * batch_size):
-        chunk = sorted(
-            order[start : start + group * batch_size],
-            key=lambda i: len(examples[i]["input_ids"]) + len(examples[i]["labels"]),
-        )
-        batches += [
-            [examples[i] for i in chunk[b : b + batch_size]] for b in range(0, len(chunk) - batch_size + 1, batch_size)
-        ]
-    return batches
-
-
-@dataclass
-class Seq2SeqCollator:
-    """Pads `input_ids` with `pad_token_id` and `labels` with -100 (ignored by the loss); builds `attention_mask`
-    and keeps `index` as a tensor. Extra keys with per-example tensors are stacked as they are."""
-
-    pad_token_id: int
-    label_pad_token_id: int = -100
-
-    def __call__(self, examples: list[dict] | list[list[dict]]) -> dict[str, torch.Tensor]:
-        if examples and isinstance(examples[0], list):  # one pre-built batch from `length_grouped_batches`
-            examples = [e for batch in examples for e in batch]
-
-        def pad(seqs, value):
-            width = max(len(s) for s in seqs)
-            return torch.tensor([list(s) + [value] * (width - len(s)) for s in seqs], dtype=torch.long)
-
-        batch = {
-            "input_ids": pad([e["input_ids"] for e in examples], self.pad_token_id),
-            "index": torch.tensor([e["index"] for e in examples], dtype=torch.long),
-        }
-        batch["attention_mask"] = (batch["input_ids"] != self.pad_token_id).long()
-        for i, e in enumerate(examples):  # a real pad id inside a sequence would be masked: keep its true length
-            batch["attention_mask"][i, : len(e["input_ids"])] = 1
-        if "labels" in examples[0]:
-            batch["labels"] = pad([e["labels"] for e in examples], self.label_pad_token_id)
-        return batch
-
-
+# --------------------------------------------------------------------------------------------- the loop
 def rng_neutral(dataloader) -> Iterator:
     """Iterate `dataloader` without letting the creation of its iterator draw from the global torch RNG.
 
@@ -326,7 +317,6 @@ class ThroughputMeter:
         return total / elapsed, total
 
 
-# --------------------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def evaluate_loss(accelerator, model, dataloader) -> float:
     """Mean cross-entropy per target token over the whole dataloader, summed over processes. RNG-neutral, so how
@@ -341,70 +331,6 @@ def evaluate_loss(accelerator, model, dataloader) -> float:
     total = accelerator.reduce(total, reduction="sum") if accelerator.num_processes > 1 else total
     model.train()
     return float(total[0] / total[1].clamp(min=1))
-
-
-@dataclass
-class TranslationScores:
-    """Corpus BLEU and chrF (sacrebleu) with their signatures, and the hypotheses in corpus order."""
-
-    bleu: float
-    chrf: float
-    bleu_signature: str
-    chrf_signature: str
-    hypotheses: list[str]
-
-    def as_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "hypotheses"}
-
-
-def score_translations(hypotheses: Sequence[str], references: Sequence[str]) -> TranslationScores:
-    """sacrebleu corpus BLEU and chrF of detokenised hypotheses against the raw reference strings."""
-    from sacrebleu.metrics import BLEU, CHRF
-
-    bleu, chrf = BLEU(), CHRF()
-    refs = [list(references)]
-    return TranslationScores(
-        bleu=bleu.corpus_score(list(hypotheses), refs).score,
-        chrf=chrf.corpus_score(list(hypotheses), refs).score,
-        bleu_signature=str(bleu.get_signature()),
-        chrf_signature=str(chrf.get_signature()),
-        hypotheses=list(hypotheses),
-    )
-
-
-@torch.no_grad()
-def evaluate_translation(
-    accelerator,
-    model,
-    tokenizer,
-    dataloader,
-    references: Sequence[str],
-    generation_kwargs: dict | None = None,
-    desc: str = "generate",
-) -> TranslationScores:
-    """Generate for every batch (each batch carries `index`; other tensors than `labels` are passed to `generate`),
-    gather across processes with `gather_for_metrics`,
-    restore the corpus order, decode without special tokens and score against `references` (raw strings)."""
-    model.eval()
-    unwrapped = accelerator.unwrap_model(model)
-    pad = tokenizer.pad_token_id
-    by_index: dict[int, str] = {}
-    for batch in tqdm(dataloader, desc=desc, disable=not accelerator.is_local_main_process, leave=False):
-        # Extra per-example tensors of the batch (e.g. `attribution_map`) go to `generate` too.
-        extra = {k: v for k, v in batch.items() if k not in ("index", "labels", "input_ids", "attention_mask")}
-        generated = unwrapped.generate(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **extra, **(generation_kwargs or {})
-        )
-        generated = accelerator.pad_across_processes(generated, dim=1, pad_index=pad)
-        generated, index = accelerator.gather_for_metrics((generated, batch["index"]))
-        texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
-        for i, text in zip(index.tolist(), texts, strict=True):
-            by_index[i] = text.strip()
-    model.train()
-    missing = [i for i in range(len(references)) if i not in by_index]
-    if missing:
-        raise RuntimeError(f"evaluation lost {len(missing)} of {len(references)} examples (e.g. index {missing[0]})")
-    return score_translations([by_index[i] for i in range(len(references))], references)
 
 
 def progress(iterable: Iterable | None = None, accelerator=None, **kwargs):
@@ -505,7 +431,7 @@ def fit(
                             json.dumps({"step": state.step, "validation_loss": valid_loss})
                         )
             if state.step % save_steps == 0 or evaluated:
-                accelerator.save_state()
+                save_checkpoint(accelerator)
             if state.step >= max_steps or state.should_stop or out_of_time:
                 break
         else:
@@ -534,120 +460,6 @@ def fit(
     return seconds
 
 
-# --------------------------------------------------------------------------------------------- provenance
-def map_provenance(attributions: str | Path, config: str | None) -> dict:
-    """What a student or Attributor records in `agkd_run.json` about its data: a fresh run id (result rows name the
-    run they measured) and the version of the map config it was trained on (None: trained without maps)."""
-    from datasets_scripts.hub_layout import maps_version
-
-    return {"run_id": uuid.uuid4().hex[:12], "maps_version": maps_version(attributions, config) if config else None}
-
-
-def keep_finished(folder: str | Path, attributions: str | Path, config: str) -> bool:
-    """Whether the finished student or Attributor in `folder` is kept (skipped) rather than retrained: it is, unless
-    it was trained on other maps than `attributions`/`config` holds now (one trained before versions were recorded
-    counts as current). Logs which."""
-    from datasets_scripts.hub_layout import maps_version
-
-    recorded = json.loads((Path(folder) / "agkd_run.json").read_text()).get("maps_version")
-    current = maps_version(attributions, config)
-    if recorded is not None and current is not None and recorded != current:
-        logger.warning("%s was trained on maps of %s that were re-extracted since: retraining", folder, config)
-        return False
-    logger.info("%s already exists: skipped (pass --overwrite to retrain)", folder)
-    return True
-
-
-# --------------------------------------------------------------------------------------------- model cards
-@dataclass
-class MetricResult:
-    """One model-index entry: a metric measured on one split of one dataset config."""
-
-    dataset_id: str
-    dataset_name: str
-    config: str
-    split: str
-    metric: str  # "bleu" | "chrf" | ...
-    value: float
-    task_name: str = "Translation"
-
-
-def write_model_card(
-    folder: str | Path,
-    *,
-    model_name: str,
-    body: str,
-    languages: Sequence[str],
-    results: Sequence[MetricResult] = (),
-    license: str = "apache-2.0",
-    tags: Sequence[str] = ("translation",),
-    datasets: Sequence[str] = (),
-    base_model: str | None = None,
-    pipeline_tag: str = "translation",
-    library_name: str = "transformers",
-) -> Path:
-    """Write `<folder>/README.md`: YAML metadata with `model-index` (from `ModelCardData`/`EvalResult`, offline)
-    followed by the markdown `body`."""
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
-
-    metric_names = {"bleu": "BLEU", "chrf": "chrF"}
-    eval_results = [
-        EvalResult(
-            task_type="translation",
-            task_name=f"{r.task_name} {r.config}",
-            dataset_type=r.dataset_id,
-            dataset_name=r.dataset_name,
-            dataset_config=r.config,
-            dataset_split=r.split,
-            metric_type=r.metric,
-            metric_name=metric_names.get(r.metric, r.metric),
-            metric_value=round(float(r.value), 2),
-        )
-        for r in results
-    ]
-    data = ModelCardData(
-        language=list(languages),
-        license=license,
-        library_name=library_name,
-        pipeline_tag=pipeline_tag,
-        tags=list(tags),
-        datasets=list(datasets) or None,
-        base_model=base_model,
-        metrics=sorted({r.metric for r in results}) or None,
-        model_name=model_name if eval_results else None,
-        eval_results=eval_results or None,
-    )
-    card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body.strip()}\n")
-    path = Path(folder) / "README.md"
-    card.save(path)
-    return path
-
-
 def format_seconds(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
-
-
-__all__ = [
-    "MetricResult",
-    "Seq2SeqCollator",
-    "ThroughputMeter",
-    "TrainingState",
-    "TranslationScores",
-    "checkpoints",
-    "count_tokens",
-    "dataset_configs",
-    "load_dataset_config",
-    "evaluate_loss",
-    "evaluate_translation",
-    "fit",
-    "format_seconds",
-    "length_grouped_batches",
-    "make_accelerator",
-    "progress",
-    "resume_from_latest",
-    "rng_neutral",
-    "score_translations",
-    "tokenize_pairs",
-    "write_model_card",
-]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from training import metrics
+from training import scoring
 
 
 def test_sentence_statistics_by_hand():
@@ -20,7 +20,7 @@ def test_sentence_statistics_by_hand():
         ]
     )
     labels = torch.tensor([[0, 2, -100], [1, -100, -100]])
-    nll, correct, tokens = metrics.sentence_statistics(logits, labels)
+    nll, correct, tokens = scoring.sentence_statistics(logits, labels)
 
     def neg_log_softmax(row, k):
         return -(row[k] - math.log(sum(math.exp(v) for v in row)))
@@ -30,7 +30,7 @@ def test_sentence_statistics_by_hand():
     assert nll.tolist() == pytest.approx([expected_0, expected_1])
     assert correct.tolist() == [1, 0]  # argmax 0 = label 0; argmax 1 != label 2; argmax 2 != label 1
     assert tokens.tolist() == [2, 1]
-    stats = metrics.TokenStatistics(nll.numpy(), correct.numpy(), tokens.numpy())
+    stats = scoring.TokenStatistics(nll.numpy(), correct.numpy(), tokens.numpy())
     assert stats.corpus() == pytest.approx({"nll": (expected_0 + expected_1) / 3, "agreement": 1 / 3})
 
 
@@ -44,7 +44,7 @@ def test_teacher_forced_statistics_restore_order_and_match_the_model_loss():
     # Two batches in reversed order: the statistics come back in index order.
     first = {k: v[2:] for k, v in batch.items() if k != "attribution_map"} | {"index": torch.tensor([2, 3])}
     second = {k: v[:2] for k, v in batch.items() if k != "attribution_map"} | {"index": torch.tensor([0, 1])}
-    stats = metrics.teacher_forced_statistics(model, [first, second], 4)
+    stats = scoring.teacher_forced_statistics(model, [first, second], 4)
     assert stats.tokens.tolist() == [5, 3, 5, 5]
     assert stats.corpus()["nll"] == pytest.approx(loss.item(), rel=1e-5)  # mean token cross-entropy
 
@@ -52,32 +52,32 @@ def test_teacher_forced_statistics_restore_order_and_match_the_model_loss():
 def test_token_bootstrap_sees_a_real_difference_and_not_a_null_one():
     rng = np.random.default_rng(0)
     tokens = rng.integers(5, 30, 200)
-    baseline = metrics.TokenStatistics(tokens * 3.0 + rng.normal(0, 5, 200), (tokens * 0.3).astype(int), tokens)
-    better = metrics.TokenStatistics(baseline.nll - tokens * 0.2, baseline.correct + 1, tokens)
-    result = metrics.paired_bootstrap_tokens(better, baseline, samples=500, seed=1)
+    baseline = scoring.TokenStatistics(tokens * 3.0 + rng.normal(0, 5, 200), (tokens * 0.3).astype(int), tokens)
+    better = scoring.TokenStatistics(baseline.nll - tokens * 0.2, baseline.correct + 1, tokens)
+    result = scoring.paired_bootstrap_tokens(better, baseline, samples=500, seed=1)
     assert result["nll"]["delta"] < 0 and result["nll"]["ci95"][1] < 0 and result["nll"]["p_value"] < 0.01
     assert result["agreement"]["delta"] > 0 and result["agreement"]["ci95"][0] > 0
-    same = metrics.paired_bootstrap_tokens(baseline, baseline, samples=500, seed=1)
+    same = scoring.paired_bootstrap_tokens(baseline, baseline, samples=500, seed=1)
     assert same["nll"]["delta"] == 0 and same["nll"]["ci95"] == [0, 0] and same["nll"]["p_value"] == 1.0
-    noisy = metrics.TokenStatistics(baseline.nll + rng.normal(0, 5, 200), baseline.correct, tokens)
-    result = metrics.paired_bootstrap_tokens(noisy, baseline, samples=500, seed=1)
+    noisy = scoring.TokenStatistics(baseline.nll + rng.normal(0, 5, 200), baseline.correct, tokens)
+    result = scoring.paired_bootstrap_tokens(noisy, baseline, samples=500, seed=1)
     assert result["nll"]["ci95"][0] < result["nll"]["delta"] < result["nll"]["ci95"][1]
     with pytest.raises(ValueError, match="same targets"):
-        metrics.paired_bootstrap_tokens(metrics.TokenStatistics(tokens * 1.0, tokens, tokens + 1), baseline, 10, 0)
+        scoring.paired_bootstrap_tokens(scoring.TokenStatistics(tokens * 1.0, tokens, tokens + 1), baseline, 10, 0)
 
 
 def test_statistics_round_trip(tmp_path):
-    stats = metrics.TokenStatistics(np.array([1.5, 2.0]), np.array([1, 2]), np.array([3, 4]))
-    loaded = metrics.TokenStatistics.load(stats.save(tmp_path / "a" / "s.npz"))
+    stats = scoring.TokenStatistics(np.array([1.5, 2.0]), np.array([1, 2]), np.array([3, 4]))
+    loaded = scoring.TokenStatistics.load(stats.save(tmp_path / "a" / "s.npz"))
     assert loaded.corpus() == stats.corpus() and loaded.tokens.tolist() == [3, 4]
 
 
 def test_seed_interval_and_gain_signs():
-    mean, low, high = metrics.seed_interval([1.0, 2.0, 3.0])
+    mean, low, high = scoring.seed_interval([1.0, 2.0, 3.0])
     half = 4.302652729911275 * 1.0 / math.sqrt(3)  # t(0.975, 2) * sd / sqrt(n)
     assert (mean, low, high) == pytest.approx((2.0, 2.0 - half, 2.0 + half))
-    assert math.isnan(metrics.seed_interval([1.0])[1])
-    assert metrics.improvement("nll_reference", -0.1) == 0.1  # lower NLL is a gain
-    assert metrics.improvement("agreement_teacher", 0.1) == 0.1
-    assert metrics.improvement("bleu", 1.5) == 1.5
-    assert metrics.PRIMARY_METRIC in metrics.METRICS
+    assert math.isnan(scoring.seed_interval([1.0])[1])
+    assert scoring.improvement("nll_reference", -0.1) == 0.1  # lower NLL is a gain
+    assert scoring.improvement("agreement_teacher", 0.1) == 0.1
+    assert scoring.improvement("bleu", 1.5) == 1.5
+    assert scoring.PRIMARY_METRIC in scoring.METRICS
