@@ -104,5 +104,5 @@ def test_no_training_script_imports_another_stage(graph):
 def test_the_walk_finds_real_imports(graph):
     """The reader is not vacuous: it sees top-level, lazy, `from pkg import mod` and relative imports."""
     assert "training.loop" in graph["training.train_student"]
-    assert "datasets_scripts.hub_layout" in graph["training.train_student"]  # imported inside a function
+    assert "datasets_scripts.hub_layout" in graph["training.layout"]  # imported inside a function
     assert "modeling.configuration_agkd_student" in graph["modeling.modeling_agkd_student"]  # relative

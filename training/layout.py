@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import uuid
 from pathlib import Path
 
@@ -107,6 +108,19 @@ def teacher_is_finished(folder: str | Path) -> bool:
     return not (results.exists() and json.loads(results.read_text()).get("stopped_on_time_budget"))
 
 
+def write_model_folder(final_dir: Path, work_dir: Path, accelerator, model, tokenizer, run: dict, write_card) -> None:
+    """A student's or Attributor's Hub folder (weights, tokenizer, run record, card), written atomically (a folder
+    that exists is finished), then its checkpoints in `work_dir` removed. Main process only."""
+    from datasets_scripts.hub_layout import atomic_folder
+
+    with atomic_folder(final_dir) as tmp:
+        accelerator.unwrap_model(model).save_pretrained(tmp, save_function=accelerator.save)
+        tokenizer.save_pretrained(tmp)
+        (tmp / RUN_RECORD).write_text(json.dumps(run, indent=2))
+        write_card(tmp, run)
+    shutil.rmtree(work_dir, ignore_errors=True)
+
+
 def run_id_of(folder: str | Path | None) -> str | None:
     """The run id a finished student or Attributor records (None: no folder, or none recorded)."""
     run_file = Path(folder) / RUN_RECORD if folder else None
@@ -121,14 +135,20 @@ def map_provenance(attributions: str | Path, config: str | None) -> dict:
     return {"run_id": uuid.uuid4().hex[:12], "maps_version": maps_version(attributions, config) if config else None}
 
 
-def keep_finished(folder: str | Path, attributions: str | Path, config: str) -> bool:
-    """Whether the finished student or Attributor in `folder` is kept (skipped) rather than retrained: it is, unless
-    it was trained on other maps than `attributions`/`config` holds now (one trained before versions were recorded
-    counts as current). Logs which."""
+def keep_finished(folder: str | Path, attributions: str | Path, config: str | None, init_from: str | None = None) -> bool:
+    """Whether the student or Attributor in `folder` is kept (skipped) rather than trained: it is if it is finished,
+    unless it was trained on other maps than `attributions`/`config` holds now (None: trained without maps; one
+    trained before versions were recorded counts as current) or fine-tuned from another warm start than `init_from`
+    holds now. Logs which."""
     from datasets_scripts.hub_layout import maps_version
 
-    recorded = json.loads((Path(folder) / RUN_RECORD).read_text()).get("maps_version")
-    current = maps_version(attributions, config)
+    if not is_finished(folder):
+        return False
+    run = json.loads((Path(folder) / RUN_RECORD).read_text())
+    if run.get("init_run_id") != run_id_of(init_from):
+        logger.warning("%s was fine-tuned from another warm start than %s holds now: retraining", folder, init_from)
+        return False
+    recorded, current = run.get("maps_version"), maps_version(attributions, config) if config else None
     if recorded is not None and current is not None and recorded != current:
         logger.warning("%s was trained on maps of %s that were re-extracted since: retraining", folder, config)
         return False

@@ -33,6 +33,31 @@ CHECKPOINT_RE = re.compile(r"^checkpoint_(\d+)$")
 
 
 # --------------------------------------------------------------------------------------------- accelerator and runs
+@dataclass(kw_only=True)
+class RunArguments:
+    """The command-line options every training script shares: which preset, where the run writes, and how it
+    continues. Each script's arguments subclass this (with `presets.BudgetArguments`)."""
+
+    preset: str = field(default="demo", metadata={"help": "smoke, demo or paper: fills every size/budget default"})
+    output_dir: str | None = field(
+        default=None, metadata={"help": "models root; the model goes to <output_dir>/<name> (default: runs/<preset>/hub/models)"}
+    )
+    checkpoint_dir: str | None = field(
+        default=None, metadata={"help": "where checkpoints go (default: runs/<preset>/checkpoints, or next to <output_dir>)"}
+    )
+    resume: bool = field(
+        default=False,
+        metadata={"help": "continue from the newest checkpoint of an interrupted run (refused if it was made with other "
+                  "model, data or optimisation options; max_steps and the evaluation options may change)"},
+    )
+    overwrite: bool = field(default=False, metadata={"help": "retrain a model whose finished folder exists"})
+    seed: int = field(default=0, metadata={"help": "seed of initialisation, sampling and data order"})
+    mixed_precision: str | None = field(
+        default=None, metadata={"help": "no, bf16 or fp16 (default: what accelerate launch/its config says)"}
+    )
+    log_steps: int = field(default=50, metadata={"help": "log loss and tokens/s every N optimizer steps"})
+
+
 def make_accelerator(
     project_dir: str | Path,
     *,
@@ -458,6 +483,12 @@ def fit(
     elif best_step is not None and best_step != state.best_step:
         logger.warning("best weights on disk are from step %s, not %d: keeping the last weights", best_step, state.best_step)
     return seconds
+
+
+def end_run(accelerator) -> None:
+    """Every process waits for the main one to have written the model folder, then the trackers are closed."""
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
 
 
 def format_seconds(seconds: float) -> str:

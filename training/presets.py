@@ -6,7 +6,7 @@ Each preset writes under `runs/<preset>/` (`training/layout.py`): `hub/models/*`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from datasets_scripts.teachers import LANGUAGE_PAIRS, TEACHER_FAMILIES
@@ -85,6 +85,36 @@ class TrainingPreset:
     max_length: int = 64
     eval_steps: int = 200
     patience: int = 3
+
+
+@dataclass(kw_only=True)
+class BudgetArguments:
+    """Command-line overrides of a preset section's model size and budget (teachers, students, Attributors);
+    None takes the preset's value (`fill_from_preset`)."""
+
+    d_model: int | None = field(default=None, metadata={"help": "hidden size"})
+    layers: int | None = field(default=None, metadata={"help": "encoder and decoder layers (each)"})
+    heads: int | None = field(default=None, metadata={"help": "attention heads"})
+    ffn_dim: int | None = field(default=None, metadata={"help": "feed-forward size"})
+    dropout: float | None = field(default=None, metadata={"help": "dropout"})
+    max_steps: int | None = field(default=None, metadata={"help": "optimizer steps at most"})
+    batch_size: int | None = field(default=None, metadata={"help": "examples per batch and process"})
+    learning_rate: float | None = field(default=None, metadata={"help": "peak learning rate (AdamW)"})
+    warmup_steps: int | None = field(default=None, metadata={"help": "linear warm-up steps, then the schedule's shape"})
+    max_length: int | None = field(
+        default=None, metadata={"help": "tokens per source/target (teachers cut longer ones, students skip them)"}
+    )
+    eval_steps: int | None = field(default=None, metadata={"help": "validation loss every N steps (early stopping)"})
+    patience: int | None = field(
+        default=None, metadata={"help": "evaluations without improvement before stopping (0: off)"}
+    )
+
+
+def fill_from_preset(args, section) -> None:
+    """Set every field of a preset section (`TeacherPreset`, `StudentPreset`, ...) that `args` leaves at None."""
+    for f in fields(section):
+        if getattr(args, f.name) is None:
+            setattr(args, f.name, getattr(section, f.name))
 
 
 def transformer_sizes(size, vocab_size: int) -> dict:

@@ -14,18 +14,16 @@ It also gives maps for pairs the teacher never explained: cheap, but only as fai
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from datasets_scripts.attribution_configs import config_name
-
 from training import data, layout, loop
 from training.cards import write_attributor_card
 from training.cli import run_as_script, stage_main
-from training.presets import PRESETS, AttributorPreset, transformer_sizes
+from training.loop import RunArguments
+from training.presets import PRESETS, AttributorPreset, BudgetArguments, fill_from_preset, transformer_sizes
 from training.scoring import fidelity
 
 logger = logging.getLogger(__name__)
@@ -33,37 +31,17 @@ logger = logging.getLogger(__name__)
 
 # ================================================================================================ arguments
 @dataclass
-class AttributorArguments:
+class AttributorArguments(RunArguments, BudgetArguments):
     attributions: str = field(metadata={"help": "agkd-attributions folder or Hub id"})
     teacher: str = field(metadata={"help": "teacher folder or Hub id: its tokenizer (and decoder start) is used"})
     method: str = field(metadata={"help": "Inseq method id whose maps are learned"})
     pair: str = field(default="de-en", metadata={"help": "language pair"})
     teacher_name: str = field(default="marian", metadata={"help": "teacher family in the dataset config names"})
-    seed: int = field(default=0, metadata={"help": "seed of initialisation and data order"})
-    preset: str = field(default="demo", metadata={"help": "smoke, demo or paper: fills every size/budget default"})
-    output_dir: str | None = field(default=None, metadata={"help": "models root (default: runs/<preset>/hub/models)"})
-    checkpoint_dir: str | None = field(default=None, metadata={"help": "default: runs/<preset>/checkpoints"})
-    resume: bool = field(default=False, metadata={"help": "continue from the newest checkpoint of an interrupted run"})
-    overwrite: bool = field(default=False, metadata={"help": "retrain an Attributor whose finished folder exists"})
     train_split: str = field(default="train", metadata={"help": "split to train on"})
     validation_split: str = field(default="validation", metadata={"help": "split for early stopping"})
     test_split: str = field(default="test", metadata={"help": "held-out split of the fidelity metrics"})
-    mixed_precision: str | None = field(default=None, metadata={"help": "no, bf16 or fp16 (default: accelerate's)"})
-    log_steps: int = field(default=50, metadata={"help": "log loss every N steps"})
-    d_model: int | None = field(default=None, metadata={"help": "hidden size"})
-    layers: int | None = field(default=None, metadata={"help": "source and target layers (each)"})
-    heads: int | None = field(default=None, metadata={"help": "attention heads of the blocks"})
-    ffn_dim: int | None = field(default=None, metadata={"help": "feed-forward size"})
     scoring_heads: int | None = field(default=None, metadata={"help": "heads of the scoring layer"})
     head_gate_dim: int | None = field(default=None, metadata={"help": "hidden size of the head gate"})
-    dropout: float | None = field(default=None, metadata={"help": "dropout"})
-    max_steps: int | None = field(default=None, metadata={"help": "optimizer steps at most"})
-    batch_size: int | None = field(default=None, metadata={"help": "examples per batch and process"})
-    learning_rate: float | None = field(default=None, metadata={"help": "peak learning rate (AdamW)"})
-    warmup_steps: int | None = field(default=None, metadata={"help": "linear warm-up steps, then linear decay"})
-    max_length: int | None = field(default=None, metadata={"help": "longer pairs are skipped"})
-    eval_steps: int | None = field(default=None, metadata={"help": "validation KL every N steps (early stopping)"})
-    patience: int | None = field(default=None, metadata={"help": "evaluations without improvement before stopping"})
 
 
 def finalize_arguments(args: AttributorArguments) -> AttributorArguments:
@@ -74,9 +52,7 @@ def finalize_arguments(args: AttributorArguments) -> AttributorArguments:
     if args.method not in METHODS:
         raise ValueError(f"unknown method {args.method!r}; choose one of {[*METHODS]}")
     preset = PRESETS[args.preset]
-    for f in fields(AttributorPreset):
-        if getattr(args, f.name) is None:
-            setattr(args, f.name, getattr(preset.attributor, f.name))
+    fill_from_preset(args, preset.attributor)
     args.output_dir, args.checkpoint_dir = layout.default_dirs(preset.root(), args.output_dir, args.checkpoint_dir)
     return args
 
@@ -108,12 +84,13 @@ def build_attributor(args: AttributorArguments, tokenizer, teacher_config):
 
 # ================================================================================================ training
 def train_attributor(args: AttributorArguments) -> Path:
+    """Train one Attributor (arguments finalised), unless its finished folder is current (`layout.keep_finished`)."""
     from torch.utils.data import DataLoader
-
-    from datasets_scripts.hub_layout import atomic_folder
 
     name = layout.attributor_name(args.teacher_name, args.pair, args.method)
     final_dir, work_dir = Path(args.output_dir) / name, Path(args.checkpoint_dir) / name
+    if not args.overwrite and layout.keep_finished(final_dir, args.attributions, data_config(args)):
+        return final_dir
 
     # ---- accelerator (checkpoints under work_dir/checkpoints)
     accelerator = loop.start_run(
@@ -171,28 +148,15 @@ def train_attributor(args: AttributorArguments) -> Path:
             "fidelity": {"split": args.test_split, **metrics},
             "hyperparameters": {f.name: getattr(args, f.name) for f in fields(AttributorPreset)},
         }
-        with atomic_folder(final_dir) as tmp:
-            accelerator.unwrap_model(model).save_pretrained(tmp, save_function=accelerator.save)
-            tokenizer.save_pretrained(tmp)
-            (tmp / layout.RUN_RECORD).write_text(json.dumps(run, indent=2))
-            write_attributor_card(tmp, run)
-        shutil.rmtree(work_dir, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
+        layout.write_model_folder(final_dir, work_dir, accelerator, model, tokenizer, run, write_attributor_card)
+        logger.info("saved %s (training %s)", final_dir, loop.format_seconds(train_seconds))
+    loop.end_run(accelerator)
     return final_dir
 
 
-# ================================================================================================ entry point
-def train_unless_finished(args: AttributorArguments) -> None:
-    args = finalize_arguments(args)
-    folder = Path(args.output_dir) / layout.attributor_name(args.teacher_name, args.pair, args.method)
-    if (folder / layout.RUN_RECORD).exists() and not args.overwrite:
-        if layout.keep_finished(folder, args.attributions, data_config(args)):
-            return
-    train_attributor(args)
-
-
-main = stage_main(AttributorArguments, train_unless_finished, prog="agkd attributor", doc=__doc__)
+main = stage_main(
+    AttributorArguments, lambda args: train_attributor(finalize_arguments(args)), prog="agkd attributor", doc=__doc__
+)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,7 @@ from the preset's `warm_start` section), written as `warmstart-<teacher>-<pair>-
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -35,14 +33,15 @@ from datasets_scripts.attribution_configs import BASELINE, TARGET_KINDS, config_
 from training import data, layout, loop
 from training.cards import write_student_card
 from training.cli import run_as_script, stage_main
-from training.presets import PRESETS, StudentPreset, transformer_sizes
+from training.loop import RunArguments
+from training.presets import PRESETS, BudgetArguments, StudentPreset, fill_from_preset, transformer_sizes
 
 logger = logging.getLogger(__name__)
 
 
 # ================================================================================================ arguments
 @dataclass
-class StudentArguments:
+class StudentArguments(RunArguments, BudgetArguments):
     attributions: str = field(metadata={"help": "agkd-attributions folder or Hub id"})
     teacher: str = field(metadata={"help": "teacher folder or Hub id: its tokenizer (and decoder start) is used"})
     method: str = field(
@@ -59,7 +58,6 @@ class StudentArguments:
     target_kind: str = field(
         default="reference", metadata={"help": "reference (gold targets) or teacher (the teacher's translations)"}
     )
-    seed: int = field(default=0, metadata={"help": "seed of initialisation and data order"})
     init_from: str | None = field(
         default=None,
         metadata={"help": "fine-tune this finished student folder (the shared no-map warm start) instead of training "
@@ -70,30 +68,8 @@ class StudentArguments:
         metadata={"help": "train the no-map warm start on this agkd-parallel folder or Hub id (train split; validation "
                   "for early stopping) instead of map rows; budget from the preset's warm_start section"},
     )
-    preset: str = field(default="demo", metadata={"help": "smoke, demo or paper: fills every size/budget default"})
-    output_dir: str | None = field(
-        default=None, metadata={"help": "models root; the student goes to <output_dir>/<name> (default: runs/<preset>/hub/models)"}
-    )
-    checkpoint_dir: str | None = field(default=None, metadata={"help": "default: runs/<preset>/checkpoints"})
-    resume: bool = field(default=False, metadata={"help": "continue from the newest checkpoint of an interrupted run"})
-    overwrite: bool = field(default=False, metadata={"help": "retrain a student whose finished folder exists"})
     train_split: str = field(default="train", metadata={"help": "split to train on"})
     validation_split: str = field(default="validation", metadata={"help": "split for early stopping"})
-    mixed_precision: str | None = field(default=None, metadata={"help": "no, bf16 or fp16 (default: accelerate's)"})
-    log_steps: int = field(default=50, metadata={"help": "log loss and tokens/s every N steps"})
-    # ---- preset fields: None means "take the preset's value"
-    d_model: int | None = field(default=None, metadata={"help": "hidden size"})
-    layers: int | None = field(default=None, metadata={"help": "encoder and decoder layers (each)"})
-    heads: int | None = field(default=None, metadata={"help": "attention heads"})
-    ffn_dim: int | None = field(default=None, metadata={"help": "feed-forward size"})
-    dropout: float | None = field(default=None, metadata={"help": "dropout"})
-    max_steps: int | None = field(default=None, metadata={"help": "optimizer steps at most"})
-    batch_size: int | None = field(default=None, metadata={"help": "examples per batch and process"})
-    learning_rate: float | None = field(default=None, metadata={"help": "peak learning rate (AdamW)"})
-    warmup_steps: int | None = field(default=None, metadata={"help": "linear warm-up steps, then linear decay"})
-    max_length: int | None = field(default=None, metadata={"help": "longer pairs are skipped (counted in the card)"})
-    eval_steps: int | None = field(default=None, metadata={"help": "validation loss every N steps (early stopping)"})
-    patience: int | None = field(default=None, metadata={"help": "evaluations without improvement before stopping"})
     num_beams: int | None = field(default=None, metadata={"help": "beam size written to generation_config"})
 
 
@@ -118,9 +94,7 @@ def finalize_arguments(args: StudentArguments) -> StudentArguments:
     check_choice("map_normalization", args.map_normalization, MAP_NORMALIZATIONS)
     preset = PRESETS[args.preset]
     budget = preset.warm_start if args.train_corpus is not None else preset.student
-    for f in fields(StudentPreset):
-        if getattr(args, f.name) is None:
-            setattr(args, f.name, getattr(budget, f.name))
+    fill_from_preset(args, budget)
     args.output_dir, args.checkpoint_dir = layout.default_dirs(preset.root(), args.output_dir, args.checkpoint_dir)
     return args
 
@@ -208,19 +182,24 @@ def _generation_config(args: StudentArguments, tokenizer, config, forced_bos_tok
 
 # ================================================================================================ training
 def train_student(args: StudentArguments) -> Path:
+    """Train one student (arguments finalised), unless its finished folder is current (`layout.keep_finished`)."""
     from torch.utils.data import DataLoader
 
-    from datasets_scripts.hub_layout import atomic_folder
-
+    # ---- what this run reads and writes, and whether it is done already
+    config = None if args.train_corpus else data_config(args)
+    source, source_config = (args.train_corpus, args.pair) if args.train_corpus else (args.attributions, config)
+    settings = run_settings(args)
     name = run_name(args)
     final_dir, work_dir = Path(args.output_dir) / name, Path(args.checkpoint_dir) / name
+    if not args.overwrite and layout.keep_finished(final_dir, args.attributions, config, args.init_from):
+        return final_dir
+    provenance = layout.map_provenance(args.attributions, config)  # the maps' version as read now
     wall_start = time.perf_counter()
 
     # ---- accelerator (checkpoints under work_dir/checkpoints)
     accelerator = loop.start_run(
-        work_dir, resume=args.resume, settings=run_settings(args), seed=args.seed, mixed_precision=args.mixed_precision
+        work_dir, resume=args.resume, settings=settings, seed=args.seed, mixed_precision=args.mixed_precision
     )
-    source, source_config = (args.train_corpus, args.pair) if args.train_corpus else (args.attributions, data_config(args))
     logger.info("training %s on %s/%s (preset %s) -> %s", name, source, source_config, args.preset, final_dir)
 
     # ---- data: attribution rows, checked against the teacher's tokenizer before anything is trained (or, for the
@@ -288,15 +267,15 @@ def train_student(args: StudentArguments) -> Path:
             "target_kind": args.target_kind,
             "student_init": student_init(args),
             "init_from": args.init_from,
-            "init_run_id": layout.run_id_of(args.init_from),
+            "init_run_id": settings["init_run_id"],
             "teacher": args.teacher,
             "teacher_name": args.teacher_name,
             "pair": args.pair,
             "seed": args.seed,
             "preset": args.preset,
             "attributions": source,
-            "attribution_config": None if args.train_corpus else source_config,
-            **layout.map_provenance(args.attributions, None if args.train_corpus else source_config),
+            "attribution_config": config,
+            **provenance,
             "train_examples": len(train_examples),
             "skipped_longer_than_max_length": {"train": train_skipped, args.validation_split: valid_skipped},
             "parameters": n_params,
@@ -311,35 +290,13 @@ def train_student(args: StudentArguments) -> Path:
             "device": str(accelerator.device),
             "hyperparameters": {f.name: getattr(args, f.name) for f in fields(StudentPreset)},
         }
-        with atomic_folder(final_dir) as tmp:
-            accelerator.unwrap_model(model).save_pretrained(tmp, save_function=accelerator.save)
-            tokenizer.save_pretrained(tmp)
-            (tmp / layout.RUN_RECORD).write_text(json.dumps(run, indent=2))
-            write_student_card(tmp, run)
+        layout.write_model_folder(final_dir, work_dir, accelerator, model, tokenizer, run, write_student_card)
         logger.info("saved %s (training %s)", final_dir, loop.format_seconds(train_seconds))
-        shutil.rmtree(work_dir, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
+    loop.end_run(accelerator)
     return final_dir
 
 
-# ================================================================================================ entry point
-def train_unless_finished(args: StudentArguments) -> None:
-    args = finalize_arguments(args)
-    folder = Path(args.output_dir) / run_name(args)
-    if layout.is_finished(folder) and not args.overwrite:
-        recorded_init = json.loads((folder / layout.RUN_RECORD).read_text()).get("init_run_id")
-        if recorded_init != layout.run_id_of(args.init_from):
-            logger.warning("%s was fine-tuned from another warm start than %s holds now: retraining", folder, args.init_from)
-        elif args.train_corpus:
-            logger.info("%s already exists: skipped (pass --overwrite to retrain)", folder)
-            return
-        elif layout.keep_finished(folder, args.attributions, data_config(args)):
-            return
-    train_student(args)
-
-
-main = stage_main(StudentArguments, train_unless_finished, prog="agkd student", doc=__doc__)
+main = stage_main(StudentArguments, lambda args: train_student(finalize_arguments(args)), prog="agkd student", doc=__doc__)
 
 
 if __name__ == "__main__":

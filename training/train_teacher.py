@@ -35,7 +35,8 @@ import torch
 from datasets_scripts.teachers import LANGUAGE_PAIRS, MBART_LANG_CODES, check_family, check_pair, teacher_spec
 from training import data, layout, loop
 from training.cards import write_teacher_card
-from training.presets import PRESETS, TeacherPreset, transformer_sizes
+from training.loop import RunArguments
+from training.presets import PRESETS, BudgetArguments, TeacherPreset, fill_from_preset, transformer_sizes
 from training.scoring import evaluate_translation, score_translations
 
 logger = logging.getLogger(__name__)
@@ -45,16 +46,13 @@ SPLITS = ("validation", "test", "test_handbook")
 
 # ================================================================================================ arguments
 @dataclass
-class TeacherArguments:
+class TeacherArguments(RunArguments, BudgetArguments):
     family: str = field(
         default="marian",
         metadata={
             "help": "teacher family: marian (one model per pair) or mbart (one for all pairs)",
             "choices": ["marian", "mbart"],
         },
-    )
-    preset: str = field(
-        default="demo", metadata={"help": "fills every size/budget default", "choices": ["smoke", "demo", "paper"]}
     )
     pairs: str | None = field(
         default=None,
@@ -66,27 +64,7 @@ class TeacherArguments:
         default=None,
         metadata={"help": "agkd-parallel folder or Hub id (default: runs/<preset>/hub/datasets/agkd-parallel)"},
     )
-    output_dir: str | None = field(
-        default=None,
-        metadata={"help": "models root; each teacher goes to <output_dir>/<name> (default: runs/<preset>/hub/models)"},
-    )
-    checkpoint_dir: str | None = field(
-        default=None,
-        metadata={"help": "where checkpoints go (default: runs/<preset>/checkpoints, or <output_dir>/../checkpoints)"},
-    )
-    resume: bool = field(
-        default=False,
-        metadata={
-            "help": "continue from the newest checkpoint of an interrupted run (refused if it was made with other "
-            "model, data or optimisation options; max_steps and the evaluation options may change)"
-        },
-    )
-    overwrite: bool = field(default=False, metadata={"help": "retrain a teacher whose finished folder already exists"})
     keep_checkpoints: bool = field(default=False, metadata={"help": "keep the checkpoints after a successful run"})
-    seed: int = field(default=0, metadata={"help": "seed of initialisation, sampling and data order"})
-    mixed_precision: str | None = field(
-        default=None, metadata={"help": "no, bf16 or fp16 (default: what accelerate launch/its config says)"}
-    )
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "batches per optimizer step"})
     eval_splits: str = field(
         default="validation,test",
@@ -95,7 +73,6 @@ class TeacherArguments:
     max_eval_examples: int | None = field(
         default=None, metadata={"help": "score only the first N examples of each split (default: all)"}
     )
-    log_steps: int = field(default=50, metadata={"help": "log loss and tokens/s every N optimizer steps"})
     max_minutes: float | None = field(
         default=None,
         metadata={
@@ -103,31 +80,16 @@ class TeacherArguments:
             "teacher, and keep the checkpoints; a later run with `--resume` continues the same schedule"
         },
     )
-    # ---- preset fields: None means "take the preset's value"
     vocab_size: int | None = field(default=None, metadata={"help": "sentencepiece vocabulary size"})
-    d_model: int | None = field(default=None, metadata={"help": "hidden size"})
-    layers: int | None = field(default=None, metadata={"help": "encoder and decoder layers (each)"})
-    heads: int | None = field(default=None, metadata={"help": "attention heads"})
-    ffn_dim: int | None = field(default=None, metadata={"help": "feed-forward size"})
-    dropout: float | None = field(default=None, metadata={"help": "dropout"})
-    max_steps: int | None = field(default=None, metadata={"help": "optimizer steps at most"})
-    batch_size: int | None = field(default=None, metadata={"help": "examples per batch and process"})
-    learning_rate: float | None = field(default=None, metadata={"help": "peak learning rate (AdamW)"})
-    warmup_steps: int | None = field(default=None, metadata={"help": "linear warm-up steps, then the scheduler's shape"})
     lr_scheduler: str | None = field(
         default=None, metadata={"help": "learning-rate schedule after warm-up (transformers `get_scheduler` name)"}
     )
     label_smoothing: float | None = field(default=None, metadata={"help": "label smoothing of the training loss"})
-    max_length: int | None = field(default=None, metadata={"help": "tokens per source/target (longer ones are cut)"})
     max_train_examples: int | None = field(default=None, metadata={"help": "seeded sample of train per pair (0: all)"})
     train_origins: str | None = field(
         default=None, metadata={"help": "comma-separated `origin`s kept in train ('all': all)"}
     )
-    eval_steps: int | None = field(default=None, metadata={"help": "validation loss every N steps (early stopping)"})
     save_steps: int | None = field(default=None, metadata={"help": "checkpoint every N steps"})
-    patience: int | None = field(
-        default=None, metadata={"help": "evaluations without improvement before stopping (0: off)"}
-    )
     num_beams: int | None = field(default=None, metadata={"help": "beam size for evaluation and generation_config"})
 
 
@@ -137,10 +99,9 @@ def finalize_arguments(args: TeacherArguments) -> TeacherArguments:
         raise ValueError(f"unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
     check_family(args.family)
     preset = PRESETS[args.preset]
-    for f in fields(TeacherPreset):
-        if getattr(args, f.name) is None:
-            value = getattr(preset.teacher, f.name)
-            setattr(args, f.name, ",".join(value) if f.name == "train_origins" and value else value)
+    fill_from_preset(args, preset.teacher)
+    if isinstance(args.train_origins, tuple):  # the preset's tuple, as the option's comma-separated form
+        args.train_origins = ",".join(args.train_origins)
     if args.train_origins == "all":
         args.train_origins = None
     if args.max_train_examples == 0:
@@ -421,34 +382,16 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
     train_dl = DataLoader(train_batches, batch_size=1, shuffle=True, collate_fn=collate)
     valid_dl = DataLoader(valid_examples, batch_size=2 * args.batch_size, collate_fn=collate)
     model, optimizer, scheduler, train_dl, (valid_dl,), state = loop.prepare_training(
-        accelerator,
-        model,
-        train_dl,
-        [valid_dl],
-        learning_rate=args.learning_rate,
-        warmup_steps=args.warmup_steps,
-        max_steps=args.max_steps,
-        patience=args.patience,
-        resume=args.resume,
-        lr_scheduler=args.lr_scheduler,
+        accelerator, model, train_dl, [valid_dl], learning_rate=args.learning_rate, warmup_steps=args.warmup_steps,
+        max_steps=args.max_steps, patience=args.patience, resume=args.resume, lr_scheduler=args.lr_scheduler,
     )
 
     # ---- training loop, best weights restored at the end
     start_step, start_tokens = state.step, state.tokens_seen
     train_seconds = loop.fit(
-        accelerator,
-        model,
-        optimizer,
-        scheduler,
-        train_dl,
-        valid_dl,
-        state,
-        max_steps=args.max_steps,
-        eval_steps=args.eval_steps,
-        save_steps=args.save_steps,
-        log_steps=args.log_steps,
-        best_dir=work_dir / "best",
-        desc=f"train {name}",
+        accelerator, model, optimizer, scheduler, train_dl, valid_dl, state,
+        max_steps=args.max_steps, eval_steps=args.eval_steps, save_steps=args.save_steps, log_steps=args.log_steps,
+        best_dir=work_dir / "best", desc=f"train {name}",
         loss_fn=lambda m, batch: smoothed_loss(m(**batch).logits, batch["labels"], args.label_smoothing),
         max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
     )
@@ -550,8 +493,7 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
             )
         elif not args.keep_checkpoints:
             shutil.rmtree(work_dir, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
+    loop.end_run(accelerator)
     return final_dir
 
 
