@@ -41,6 +41,7 @@ class CostArguments:
     extraction_pairs: int = field(default=8, metadata={"help": "timed pairs per method"})
     methods: list[str] | None = field(default=None, metadata={"help": "methods to time (default: the preset's)"})
     num_threads: int | None = field(default=None, metadata={"help": "torch CPU threads"})
+    gpus: list[int] = field(default_factory=lambda: [1, 8, 64], metadata={"help": "GPU counts of the wall-time projection"})
 
 
 class SizedVocabulary:
@@ -193,7 +194,31 @@ def main(argv: list[str] | None = None) -> int:
         total += seconds * count
         print(f"| {unit} | {seconds:.4f} | {count:,} | {seconds * count / 3600:,.2f} |")
     print(f"| all (upper bound: every training runs max_steps) | | | {total / 3600:,.1f} ({total / 86400:,.1f} days) |")
+    print_projection(rows, jobs, preset, args.gpus)
     return 0
+
+
+def projected_wall_seconds(rows, jobs: dict[str, int], share: float, gpus: int) -> float:
+    """Wall time on `gpus` GPUs with the pipeline's dependency scheduling: the teachers in parallel (one GPU each, in
+    rounds of `gpus`), then the extraction jobs spread over every GPU, then the small trainings packed `1/share` per
+    GPU, each at its measured speed (the packing gain is an upper bound until measured on a GPU)."""
+    import math
+
+    cost = {unit: seconds * count for unit, seconds, count in rows}
+    teacher = cost["teacher step"] / max(jobs["teacher"], 1) * math.ceil(jobs["teacher"] / gpus)
+    extraction = sum(v for unit, v in cost.items() if unit.startswith("extract")) / gpus
+    small = (cost["student step"] + cost["Attributor step"]) / (gpus * max(1, round(1 / share)))
+    return teacher + extraction + small
+
+
+def print_projection(rows, jobs: dict[str, int], preset, gpu_counts: list[int]) -> None:
+    per_gpu = max(1, round(1 / preset.gpu_share))
+    print(f"\nProjected wall time with `--executor ray` (a product of the measured units: teachers one GPU each, extraction "
+          f"over every GPU, {per_gpu} small trainings per GPU at the preset's gpu_share {preset.gpu_share}, an estimate):")
+    print("| GPUs | wall time (hours) |")
+    print("|---|---|")
+    for gpus in gpu_counts:
+        print(f"| {gpus} | {projected_wall_seconds(rows, jobs, preset.gpu_share, gpus) / 3600:,.1f} |")
 
 
 if __name__ == "__main__":

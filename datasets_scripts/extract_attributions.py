@@ -18,6 +18,7 @@ summary (raw map scale included) in `meta/<config>.json` and rewrites the card (
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -500,10 +501,16 @@ def main(argv: list[str] | None = None) -> int:
                 write_dataset_card(out)
                 logger.info("%s: %s", config, {s: v["rows"] for s, v in meta["splits"].items()})
             state.wait_for_everyone()
-    if state.is_main_process:
+    if state.is_main_process and status == 0:
+        # Only what this run made: extraction jobs of other methods may be writing their shards beside it.
         work = out / WORK_DIR
-        if work.exists() and not any(p.suffix == ".parquet" for p in work.rglob("*.parquet")):
-            shutil.rmtree(work, ignore_errors=True)
+        if "teacher" in args.target_kinds:
+            shutil.rmtree(work / f"{teacher.name}.{args.pair}.translations", ignore_errors=True)
+        for folder in sorted((p for p in work.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):  # not empty: another job's work
+                folder.rmdir()
+        with contextlib.suppress(OSError):
+            work.rmdir()
     return status
 
 

@@ -90,7 +90,11 @@ def write_card(root: str | Path, body: str, **card_data) -> Path:
     data = DatasetCardData(configs=configs_metadata(root), **card_data)
     card = DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body.strip()}\n")
     path = Path(root) / "README.md"
-    tmp = path.with_suffix(".md.tmp")
+    # a unique temporary name: extraction jobs of several methods may write the card at once; the last one wins
+    # and, being written after every config it sees, lists them all
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=".README.", suffix=".md")
+    os.close(fd)
+    os.chmod(tmp, 0o644)  # as a card written in place would be (mkstemp makes it private)
     card.save(tmp)
     os.replace(tmp, path)
     return path

@@ -63,29 +63,43 @@ def test_bad_grid_is_refused(argv, message, caplog):
     assert message in caplog.text
 
 
-def test_student_and_attributor_jobs_are_grouped_for_parallel_runs():
+def test_every_job_needs_only_what_earlier_jobs_make_and_students_wait_for_their_own_maps():
+    """Dependencies, not stage barriers: each input is made by a job earlier in the plan; a student needs its
+    method's maps (and the warm start), not every extraction; an evaluation its student and its baseline's row."""
     jobs = plan_for("--preset", "smoke", "--runs_dir", "/tmp/x")
-    groups = pipeline.batches(jobs, parallel=2)
-    assert [len(g) for g in groups if g[0].stage == "student"] == [11]
-    assert [len(g) for g in groups if g[0].stage == "attributor"] == [2]
-    assert all(len(g) == 1 for g in groups if g[0].stage not in pipeline.PARALLEL_STAGES)
-    assert all(len(g) == 1 for g in pipeline.batches(jobs, parallel=1))
+    made: set[str] = set()
+    for job in jobs:
+        assert set(job.needs) <= made, (job.label, set(job.needs) - made)
+        made |= set(job.makes)
+    extract = [j for j in jobs if j.stage == "extract"]
+    assert len(extract) == 2 + 3 + 1  # one per method and control, and the teacher's translations
+    student = next(j for j in jobs if j.label == "marian.de-en saliency add row_sum s0")
+    assert set(student.needs) == {"maps:marian.de-en.saliency", "warm-start:marian.de-en"}
+    assert student.shared and not extract[0].shared
+    evaluation = next(j for j in jobs if j.stage == "evaluate" and j.label.startswith("student-marian-de-en-saliency-add-rowsum"))
+    assert "evaluated:student-marian-de-en-none-warm-s0" in evaluation.needs
+    assert evaluation.argv[evaluation.argv.index("--students") + 1] == evaluation.label
+    report = next(j for j in jobs if j.stage == "report")
+    assert sum(n.startswith("evaluated:") for n in report.needs) == 11
+    assert all("--resume" in j.argv for j in jobs if j.stage in ("student", "attributor", "warm-start", "teacher"))
+    # a given corpus is not waited for
+    assert all("corpus" not in j.needs for j in plan_for("--preset", "smoke", "--corpus", "/data/c", "--runs_dir", "/tmp/x"))
 
 
 def test_parallel_jobs_log_to_files_and_a_failure_stops_the_run(tmp_path, monkeypatch, caplog):
-    """Parallel groups run as subprocesses (here `python -m json.tool` on good and bad files): each writes its log,
+    """Shared jobs run in worker processes (here `python -m json.tool` on good and bad files): each writes its log,
     the run continues while they succeed and stops with the failing job's code and log path."""
     good, bad = tmp_path / "good.json", tmp_path / "bad.json"
     good.write_text("{}")
     bad.write_text("{")
-    jobs = [pipeline.Job("student", f"s{i}", "json.tool", [str(good)]) for i in range(3)]
+    jobs = [pipeline.Job("student", f"s{i}", "json.tool", [str(good)], shared=True) for i in range(3)]
     monkeypatch.setattr(pipeline, "plan", lambda args: jobs)
     args = pipeline.PipelineArguments(preset="smoke", runs_dir=str(tmp_path), jobs=2)
     assert pipeline.run(args) == 0
     logs = sorted(p.name for p in (tmp_path / "smoke" / "logs").glob("*.log"))
     assert logs == ["student-s0.log", "student-s1.log", "student-s2.log"]
-    jobs[1] = pipeline.Job("student", "broken one", "json.tool", [str(bad)])
-    jobs.append(pipeline.Job("report", "never reached", "json.tool", [str(bad)]))
+    jobs[1] = pipeline.Job("student", "broken one", "json.tool", [str(bad)], shared=True)
+    jobs.append(pipeline.Job("report", "never reached", "json.tool", [str(bad)], needs=("s0",)))
     with caplog.at_level("ERROR"):
         assert pipeline.run(args) == 1
     assert "student-broken-one.log" in caplog.text and "never reached" not in caplog.text
@@ -173,3 +187,16 @@ def test_agkd_extract_preset_becomes_explicit_options_and_the_users_win():
     assert with_extract_preset(["--preset=smoke"]) == PRESETS["smoke"].extract.options()
     with pytest.raises(ValueError, match="unknown preset"):
         with_extract_preset(["--preset", "huge"])
+
+
+def test_executor_ray_without_ray_says_how_to_install_it(monkeypatch, caplog):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    with caplog.at_level("ERROR"):
+        assert pipeline.main(["--preset", "smoke", "--executor", "ray"]) == 2
+    assert "pip install 'agkd[distributed]'" in caplog.text
+    with caplog.at_level("ERROR"):
+        assert pipeline.main(["--preset", "smoke", "--executor", "slurm"]) == 2
+    assert "unknown --executor" in caplog.text

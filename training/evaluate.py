@@ -194,10 +194,16 @@ def simulation_fields(statistics: dict) -> dict:
 
 
 def append_result(path: Path, row: dict) -> None:
+    """Append one row, under an exclusive lock: evaluations of several students may run at once (the pipeline runs
+    one per student) and each row must land whole."""
+    import fcntl
+
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
         f.write(json.dumps(row, ensure_ascii=False) + "\n")
         f.flush()
+        fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def code_version() -> str:

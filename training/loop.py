@@ -247,7 +247,7 @@ def prepare_training(
     if resume:
         latest = resume_from_latest(accelerator)
         if latest is None:
-            logger.warning("--resume: no checkpoint in %s, starting from scratch", Path(accelerator.project_dir) / "checkpoints")
+            logger.info("--resume: no checkpoint in %s yet, starting from scratch", Path(accelerator.project_dir) / "checkpoints")
         else:
             logger.info("resumed from %s at step %d (epoch %d)", latest, state.step, state.epoch)
     return model, optimizer, scheduler, train_dl, eval_dls, state

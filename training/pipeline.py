@@ -1,46 +1,45 @@
 """`agkd pipeline`: from nothing to a release, one preset at a time.
 
-Stages, in order, each a sub-command of its own (`agkd <stage> --help`): corpus -> teacher -> extract ->
-student -> attributor -> evaluate -> report -> space. Every stage skips the outputs it finds complete, so a
+Stages, each a sub-command of its own (`agkd <stage> --help`): corpus -> teacher -> extract -> warm-start -> student
+-> attributor -> instrument -> evaluate -> report -> space. Every job skips the outputs it finds complete, so a
 re-run after a kill (or a failure) continues where the last run stopped. `--pairs`, `--teachers`, `--methods`,
 `--operators` and `--seeds` narrow the preset's grid.
 
     agkd pipeline --preset smoke          # the whole code path in minutes (tests)
     agkd pipeline --preset demo           # the README's main job
-    agkd pipeline --preset paper --pairs de-en --operators all
+    agkd pipeline --preset paper --executor ray --ray_address auto    # on a running Ray cluster
 
-Students and Attributors are many small independent trainings: on a CPU they run `--jobs` at a time in a pool of
-worker processes sharing the cores (2 processes x 1 thread trained two demo students 1.37x faster than one after the
-other with 2 threads); a worker keeps its imports from job to job, and each job logs to `runs/<preset>/logs/`.
+The plan states what each job reads and makes (one extraction per method, one student per cell, one evaluation
+per student), and a job starts as soon as its inputs exist (`training/executors.py`): a method's students train
+while other methods are still being extracted. `--executor local` (the default) runs the small jobs `--jobs` at a
+time in a pool of worker processes sharing the cores (2 processes x 1 thread trained two demo students 1.37x faster
+than one after the other with 2 threads), one GPU each on a multi-GPU machine, and the big ones (teachers,
+extraction) in this process; `--executor ray` makes every job a Ray task, retried when its worker dies. Each job
+logs to `runs/<preset>/logs/`.
 
 Everything lands under `runs/<preset>/`: `hub/` holds exactly what `agkd push` uploads (models, datasets and the
-Space), `results/` the result rows, `report.md` and its plots, `checkpoints/` the resumable training state.
+Space), `results/` the result rows, `report.md` and its plots, `checkpoints/` the resumable training state. With
+Ray on several machines, `--runs_dir` must be on storage every node sees at the same path.
 """
-
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import logging
-import multiprocessing
 import os
-import re
-import shutil
-import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from datasets_scripts.attribution_configs import BASELINE
+from datasets_scripts.attribution_configs import BASELINE, EVALUATION_SET, config_name
 from datasets_scripts.attribution_methods import CONTROLS
 from training.cli import run_as_script, stage_main
-from training.layout import RunLayout, warm_start_name
+from training.executors import EXECUTORS, Job, LocalExecutor, RayExecutor, schedule
+from training.layout import RunLayout, attributor_name, baseline_name, student_name, warm_start_name
 from training.presets import ALL_OPERATORS, PRESETS, STUDENT_INITS
 
 logger = logging.getLogger(__name__)
 
 STAGES = ("corpus", "teacher", "extract", "warm-start", "student", "attributor", "instrument", "evaluate", "report", "space")
-PARALLEL_STAGES = ("student", "attributor")  # independent small trainings: `--jobs` processes at a time
 
 
 @dataclass
@@ -78,18 +77,19 @@ class PipelineArguments:
     jobs: int | None = field(
         default=None,
         metadata={
-            "help": "student and Attributor trainings run at once, as processes sharing the CPU cores (default: 2 on "
-            "a CPU machine with at least 2 cores, 1 with a GPU)"
+            "help": "local executor: small trainings and evaluations run at once, as processes sharing the CPU cores "
+            "or one GPU each (default: 2 on a CPU machine with at least 2 cores, the GPU count with GPUs)"
         },
     )
-
-
-@dataclass
-class Job:
-    stage: str
-    label: str
-    module: str | None  # a stage module with `main(argv)`; None for the Space folder, written here
-    argv: list[str]
+    executor: str = field(
+        default="local",
+        metadata={"help": "local (this machine) or ray (Ray Core tasks: an embedded local Ray, or --ray_address)"},
+    )
+    ray_address: str | None = field(
+        default=None,
+        metadata={"help": "a running Ray cluster to join: auto, HOST:PORT or ray://HOST:PORT (default: start one here)"},
+    )
+    retries: int = field(default=2, metadata={"help": "ray: times a job is retried after its worker died"})
 
 
 def finalize(args: PipelineArguments) -> PipelineArguments:
@@ -107,10 +107,14 @@ def finalize(args: PipelineArguments) -> PipelineArguments:
     if args.operators == ["all"]:
         args.operators = list(ALL_OPERATORS)
     args.operators = args.operators or list(preset.operators)
+    if args.executor not in EXECUTORS:
+        raise ValueError(f"unknown --executor {args.executor!r}; choose one of {', '.join(EXECUTORS)}")
+    if args.executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise ValueError("--executor ray needs Ray: pip install 'agkd[distributed]' (or 'ray[default]' for its dashboard)")
     if args.jobs is None:
         import torch
 
-        args.jobs = 1 if torch.cuda.is_available() else min(2, os.cpu_count() or 1)
+        args.jobs = torch.cuda.device_count() if torch.cuda.is_available() else min(2, os.cpu_count() or 1)
     if args.jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
     from datasets_scripts.attribution_methods import METHODS
@@ -132,8 +136,14 @@ def finalize(args: PipelineArguments) -> PipelineArguments:
     return args
 
 
+def maps(family: str, pair: str, method: str, target_kind: str = "reference") -> str:
+    """The plan's name of one extracted map config (an output of an extract job, an input of a training)."""
+    return f"maps:{config_name(family, pair, method, target_kind)}"
+
+
 def plan(args: PipelineArguments) -> list[Job]:
-    """Every job of the run, in order; each one is a stage's `main(argv)` that skips finished work itself."""
+    """Every job of the run, in plan order, with what each reads (`needs`) and makes: each one is a stage's
+    `main(argv)` that skips finished work itself, and the executors start it once its inputs exist."""
     from datasets_scripts.teachers import teacher_spec
 
     release = RunLayout(args.runs_dir, args.preset)
@@ -141,10 +151,11 @@ def plan(args: PipelineArguments) -> list[Job]:
     corpus = args.corpus or str(release.datasets / "agkd-parallel")
     attributions = str(release.datasets / "agkd-attributions")
     common = ["--preset", args.preset]
+    warm = args.student_init == "warm"
     jobs = []
     if args.corpus is None:
         argv = ["--output_dir", corpus, "--pairs", ",".join(args.pairs)] + (["--lite"] if preset.corpus.lite else [])
-        jobs.append(Job("corpus", "agkd-parallel", "datasets_scripts.build_corpus", argv))
+        jobs.append(Job("corpus", "agkd-parallel", "datasets_scripts.build_corpus", argv, makes=("corpus",)))
     teachers = {}
     for family in args.teachers:
         for pair in args.pairs:
@@ -155,199 +166,123 @@ def plan(args: PipelineArguments) -> list[Job]:
             for job_pairs in [pairs] if pairs else [[p] for p in args.pairs]:
                 argv = [*common, "--family", family, "--pairs", ",".join(job_pairs), "--corpus", corpus]
                 argv += ["--output_dir", str(release.models), "--checkpoint_dir", str(release.checkpoints), "--resume"]
-                jobs.append(Job("teacher", teacher_spec(family, job_pairs[0]).local_name, "training.train_teacher", argv))
+                jobs.append(Job("teacher", teacher_spec(family, job_pairs[0]).local_name, "training.train_teacher", argv,
+                                needs=("corpus",), makes=tuple(f"teacher:{family}.{p}" for p in job_pairs)))
+    # The teacher's translations of the test split are the simulatability metrics' targets (in every control
+    # config); the methods' maps of them are extracted only where the `teacher` protocol is evaluated.
+    teacher_kind_methods = [*args.methods, *CONTROLS] if "teacher" in preset.protocols else [*CONTROLS]
     for (family, pair), teacher in teachers.items():
         base = ["--teacher", teacher, "--corpus", corpus, "--output_dir", attributions]
         base += ["--pair", pair, "--teacher_name", family, "--engine", preset.extract.engine]
         base += preset.extract.options(args.allow_weak_teacher)
-        jobs.append(Job("extract", f"{family}.{pair} reference", "datasets_scripts.extract_attributions",
-                        [*base, "--methods", *args.methods, *CONTROLS, "--target_kinds", "reference"]))
-        # The teacher's translations of the test split (the simulatability metrics' targets, in every control
-        # config); the methods' maps of them only where the `teacher` protocol is evaluated.
-        methods = [*args.methods, *CONTROLS] if "teacher" in preset.protocols else [*CONTROLS]
+        needs = ("corpus", f"teacher:{family}.{pair}")
+        for method in [*args.methods, *CONTROLS]:  # one job per method: its students start when its maps exist
+            jobs.append(Job("extract", f"{family}.{pair} {method}", "datasets_scripts.extract_attributions",
+                            [*base, "--methods", method, "--target_kinds", "reference"],
+                            needs=needs, makes=(maps(family, pair, method),)))
         jobs.append(Job("extract", f"{family}.{pair} teacher (test)", "datasets_scripts.extract_attributions",
-                        [*base, "--methods", *methods, "--target_kinds", "teacher", "--splits", "test"]))
+                        [*base, "--methods", *teacher_kind_methods, "--target_kinds", "teacher", "--splits", "test"],
+                        needs=needs, makes=tuple(maps(family, pair, m, "teacher") for m in teacher_kind_methods)))
 
     def student_argv(family: str, pair: str, teacher: str) -> list[str]:
-        """Where a student or Attributor of (family, pair) reads its maps and teacher, and writes its folders."""
+        """Where a student or Attributor of (family, pair) reads its maps and teacher, and writes its folders; a
+        retried job (`--resume`) continues from its checkpoints."""
         argv = [*common, "--attributions", attributions, "--teacher", teacher, "--pair", pair, "--teacher_name", family]
-        return argv + ["--output_dir", str(release.models), "--checkpoint_dir", str(release.checkpoints)]
+        return argv + ["--output_dir", str(release.models), "--checkpoint_dir", str(release.checkpoints), "--resume"]
 
-    if args.student_init == "warm":
+    if warm:
         # One shared no-map warm start per teacher and pair, trained on the corpus before any cell (seed 0).
         for (family, pair), teacher in teachers.items():
             jobs.append(Job("warm-start", f"{family}.{pair}", "training.train_student",
-                            [*student_argv(family, pair, teacher), "--seed", "0", "--method", BASELINE, "--train_corpus", corpus]))
+                            [*student_argv(family, pair, teacher), "--seed", "0", "--method", BASELINE, "--train_corpus", corpus],
+                            needs=("corpus", f"teacher:{family}.{pair}"), makes=(f"warm-start:{family}.{pair}",)))
+    students = []  # (family, pair, method, name, baseline name)
     for (family, pair), teacher in teachers.items():
         where = student_argv(family, pair, teacher)
-        warm_start = release.models / warm_start_name(family, pair)
-        init = ["--init_from", str(warm_start)] if args.student_init == "warm" else []
+        init = ["--init_from", str(release.models / warm_start_name(family, pair))] if warm else []
+        after_warm_start = (f"warm-start:{family}.{pair}",) if warm else ()
         for seed in args.seeds:
             base = [*where, "--seed", str(seed), *init]
-            jobs.append(Job("student", f"{family}.{pair} baseline s{seed}", "training.train_student", [*base, "--method", BASELINE]))
+            baseline = baseline_name(family, pair, seed=seed, warm=warm)
+            jobs.append(Job("student", f"{family}.{pair} baseline s{seed}", "training.train_student", [*base, "--method", BASELINE],
+                            needs=(maps(family, pair, EVALUATION_SET), *after_warm_start), makes=(f"student:{baseline}",),
+                            shared=True))
+            students.append((family, pair, BASELINE, baseline, None))
             for normalization in args.normalizations:
                 for method in [*args.methods, *CONTROLS]:
                     for operator in args.operators:
+                        name = student_name(family, pair, method, seed=seed, operator=operator,
+                                            map_normalization=normalization, warm=warm)
                         jobs.append(Job(
                             "student", f"{family}.{pair} {method} {operator} {normalization} s{seed}", "training.train_student",
                             [*base, "--method", method, "--operator", operator, "--map_normalization", normalization],
+                            needs=(maps(family, pair, method), *after_warm_start), makes=(f"student:{name}",), shared=True,
                         ))
+                        students.append((family, pair, method, name, baseline))
     for (family, pair), teacher in teachers.items():
         for method in args.methods:
             jobs.append(Job("attributor", f"{family}.{pair} {method}", "training.train_attributor",
-                            [*student_argv(family, pair, teacher), "--method", method]))
-    jobs.append(Job("instrument", "planted alignments", "training.instrument", ["--results_dir", str(release.results)]))
-    jobs.append(Job("evaluate", "all students", "training.evaluate", [
-        "--models_dir", str(release.models), "--attributions", attributions, "--corpus", corpus,
-        "--results_dir", str(release.results), "--protocols", *preset.protocols,
-    ]))
+                            [*student_argv(family, pair, teacher), "--method", method],
+                            needs=(maps(family, pair, method),), makes=(f"attributor:{attributor_name(family, pair, method)}",),
+                            shared=True))
+    jobs.append(Job("instrument", "planted alignments", "training.instrument", ["--results_dir", str(release.results)],
+                    makes=("instrument",)))
+    evaluate = ["--models_dir", str(release.models), "--attributions", attributions, "--corpus", corpus,
+                "--results_dir", str(release.results), "--protocols", *preset.protocols]
+    for family, pair, method, name, baseline in students:
+        # A student is evaluated once it and its baseline's row exist, with the maps its protocols inject.
+        needs = [f"student:{name}", maps(family, pair, EVALUATION_SET, "teacher")]
+        if baseline is not None:
+            needs.append(f"evaluated:{baseline}")
+            if "teacher" in preset.protocols:
+                needs.append(maps(family, pair, method, "teacher"))
+            if "attributor" in preset.protocols and method in args.methods:
+                needs.append(f"attributor:{attributor_name(family, pair, method)}")
+        jobs.append(Job("evaluate", name, "training.evaluate", [*evaluate, "--students", name],
+                        needs=tuple(needs), makes=(f"evaluated:{name}",), shared=True))
     jobs.append(Job("report", "report.md", "training.report", [
         "--results_dir", str(release.results), "--attributions", attributions, "--models_dir", str(release.models),
-    ]))
+    ], needs=("instrument", *(f"evaluated:{s[3]}" for s in students)), makes=("report",)))
     jobs.append(Job("space", "agkd-space", None, [str(release.spaces / "agkd-space")]))
     if args.stop_after:
         last = STAGES.index(args.stop_after)
         jobs = [j for j in jobs if STAGES.index(j.stage) <= last]
-    return jobs
+    # What exists before the run (a given corpus, Hub teachers) is not waited for.
+    made = {name for job in jobs for name in job.makes}
+    return [replace(job, needs=tuple(n for n in job.needs if n in made)) for job in jobs]
 
 
-def write_space_folder(folder: Path) -> Path:
-    """The Space repo of the release: the files of `space/` (app, requirements, README with the Space header)."""
-    source = Path(__file__).resolve().parent.parent / "space"
-    folder.mkdir(parents=True, exist_ok=True)
-    for path in source.iterdir():
-        if path.is_file() and path.suffix in (".py", ".md", ".txt") and path.name != "__init__.py":
-            shutil.copy2(path, folder / path.name)
-    return folder
-
-
-def run_in_process(job: Job) -> int:
-    if job.module is None:
-        write_space_folder(Path(job.argv[0]))
-        return 0
-    return importlib.import_module(job.module).main(job.argv) or 0
-
-
-def start_worker(threads: int) -> None:
-    """A pool worker: `threads` torch threads, INFO logging to its standard error (which each job sends to its log)."""
-    import torch
-
-    from training.cli import setup_logging
-
-    torch.set_num_threads(threads)
-    setup_logging(0)
-
-
-def _flush_standard_streams() -> None:
-    """Flush stdout and stderr before their file descriptors move; reopen one that a job closed (as `json.tool` does
-    with stdout), since the next job of the worker writes to it again."""
-    for fd, name in ((1, "stdout"), (2, "stderr")):
-        stream = getattr(sys, name)
-        if stream.closed:
-            setattr(sys, name, open(fd, "w", buffering=1, closefd=False))  # noqa: SIM115 (lives as long as the worker)
-        else:
-            stream.flush()
-
-
-def job_log(job: Job, log_dir: Path) -> Path:
-    return log_dir / f"{job.stage}-{re.sub(r'[^A-Za-z0-9.-]+', '-', job.label)}.log"
-
-
-def run_logged(job: Job, log_dir: Path) -> tuple[int, float]:
-    """One job in a pool worker, exactly as `python -m <module> argv` would run it (the module's `__main__` block),
-    its output in `job_log(job, log_dir)`; returns its exit code and seconds. The worker keeps torch, transformers
-    and datasets imported between jobs, which saves their import (about 7 s on this 2-core CPU) per student."""
-    import runpy
-    import traceback
-
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = job_log(job, log_dir)
-    start = time.perf_counter()
-    saved = [os.dup(1), os.dup(2)]
-    argv, sys.argv = sys.argv, [job.module, *job.argv]
-    with open(log, "w") as out:
-        _flush_standard_streams()
-        os.dup2(out.fileno(), 1), os.dup2(out.fileno(), 2)
-        try:
-            runpy.run_module(job.module, run_name="__main__", alter_sys=True)
-            code = 0
-        except SystemExit as stop:  # as the interpreter does: an int is the code, anything else is printed
-            code = stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
-            if not isinstance(stop.code, int | None):
-                print(stop.code, file=sys.stderr)
-        except Exception:  # a crash of one job is its log's business; the pipeline reports the code
-            traceback.print_exc()
-            code = 1
-        finally:
-            _flush_standard_streams()
-            os.dup2(saved[0], 1), os.dup2(saved[1], 2)
-            for fd in saved:
-                os.close(fd)
-            sys.argv = argv
-    return code, time.perf_counter() - start
-
-
-def batches(jobs: list[Job], parallel: int) -> list[list[Job]]:
-    """Consecutive jobs grouped: a run of student (or Attributor) jobs is one group when `parallel` > 1."""
-    groups: list[list[Job]] = []
-    for job in jobs:
-        if parallel > 1 and job.stage in PARALLEL_STAGES and groups and groups[-1][0].stage == job.stage:
-            groups[-1].append(job)
-        else:
-            groups.append([job])
-    return groups
+def make_executor(args: PipelineArguments, log_dir: Path):
+    if args.executor == "ray":
+        return RayExecutor(log_dir, address=args.ray_address, retries=args.retries, gpu_share=PRESETS[args.preset].gpu_share)
+    return LocalExecutor(args.jobs, log_dir)
 
 
 def run(args: PipelineArguments) -> int:
-    from tqdm.auto import tqdm
-
     jobs = plan(args)
     release = RunLayout(args.runs_dir, args.preset)
+    executor = make_executor(args, release.logs)
     logger.info(
-        "pipeline %s: %d jobs (%s) -> %s; %d student/Attributor trainings at a time",
+        "pipeline %s: %d jobs (%s) -> %s; executor %s%s",
         args.preset, len(jobs),
         ", ".join(f"{s} {sum(j.stage == s for j in jobs)}" for s in STAGES if any(j.stage == s for j in jobs)),
-        release.root, args.jobs,
+        release.root, executor.name, f", {args.jobs} small trainings at a time" if args.executor == "local" else "",
     )
-    timings: dict[str, float] = {}
-    bar = tqdm(total=len(jobs), desc="pipeline", unit="job", dynamic_ncols=True)
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    for group in batches(jobs, args.jobs):
-        stage = group[0].stage
-        start = time.perf_counter()
-        if len(group) == 1:
-            bar.set_description(f"{stage}: {group[0].label}")
-            codes = [run_in_process(group[0])]
-            bar.update()
-        else:
-            bar.set_description(f"{stage}: {len(group)} jobs, {args.jobs} at a time (logs in {release.logs})")
-            codes = [0] * len(group)
-            context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch thread pools
-            with ProcessPoolExecutor(args.jobs, mp_context=context, initializer=start_worker, initargs=(threads,)) as pool:
-                futures = {pool.submit(run_logged, job, release.logs): i for i, job in enumerate(group)}
-                for future in as_completed(futures):
-                    index = futures[future]
-                    job, (codes[index], seconds) = group[index], future.result()
-                    if codes[index] != 0:
-                        logger.error("%s (%s) failed with code %s; its log: %s", job.stage, job.label, codes[index],
-                                     job_log(job, release.logs))
-                    else:
-                        logger.info("%s %s: done in %.0f s", job.stage, job.label, seconds)
-                    bar.update()
-        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
-        failed = [(job, code) for job, code in zip(group, codes, strict=True) if code != 0]
-        if failed:
-            bar.close()
-            job, code = failed[0]
-            logger.error(
-                "stage %s (%s) failed with code %s; fix the cause and run the same command again: finished work is kept "
-                "and skipped", job.stage, job.label, code,
-            )
-            return code
-    bar.close()
+    start = time.perf_counter()
+    try:
+        failed, seconds = schedule(jobs, executor)
+    finally:
+        executor.close()
+    if failed:
+        first = failed[0]
+        logger.error(
+            "stage %s (%s) failed with code %s; fix the cause and run the same command again: finished work is kept "
+            "and skipped", first.job.stage, first.job.label, first.code,
+        )
+        return first.code
     summary = [
-        f"pipeline {args.preset} finished in {sum(timings.values()) / 60:.1f} min "
-        f"({', '.join(f'{s} {t / 60:.1f}' for s, t in timings.items())} min)",
+        f"pipeline {args.preset} finished in {(time.perf_counter() - start) / 60:.1f} min "
+        f"(job time per stage: {', '.join(f'{s} {t / 60:.1f}' for s, t in seconds.items())} min)",
         f"  release (what `agkd push` uploads): {release.hub}",
         f"  models: {len(list(release.models.glob('*')))} in {release.models}",
         f"  datasets: {', '.join(p.name for p in release.datasets.glob('*'))}",

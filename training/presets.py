@@ -183,6 +183,9 @@ class Preset:
     student_init: str = "scratch"
     # Test-time map protocols that `agkd evaluate` runs (training/evaluate.py: gold, teacher, train-only, attributor).
     protocols: tuple[str, ...] = ("gold", "teacher", "train-only", "attributor")
+    # The GPU share a student, Attributor or evaluation asks of the Ray executor (several small trainings per GPU).
+    # An estimate, not measured on a GPU yet: a paper-size student step used a small part of an H200 at batch 32.
+    gpu_share: float = 0.25
     corpus: CorpusPreset = field(default_factory=CorpusPreset)
     teacher: TeacherPreset = field(default_factory=TeacherPreset)
     extract: ExtractPreset = field(default_factory=ExtractPreset)
