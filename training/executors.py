@@ -106,7 +106,7 @@ def run_logged(job: Job, log_dir: Path) -> tuple[int, float]:
     with open(log, "a") as out:
         _flush_standard_streams()
         os.dup2(out.fileno(), 1), os.dup2(out.fileno(), 2)
-        out.write(f"==== {job.stage} {job.label}: started in process {os.getpid()} on {os.uname().nodename}\n")
+        out.write(f"==== {time.time():.3f} {job.stage} {job.label}: started in process {os.getpid()} on {os.uname().nodename}\n")
         out.flush()
         code = 1
         try:
@@ -121,7 +121,7 @@ def run_logged(job: Job, log_dir: Path) -> tuple[int, float]:
             code = 1
         finally:
             _flush_standard_streams()
-            out.write(f"==== {job.stage} {job.label}: exit code {code}\n")
+            out.write(f"==== {time.time():.3f} {job.stage} {job.label}: exit code {code}\n")
             os.dup2(saved[0], 1), os.dup2(saved[1], 2)
             for fd in saved:
                 os.close(fd)
