@@ -143,7 +143,37 @@ def start_worker(threads: int, gpus=None) -> None:
 
 
 # --------------------------------------------------------------------------------------------- executors
-class LocalExecutor:
+class Executor:
+    """What `schedule` drives: `can_start(job)`, `submit(job)`, `wait()` (at least one outcome), `busy`, `close()`.
+    A job run in the driver finishes inside `submit`; its outcome waits in `finished` for the next `wait()`."""
+
+    name = ""
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.running: dict = {}  # a handle of the engine (future, object ref) -> (job, start)
+        self.finished: list[Outcome] = []
+
+    def run_in_driver(self, job: Job) -> None:
+        start = time.perf_counter()
+        self.finished.append(Outcome(job, run_in_process(job), time.perf_counter() - start))
+
+    def collect(self) -> list[Outcome]:
+        """Block until at least one running job ends; its outcomes."""
+        raise NotImplementedError
+
+    def wait(self) -> list[Outcome]:
+        if not self.finished:
+            self.finished.extend(self.collect())
+        finished, self.finished = self.finished, []
+        return finished
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.running or self.finished)
+
+
+class LocalExecutor(Executor):
     """This machine. Jobs that take the whole machine run in the driver, one at a time, with their output on the
     console; shared jobs run `jobs` at a time in a pool of spawned workers (fresh interpreters: no forked torch
     thread pools) that split the CPU threads, and on a machine with several GPUs each worker holds one GPU
@@ -152,10 +182,9 @@ class LocalExecutor:
     name = "local"
 
     def __init__(self, jobs: int, log_dir: Path):
-        self.jobs, self.log_dir = jobs, log_dir
+        super().__init__(log_dir)
+        self.jobs = jobs
         self.pool: ProcessPoolExecutor | None = None
-        self.running: dict = {}  # future -> (job, start)
-        self.finished: list[Outcome] = []
 
     def _pool(self) -> ProcessPoolExecutor:
         if self.pool is None:
@@ -184,24 +213,17 @@ class LocalExecutor:
 
     def submit(self, job: Job) -> None:
         if self.in_driver(job):
-            start = time.perf_counter()
-            self.finished.append(Outcome(job, run_in_process(job), time.perf_counter() - start))
-            return
-        self.running[self._pool().submit(run_logged, job, self.log_dir)] = (job, time.perf_counter())
+            self.run_in_driver(job)
+        else:
+            self.running[self._pool().submit(run_logged, job, self.log_dir)] = (job, time.perf_counter())
 
-    def wait(self) -> list[Outcome]:
-        if not self.finished:
-            done, _ = wait_futures(list(self.running), return_when=FIRST_COMPLETED)
-            for future in done:
-                job, _ = self.running.pop(future)
-                code, seconds = future.result()
-                self.finished.append(Outcome(job, code, seconds, job_log(job, self.log_dir)))
-        finished, self.finished = self.finished, []
-        return finished
-
-    @property
-    def busy(self) -> bool:
-        return bool(self.running or self.finished)
+    def collect(self) -> list[Outcome]:
+        done, _ = wait_futures(list(self.running), return_when=FIRST_COMPLETED)
+        outcomes = []
+        for future in done:
+            job, _ = self.running.pop(future)
+            outcomes.append(Outcome(job, *future.result(), job_log(job, self.log_dir)))
+        return outcomes
 
     def close(self) -> None:
         if self.pool is not None:
@@ -219,7 +241,7 @@ def _ray_job(job: Job, log_dir: str, threads: int) -> tuple[int, float]:
     return run_logged(job, Path(log_dir))
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     """Ray Core: every job is a task, placed by Ray on any node with the resources it asks for. Shared jobs take
     `gpu_share` of a GPU (several per GPU) or one CPU; the others a whole GPU, or on a CPU-only cluster
     `whole_node_cpus` CPUs. A task whose worker dies (a killed process, a lost node) is retried `retries` times by
@@ -234,7 +256,8 @@ class RayExecutor:
             raise RuntimeError(
                 "--executor ray needs Ray: pip install 'agkd[distributed]' (or 'ray[default]' for the dashboard too)"
             ) from err
-        self.ray, self.log_dir, self.retries = ray, log_dir, retries
+        super().__init__(log_dir)
+        self.ray, self.retries = ray, retries
         dashboard = None
         if not ray.is_initialized():
             try:
@@ -255,8 +278,6 @@ class RayExecutor:
         self.whole_node_cpus = int(min(n["Resources"].get("CPU", 1) for n in nodes)) if nodes else 1
         self.gpu_share = gpu_share
         self.task = ray.remote(_ray_job)
-        self.running: dict = {}  # ObjectRef -> (job, start)
-        self.finished: list[Outcome] = []
         logger.info(
             "Ray cluster: %d node(s), %s CPUs, %s GPUs%s", len(nodes), resources.get("CPU", 0), self.gpus,
             f"; dashboard at http://{dashboard}" if dashboard else " (no dashboard: pip install 'ray[default]')",
@@ -272,8 +293,7 @@ class RayExecutor:
 
     def submit(self, job: Job) -> None:
         if job.module is None:  # the Space folder: a file copy, done by the driver
-            start = time.perf_counter()
-            self.finished.append(Outcome(job, run_in_process(job), time.perf_counter() - start))
+            self.run_in_driver(job)
             return
         resources = self.resources(job)
         ref = self.task.options(max_retries=self.retries, retry_exceptions=False, **resources).remote(
@@ -281,23 +301,18 @@ class RayExecutor:
         )
         self.running[ref] = (job, time.perf_counter())
 
-    def wait(self) -> list[Outcome]:
-        if not self.finished:
-            done, _ = self.ray.wait(list(self.running), num_returns=1)
-            for ref in done:
-                job, start = self.running.pop(ref)
-                try:
-                    code, seconds = self.ray.get(ref)
-                except self.ray.exceptions.RayError as err:  # the worker died more often than it may be retried
-                    logger.error("%s %s: lost after %d retries (%s)", job.stage, job.label, self.retries, type(err).__name__)
-                    code, seconds = 1, time.perf_counter() - start
-                self.finished.append(Outcome(job, code, seconds, job_log(job, self.log_dir)))
-        finished, self.finished = self.finished, []
-        return finished
-
-    @property
-    def busy(self) -> bool:
-        return bool(self.running or self.finished)
+    def collect(self) -> list[Outcome]:
+        done, _ = self.ray.wait(list(self.running), num_returns=1)
+        outcomes = []
+        for ref in done:
+            job, start = self.running.pop(ref)
+            try:
+                code, seconds = self.ray.get(ref)
+            except self.ray.exceptions.RayError as err:  # the worker died more often than it may be retried
+                logger.error("%s %s: lost after %d retries (%s)", job.stage, job.label, self.retries, type(err).__name__)
+                code, seconds = 1, time.perf_counter() - start
+            outcomes.append(Outcome(job, code, seconds, job_log(job, self.log_dir)))
+        return outcomes
 
     def close(self) -> None:
         self.ray.shutdown()
