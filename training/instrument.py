@@ -81,6 +81,7 @@ from modeling.attribution_injection import INJECTION_OPERATORS, MAP_NORMALIZATIO
 from training.cli import run_as_script, stage_main
 from training.layout import INSTRUMENT_FILE
 from training.loop import progress
+from training.presets import transformer_sizes
 from training.scoring import (
     METRICS,
     PRIMARY_METRIC,
@@ -121,6 +122,7 @@ class InstrumentConfig:
     ffn_dim: int = 128
     layers: int = 1
     heads: int = 4
+    dropout: float = 0.0  # a noiseless measurement: what a map changes is all that differs between cells
     learning_rate: float = 3e-3
     batch_size: int = 32
     steps: int = 150
@@ -298,17 +300,9 @@ def make_split(
 # ================================================================================================ students
 def student_config(task: PlantedTask, config: InstrumentConfig, operator: str) -> AgkdStudentConfig:
     return AgkdStudentConfig(
-        vocab_size=task.vocab_size,
-        d_model=config.d_model,
-        encoder_layers=config.layers,
-        decoder_layers=config.layers,
-        encoder_attention_heads=config.heads,
-        decoder_attention_heads=config.heads,
-        encoder_ffn_dim=config.ffn_dim,
-        decoder_ffn_dim=config.ffn_dim,
+        **transformer_sizes(config, task.vocab_size),
         max_position_embeddings=2 * (2 * config.max_units + 1),
         scale_embedding=True,
-        dropout=0.0,
         attention_dropout=0.0,
         activation_dropout=0.0,
         pad_token_id=PAD_ID,
