@@ -399,14 +399,15 @@ def _config_meta(args, teacher: Teacher, method: str, kind: str) -> dict:
         }
     if method in METHODS:
         spec = METHODS[method]
+        engine = engine_for(args.engine, teacher, method)
         meta.update(
             kind="method",
             description=spec.description,
             attribute_args=method_arguments(method, args.ig_steps),
             attribute_target=spec.attribute_target,
             aggregation=f"Inseq default ({spec.aggregation}), normalize=False",
-            batch_size=args.batch_size or default_batch_size(engine_for(args.engine, teacher, method), method, teacher.device),
-            engine=engine_for(args.engine, teacher, method),
+            batch_size=args.batch_size or default_batch_size(engine, method, teacher.device),
+            engine=engine,
         )
         if spec.layer_method:
             meta["target_layer"] = target_layer_name(teacher.model)
