@@ -73,6 +73,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+LOGITS_PER_CHUNK = 1 << 20  # logits held at once by `label_probs`: 4 MB of float32 whatever the vocabulary
+
+
+def label_probs(model, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """p(labels[t]) from decoder states h [N, T, d] (the LM head and Marian/mBART's final_logits_bias), projected onto
+    the vocabulary a few positions at a time (at most `LOGITS_PER_CHUNK` logits), not [N, T, vocab] at once."""
+    head = model.get_output_embeddings()
+    bias = getattr(model, "final_logits_bias", None)
+    flat_h, flat_labels = h.reshape(-1, h.shape[-1]), labels.reshape(-1)
+    rows = max(1, LOGITS_PER_CHUNK // head.weight.shape[0])
+    probs = []
+    for start in range(0, flat_h.shape[0], rows):
+        logits = head(flat_h[start : start + rows])
+        if bias is not None:
+            logits = logits + bias.to(logits.dtype)
+        probs.append(logits.float().softmax(-1).gather(-1, flat_labels[start : start + rows, None])[:, 0])
+    return torch.cat(probs).reshape(labels.shape)
+
+
 def prob_deviation(engine_probs, model_probs: np.ndarray) -> float:
     """A row's `prob_check`: max |engine probability - plain forward pass probability| over its target tokens."""
     return float(np.abs(np.asarray(engine_probs) - model_probs).max())
@@ -134,17 +153,18 @@ class Teacher:
         return out
 
     def probabilities(self, source_ids: list[list[int]], target_ids: list[list[int]]) -> list[np.ndarray]:
-        """p(labels[t] | source, labels[:t]) from a plain teacher-forced forward pass (`make_batch`)."""
+        """p(labels[t] | source, labels[:t]) from a plain teacher-forced forward pass (`make_batch`); the vocabulary
+        projection runs in chunks (`label_probs`), so a 250k-token vocabulary costs no more memory than a small one."""
         batch = make_batch(self.model, source_ids, target_ids)
         with torch.no_grad():
-            logits = self.model(
+            hidden = self.model.base_model(
                 input_ids=batch.src,
                 attention_mask=batch.src_mask,
                 decoder_input_ids=batch.dec_in,
                 decoder_attention_mask=batch.dec_mask,
-            ).logits.float()
-        probs = logits.softmax(-1).gather(-1, batch.labels[..., None])[..., 0].cpu().numpy()
+            ).last_hidden_state
+            probs = label_probs(self.model, hidden, batch.labels).cpu().numpy()
         return [probs[i, : len(t)] for i, t in enumerate(target_ids)]
 
 
-__all__ = ["PairBatch", "Teacher", "make_batch", "prob_deviation", "seed_everything"]
+__all__ = ["PairBatch", "Teacher", "label_probs", "make_batch", "prob_deviation", "seed_everything"]

@@ -34,6 +34,7 @@ from datasets_scripts.attribution_card import parquet_map_scale, write_dataset_c
 from datasets_scripts.attribution_configs import TARGET_KINDS, config_name, features
 from datasets_scripts.attribution_teacher import Teacher
 from datasets_scripts.engines import ENGINES, attribute, default_batch_size, engine_for
+from datasets_scripts.hub_layout import public_ref
 
 logger = logging.getLogger(__name__)
 
@@ -192,9 +193,9 @@ def _fingerprint(args: ExtractArguments, engine: str, method: str, kind: str, sp
 
     spec = METHODS.get(method)
     return {
-        "teacher": str(args.teacher),
+        "teacher": public_ref(args.teacher),
         "teacher_sha256": teacher_digest(str(args.teacher)),
-        "corpus": str(args.corpus),
+        "corpus": public_ref(args.corpus),
         "pair": args.pair,
         "method": method,
         "target_kind": kind,
@@ -378,7 +379,7 @@ def _config_meta(args, teacher: Teacher, method: str, kind: str) -> dict:
 
     meta = {
         "teacher": {
-            "path": args.teacher,
+            "path": public_ref(args.teacher),
             "family": teacher.family,
             "name": teacher.name,
             "tokenizer_kwargs": teacher.tokenizer_kwargs,

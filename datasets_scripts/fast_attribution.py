@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from datasets_scripts.attribution_configs import map_row
-from datasets_scripts.attribution_teacher import PairBatch, make_batch, prob_deviation, seed_everything
+from datasets_scripts.attribution_teacher import PairBatch, label_probs, make_batch, prob_deviation, seed_everything
 
 logger = logging.getLogger(__name__)
 
@@ -139,15 +139,6 @@ def decoder_states(model, batch: PairBatch, xs: torch.Tensor, xt: torch.Tensor, 
         decoder_attention_mask=dec_mask,
         **kwargs,
     )
-
-
-def label_probs(model, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """p(labels[t]) from decoder states h [N, T, d] (the LM head and Marian/mBART's final_logits_bias)."""
-    logits = model.get_output_embeddings()(h)
-    bias = getattr(model, "final_logits_bias", None)
-    if bias is not None:
-        logits = logits + bias.to(logits.dtype)
-    return logits.float().softmax(-1).gather(-1, labels[..., None])[..., 0]
 
 
 def _split(batch: PairBatch, full: torch.Tensor) -> list[np.ndarray]:

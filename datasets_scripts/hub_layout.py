@@ -25,6 +25,14 @@ logger = logging.getLogger(__name__)
 META_DIR = "meta"  # agkd-attributions: meta/<config>.json (teacher, versions, arguments, per-split fingerprints)
 
 
+def public_ref(ref: str | Path | None) -> str | None:
+    """How a file that is uploaded names a model or dataset: a Hub id as it is, a local folder by its name (the repo
+    name `agkd push` gives it), never a path of this machine."""
+    if ref is None:
+        return None
+    return Path(ref).resolve().name if Path(ref).exists() else str(ref)
+
+
 def split_path(root: str | Path, config: str, split: str) -> Path:
     return Path(root) / config / f"{split}-00000-of-00001.parquet"
 

@@ -57,6 +57,9 @@ MAX_TOKENS = 64
 MAP_SOURCES = ("teacher", "attributor", "gold")
 PROTOCOL_ORDER = ("gold", "teacher", "attributor", "train-only")
 EXAMPLES_PER_PAIR = 3
+# A typed sentence's integrated gradients run on the Space's CPU: at most this many steps (bench_space.py measures
+# the cost on the real teachers' sizes; example sentences read their stored maps and cost nothing).
+LIVE_IG_STEPS = int(os.environ.get("AGKD_LIVE_IG_STEPS", "8"))
 LANGUAGE_NAMES = {"de": "German", "fr": "French", "ar": "Arabic", "en": "English"}
 PAIR_SCRIPTS = {"de-en": "LATIN", "fr-en": "LATIN", "ar-en": "ARABIC"}
 # A few frequent function words: enough to tell German, French and English apart in a sentence of several words.
@@ -164,14 +167,18 @@ class SpaceApp:
             return None
         return stored_maps(self.release.dataset_ref(ATTRIBUTION_DATASET), config).get(source)
 
-    def _ig_steps(self, config: str) -> int | None:
-        """The integrated-gradients steps the release's maps of `config` were extracted with (None: the default)."""
-        if not self.release.has_dataset(ATTRIBUTION_DATASET):
-            return None
+    def _ig_steps(self, config: str) -> tuple[int, str]:
+        """(steps, note) of a typed sentence's integrated gradients: those the release's maps of `config` were
+        extracted with (so typed and stored maps compare), at most `LIVE_IG_STEPS` (a CPU serves the page)."""
+        from datasets_scripts.attribution_methods import method_arguments
         from datasets_scripts.hub_layout import read_meta
 
-        meta = read_meta(self.release.dataset_ref(ATTRIBUTION_DATASET), config) or {}
-        return meta.get("attribute_args", {}).get("n_steps")
+        meta = read_meta(self.release.dataset_ref(ATTRIBUTION_DATASET), config) if self.release.has_dataset(ATTRIBUTION_DATASET) else None
+        steps = (meta or {}).get("attribute_args", {}).get("n_steps") or method_arguments("integrated_gradients")["n_steps"]
+        if steps <= LIVE_IG_STEPS:
+            return steps, f"{steps} integrated-gradients steps as the release's maps"
+        return LIVE_IG_STEPS, (f"{LIVE_IG_STEPS} integrated-gradients steps, not the release's {steps}: capped on CPU "
+                               "(AGKD_LIVE_IG_STEPS); the stored maps of the examples use all of them")
 
     def teacher_map(self, teacher: str, pair: str, method: str, source: str, target: str, source_ids, target_ids) -> dict:
         """The teacher's raw map of `source` for `method` under the `teacher` protocol.
@@ -201,12 +208,12 @@ class SpaceApp:
             raise SpaceError(f"Unknown attribution method {method!r}.")
         extractor = load_attribution_teacher(pair, self.release.teacher_ref(teacher, pair), teacher)
         rows = [{"id": "space", "source": source, "target": target, "target_kind": "teacher", "source_ids": list(source_ids), "target_ids": list(target_ids)}]
-        ig_steps = self._ig_steps(config) if method == "integrated_gradients" else None
+        ig_steps, steps_note = self._ig_steps(config) if method == "integrated_gradients" else (None, "")
         engine = engine_for("fast", extractor, method)  # Inseq where the fast engine refuses this teacher and method
         out = attribute(engine, extractor, method, rows, batch_size=1, seed=42, ig_steps=ig_steps)[0]
         engine = {"fast": "the fast engine", "inseq": "Inseq"}[engine]
         check = out["prob_check"]
-        note = f"computed now with {engine}" + (f", {ig_steps} integrated-gradients steps as the release's maps" if ig_steps else "")
+        note = f"computed now with {engine}" + (f", {steps_note}" if steps_note else "")
         note += f" (probability check {check:.1e})" if check is not None else ""
         return {**result, "map": np.asarray(out["attribution"], dtype=np.float32), "note": note}
 
@@ -417,8 +424,9 @@ A teacher's attribution map (which source words explain each target word, by one
 injected into the cross-attention of a small student. A method *teaches* if the student translates better
 with it than the no-map baseline. Type or pick a sentence, choose the method and the operator that combines
 the map with the attention logits, and compare. Example sentences (held-out test split) use the stored maps;
-a typed sentence's map is computed on the spot: instant for attention and value zeroing, about a second for the
-gradient methods, several seconds for integrated gradients on a small CPU."""
+a typed sentence's map is computed on the spot on CPU: instant for attention and value zeroing, about a second for
+the gradient methods on a small teacher; integrated gradients run at most {steps} steps here (the release's maps may
+use more), which still takes seconds on a real-size teacher and tens of seconds on mBART-50's width.""".format(steps=LIVE_IG_STEPS)
 
 
 def build_demo(release: Release | None = None):
@@ -434,7 +442,12 @@ def build_demo(release: Release | None = None):
     with gr.Blocks(title="AGKD: attribution-guided distillation") as demo:
         gr.Markdown(INTRO)
         if not pairs:
-            gr.Markdown(f"⚠️ No students found in the {app.release.describe()}. Run `make demo`, or set `AGKD_RELEASE` / `AGKD_HUB_ORG`.")
+            reason = f": {app.release.problem}" if app.release.problem else ""
+            gr.Markdown(
+                f"⚠️ No students found in the {app.release.describe()}{reason}. Build a release with `agkd pipeline` "
+                "(`make demo`), or point the page at one: `AGKD_RELEASE=<runs/<preset>/hub>` or `AGKD_HUB_ORG=<org>`.",
+                elem_id="release-problem",
+            )
         with gr.Row():
             with gr.Column(scale=3):
                 text = gr.Textbox(label="Sentence (German, French or Arabic)", lines=2, max_length=MAX_CHARS * 2, elem_id="source-text")
@@ -519,11 +532,15 @@ def main(argv: list[str] | None = None) -> int:
     """`agkd space`: launch the page on the local release folders (or a Hub organisation)."""
     import threading
 
+    # `agkd space` has set logging up already; a Space's `python app.py` has not (basicConfig is a no-op otherwise)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    env = Release.from_env()
+    on_space = bool(os.environ.get("SPACE_ID"))  # a Hub Space serves on all interfaces
     parser = argparse.ArgumentParser(prog="agkd space", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--release", default=os.environ.get("AGKD_RELEASE", "runs/demo/hub"), help="release folder (runs/<preset>/hub)")
-    parser.add_argument("--hub_org", default=os.environ.get("AGKD_HUB_ORG"), help="read the release from this Hub organisation instead")
+    parser.add_argument("--release", default=str(env.root) if env.root else None, help="release folder (runs/<preset>/hub; env AGKD_RELEASE)")
+    parser.add_argument("--hub_org", default=env.hub_org, help="read the release from this Hub organisation instead (env AGKD_HUB_ORG)")
     parser.add_argument("--results", default=os.environ.get("AGKD_RESULTS"), help="results.jsonl (default: <release>/../results/results.jsonl)")
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="address to serve on (0.0.0.0 for all)")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if on_space else "127.0.0.1"), help="address to serve on (0.0.0.0 for all)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), help="port")
     parser.add_argument("--no_warm_up", action="store_true", help="do not preload the default models at start")
     args = parser.parse_args(argv)
@@ -540,8 +557,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if os.environ.get("SPACE_ID"):  # on Hugging Face Spaces: serve on all interfaces, release from the env vars
-        build_demo().launch(server_name="0.0.0.0")
-    else:
-        sys.exit(main())
+    sys.exit(main())

@@ -51,6 +51,7 @@ class StudentInfo:
     seed: int
     map_normalization: str = "none"
     target_kind: str = "reference"
+    teacher: str = ""  # the teacher it learnt from: a release folder's name, or a Hub id (`--hub_teachers`)
 
     @property
     def is_baseline(self) -> bool:
@@ -76,12 +77,18 @@ class Release:
             self.results_path = None
         self._students: list[StudentInfo] | None = None
         self._model_names: list[str] | None = None
+        self.problem: str | None = None  # why the release holds no models, for the page
 
     @classmethod
     def from_env(cls) -> Release:
+        """`AGKD_HUB_ORG` (Hub repo ids), else on a Hub Space (`SPACE_ID` set) without `AGKD_RELEASE` the Space's own
+        owner (where `agkd push` put the models next to it), else the local folder `AGKD_RELEASE`."""
+        hub_org = os.environ.get("AGKD_HUB_ORG") or None
+        if hub_org is None and os.environ.get("SPACE_ID") and not os.environ.get("AGKD_RELEASE"):
+            hub_org = os.environ["SPACE_ID"].split("/")[0]
         return cls(
             root=os.environ.get("AGKD_RELEASE") or DEFAULT_RELEASE,
-            hub_org=os.environ.get("AGKD_HUB_ORG") or None,
+            hub_org=hub_org,
             results=os.environ.get("AGKD_RESULTS") or None,
         )
 
@@ -98,10 +105,15 @@ class Release:
             if self.hub_org:
                 from huggingface_hub import HfApi
 
-                self._model_names = sorted(m.id.split("/", 1)[1] for m in HfApi().list_models(author=self.hub_org))
+                try:
+                    self._model_names = sorted(m.id.split("/", 1)[1] for m in HfApi().list_models(author=self.hub_org))
+                except Exception as err:  # noqa: BLE001  (offline, no such organisation: the page says so)
+                    self.problem = f"the models of `{self.hub_org}` cannot be listed on the Hub ({type(err).__name__}: {err})"
+                    self._model_names = []
             elif self.models_root.is_dir():
                 self._model_names = sorted(p.name for p in self.models_root.iterdir() if (p / "config.json").exists())
             else:
+                self.problem = f"there is no folder `{self.models_root}`"
                 self._model_names = []
         return self._model_names
 
@@ -149,6 +161,7 @@ class Release:
                         seed=int(run["seed"]),
                         map_normalization=run.get("map_normalization", "none"),
                         target_kind=run.get("target_kind", "reference"),
+                        teacher=run.get("teacher", ""),
                     )
                 )
             self._students = found
@@ -210,6 +223,10 @@ class Release:
         try:
             ref = resolve_teacher(family, pair, self.models_root)
         except FileNotFoundError as err:
+            # A release built with `--hub_teachers` holds no teacher folder: its students name the Hub checkpoint.
+            hub_ids = sorted({s.teacher for s in self.students() if s.pair == pair and s.teacher_name == family and is_hub_id(s.teacher)})
+            if hub_ids:
+                return hub_ids[0]
             raise SpaceError(f"The {family} teacher for {pair} is missing: {err}") from err
         if not Path(ref).is_dir():
             raise SpaceError(f"The {family} teacher for {pair} is not in the {self.describe()} (looked for {ref}).")
@@ -231,6 +248,11 @@ class Release:
         if self.results_path is None or not self.results_path.exists():
             return []
         return read_results(self.results_path)
+
+
+def is_hub_id(ref: str) -> bool:
+    """`owner/name` that is no path of this machine."""
+    return ref.count("/") == 1 and not ref.startswith(("/", ".")) and not Path(ref).exists()
 
 
 # ================================================================================================ cached loaders

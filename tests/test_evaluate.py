@@ -65,6 +65,48 @@ def test_rows_for_every_protocol_with_provenance(evaluated):
     assert gold["nll_reference"] != by_protocol[("attention", "train-only")]["nll_reference"]
 
 
+def test_cards_carry_the_results_in_model_index(evaluated, tiny_students_dir):
+    """After `agkd evaluate` each student's card holds its rows (BLEU, chrF and the simulation metrics per split and
+    protocol, sacrebleu's signature in the metric's args) and the Attributor's card its held-out fidelity, as
+    huggingface_hub's own model-index parser reads them back."""
+    from huggingface_hub import ModelCard
+
+    results, _ = evaluated
+    rows = layout.read_results(results / "results.jsonl")
+    for student in {r["student"] for r in rows}:
+        card = ModelCard.load(tiny_students_dir / student / "README.md")
+        entries = {(e.metric_type, e.metric_config, e.dataset_split): e for e in card.data.eval_results}
+        mine = [r for r in rows if r["student"] == student]
+        assert len(entries) == len(mine) * 6  # BLEU, chrF and four simulation metrics per row
+        for row in mine:
+            bleu = entries["bleu", row["protocol"], row["split"]]
+            assert bleu.metric_value == pytest.approx(row["bleu"], abs=1e-4)
+            assert bleu.metric_args["signature"] == row["bleu_signature"]
+            assert bleu.dataset_config == "marian.de-en.uniform" and bleu.task_type == "translation"
+            assert entries["nll_reference", row["protocol"], row["split"]].metric_value == pytest.approx(row["nll_reference"], abs=1e-4)
+        assert "| protocol | split |" in card.text
+    run = json.loads((tiny_students_dir / "attributor-marian-de-en-attention" / "agkd_run.json").read_text())
+    card = ModelCard.load(tiny_students_dir / "attributor-marian-de-en-attention" / "README.md")
+    fidelity = {e.metric_type: e.metric_value for e in card.data.eval_results}
+    assert set(fidelity) == set(scoring.FIDELITY_METRICS)
+    assert all(fidelity[m] == pytest.approx(run["fidelity"][m], abs=1e-4) for m in fidelity)
+
+
+def test_release_files_name_no_path_of_this_machine(evaluated, tiny_students_dir, tiny_attributions_dir, tmp_path_factory):
+    """What `agkd push` uploads (cards, run records, configs, dataset metadata, tokenizer files) names models and
+    datasets by their repo names, never by a folder of the machine that built them."""
+    base = str(tmp_path_factory.getbasetemp()).encode()
+    leaks = [
+        str(path)
+        for root in (tiny_students_dir, tiny_attributions_dir)
+        for path in root.rglob("*")
+        if path.is_file() and ".work" not in path.parts and base in path.read_bytes()
+    ]
+    assert not leaks
+    run = json.loads((tiny_students_dir / "student-marian-de-en-attention-add-s0" / "agkd_run.json").read_text())
+    assert run["attributions"] == tiny_attributions_dir.name and "/" not in run["teacher"]
+
+
 def test_rerun_appends_nothing(evaluated):
     results, argv = evaluated
     before = (results / "results.jsonl").read_text()

@@ -30,44 +30,6 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
 # ================================================================================================ fixtures
-def _link(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    dst.symlink_to(src, target_is_directory=True)
-
-
-def _tiny_attributor(teacher_dir: Path, out: Path) -> Path:
-    import torch
-    from transformers import AutoConfig
-
-    from modeling import AgkdAttributorConfig, AgkdAttributorModel
-
-    teacher = AutoConfig.from_pretrained(teacher_dir)
-    torch.manual_seed(0)
-    config = AgkdAttributorConfig(
-        vocab_size=teacher.vocab_size, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=16, decoder_ffn_dim=16, max_position_embeddings=128,
-        pad_token_id=teacher.pad_token_id, eos_token_id=teacher.eos_token_id,
-        decoder_start_token_id=teacher.decoder_start_token_id, scoring_heads=2, head_gate_dim=8,
-    )
-    AgkdAttributorModel(config).save_pretrained(out)
-    return out
-
-
-@pytest.fixture(scope="session")
-def space_release_dir(tiny_marian_dir, tiny_students_dir, tiny_attributions_dir, toy_corpus_dir, tiny_results_dir, tmp_path_factory):
-    """`<root>/hub/{models,datasets}` and `<root>/results` as `make demo` writes them."""
-    root = tmp_path_factory.mktemp("space-release")
-    hub = root / "hub"
-    _link(tiny_marian_dir, hub / "models" / "teacher-marian-de-en")
-    for student in tiny_students_dir.glob("student-*"):
-        _link(student, hub / "models" / student.name)
-    _tiny_attributor(tiny_marian_dir, hub / "models" / "attributor-marian-de-en-attention")
-    _link(tiny_attributions_dir, hub / "datasets" / "agkd-attributions")
-    _link(toy_corpus_dir, hub / "datasets" / "agkd-parallel")
-    _link(tiny_results_dir, root / "results")
-    return hub
-
-
 @pytest.fixture(scope="session")
 def app(space_release_dir) -> SpaceApp:
     return SpaceApp(Release(space_release_dir))
@@ -208,6 +170,42 @@ def test_live_integrated_gradients_use_the_release_steps(app, tiny_marian_dir):
     np.testing.assert_allclose(live["map"], expected, rtol=1e-3, atol=1e-5 * np.abs(expected).max())
     default = attribute_rows(reference, "integrated_gradients", [row], 1, 42)[0]["attribution"]
     assert np.abs(np.asarray(default) - expected).max() > 1e-3 * np.abs(expected).max()  # the steps matter
+
+
+def test_live_integrated_gradients_are_capped_on_cpu(app, tiny_marian_dir, monkeypatch):
+    """Maps extracted with 50 steps: a typed sentence gets `LIVE_IG_STEPS` of them, and the page says so."""
+    from datasets_scripts.hub_layout import META_DIR
+    from space import app as app_module
+
+    monkeypatch.setattr(app_module, "LIVE_IG_STEPS", 3)
+    source, target = "die Frau kennt heute den Baum.", "The woman knows the tree today."
+    teacher = release_module.load_attribution_teacher("de-en", str(tiny_marian_dir), "marian")
+    source_ids, target_ids = teacher.encode(source, target)
+    meta = Path(app.release.dataset_ref("agkd-attributions")) / META_DIR / "marian.de-en.integrated_gradients.teacher.json"
+    meta.write_text(json.dumps({"attribute_args": {"n_steps": 50, "internal_batch_size": 50}, "splits": {}}))
+    try:
+        live = app.teacher_map("marian", "de-en", "integrated_gradients", source, target, source_ids, target_ids)
+    finally:
+        meta.unlink()
+    assert "3 integrated-gradients steps, not the release's 50: capped on CPU" in live["note"], live["note"]
+    assert live["map"].shape == (len(target_ids), len(source_ids))
+
+
+def test_a_release_built_with_hub_teachers_serves_their_hub_checkpoint(space_release_dir, tmp_path, example):
+    """`--hub_teachers` writes no teacher folder: the page loads the Hub id its students learnt from (offline here,
+    so the page says which checkpoint it could not load, not that the teacher is missing)."""
+    hub = tmp_path / "hub"
+    shutil.copytree(space_release_dir, hub, symlinks=True)
+    (hub / "models" / "teacher-marian-de-en").unlink()
+    for link in (hub / "models").glob("student-*"):
+        link.unlink()
+        shutil.copytree(space_release_dir / "models" / link.name, link)
+        run = json.loads((link / "agkd_run.json").read_text())
+        (link / "agkd_run.json").write_text(json.dumps({**run, "teacher": "Helsinki-NLP/opus-mt-de-en"}))
+    release = Release(hub)
+    assert release.teacher_ref("marian", "de-en") == "Helsinki-NLP/opus-mt-de-en"
+    out = outputs_dict(SpaceApp(release).translate(example, "de-en", "marian", "attention", "add", "teacher"))
+    assert out["status"].startswith("⚠️ Cannot load the model at `Helsinki-NLP/opus-mt-de-en`"), out["status"]
 
 
 def test_a_teacher_the_fast_engine_refuses_falls_back_to_inseq(app, tiny_marian_dir, monkeypatch):

@@ -1,9 +1,12 @@
-"""Session fixtures for the later stages: a tiny agkd-attributions dataset and tiny trained students.
+"""Session fixtures for the later stages: a tiny agkd-attributions dataset, tiny trained students, their results, and
+the release folder the Space reads (`space_release_dir`).
 
 Use with `pytest_plugins = ["tests.tiny_teachers", "tests.tiny_release"]`.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +62,41 @@ def tiny_results_dir(tiny_students_dir, tiny_attributions_dir, toy_corpus_dir, t
     results = tmp_path_factory.mktemp("results")
     assert evaluate.main(evaluate_argv(tiny_students_dir, tiny_attributions_dir, toy_corpus_dir, results)) == 0
     return results
+
+
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.symlink_to(src, target_is_directory=True)
+
+
+def _tiny_attributor(teacher_dir: Path, out: Path) -> Path:
+    import torch
+    from transformers import AutoConfig
+
+    from modeling import AgkdAttributorConfig, AgkdAttributorModel
+
+    teacher = AutoConfig.from_pretrained(teacher_dir)
+    torch.manual_seed(0)
+    config = AgkdAttributorConfig(
+        vocab_size=teacher.vocab_size, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=16, decoder_ffn_dim=16, max_position_embeddings=128,
+        pad_token_id=teacher.pad_token_id, eos_token_id=teacher.eos_token_id,
+        decoder_start_token_id=teacher.decoder_start_token_id, scoring_heads=2, head_gate_dim=8,
+    )
+    AgkdAttributorModel(config).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def space_release_dir(tiny_marian_dir, tiny_students_dir, tiny_attributions_dir, toy_corpus_dir, tiny_results_dir, tmp_path_factory):
+    """`<root>/hub/{models,datasets}` and `<root>/results` as `make demo` writes them."""
+    root = tmp_path_factory.mktemp("space-release")
+    hub = root / "hub"
+    _link(tiny_marian_dir, hub / "models" / "teacher-marian-de-en")
+    for student in tiny_students_dir.glob("student-*"):
+        _link(student, hub / "models" / student.name)
+    _tiny_attributor(tiny_marian_dir, hub / "models" / "attributor-marian-de-en-attention")
+    _link(tiny_attributions_dir, hub / "datasets" / "agkd-attributions")
+    _link(toy_corpus_dir, hub / "datasets" / "agkd-parallel")
+    _link(tiny_results_dir, root / "results")
+    return hub

@@ -20,12 +20,17 @@ TRAIN_STEPS = 200
 PAIR = "de-en"
 
 
-def _train_spm(lines: list[str], prefix: Path, vocab_size: int, **ids) -> None:
+def _train_spm(lines: list[str], vocab_size: int, **ids) -> bytes:
+    """A unigram sentencepiece model, serialised (written through `model_writer`: it records no path of this machine,
+    as `train_teacher.train_sentencepiece`)."""
+    import io
+
     import sentencepiece as spm
 
+    model = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(lines),
-        model_prefix=str(prefix),
+        model_writer=model,
         vocab_size=vocab_size,
         model_type="unigram",
         character_coverage=1.0,
@@ -34,6 +39,7 @@ def _train_spm(lines: list[str], prefix: Path, vocab_size: int, **ids) -> None:
         num_threads=1,
         **ids,
     )
+    return model.getvalue()
 
 
 def _train(model, tokenizer, rows: list[dict], steps: int, seed: int) -> float:
@@ -71,9 +77,7 @@ def build_tiny_marian(out: Path, steps: int = TRAIN_STEPS, seed: int = 0) -> Pat
     out.mkdir(parents=True, exist_ok=True)
     rows = toy_pairs(PAIR, 520, seed=len(PAIR))[:400]
     for side, key in (("source", "source"), ("target", "target")):
-        _train_spm([r[key] for r in rows], out / side, 60, bos_id=-1, eos_id=2, unk_id=1, pad_id=-1)
-        (out / f"{side}.model").rename(out / f"{side}.spm")
-        (out / f"{side}.vocab").unlink()
+        (out / f"{side}.spm").write_bytes(_train_spm([r[key] for r in rows], 60, bos_id=-1, eos_id=2, unk_id=1, pad_id=-1))
     import sentencepiece as spm
 
     pieces: list[str] = ["</s>", "<unk>"]
@@ -123,15 +127,9 @@ def build_tiny_mbart(out: Path, steps: int = TRAIN_STEPS, seed: int = 0) -> Path
 
     out.mkdir(parents=True, exist_ok=True)
     rows = toy_pairs(PAIR, 520, seed=len(PAIR))[:400]
-    work = out / "_spm"
-    work.mkdir()
-    _train_spm([r["source"] for r in rows] + [r["target"] for r in rows], work / "spm", 100)
-    sp = spm.SentencePieceProcessor(model_file=str(work / "spm.model"))
+    sp = spm.SentencePieceProcessor(model_proto=_train_spm([r["source"] for r in rows] + [r["target"] for r in rows], 100))
     vocab = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
     tok = MBart50Tokenizer(vocab=vocab, src_lang="de_DE", tgt_lang="en_XX")
-    for f in work.iterdir():
-        f.unlink()
-    work.rmdir()
     config = MBartConfig(
         vocab_size=len(tok),
         d_model=64,
@@ -170,3 +168,96 @@ def tiny_marian_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_mbart_dir(tmp_path_factory) -> Path:
     return build_tiny_mbart(tmp_path_factory.mktemp("teachers") / "tiny-mbart")
+
+
+# ================================================================================================ lookalikes
+# The layouts of the real Hub teachers with tiny (untrained) weights: the real tokenizer classes, special-token ids,
+# activation functions and vocabulary sizes, so the paths that depend on them (Inseq's and the fast engine's rules for
+# an activation, memory that grows with the vocabulary, language codes) stay covered without a download.
+OPUS_MT_VOCAB = 58_101  # Helsinki-NLP/opus-mt-de-en: </s>=0, <unk>=1, <pad>=58100 (also the decoder start)
+MBART50_SPM_PIECES = 250_000  # facebook/mbart-large-50-many-to-many-mmt: + fairseq offset, 52 codes, <mask> = 250,054
+LOOKALIKE_SIZES = {
+    "tiny": {"d_model": 16, "layers": 2, "heads": 2, "ffn": 32},
+    # what bench_space.py times: opus-mt-de-en's own size, and mBART-50's width with 2+2 of its 12+12 layers
+    "marian-real": {"d_model": 512, "layers": 6, "heads": 8, "ffn": 2048},
+    "mbart-real-width": {"d_model": 1024, "layers": 2, "heads": 16, "ffn": 4096},
+}
+
+
+def _padded_pieces(pieces: list[str], size: int) -> list[str]:
+    """`pieces` followed by never-matched filler pieces up to `size` entries."""
+    return pieces + [f"▁agkdfiller{i}" for i in range(size - len(pieces))]
+
+
+def build_lookalike(out: Path, family: str, size: str = "tiny", seed: int = 0) -> Path:
+    """An untrained teacher folder in the layout of the real Hub checkpoint of `family` (de-en), loadable by
+    `AutoModelForSeq2SeqLM` / `AutoTokenizer`: `marian` as opus-mt-de-en (separate source/target spm, swish, vocab
+    58,101), `mbart` as mbart-large-50-many-to-many-mmt (MBart50Tokenizer, ReLU, vocab 250,054, language codes at their
+    real ids, en_XX = 250004)."""
+    import sentencepiece as spm
+    import torch
+    from transformers import (
+        MarianConfig,
+        MarianMTModel,
+        MarianTokenizer,
+        MBart50Tokenizer,
+        MBartConfig,
+        MBartForConditionalGeneration,
+    )
+
+    dims = LOOKALIKE_SIZES[size]
+    common = dict(
+        d_model=dims["d_model"], encoder_layers=dims["layers"], decoder_layers=dims["layers"],
+        encoder_attention_heads=dims["heads"], decoder_attention_heads=dims["heads"], encoder_ffn_dim=dims["ffn"],
+        decoder_ffn_dim=dims["ffn"], max_position_embeddings=512 if family == "marian" else 1024, scale_embedding=True,
+        dropout=0.0, attention_dropout=0.0,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    rows = toy_pairs(PAIR, 520, seed=len(PAIR))[:400]
+    torch.manual_seed(seed)
+    if family == "marian":
+        for side in ("source", "target"):
+            (out / f"{side}.spm").write_bytes(_train_spm([r[side] for r in rows], 60, bos_id=-1, eos_id=2, unk_id=1, pad_id=-1))
+        pieces = ["</s>", "<unk>"]
+        for side in ("source", "target"):
+            sp = spm.SentencePieceProcessor(model_file=str(out / f"{side}.spm"))
+            pieces += [p for p in (sp.id_to_piece(i) for i in range(sp.get_piece_size())) if p not in pieces and p != "<s>"]
+        vocab = _padded_pieces(pieces, OPUS_MT_VOCAB - 1) + ["<pad>"]
+        (out / "vocab.json").write_text(json.dumps({p: i for i, p in enumerate(vocab)}, ensure_ascii=False))
+        tokenizer = MarianTokenizer(str(out / "source.spm"), str(out / "target.spm"), str(out / "vocab.json"),
+                                    source_lang="de", target_lang="en", separate_vocabs=False)
+        config = MarianConfig(
+            vocab_size=OPUS_MT_VOCAB, activation_function="swish", pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id,
+            forced_eos_token_id=tokenizer.eos_token_id, share_encoder_decoder_embeddings=True, **common,
+        )
+        model = MarianMTModel(config)
+    elif family == "mbart":
+        sp = spm.SentencePieceProcessor(model_proto=_train_spm([r["source"] for r in rows] + [r["target"] for r in rows], 100))
+        trained = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
+        fillers = _padded_pieces([p for p, _ in trained], MBART50_SPM_PIECES)[len(trained):]
+        tokenizer = MBart50Tokenizer(vocab=trained + [(p, -100.0) for p in fillers], src_lang="de_DE", tgt_lang="en_XX")
+        config = MBartConfig(
+            vocab_size=len(tokenizer), activation_function="relu", pad_token_id=tokenizer.pad_token_id, bos_token_id=0,
+            eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.eos_token_id,
+            forced_eos_token_id=tokenizer.eos_token_id, **common,
+        )
+        model = MBartForConditionalGeneration(config)
+        model.generation_config.forced_bos_token_id = tokenizer.convert_tokens_to_ids("en_XX")
+    else:
+        raise ValueError(f"no lookalike for family {family!r}")
+    model.generation_config.max_length = 64
+    model.generation_config.num_beams = 1
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def lookalike_marian_dir(tmp_path_factory) -> Path:
+    return build_lookalike(tmp_path_factory.mktemp("lookalikes") / "opus-mt-de-en", "marian")
+
+
+@pytest.fixture(scope="session")
+def lookalike_mbart_dir(tmp_path_factory) -> Path:
+    return build_lookalike(tmp_path_factory.mktemp("lookalikes") / "mbart-large-50-many-to-many-mmt", "mbart")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datasets_scripts.attribution_configs import BASELINE
+from datasets_scripts.hub_layout import public_ref
 from datasets_scripts.teachers import MBART_BASE_HUB_ID, MBART_LANG_CODES, teacher_spec
 from training.loop import format_seconds
 from training.scoring import FIDELITY_METRICS
@@ -19,15 +20,24 @@ from training.scoring import FIDELITY_METRICS
 
 @dataclass
 class MetricResult:
-    """One model-index entry: a metric measured on one split of one dataset config."""
+    """One model-index entry: a metric measured on one split of one dataset config. The Hub groups entries by task
+    type, dataset, config and split, so what else tells two entries apart (a student's map protocol) goes into
+    `metric_config`, and how the value was computed (a sacrebleu signature) into `metric_args`."""
 
     dataset_id: str
     dataset_name: str
     config: str
     split: str
-    metric: str  # "bleu" | "chrf" | ...
+    metric: str  # "bleu" | "chrf" | "nll_reference" | "kl" | ...
     value: float
     task_name: str = "Translation"
+    task_type: str = "translation"
+    metric_name: str | None = None
+    metric_config: str | None = None
+    metric_args: dict | None = None
+
+
+METRIC_NAMES = {"bleu": "BLEU", "chrf": "chrF", **{name: name.replace("_", " ") for name in FIDELITY_METRICS}}
 
 
 def write_model_card(
@@ -48,18 +58,19 @@ def write_model_card(
     followed by the markdown `body`."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-    metric_names = {"bleu": "BLEU", "chrf": "chrF"}
     eval_results = [
         EvalResult(
-            task_type="translation",
+            task_type=r.task_type,
             task_name=f"{r.task_name} {r.config}",
             dataset_type=r.dataset_id,
             dataset_name=r.dataset_name,
             dataset_config=r.config,
             dataset_split=r.split,
             metric_type=r.metric,
-            metric_name=metric_names.get(r.metric, r.metric),
-            metric_value=round(float(r.value), 2),
+            metric_name=r.metric_name or METRIC_NAMES.get(r.metric, r.metric),
+            metric_value=round(float(r.value), 4),
+            metric_config=r.metric_config,
+            metric_args=r.metric_args,
         )
         for r in results
     ]
@@ -83,7 +94,7 @@ def write_model_card(
 
 def write_teacher_card(folder: Path, args, name: str, pairs: list[str], summary: dict) -> None:
     """A teacher's model card: what it is, how to use it, its training and its BLEU/chrF in `model-index`."""
-    corpus_name = Path(args.corpus).name if Path(args.corpus).exists() else args.corpus
+    corpus_name = public_ref(args.corpus)
     results = []
     rows = []
     for r in summary["results"].values():
@@ -139,7 +150,7 @@ general-purpose translator.
 {usage}
 
 ## Training
-- Data: `{args.corpus}` (configs {", ".join(pairs)}), train split{f" (origins: {args.train_origins})" if args.train_origins else ""}: {", ".join(f"{p} {n}" for p, n in summary["train_examples"].items())} pairs.
+- Data: `{corpus_name}` (configs {", ".join(pairs)}), train split{f" (origins: {args.train_origins})" if args.train_origins else ""}: {", ".join(f"{p} {n}" for p, n in summary["train_examples"].items())} pairs.
 - Tokenizer: a unigram sentencepiece model trained on that data ({hp["vocab_size"]} pieces asked).
 - Model: {hp["layers"]}+{hp["layers"]} layers, d_model {hp["d_model"]}, {hp["heads"]} heads, FFN {hp["ffn_dim"]}, {summary["parameters"] / 1e6:.1f}M parameters.
 - Optimisation: AdamW, peak learning rate {hp["learning_rate"]}, {hp["warmup_steps"]} warm-up steps then `{hp["lr_scheduler"]}` schedule,
@@ -171,8 +182,60 @@ All figures were measured by `training/train_teacher.py` at the end of training;
     )
 
 
-def write_student_card(folder: Path, run: dict, results: list | None = None) -> None:
-    """The student's model card; `training/evaluate.py` rewrites it with BLEU/chrF results in `model-index`."""
+PROTOCOL_ORDER = ("none", "gold", "teacher", "attributor", "train-only")
+
+
+def student_results(rows: Sequence[dict], dataset: str, config: str) -> tuple[list[MetricResult], str]:
+    """A student's result rows (`results.jsonl`) as model-index entries (BLEU, chrF and the simulation metrics per
+    split and map protocol; sacrebleu's signature in `metric_args`) and as the card's markdown table."""
+    from training.scoring import METRICS, PRIMARY_METRIC
+
+    def order(row):
+        protocol = row["protocol"]
+        return row["split"], PROTOCOL_ORDER.index(protocol) if protocol in PROTOCOL_ORDER else len(PROTOCOL_ORDER), protocol
+
+    entries, lines = [], []
+    for row in sorted(rows, key=order):
+        protocol = row["protocol"]
+        for metric in ("bleu", "chrf", *METRICS):
+            if row.get(metric) is None:
+                continue
+            if metric in METRICS:
+                args = {"description": METRICS[metric].description}
+            else:
+                args = {"signature": row[f"{metric}_signature"], "num_beams": row.get("num_beams")}
+            entries.append(MetricResult(
+                dataset, dataset, config, row["split"], metric, row[metric],
+                metric_name=f"{METRIC_NAMES.get(metric, metric.replace('_', ' '))} ({protocol})", metric_config=protocol,
+                metric_args=args,
+            ))
+        gain = (row.get("bootstrap") or {}).get(PRIMARY_METRIC)
+        versus = (
+            f"{gain['delta']:+.4f} [{gain['ci95'][0]:+.4f}, {gain['ci95'][1]:+.4f}], p={gain['p_value']:.3f}" if gain else "-"
+        )
+        lines.append(
+            f"| {protocol} | {row['split']} | {row['examples']} | {row['bleu']:.2f} | {row['chrf']:.2f} | "
+            f"{row.get(PRIMARY_METRIC, float('nan')):.4f} | {row.get('agreement_reference', float('nan')):.3f} | {versus} |"
+        )
+    if not lines:
+        return entries, ""
+    table = f"""## Evaluation
+
+`agkd evaluate` on the `{config}` pairs of `{dataset}`: sacrebleu corpus BLEU and chrF, and the teacher-forced
+simulation metrics ({PRIMARY_METRIC.replace("_", " ")}: nats per token, lower is better; top-1 agreement with the
+reference), under each test-time map protocol. The last column is the student minus its no-map baseline on
+{PRIMARY_METRIC.replace("_", " ")} with the 95% paired-bootstrap interval.
+
+| protocol | split | sentences | BLEU | chrF | {PRIMARY_METRIC.replace("_", " ")} | agreement reference | {PRIMARY_METRIC.replace("_", " ")} - baseline |
+|---|---|---:|---:|---:|---:|---:|---|
+""" + "\n".join(lines) + "\n"
+    return entries, table
+
+
+def write_student_card(folder: Path, run: dict, rows: Sequence[dict] = (), evaluation_data: tuple[str, str] | None = None) -> None:
+    """The student's model card; `training/evaluate.py` rewrites it with its result `rows` (of `evaluation_data`:
+    dataset, config) in `model-index` and a results table."""
+    results, table = student_results(rows, *evaluation_data) if rows and evaluation_data else ([], "")
     source, target = run["pair"].split("-")
     map_source = "no map (baseline)" if run["method"] == BASELINE else f"`{run['method']}` maps of the teacher"
     if run["attribution_config"] is None:
@@ -201,22 +264,23 @@ attribution method teaches.
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 model = AutoModelForSeq2SeqLM.from_pretrained("<this repo>", trust_remote_code=True)
-tokenizer = AutoTokenizer.from_pretrained("<this repo>")
+tokenizer = AutoTokenizer.from_pretrained("<this repo>", trust_remote_code=True)  # it reads the remote-code config
 inputs = tokenizer(["<a {source} sentence>"], return_tensors="pt")
 # attribution_map: [batch, target_len, source_len], row t = target token t, column s = source token s
 out = model.generate(**inputs, attribution_map=attribution_map)  # or attributor=<AgkdAttributorModel>, or no map
 ```
 
 Remote code: pin `revision=` to a commit you have read. Training details are in `agkd_run.json`.
-"""
+
+{table}"""
     write_model_card(
         folder,
         model_name=run["name"],
         body=body,
         languages=[source, target],
-        results=results or [],
+        results=results,
         tags=("translation", "marian", "attribution", "agkd", "custom_code"),
-        datasets=[run["attributions"]] if not Path(run["attributions"]).exists() else (),
+        datasets=[run["attributions"]] if "/" in run["attributions"] else (),
     )
 
 
@@ -254,7 +318,17 @@ student.generate(input_ids=..., attention_mask=..., attributor=attributor)      
 
 For pairs the teacher never explained it is a cheap map source, as faithful as the metrics above say, no more.
 """
+    # The Hub's model-index wants a task: "attribution-prediction" (no Hub task fits a map predictor).
+    results = [
+        MetricResult(
+            run["attributions"], run["attributions"], run["attribution_config"], fid["split"], metric, fid[metric],
+            task_name="Attribution prediction", task_type="attribution-prediction",
+            metric_args={"rows": fid["rows"], "lower_is_better": metric == "kl"},
+        )
+        for metric in FIDELITY_METRICS
+        if fid.get(metric) is not None
+    ]
     write_model_card(
-        folder, model_name=run["name"], body=body, languages=[source, target], pipeline_tag=None,
-        tags=("attribution", "agkd", "custom_code"),
+        folder, model_name=run["name"], body=body, languages=[source, target], pipeline_tag=None, results=results,
+        tags=("attribution", "agkd", "custom_code"), datasets=[run["attributions"]] if "/" in run["attributions"] else (),
     )

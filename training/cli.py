@@ -13,6 +13,8 @@ import logging
 import sys
 from dataclasses import dataclass
 
+from training import __version__
+
 logger = logging.getLogger("agkd")
 
 
@@ -37,6 +39,7 @@ STAGES: dict[str, Stage] = {
         Stage("pipeline", "training.pipeline", "run every stage of a preset (smoke, demo, paper), skipping finished ones"),
         Stage("push", "training.push", "upload the release folders to the Hub (dry-run by default)"),
         Stage("space", "space.app", "launch the Gradio Space on the local release folders"),
+        Stage("space-repo", "space.repo", "write a release's Space repo folder (app.py, requirements, card, results)"),
     )
 }
 
@@ -58,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v: debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("stage", choices=list(STAGES), metavar="stage", help="one of: " + ", ".join(STAGES))
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments of the stage")
     return parser

@@ -305,7 +305,23 @@ def evaluate(args: EvaluateArguments) -> list[dict]:
                 f" (delta {primary['delta']:+.4f}, p={primary['p_value']:.3f}; delta BLEU "
                 f"{row['bootstrap']['bleu']['delta']:+.2f})" if primary else "",
             )
+    write_result_cards(args, models_dir, runs, results_path)
     return written
+
+
+def write_result_cards(args: EvaluateArguments, models_dir: Path, runs: dict[str, dict], results_path: Path) -> None:
+    """Rewrite each student's model card with its current result rows (model-index and a table), so the card a Hub
+    user reads carries what `results.jsonl` holds."""
+    from datasets_scripts.hub_layout import public_ref
+    from training.cards import write_student_card
+
+    rows: dict[str, list[dict]] = {}
+    for row in read_results(results_path):
+        rows.setdefault(row["student"], []).append(row)
+    dataset = public_ref(args.attributions)
+    for name, run in runs.items():
+        if rows.get(name):
+            write_student_card(models_dir / name, run, rows[name], (dataset, evaluation_config(run["teacher_name"], run["pair"])))
 
 
 def protocol_map_config(teacher_name: str, pair: str, method: str, protocol: str) -> str:

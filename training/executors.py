@@ -37,7 +37,7 @@ class Job:
 
     stage: str
     label: str
-    module: str | None  # a stage module with `main(argv)`; None for the Space folder, written by the driver
+    module: str  # a stage module with `main(argv)`
     argv: list[str]
     needs: tuple[str, ...] = ()
     makes: tuple[str, ...] = ()
@@ -57,25 +57,10 @@ def job_log(job: Job, log_dir: Path) -> Path:
 
 
 # --------------------------------------------------------------------------------------------- running one job
-def write_space_folder(folder: Path) -> Path:
-    """The Space repo of the release: the files of `space/` (app, requirements, README with the Space header)."""
-    import shutil
-
-    source = Path(__file__).resolve().parent.parent / "space"
-    folder.mkdir(parents=True, exist_ok=True)
-    for path in source.iterdir():
-        if path.is_file() and path.suffix in (".py", ".md", ".txt") and path.name != "__init__.py":
-            shutil.copy2(path, folder / path.name)
-    return folder
-
-
 def run_in_process(job: Job) -> int:
     """A job in the driver process, its output on the console."""
     import importlib
 
-    if job.module is None:
-        write_space_folder(Path(job.argv[0]))
-        return 0
     return importlib.import_module(job.module).main(job.argv) or 0
 
 
@@ -202,7 +187,7 @@ class LocalExecutor(Executor):
         return self.pool
 
     def in_driver(self, job: Job) -> bool:
-        return self.jobs == 1 or not job.shared or job.module is None
+        return self.jobs == 1 or not job.shared
 
     def can_start(self, job: Job) -> bool:
         if self.finished:  # outcomes first: a failure stops the run before anything else starts
@@ -292,9 +277,6 @@ class RayExecutor(Executor):
         return True  # Ray queues what does not fit yet
 
     def submit(self, job: Job) -> None:
-        if job.module is None:  # the Space folder: a file copy, done by the driver
-            self.run_in_driver(job)
-            return
         resources = self.resources(job)
         ref = self.task.options(max_retries=self.retries, retry_exceptions=False, **resources).remote(
             job, str(self.log_dir), resources["num_cpus"]

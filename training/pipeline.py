@@ -34,7 +34,7 @@ from datasets_scripts.attribution_configs import BASELINE, EVALUATION_SET, confi
 from datasets_scripts.attribution_methods import CONTROLS
 from training.cli import run_as_script, stage_main
 from training.executors import EXECUTORS, Job, LocalExecutor, RayExecutor, schedule
-from training.layout import RunLayout, attributor_name, baseline_name, student_name, warm_start_name
+from training.layout import RESULTS_FILE, RunLayout, attributor_name, baseline_name, student_name, warm_start_name
 from training.presets import ALL_OPERATORS, PRESETS, STUDENT_INITS
 
 logger = logging.getLogger(__name__)
@@ -243,7 +243,9 @@ def plan(args: PipelineArguments) -> list[Job]:
     jobs.append(Job("report", "report.md", "training.report", [
         "--results_dir", str(release.results), "--attributions", attributions, "--models_dir", str(release.models),
     ], needs=("instrument", *(f"evaluated:{s[3]}" for s in students)), makes=("report",)))
-    jobs.append(Job("space", "agkd-space", None, [str(release.spaces / "agkd-space")]))
+    jobs.append(Job("space", "agkd-space", "space.repo", [
+        str(release.spaces / "agkd-space"), "--results", str(release.results / RESULTS_FILE),
+    ], needs=("report",), shared=True))
     if args.stop_after:
         last = STAGES.index(args.stop_after)
         jobs = [j for j in jobs if STAGES.index(j.stage) <= last]
@@ -287,7 +289,7 @@ def run(args: PipelineArguments) -> int:
         f"  models: {len(list(release.models.glob('*')))} in {release.models}",
         f"  datasets: {', '.join(p.name for p in release.datasets.glob('*'))}",
         f"  report: {release.results / 'report.md'} (plots in {release.results / 'plots'})",
-        f"  Space: agkd space --release {release.hub}   (or: python {release.spaces / 'agkd-space' / 'app.py'})",
+        f"  Space: agkd space --release {release.hub}   (or: AGKD_RELEASE={release.hub} python {release.spaces / 'agkd-space' / 'app.py'})",
     ]
     logger.info("\n".join(summary))
     return 0

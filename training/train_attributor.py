@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from datasets_scripts.attribution_configs import config_name
+from datasets_scripts.hub_layout import public_ref
 from training import data, layout, loop
 from training.cards import write_attributor_card
 from training.cli import run_as_script, stage_main
@@ -139,8 +140,8 @@ def train_attributor(args: AttributorArguments) -> Path:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         run = {
-            "name": name, "method": args.method, "teacher": args.teacher, "teacher_name": args.teacher_name,
-            "pair": args.pair, "seed": args.seed, "preset": args.preset, "attributions": args.attributions,
+            "name": name, "method": args.method, "teacher": public_ref(args.teacher), "teacher_name": args.teacher_name,
+            "pair": args.pair, "seed": args.seed, "preset": args.preset, "attributions": public_ref(args.attributions),
             "attribution_config": source_config, **layout.map_provenance(args.attributions, source_config),
             "examples": {k: len(v) for k, v in examples.items()},
             "steps": state.step, "best_step": state.best_step, "best_validation_kl": state.best_loss,

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from datasets_scripts.attribution_configs import BASELINE, TARGET_KINDS, config_name, evaluation_config
+from datasets_scripts.hub_layout import public_ref
 from training import data, layout, loop
 from training.cards import write_student_card
 from training.cli import run_as_script, stage_main
@@ -266,14 +267,14 @@ def train_student(args: StudentArguments) -> Path:
             "injection_heads": args.injection_heads,
             "target_kind": args.target_kind,
             "student_init": student_init(args),
-            "init_from": args.init_from,
+            "init_from": public_ref(args.init_from),
             "init_run_id": settings["init_run_id"],
-            "teacher": args.teacher,
+            "teacher": public_ref(args.teacher),
             "teacher_name": args.teacher_name,
             "pair": args.pair,
             "seed": args.seed,
             "preset": args.preset,
-            "attributions": source,
+            "attributions": public_ref(source),
             "attribution_config": config,
             **provenance,
             "train_examples": len(train_examples),

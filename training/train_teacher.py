@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from datasets_scripts.hub_layout import public_ref
 from datasets_scripts.teachers import LANGUAGE_PAIRS, MBART_LANG_CODES, check_family, check_pair, teacher_spec
 from training import data, layout, loop
 from training.cards import write_teacher_card
@@ -180,14 +181,18 @@ def load_pair(args: TeacherArguments, pair: str) -> PairData:
 
 # ================================================================================================ tokenizers
 def train_sentencepiece(lines: list[str], prefix: Path, vocab_size: int, seed: int, **ids) -> Path:
-    """A unigram sentencepiece model on (a seeded sample of) `lines`; returns the .model path."""
+    """A unigram sentencepiece model on (a seeded sample of) `lines`; returns the .model path. The model is written
+    through `model_writer`, so its trainer spec records no file name of this machine (the .spm files are uploaded)."""
+    import io
+
     import sentencepiece as spm
 
     rng = random.Random(seed)
     sample = lines if len(lines) <= 100_000 else rng.sample(lines, 100_000)
+    model = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(sample),
-        model_prefix=str(prefix),
+        model_writer=model,
         vocab_size=vocab_size,
         model_type="unigram",
         character_coverage=0.9999,
@@ -196,7 +201,9 @@ def train_sentencepiece(lines: list[str], prefix: Path, vocab_size: int, seed: i
         num_threads=1,
         **ids,
     )
-    return prefix.with_suffix(".model")
+    path = prefix.with_suffix(".model")
+    path.write_bytes(model.getvalue())
+    return path
 
 
 def build_marian_tokenizer(lines: list[str], folder: Path, vocab_size: int, seed: int):
@@ -447,7 +454,7 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
             "family": args.family,
             "pairs": pairs,
             "preset": args.preset,
-            "corpus": args.corpus,
+            "corpus": public_ref(args.corpus),
             "seed": args.seed,
             "parameters": n_params,
             "train_examples": {d.pair: len(d.train_sources) for d in pair_data},
