@@ -10,13 +10,18 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 PRESET ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test install install-dev torch lint clean
+.PHONY: demo test test-release install install-dev torch lint clean
 
 demo: install
 	$(VENV)/bin/agkd pipeline --preset $(PRESET)
 
 test: install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The release where it is pushed (fresh virtual environments, the wheel, the Space started as a Space, headless
+# Chromium) and the smoke pipeline end to end: slow, so not in `make test`; CI runs both.
+test-release: install-dev
+	$(PY) -m pytest -m release $(PYTEST_ARGS)
 
 install: $(VENV)/.installed-train
 install-dev: $(VENV)/.installed-dev

@@ -3,9 +3,13 @@
 Builds the preset's models at their real sizes (random weights: speed does not depend on training), times the units
 every stage repeats, and multiplies them by the preset's job counts:
 
-- teacher, student, Attributor: seconds per optimizer step (forward, backward, AdamW) on batches of the preset's
-  batch size and `--source_tokens` / `--target_tokens` tokens; the budget is each job's `max_steps` (an upper
+- teacher, warm start, student, Attributor: seconds per optimizer step (forward, backward, AdamW) on batches of
+  `--source_tokens` / `--target_tokens` tokens, as many pairs as the preset's batch (its token budget
+  `max_batch_tokens` where it has one, capped by `batch_size`), in the precision the training scripts choose here
+  (`--mixed_precision auto`: bf16 autocast on a GPU that has it); the budget is each job's `max_steps` (an upper
   bound: early stopping ends most runs sooner);
+- the student step before and after the GPU settings: fixed batches of 32 in fp32 against the preset's batch and
+  precision, as steps/s and pairs/s;
 - extraction: fast-engine seconds per pair for each method on a Marian teacher of the preset's size; the pairs are
   the corpus splits the preset attributes (`--corpus`, or `--train_pairs` per language pair);
 - evaluation is not included (one beam-search pass over each test split per student and protocol).
@@ -32,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class CostArguments:
-    preset: str = field(default="paper", metadata={"help": "smoke, demo or paper"})
+    preset: str = field(default="paper", metadata={"help": "smoke, demo, lab or paper"})
     corpus: str | None = field(default=None, metadata={"help": "agkd-parallel folder: split sizes per language pair"})
     train_pairs: int | None = field(default=None, metadata={"help": "train pairs per language pair (without --corpus)"})
     source_tokens: int = field(default=32, metadata={"help": "tokens per source sentence of the timed batches"})
@@ -42,6 +46,7 @@ class CostArguments:
     methods: list[str] | None = field(default=None, metadata={"help": "methods to time (default: the preset's)"})
     num_threads: int | None = field(default=None, metadata={"help": "torch CPU threads"})
     gpus: list[int] = field(default_factory=lambda: [1, 8, 64], metadata={"help": "GPU counts of the wall-time projection"})
+    mixed_precision: str = field(default="auto", metadata={"help": "auto (as the training scripts: bf16 on a GPU that has it), no, bf16, fp16"})
 
 
 class SizedVocabulary:
@@ -81,18 +86,32 @@ def batch(args: CostArguments, size: int, vocab: int, device, with_maps: bool) -
     return {k: v.to(device) for k, v in out.items()}
 
 
-def seconds_per_step(model, inputs: dict, steps: int) -> float:
-    """Median seconds of an AdamW training step (one warm-up step first)."""
+def pairs_per_batch(args: CostArguments, section) -> int:
+    """The pairs of one batch of the preset's section at the timed lengths: its token budget, capped by batch_size."""
+    budget = getattr(section, "max_batch_tokens", None)
+    if budget is None:
+        return section.batch_size
+    return max(1, min(section.batch_size, budget // (args.source_tokens + args.target_tokens)))
+
+
+def seconds_per_step(model, inputs: dict, steps: int, precision: str | None = "no") -> float:
+    """Median seconds of an AdamW training step (one warm-up step first); `precision` "bf16" or "fp16" autocasts
+    the forward pass as accelerate does (fp32 weights and optimizer state)."""
+    import contextlib
     import statistics
 
     import torch
 
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    device = inputs["input_ids"].device.type
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
     times = []
     for i in range(steps + 1):
         start = time.perf_counter()
-        loss = model(**inputs).loss
+        autocast = torch.autocast(device, dtype=dtypes[precision]) if precision in dtypes else contextlib.nullcontext()
+        with autocast:
+            loss = model(**inputs).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -136,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import HfArgumentParser
 
     from training import pipeline
+    from training.loop import resolve_mixed_precision
     from training.presets import PRESETS, AttributorPreset, StudentPreset
     from training.train_attributor import build_attributor
     from training.train_student import build_student
@@ -150,29 +170,44 @@ def main(argv: list[str] | None = None) -> int:
     methods = args.methods or list(preset.methods)
     # The grid's jobs as the pipeline plans them (one job = one teacher, student or Attributor training).
     plan = pipeline.plan(pipeline.finalize(pipeline.PipelineArguments(preset=args.preset, methods=methods, jobs=1)))
-    jobs = {stage: sum(job.stage == stage for job in plan) for stage in ("teacher", "student", "attributor")}
+    jobs = {stage: sum(job.stage == stage for job in plan) for stage in ("teacher", "warm-start", "student", "attributor")}
+    precision = resolve_mixed_precision(args.mixed_precision) or "no"
     torch.manual_seed(0)
 
     teacher = teacher_model(preset, device)
     vocab = teacher.config.vocab_size
     rows = []  # (unit, measured seconds per unit, units in the grid)
-    step = seconds_per_step(teacher, batch(args, preset.teacher.batch_size, vocab, device, False), args.steps)
-    rows.append(("teacher step", step, jobs["teacher"] * preset.teacher.max_steps))
+    size = pairs_per_batch(args, preset.teacher)
+    step = seconds_per_step(teacher, batch(args, size, vocab, device, False), args.steps, precision)
+    rows.append((f"teacher step ({size} pairs)", step, jobs["teacher"] * preset.teacher.max_steps))
     logger.info("teacher (%.1fM parameters): %.3f s/step", teacher.num_parameters() / 1e6, step)
 
-    student_args = SimpleNamespace(
-        operator="add", map_normalization="none", injection_layers=None, injection_heads=None,
-        **{f.name: getattr(preset.student, f.name) for f in fields(StudentPreset)},
-    )
-    student = build_student(student_args, SizedVocabulary(vocab), teacher.config, None).to(device)
-    step = seconds_per_step(student, batch(args, preset.student.batch_size, vocab, device, True), args.steps)
-    rows.append(("student step", step, jobs["student"] * preset.student.max_steps))
+    def student_of(section):
+        student_args = SimpleNamespace(
+            operator="add", map_normalization="none", injection_layers=None, injection_heads=None,
+            **{f.name: getattr(section, f.name) for f in fields(StudentPreset) if hasattr(section, f.name)},
+        )
+        return build_student(student_args, SizedVocabulary(vocab), teacher.config, None).to(device)
+
+    if jobs["warm-start"]:
+        size = pairs_per_batch(args, preset.warm_start)
+        step = seconds_per_step(student_of(preset.warm_start), batch(args, size, vocab, device, False), args.steps, precision)
+        rows.append((f"warm-start step ({size} pairs)", step, jobs["warm-start"] * preset.warm_start.max_steps))
+        logger.info("warm start: %.3f s/step", step)
+
+    student = student_of(preset.student)
+    size = pairs_per_batch(args, preset.student)
+    step = seconds_per_step(student, batch(args, size, vocab, device, True), args.steps, precision)
+    rows.append((f"student step ({size} pairs)", step, jobs["student"] * preset.student.max_steps))
     logger.info("student (%.1fM parameters): %.3f s/step, %d students", student.num_parameters() / 1e6, step, jobs["student"])
+    before = seconds_per_step(student, batch(args, 32, vocab, device, True), args.steps, "no")
+    speed = [("before: 32 pairs, fp32", 1 / before, 32 / before), (f"after: {size} pairs, {precision}", 1 / step, size / step)]
 
     attributor_args = SimpleNamespace(**{f.name: getattr(preset.attributor, f.name) for f in fields(AttributorPreset)})
     attributor = build_attributor(attributor_args, SizedVocabulary(vocab), teacher.config).to(device)
-    step = seconds_per_step(attributor, batch(args, preset.attributor.batch_size, vocab, device, True), args.steps)
-    rows.append(("Attributor step", step, jobs["attributor"] * preset.attributor.max_steps))
+    size = pairs_per_batch(args, preset.attributor)
+    step = seconds_per_step(attributor, batch(args, size, vocab, device, True), args.steps, precision)
+    rows.append((f"Attributor step ({size} pairs)", step, jobs["attributor"] * preset.attributor.max_steps))
     logger.info("Attributor (%.1fM parameters): %.3f s/step", attributor.num_parameters() / 1e6, step)
 
     teacher = teacher_model(preset, device, attention="eager").eval()
@@ -194,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
         total += seconds * count
         print(f"| {unit} | {seconds:.4f} | {count:,} | {seconds * count / 3600:,.2f} |")
     print(f"| all (upper bound: every training runs max_steps) | | | {total / 3600:,.1f} ({total / 86400:,.1f} days) |")
+    print(f"\nStudent step, {student.num_parameters() / 1e6:.1f}M parameters, {args.source_tokens} + {args.target_tokens} tokens per pair:")
+    print("| setting | steps/s | pairs/s |")
+    print("|---|---|---|")
+    for setting, steps_per_s, pairs_per_s in speed:
+        print(f"| {setting} | {steps_per_s:.2f} | {pairs_per_s:.1f} |")
     print_projection(rows, jobs, preset, args.gpus)
     return 0
 
@@ -204,10 +244,10 @@ def projected_wall_seconds(rows, jobs: dict[str, int], share: float, gpus: int) 
     GPU, each at its measured speed (the packing gain is an upper bound until measured on a GPU)."""
     import math
 
-    cost = {unit: seconds * count for unit, seconds, count in rows}
+    cost = {unit.split(" (")[0]: seconds * count for unit, seconds, count in rows}
     teacher = cost["teacher step"] / max(jobs["teacher"], 1) * math.ceil(jobs["teacher"] / gpus)
     extraction = sum(v for unit, v in cost.items() if unit.startswith("extract")) / gpus
-    small = (cost["student step"] + cost["Attributor step"]) / (gpus * max(1, round(1 / share)))
+    small = (cost.get("warm-start step", 0.0) + cost["student step"] + cost["Attributor step"]) / (gpus * max(1, round(1 / share)))
     return teacher + extraction + small
 
 

@@ -9,7 +9,7 @@ The folder holds four files:
   names (`AGKD_HUB_ORG`, else the Space's own owner on the Hub, else the local folder `AGKD_RELEASE`);
 - `results.jsonl`: the release's evaluation rows (read by the page's results table), when there are any.
 
-    agkd space-repo runs/demo/hub/spaces/agkd-space --results runs/demo/results/results.jsonl
+    agkd space-repo --folder runs/demo/hub/spaces/agkd-space --results runs/demo/results/results.jsonl
 """
 
 from __future__ import annotations

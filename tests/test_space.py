@@ -397,3 +397,34 @@ def test_the_space_stage_of_the_cli(capsys):
         main(["space", "--help"])
     assert exit_info.value.code == 0
     assert "--release" in capsys.readouterr().out
+
+
+def test_the_space_repo_folder_is_self_sufficient(tmp_path):
+    """`agkd space-repo` writes what a Hub Space runs: the card with the Space header, the package pin, a launcher that
+    imports only installed packages, the results; written whole, so files an older release left do not survive."""
+    import ast
+
+    import yaml
+
+    from space import repo
+    from training import __version__
+
+    folder = tmp_path / "agkd-space"
+    folder.mkdir()
+    (folder / "release.py").write_text("stale")
+    results = tmp_path / "results.jsonl"
+    results.write_text('{"student": "s"}\n')
+    assert repo.main(["--folder", str(folder), "--results", str(results)]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "app.py", "requirements.txt", "results.jsonl"]
+    header = yaml.safe_load((folder / "README.md").read_text().split("---")[1])
+    assert header["sdk"] == "gradio" and header["app_file"] == "app.py" and header["sdk_version"].startswith("6.")
+    pins = [line for line in (folder / "requirements.txt").read_text().splitlines() if line and not line.startswith("#")]
+    assert pins == [f"agkd[space]=={__version__}"]
+    imported = {
+        (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
+        for node in ast.walk(ast.parse((folder / "app.py").read_text()))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert imported == {"os", "sys", "pathlib", "space"}  # the installed agkd package, nothing from a checkout
+    assert (folder / "results.jsonl").read_text() == results.read_text()

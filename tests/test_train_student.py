@@ -145,3 +145,37 @@ def test_warm_start_arguments_are_checked(attributions_dir, tiny_marian_dir, tmp
         assert _train(attributions_dir, tiny_marian_dir, tmp_path / "m", "--method", "attention", "--train_corpus", "x") == 2
         assert _train(attributions_dir, tiny_marian_dir, tmp_path / "m", "--init_from", tmp_path / "nothing") == 2
     assert "takes --method none" in caplog.text and "not a finished student folder" in caplog.text
+
+
+def test_token_budget_batches_fill_each_step_by_tokens():
+    """`max_batch_tokens`: short pairs make big batches and long pairs small ones, never over the budget once padded
+    (one example may exceed it alone), every example exactly once; without it, fixed batches as before."""
+    import random
+
+    from training.data import length_grouped_batches
+
+    rng = random.Random(0)
+    lengths = [rng.randint(3, 60) for _ in range(1000)]  # a translation is about as long as its source
+    examples = [
+        {"index": i, "input_ids": [5] * n, "labels": [6] * max(2, n + rng.randint(-3, 3))} for i, n in enumerate(lengths)
+    ]
+    batches = length_grouped_batches(examples, batch_size=256, seed=1, max_tokens=2048)
+    assert sorted(e["index"] for b in batches for e in b) == list(range(1000))
+    for b in batches:
+        padded = len(b) * (max(len(e["input_ids"]) for e in b) + max(len(e["labels"]) for e in b))
+        assert len(b) <= 256 and (padded <= 2048 or len(b) == 1)
+    sizes = sorted(len(b) for b in batches)
+    assert sizes[0] < 25 and sizes[-1] > 80  # long pairs share a step with few others, short ones with many
+    fixed = length_grouped_batches(examples, batch_size=32, seed=1)
+    assert {len(b) for b in fixed} == {32} and len(fixed) == 1000 // 32
+
+
+def test_mixed_precision_auto_is_bf16_only_on_a_gpu_that_has_it(monkeypatch):
+    from training.loop import resolve_mixed_precision
+
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    expected = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    assert resolve_mixed_precision("auto") == expected
+    assert resolve_mixed_precision("fp16") == "fp16" and resolve_mixed_precision("no") == "no"
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")  # `accelerate launch --mixed_precision fp16` decides
+    assert resolve_mixed_precision("auto") is None

@@ -36,7 +36,7 @@ STAGES: dict[str, Stage] = {
         Stage("instrument", "training.instrument", "positive control: can a student see a planted alignment map?"),
         Stage("evaluate", "training.evaluate", "BLEU/chrF and teacher-forced simulation metrics of students under each test-time map protocol"),
         Stage("report", "training.report", "write report.md and plots from results/*.jsonl"),
-        Stage("pipeline", "training.pipeline", "run every stage of a preset (smoke, demo, paper), skipping finished ones"),
+        Stage("pipeline", "training.pipeline", "run every stage of a preset (smoke, demo, lab, paper), skipping finished ones"),
         Stage("push", "training.push", "upload the release folders to the Hub (dry-run by default)"),
         Stage("space", "space.app", "launch the Gradio Space on the local release folders"),
         Stage("space-repo", "space.repo", "write a release's Space repo folder (app.py, requirements, card, results)"),

@@ -77,24 +77,41 @@ def tokenize_pairs(
     return examples
 
 
-def length_grouped_batches(examples: Sequence[dict], batch_size: int, seed: int, group: int = 64) -> list[list[dict]]:
+def length_grouped_batches(
+    examples: Sequence[dict], batch_size: int, seed: int, group: int = 64, max_tokens: int | None = None
+) -> list[list[dict]]:
     """Split `examples` into batches of similar length (less padding, hence more tokens/s): shuffle with `seed`,
-    sort each run of `group * batch_size` examples by source+target length, cut into batches. Incomplete last
-    batches are dropped. Feed the list to a shuffling `DataLoader(batches, batch_size=1, collate_fn=Seq2SeqCollator)`:
-    the batches are fixed once, their order changes every epoch (and is restored on resume)."""
+    sort each run of `group * batch_size` examples by source+target length, cut into batches of `batch_size`
+    (incomplete last batches are dropped). With `max_tokens`, batches are cut by a token budget instead: as many
+    examples as keep the padded batch (examples x (longest source + longest target)) within `max_tokens`, at most
+    `batch_size` of them, so short pairs fill a GPU step as long ones do. Feed the list to a shuffling
+    `DataLoader(batches, batch_size=1, collate_fn=Seq2SeqCollator)`: the batches are fixed once, their order changes
+    every epoch (and is restored on resume)."""
     import random
+
+    def length(i: int) -> tuple[int, int]:
+        return len(examples[i]["input_ids"]), len(examples[i]["labels"])
 
     order = list(range(len(examples)))
     random.Random(seed).shuffle(order)
     batches = []
     for start in range(0, len(order), group * batch_size):
-        chunk = sorted(
-            order[start : start + group * batch_size],
-            key=lambda i: len(examples[i]["input_ids"]) + len(examples[i]["labels"]),
-        )
-        batches += [
-            [examples[i] for i in chunk[b : b + batch_size]] for b in range(0, len(chunk) - batch_size + 1, batch_size)
-        ]
+        chunk = sorted(order[start : start + group * batch_size], key=lambda i: sum(length(i)))
+        if max_tokens is None:
+            batches += [
+                [examples[i] for i in chunk[b : b + batch_size]] for b in range(0, len(chunk) - batch_size + 1, batch_size)
+            ]
+            continue
+        current, longest = [], (0, 0)
+        for i in chunk:
+            grown = (max(longest[0], length(i)[0]), max(longest[1], length(i)[1]))
+            if current and (len(current) == batch_size or (len(current) + 1) * sum(grown) > max_tokens):
+                batches.append([examples[j] for j in current])
+                current, grown = [], length(i)
+            current.append(i)
+            longest = grown
+        if current:
+            batches.append([examples[j] for j in current])
     return batches
 
 

@@ -44,7 +44,7 @@ STAGES = ("corpus", "teacher", "extract", "warm-start", "student", "attributor",
 
 @dataclass
 class PipelineArguments:
-    preset: str = field(default="demo", metadata={"help": "smoke, demo or paper"})
+    preset: str = field(default="demo", metadata={"help": "smoke, demo, lab or paper"})
     runs_dir: str = field(default="runs", metadata={"help": "everything goes to <runs_dir>/<preset>/"})
     pairs: list[str] | None = field(default=None, metadata={"help": "language pairs (default: the preset's)"})
     teachers: list[str] | None = field(default=None, metadata={"help": "teacher families: marian, mbart"})
@@ -244,7 +244,7 @@ def plan(args: PipelineArguments) -> list[Job]:
         "--results_dir", str(release.results), "--attributions", attributions, "--models_dir", str(release.models),
     ], needs=("instrument", *(f"evaluated:{s[3]}" for s in students)), makes=("report",)))
     jobs.append(Job("space", "agkd-space", "space.repo", [
-        str(release.spaces / "agkd-space"), "--results", str(release.results / RESULTS_FILE),
+        "--folder", str(release.spaces / "agkd-space"), "--results", str(release.results / RESULTS_FILE),
     ], needs=("report",), shared=True))
     if args.stop_after:
         last = STAGES.index(args.stop_after)

@@ -113,7 +113,7 @@ def train_attributor(args: AttributorArguments) -> Path:
     }
     collate = data.MapCollator(tokenizer.pad_token_id)
     train_dl = DataLoader(
-        data.length_grouped_batches(examples[args.train_split], args.batch_size, seed=args.seed),
+        data.length_grouped_batches(examples[args.train_split], args.batch_size, seed=args.seed, max_tokens=args.max_batch_tokens),
         batch_size=1, shuffle=True, collate_fn=collate,
     )
     valid_dl = DataLoader(examples[args.validation_split], batch_size=2 * args.batch_size, collate_fn=collate)

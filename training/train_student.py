@@ -231,7 +231,7 @@ def train_student(args: StudentArguments) -> Path:
     if len(train_examples) < args.batch_size:
         raise ValueError(f"only {len(train_examples)} training pairs for a batch size of {args.batch_size}")
     collate = data.MapCollator(tokenizer.pad_token_id, with_maps=args.operator != "none")
-    train_batches = data.length_grouped_batches(train_examples, args.batch_size, seed=args.seed)
+    train_batches = data.length_grouped_batches(train_examples, args.batch_size, seed=args.seed, max_tokens=args.max_batch_tokens)
     train_dl = DataLoader(train_batches, batch_size=1, shuffle=True, collate_fn=collate)
     valid_dl = DataLoader(valid_examples, batch_size=2 * args.batch_size, collate_fn=collate)
 

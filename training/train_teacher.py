@@ -385,7 +385,7 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
 
     # ---- dataloaders, optimisation (shared with the students and Attributors)
     collate = data.Seq2SeqCollator(tokenizer.pad_token_id)
-    train_batches = data.length_grouped_batches(train_examples, args.batch_size, seed=args.seed)
+    train_batches = data.length_grouped_batches(train_examples, args.batch_size, seed=args.seed, max_tokens=args.max_batch_tokens)
     train_dl = DataLoader(train_batches, batch_size=1, shuffle=True, collate_fn=collate)
     valid_dl = DataLoader(valid_examples, batch_size=2 * args.batch_size, collate_fn=collate)
     model, optimizer, scheduler, train_dl, (valid_dl,), state = loop.prepare_training(
