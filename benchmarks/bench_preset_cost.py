@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def student_of(section):
         student_args = SimpleNamespace(
-            operator="add", map_normalization="none", injection_layers=None, injection_heads=None,
+            operator="add", map_normalization="none", injection_layers=None, injection_heads=None, init_from=None,
             **{f.name: getattr(section, f.name) for f in fields(StudentPreset) if hasattr(section, f.name)},
         )
         return build_student(student_args, SizedVocabulary(vocab), teacher.config, None).to(device)

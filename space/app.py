@@ -424,9 +424,11 @@ A teacher's attribution map (which source words explain each target word, by one
 injected into the cross-attention of a small student. A method *teaches* if the student translates better
 with it than the no-map baseline. Type or pick a sentence, choose the method and the operator that combines
 the map with the attention logits, and compare. Example sentences (held-out test split) use the stored maps;
-a typed sentence's map is computed on the spot on CPU: instant for attention and value zeroing, about a second for
-the gradient methods on a small teacher; integrated gradients run at most {steps} steps here (the release's maps may
-use more), which still takes seconds on a real-size teacher and tens of seconds on mBART-50's width.""".format(steps=LIVE_IG_STEPS)
+a typed sentence's map is computed on the spot, on this Space's CPU. On a teacher of opus-mt's size (74M parameters,
+2 CPU threads, benchmarks/bench_space.py) that takes about 0.5 s for attention, 1.3 s for value zeroing, 2-3 s for the
+gradient methods, 13 s for integrated gradients (capped here at {steps} steps; 72 s at the 50 steps of the stored
+maps) and 22 s for GradientSHAP; at mBART-50's width (d_model 1024, 250k-token vocabulary) 7 s for attention, 9 s for
+saliency and 60 s for integrated gradients. Pick an example sentence for an instant map.""".format(steps=LIVE_IG_STEPS)
 
 
 def build_demo(release: Release | None = None):

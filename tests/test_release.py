@@ -145,6 +145,9 @@ def test_the_space_folder_starts_and_serves_a_visitor_in_chromium(space_venv, sp
     imports = run([str(python), "-c", "import space.app, importlib.util as u; print(u.find_spec('space').origin)"],
                   cwd=tmp_path, env=clean_env()).stdout
     assert "site-packages" in imports and str(REPO) not in imports
+    cli = python.parent / "agkd"  # the wheel's console script works in the Space's environment
+    assert run([str(cli), "--version"], cwd=tmp_path, env=clean_env()).stdout.strip() == f"agkd {__version__}"
+    assert "space-repo" in run([str(cli), "--help"], cwd=tmp_path, env=clean_env()).stdout
 
     def serve(release: Path, name: str) -> tuple[subprocess.Popen, str, Path]:
         port = free_port()

@@ -146,26 +146,35 @@ def test_live_maps_equal_the_extraction_maps(app, tiny_marian_dir, method):
     np.testing.assert_allclose(live["map"], expected, rtol=1e-3, atol=1e-5 * np.abs(expected).max())
 
 
+IG_SOURCE, IG_TARGET = "die Frau kennt heute den Baum.", "The woman knows the tree today."
+
+
+def live_ig_map(app, teacher_dir, release_steps: int) -> tuple[dict, list[int], list[int]]:
+    """The live integrated-gradients map of IG_SOURCE/IG_TARGET on a release whose maps used `release_steps`."""
+    from datasets_scripts.hub_layout import META_DIR
+
+    teacher = release_module.load_attribution_teacher("de-en", str(teacher_dir), "marian")
+    source_ids, target_ids = teacher.encode(IG_SOURCE, IG_TARGET)
+    meta = Path(app.release.dataset_ref("agkd-attributions")) / META_DIR / "marian.de-en.integrated_gradients.teacher.json"
+    meta.write_text(json.dumps({"attribute_args": {"n_steps": release_steps, "internal_batch_size": 16}, "splits": {}}))
+    try:
+        live = app.teacher_map("marian", "de-en", "integrated_gradients", IG_SOURCE, IG_TARGET, source_ids, target_ids)
+    finally:
+        meta.unlink()
+    return live, source_ids, target_ids
+
+
 def test_live_integrated_gradients_use_the_release_steps(app, tiny_marian_dir):
     """A release extracted with `--ig_steps N` gets live maps with N steps too, so typed and stored maps compare."""
     import torch
 
     from datasets_scripts.attribution_teacher import Teacher
-    from datasets_scripts.hub_layout import META_DIR
     from datasets_scripts.inseq_engine import attribute_rows
 
-    source, target = "die Frau kennt heute den Baum.", "The woman knows the tree today."
-    teacher = release_module.load_attribution_teacher("de-en", str(tiny_marian_dir), "marian")
-    source_ids, target_ids = teacher.encode(source, target)
-    meta = Path(app.release.dataset_ref("agkd-attributions")) / META_DIR / "marian.de-en.integrated_gradients.teacher.json"
-    meta.write_text(json.dumps({"attribute_args": {"n_steps": 4, "internal_batch_size": 16}, "splits": {}}))
-    try:
-        live = app.teacher_map("marian", "de-en", "integrated_gradients", source, target, source_ids, target_ids)
-    finally:
-        meta.unlink()
+    live, source_ids, target_ids = live_ig_map(app, tiny_marian_dir, 4)
     assert "4 integrated-gradients steps" in live["note"], live["note"]
     reference = Teacher(str(tiny_marian_dir), "de-en", torch.device("cpu"), compat=True)
-    row = {"id": "x", "source": source, "target": target, "target_kind": "teacher", "source_ids": source_ids, "target_ids": target_ids}
+    row = {"id": "x", "source": IG_SOURCE, "target": IG_TARGET, "target_kind": "teacher", "source_ids": source_ids, "target_ids": target_ids}
     expected = np.asarray(attribute_rows(reference, "integrated_gradients", [row], 1, 42, ig_steps=4)[0]["attribution"])
     np.testing.assert_allclose(live["map"], expected, rtol=1e-3, atol=1e-5 * np.abs(expected).max())
     default = attribute_rows(reference, "integrated_gradients", [row], 1, 42)[0]["attribution"]
@@ -174,19 +183,10 @@ def test_live_integrated_gradients_use_the_release_steps(app, tiny_marian_dir):
 
 def test_live_integrated_gradients_are_capped_on_cpu(app, tiny_marian_dir, monkeypatch):
     """Maps extracted with 50 steps: a typed sentence gets `LIVE_IG_STEPS` of them, and the page says so."""
-    from datasets_scripts.hub_layout import META_DIR
     from space import app as app_module
 
     monkeypatch.setattr(app_module, "LIVE_IG_STEPS", 3)
-    source, target = "die Frau kennt heute den Baum.", "The woman knows the tree today."
-    teacher = release_module.load_attribution_teacher("de-en", str(tiny_marian_dir), "marian")
-    source_ids, target_ids = teacher.encode(source, target)
-    meta = Path(app.release.dataset_ref("agkd-attributions")) / META_DIR / "marian.de-en.integrated_gradients.teacher.json"
-    meta.write_text(json.dumps({"attribute_args": {"n_steps": 50, "internal_batch_size": 50}, "splits": {}}))
-    try:
-        live = app.teacher_map("marian", "de-en", "integrated_gradients", source, target, source_ids, target_ids)
-    finally:
-        meta.unlink()
+    live, source_ids, target_ids = live_ig_map(app, tiny_marian_dir, 50)
     assert "3 integrated-gradients steps, not the release's 50: capped on CPU" in live["note"], live["note"]
     assert live["map"].shape == (len(target_ids), len(source_ids))
 
