@@ -418,7 +418,7 @@ class SpaceApp:
 
 
 # ================================================================================================ page
-INTRO = """# AGKD: which attribution methods teach a translation student?
+INTRO = f"""# AGKD: which attribution methods teach a translation student?
 
 A teacher's attribution map (which source words explain each target word, by one of eight Inseq methods) is
 injected into the cross-attention of a small student. A method *teaches* if the student translates better
@@ -426,9 +426,9 @@ with it than the no-map baseline. Type or pick a sentence, choose the method and
 the map with the attention logits, and compare. Example sentences (held-out test split) use the stored maps;
 a typed sentence's map is computed on the spot, on this Space's CPU. On a teacher of opus-mt's size (74M parameters,
 2 CPU threads, benchmarks/bench_space.py) that takes about 0.5 s for attention, 1.3 s for value zeroing, 2-3 s for the
-gradient methods, 13 s for integrated gradients (capped here at {steps} steps; 72 s at the 50 steps of the stored
+gradient methods, 13 s for integrated gradients (capped here at {LIVE_IG_STEPS} steps; 72 s at the 50 steps of the stored
 maps) and 22 s for GradientSHAP; at mBART-50's width (d_model 1024, 250k-token vocabulary) 7 s for attention, 9 s for
-saliency and 60 s for integrated gradients. Pick an example sentence for an instant map.""".format(steps=LIVE_IG_STEPS)
+saliency and 60 s for integrated gradients. Pick an example sentence for an instant map."""
 
 
 def build_demo(release: Release | None = None):

@@ -128,12 +128,16 @@ def test_the_stored_teacher_map_is_used_when_it_matches(app, example):
 
 
 @pytest.mark.parametrize("method", ["attention", "saliency", "integrated_gradients"])
-def test_live_maps_equal_the_extraction_maps(app, tiny_marian_dir, method):
-    """A typed sentence's map is what `agkd extract` stores for it (fast engine == Inseq, research/fastprobe.md)."""
+def test_live_maps_equal_the_extraction_maps(app, tiny_marian_dir, method, monkeypatch):
+    """A typed sentence's map is what `agkd extract` stores for it (fast engine == Inseq, research/fastprobe.md), at
+    the release's integrated-gradients steps when the CPU cap allows them."""
     import torch
 
     from datasets_scripts.attribution_teacher import Teacher
     from datasets_scripts.inseq_engine import attribute_rows
+    from space import app as app_module
+
+    monkeypatch.setattr(app_module, "LIVE_IG_STEPS", 50)
 
     source, target = "die Frau kennt heute den Baum.", "The woman knows the tree today."
     teacher = release_module.load_attribution_teacher("de-en", str(tiny_marian_dir), "marian")
