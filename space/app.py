@@ -48,14 +48,14 @@ from space.release import (  # noqa: E402
     load_teacher_model,
     stored_maps,
 )
-from training.evaluate import protocol_map_config  # noqa: E402
+from training.evaluate import BASELINE_PROTOCOL, protocol_map_config  # noqa: E402
+from training.layout import protocol_order  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
 MAX_CHARS = 300
 MAX_TOKENS = 64
 MAP_SOURCES = ("teacher", "attributor", "gold")
-PROTOCOL_ORDER = ("gold", "teacher", "attributor", "train-only")
 EXAMPLES_PER_PAIR = 3
 # A typed sentence's integrated gradients run on the Space's CPU: at most this many steps (bench_space.py measures
 # the cost on the real teachers' sizes; example sentences read their stored maps and cost nothing).
@@ -371,11 +371,10 @@ class SpaceApp:
             "`**` p < 0.01 (paired bootstrap over sentences, every seed). Protocols: `gold` maps leak the reference; "
             "`teacher` and `attributor` do not; `train-only` uses no map at test time.",
         ]
-        baselines = [r for r in rows if r["protocol"] == "none"]
+        baselines = [r for r in rows if r["protocol"] == BASELINE_PROTOCOL]
         if baselines:
             lines.append("Baseline (no map): BLEU " + ", ".join(f"{b['bleu']:.2f}" for b in baselines) + " / chrF " + ", ".join(f"{b['chrf']:.2f}" for b in baselines) + f" on {baselines[0]['examples']} sentences.")
-        protocols = [p for p in PROTOCOL_ORDER if any(r["protocol"] == p for r in rows)]
-        protocols += sorted({r["protocol"] for r in rows} - set(protocols) - {"none"})
+        protocols = sorted({r["protocol"] for r in rows} - {BASELINE_PROTOCOL}, key=protocol_order)
         for protocol in protocols:
             group = [r for r in rows if r["protocol"] == protocol]
             lines += [

@@ -32,6 +32,13 @@ def evaluated(tiny_results_dir, tiny_students_dir, tiny_attributions_dir, toy_co
     return tiny_results_dir, evaluate_argv(tiny_students_dir, tiny_attributions_dir, toy_corpus_dir, tiny_results_dir)
 
 
+def test_protocols_sort_in_reading_order():
+    """Cards and the Space list results in one order: the baseline, the map protocols from the most map information
+    at test time to the least, then any other protocol by name."""
+    names = ["train-only", "zeta", "attributor", "none", "teacher", "gold", "alpha"]
+    assert sorted(names, key=layout.protocol_order) == ["none", "gold", "teacher", "attributor", "train-only", "alpha", "zeta"]
+
+
 def test_rows_for_every_protocol_with_provenance(evaluated):
     results, _ = evaluated
     rows = layout.read_results(results / "results.jsonl")
@@ -85,6 +92,8 @@ def test_cards_carry_the_results_in_model_index(evaluated, tiny_students_dir):
             assert bleu.dataset_config == "marian.de-en.uniform" and bleu.task_type == "translation"
             assert entries["nll_reference", row["protocol"], row["split"]].metric_value == pytest.approx(row["nll_reference"], abs=1e-4)
         assert "| protocol | split |" in card.text
+        order = [(e.dataset_split, e.metric_config) for e in card.data.eval_results if e.metric_type == "bleu"]
+        assert order == sorted(order, key=lambda key: (key[0], layout.protocol_order(key[1])))
     run = json.loads((tiny_students_dir / "attributor-marian-de-en-attention" / "agkd_run.json").read_text())
     card = ModelCard.load(tiny_students_dir / "attributor-marian-de-en-attention" / "README.md")
     fidelity = {e.metric_type: e.metric_value for e in card.data.eval_results}

@@ -21,6 +21,7 @@ from space import release as release_module
 from space.app import MAP_SOURCES, SpaceApp, build_demo, check_text, dominant_script, guess_language
 from space.plots import display_token, heatmap_figure
 from space.release import Release, SpaceError
+from training.layout import protocol_order
 
 pytest_plugins = ["tests.tiny_teachers", "tests.tiny_release"]
 
@@ -277,6 +278,8 @@ def test_results_table_of_the_pair(app):
     text = app.results_markdown("de-en", "marian")
     assert "| method | add |" in text and "| attention |" in text
     assert "#### protocol `gold`" in text and "Baseline (no map): BLEU" in text and "Ranking by mean gain on `nll_reference`" in text
+    sections = [line.split("`")[1] for line in text.splitlines() if line.startswith("#### protocol")]
+    assert len(sections) > 1 and sections == sorted(sections, key=protocol_order)
     assert "No evaluation results" in SpaceApp(Release(app.release.root, results=app.release.root / "none.jsonl")).results_markdown("de-en")
 
 

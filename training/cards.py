@@ -14,6 +14,7 @@ from pathlib import Path
 from datasets_scripts.attribution_configs import BASELINE
 from datasets_scripts.hub_layout import public_ref
 from datasets_scripts.teachers import MBART_BASE_HUB_ID, MBART_LANG_CODES, teacher_spec
+from training.layout import protocol_order
 from training.loop import format_seconds
 from training.scoring import FIDELITY_METRICS
 
@@ -182,20 +183,13 @@ All figures were measured by `training/train_teacher.py` at the end of training;
     )
 
 
-PROTOCOL_ORDER = ("none", "gold", "teacher", "attributor", "train-only")
-
-
 def student_results(rows: Sequence[dict], dataset: str, config: str) -> tuple[list[MetricResult], str]:
     """A student's result rows (`results.jsonl`) as model-index entries (BLEU, chrF and the simulation metrics per
     split and map protocol; sacrebleu's signature in `metric_args`) and as the card's markdown table."""
     from training.scoring import METRICS, PRIMARY_METRIC
 
-    def order(row):
-        protocol = row["protocol"]
-        return row["split"], PROTOCOL_ORDER.index(protocol) if protocol in PROTOCOL_ORDER else len(PROTOCOL_ORDER), protocol
-
     entries, lines = [], []
-    for row in sorted(rows, key=order):
+    for row in sorted(rows, key=lambda row: (row["split"], protocol_order(row["protocol"]))):
         protocol = row["protocol"]
         for metric in ("bleu", "chrf", *METRICS):
             if row.get(metric) is None:

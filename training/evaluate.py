@@ -41,11 +41,10 @@ import numpy as np
 from datasets_scripts.attribution_configs import BASELINE, config_name, evaluation_config
 from training import data, layout, scoring
 from training.cli import run_as_script, stage_main
-from training.layout import RESULTS_FILE, attributor_name, read_results
+from training.layout import PROTOCOLS, RESULTS_FILE, attributor_name, read_results
 
 logger = logging.getLogger(__name__)
 
-PROTOCOLS = ("gold", "teacher", "train-only", "attributor")
 STORED_MAP_PROTOCOLS = {"gold": "reference", "teacher": "teacher"}  # protocol -> target kind of its stored maps
 BASELINE_PROTOCOL = BASELINE  # the no-map baseline is evaluated without a map, under its own name
 

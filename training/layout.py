@@ -157,6 +157,17 @@ def keep_finished(folder: str | Path, attributions: str | Path, config: str | No
 
 
 # --------------------------------------------------------------------------------------------- results
+# The test-time map protocols of `agkd evaluate`, in reading order (from the most map information at test time to the
+# least); cards and the Space list result rows in this order.
+PROTOCOLS = ("gold", "teacher", "attributor", "train-only")
+
+
+def protocol_order(protocol: str) -> tuple[int, str]:
+    """Sort key of result rows: the no-map baseline, then `PROTOCOLS`, then any other protocol by name."""
+    order = (BASELINE, *PROTOCOLS)
+    return (order.index(protocol) if protocol in order else len(order)), protocol
+
+
 def read_results(path: Path) -> list[dict]:
     """The latest row of each (student, split, protocol): a re-evaluation appends a row that supersedes the older one."""
     if not path.exists():
