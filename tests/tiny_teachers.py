@@ -69,95 +69,99 @@ def _train(model, tokenizer, rows: list[dict], steps: int, seed: int) -> float:
     return float(loss.detach())
 
 
-def build_tiny_marian(out: Path, steps: int = TRAIN_STEPS, seed: int = 0) -> Path:
-    """A Marian de->en teacher in the opus-mt layout: source.spm, target.spm, vocab.json (</s>=0, <unk>=1, <pad>=last)."""
-    import torch
-    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
+TINY_DIMS = {"d_model": 64, "layers": 2, "heads": 4, "ffn": 128}
 
-    out.mkdir(parents=True, exist_ok=True)
-    rows = toy_pairs(PAIR, 520, seed=len(PAIR))[:400]
-    for side, key in (("source", "source"), ("target", "target")):
-        (out / f"{side}.spm").write_bytes(_train_spm([r[key] for r in rows], 60, bos_id=-1, eos_id=2, unk_id=1, pad_id=-1))
+
+def _toy_rows() -> list[dict]:
+    return toy_pairs(PAIR, 520, seed=len(PAIR))[:400]
+
+
+def _padded_pieces(pieces: list[str], size: int) -> list[str]:
+    """`pieces` followed by never-matched filler pieces up to `size` entries."""
+    return pieces + [f"▁agkdfiller{i}" for i in range(size - len(pieces))]
+
+
+def _marian_tokenizer(out: Path, rows: list[dict], vocab_size: int | None = None):
+    """A MarianTokenizer in the opus-mt layout written to `out`: source.spm, target.spm, vocab.json (</s>=0, <unk>=1,
+    <pad>=last), filled up to `vocab_size` entries if given."""
     import sentencepiece as spm
+    from transformers import MarianTokenizer
 
-    pieces: list[str] = ["</s>", "<unk>"]
+    pieces = ["</s>", "<unk>"]
     for side in ("source", "target"):
+        (out / f"{side}.spm").write_bytes(_train_spm([r[side] for r in rows], 60, bos_id=-1, eos_id=2, unk_id=1, pad_id=-1))
         sp = spm.SentencePieceProcessor(model_file=str(out / f"{side}.spm"))
-        pieces += [sp.id_to_piece(i) for i in range(sp.get_piece_size()) if sp.id_to_piece(i) not in pieces]
-    pieces = [p for p in pieces if p not in ("<s>",)] + ["<pad>"]
-    (out / "vocab.json").write_text(json.dumps({p: i for i, p in enumerate(pieces)}, ensure_ascii=False))
-    tok = MarianTokenizer(
-        str(out / "source.spm"), str(out / "target.spm"), str(out / "vocab.json"), source_lang="de", target_lang="en"
-    )
-    pad = tok.pad_token_id
-    config = MarianConfig(
-        vocab_size=len(pieces),
-        d_model=64,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=128,
-        decoder_ffn_dim=128,
-        max_position_embeddings=128,
-        pad_token_id=pad,
-        eos_token_id=tok.eos_token_id,
-        decoder_start_token_id=pad,
-        forced_eos_token_id=tok.eos_token_id,
-        scale_embedding=True,
-        share_encoder_decoder_embeddings=True,
-        dropout=0.0,
-        attention_dropout=0.0,
+        pieces += [p for p in (sp.id_to_piece(i) for i in range(sp.get_piece_size())) if p not in pieces and p != "<s>"]
+    vocab = (_padded_pieces(pieces, vocab_size - 1) if vocab_size else pieces) + ["<pad>"]
+    (out / "vocab.json").write_text(json.dumps({p: i for i, p in enumerate(vocab)}, ensure_ascii=False))
+    return MarianTokenizer(str(out / "source.spm"), str(out / "target.spm"), str(out / "vocab.json"),
+                           source_lang="de", target_lang="en", separate_vocabs=False)
+
+
+def _mbart_tokenizer(rows: list[dict], spm_pieces: int | None = None):
+    """An MBart50Tokenizer (de_DE -> en_XX) over one sentencepiece model of both sides, filled up to `spm_pieces`
+    pieces if given (so the language codes sit at the real checkpoint's ids)."""
+    import sentencepiece as spm
+    from transformers import MBart50Tokenizer
+
+    sp = spm.SentencePieceProcessor(model_proto=_train_spm([r["source"] for r in rows] + [r["target"] for r in rows], 100))
+    vocab = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
+    if spm_pieces:
+        vocab += [(p, -100.0) for p in _padded_pieces([p for p, _ in vocab], spm_pieces)[len(vocab):]]
+    return MBart50Tokenizer(vocab=vocab, src_lang="de_DE", tgt_lang="en_XX")
+
+
+def _untrained_teacher(family: str, tokenizer, dims: dict, seed: int, **config):
+    """A Marian or mBART-50-style model of `dims` wired to `tokenizer`'s special tokens (Marian starts decoding from
+    `<pad>`, mBART from `</s>` and forces `en_XX`); `config` adds or overrides config fields."""
+    import torch
+    from transformers import MarianConfig, MarianMTModel, MBartConfig, MBartForConditionalGeneration
+
+    config = dict(
+        d_model=dims["d_model"], encoder_layers=dims["layers"], decoder_layers=dims["layers"],
+        encoder_attention_heads=dims["heads"], decoder_attention_heads=dims["heads"], encoder_ffn_dim=dims["ffn"],
+        decoder_ffn_dim=dims["ffn"], pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        forced_eos_token_id=tokenizer.eos_token_id, scale_embedding=True, dropout=0.0, attention_dropout=0.0, **config,
     )
     torch.manual_seed(seed)
-    model = MarianMTModel(config)
-    _train(model, tok, rows, steps, seed)
+    if family == "marian":
+        return MarianMTModel(MarianConfig(vocab_size=tokenizer.vocab_size, decoder_start_token_id=tokenizer.pad_token_id,
+                                          share_encoder_decoder_embeddings=True, **config))
+    if family == "mbart":
+        config = {"bos_token_id": tokenizer.bos_token_id, **config}
+        model = MBartForConditionalGeneration(MBartConfig(vocab_size=len(tokenizer),
+                                                          decoder_start_token_id=tokenizer.eos_token_id, **config))
+        model.generation_config.forced_bos_token_id = tokenizer.convert_tokens_to_ids("en_XX")
+        return model
+    raise ValueError(f"no teacher builder for family {family!r}")
+
+
+def _save(model, tokenizer, out: Path) -> Path:
     model.generation_config.max_length = 64
     model.generation_config.num_beams = 1
     model.save_pretrained(out)
-    tok.save_pretrained(out)
+    tokenizer.save_pretrained(out)
     return out
+
+
+def build_tiny_marian(out: Path, steps: int = TRAIN_STEPS, seed: int = 0) -> Path:
+    """A trained Marian de->en teacher in the opus-mt layout."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = _toy_rows()
+    tokenizer = _marian_tokenizer(out, rows)
+    model = _untrained_teacher("marian", tokenizer, TINY_DIMS, seed, max_position_embeddings=128)
+    _train(model, tokenizer, rows, steps, seed)
+    return _save(model, tokenizer, out)
 
 
 def build_tiny_mbart(out: Path, steps: int = TRAIN_STEPS, seed: int = 0) -> Path:
-    """An mBART-50-style de->en teacher: MBart50Tokenizer with language codes, `</s>` as decoder start."""
-    import sentencepiece as spm
-    import torch
-    from transformers import MBart50Tokenizer, MBartConfig, MBartForConditionalGeneration
-
+    """A trained mBART-50-style de->en teacher: MBart50Tokenizer with language codes, `</s>` as decoder start."""
     out.mkdir(parents=True, exist_ok=True)
-    rows = toy_pairs(PAIR, 520, seed=len(PAIR))[:400]
-    sp = spm.SentencePieceProcessor(model_proto=_train_spm([r["source"] for r in rows] + [r["target"] for r in rows], 100))
-    vocab = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
-    tok = MBart50Tokenizer(vocab=vocab, src_lang="de_DE", tgt_lang="en_XX")
-    config = MBartConfig(
-        vocab_size=len(tok),
-        d_model=64,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=128,
-        decoder_ffn_dim=128,
-        max_position_embeddings=128,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        decoder_start_token_id=tok.eos_token_id,
-        forced_eos_token_id=tok.eos_token_id,
-        scale_embedding=True,
-        dropout=0.0,
-        attention_dropout=0.0,
-    )
-    torch.manual_seed(seed)
-    model = MBartForConditionalGeneration(config)
-    _train(model, tok, rows, steps, seed)
-    model.generation_config.forced_bos_token_id = tok.convert_tokens_to_ids("en_XX")
-    model.generation_config.max_length = 64
-    model.generation_config.num_beams = 1
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    rows = _toy_rows()
+    tokenizer = _mbart_tokenizer(rows)
+    model = _untrained_teacher("mbart", tokenizer, TINY_DIMS, seed, max_position_embeddings=128)
+    _train(model, tokenizer, rows, steps, seed)
+    return _save(model, tokenizer, out)
 
 
 @pytest.fixture(scope="session")
@@ -184,73 +188,23 @@ LOOKALIKE_SIZES = {
 }
 
 
-def _padded_pieces(pieces: list[str], size: int) -> list[str]:
-    """`pieces` followed by never-matched filler pieces up to `size` entries."""
-    return pieces + [f"▁agkdfiller{i}" for i in range(size - len(pieces))]
-
-
 def build_lookalike(out: Path, family: str, size: str = "tiny", seed: int = 0) -> Path:
     """An untrained teacher folder in the layout of the real Hub checkpoint of `family` (de-en), loadable by
     `AutoModelForSeq2SeqLM` / `AutoTokenizer`: `marian` as opus-mt-de-en (separate source/target spm, swish, vocab
     58,101), `mbart` as mbart-large-50-many-to-many-mmt (MBart50Tokenizer, ReLU, vocab 250,054, language codes at their
     real ids, en_XX = 250004)."""
-    import sentencepiece as spm
-    import torch
-    from transformers import (
-        MarianConfig,
-        MarianMTModel,
-        MarianTokenizer,
-        MBart50Tokenizer,
-        MBartConfig,
-        MBartForConditionalGeneration,
-    )
-
-    dims = LOOKALIKE_SIZES[size]
-    common = dict(
-        d_model=dims["d_model"], encoder_layers=dims["layers"], decoder_layers=dims["layers"],
-        encoder_attention_heads=dims["heads"], decoder_attention_heads=dims["heads"], encoder_ffn_dim=dims["ffn"],
-        decoder_ffn_dim=dims["ffn"], max_position_embeddings=512 if family == "marian" else 1024, scale_embedding=True,
-        dropout=0.0, attention_dropout=0.0,
-    )
     out.mkdir(parents=True, exist_ok=True)
-    rows = toy_pairs(PAIR, 520, seed=len(PAIR))[:400]
-    torch.manual_seed(seed)
+    rows = _toy_rows()
     if family == "marian":
-        for side in ("source", "target"):
-            (out / f"{side}.spm").write_bytes(_train_spm([r[side] for r in rows], 60, bos_id=-1, eos_id=2, unk_id=1, pad_id=-1))
-        pieces = ["</s>", "<unk>"]
-        for side in ("source", "target"):
-            sp = spm.SentencePieceProcessor(model_file=str(out / f"{side}.spm"))
-            pieces += [p for p in (sp.id_to_piece(i) for i in range(sp.get_piece_size())) if p not in pieces and p != "<s>"]
-        vocab = _padded_pieces(pieces, OPUS_MT_VOCAB - 1) + ["<pad>"]
-        (out / "vocab.json").write_text(json.dumps({p: i for i, p in enumerate(vocab)}, ensure_ascii=False))
-        tokenizer = MarianTokenizer(str(out / "source.spm"), str(out / "target.spm"), str(out / "vocab.json"),
-                                    source_lang="de", target_lang="en", separate_vocabs=False)
-        config = MarianConfig(
-            vocab_size=OPUS_MT_VOCAB, activation_function="swish", pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id,
-            forced_eos_token_id=tokenizer.eos_token_id, share_encoder_decoder_embeddings=True, **common,
-        )
-        model = MarianMTModel(config)
+        tokenizer = _marian_tokenizer(out, rows, vocab_size=OPUS_MT_VOCAB)
+        config = dict(activation_function="swish", max_position_embeddings=512)
     elif family == "mbart":
-        sp = spm.SentencePieceProcessor(model_proto=_train_spm([r["source"] for r in rows] + [r["target"] for r in rows], 100))
-        trained = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
-        fillers = _padded_pieces([p for p, _ in trained], MBART50_SPM_PIECES)[len(trained):]
-        tokenizer = MBart50Tokenizer(vocab=trained + [(p, -100.0) for p in fillers], src_lang="de_DE", tgt_lang="en_XX")
-        config = MBartConfig(
-            vocab_size=len(tokenizer), activation_function="relu", pad_token_id=tokenizer.pad_token_id, bos_token_id=0,
-            eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.eos_token_id,
-            forced_eos_token_id=tokenizer.eos_token_id, **common,
-        )
-        model = MBartForConditionalGeneration(config)
-        model.generation_config.forced_bos_token_id = tokenizer.convert_tokens_to_ids("en_XX")
+        tokenizer = _mbart_tokenizer(rows, spm_pieces=MBART50_SPM_PIECES)
+        # bos 0 as the real checkpoint's fairseq `<s>` (these toy sentencepiece models have no `<s>` piece)
+        config = dict(activation_function="relu", max_position_embeddings=1024, bos_token_id=0)
     else:
         raise ValueError(f"no lookalike for family {family!r}")
-    model.generation_config.max_length = 64
-    model.generation_config.num_beams = 1
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    return _save(_untrained_teacher(family, tokenizer, LOOKALIKE_SIZES[size], seed, **config), tokenizer, out)
 
 
 @pytest.fixture(scope="session")
