@@ -1,6 +1,10 @@
 """Run a small plan on a real Ray (embedded, or `--address`) and write what happened, for tests/test_executors.py.
 
     python -m tests.ray_check OUT_DIR [--address HOST:PORT]
+    python -m tests.ray_check OUT_DIR --gpus 1    # an embedded Ray declaring one (logical) GPU, then the GPU-share plan too
+
+The GPU-share plan needs no GPU: Ray schedules by the resources a node declares and hands each task the device
+indices it was given in `CUDA_VISIBLE_DEVICES`, which the stand-in jobs record. Both plans share one Ray start.
 
 Run it inside a network namespace of its own (`unshare -n`, loopback up): Ray then binds 127.0.0.1 only.
 """
@@ -17,6 +21,7 @@ from training.executors import Job, RayExecutor, schedule
 
 
 def plan(out: Path) -> list[Job]:
+    """Dependencies and a killed worker: a student that dies once and is retried."""
     record = str(out / "events.jsonl")
 
     def job(name: str, needs=(), sleep=0.0, extra=()):
@@ -31,19 +36,35 @@ def plan(out: Path) -> list[Job]:
     ]
 
 
+def gpu_share_plan(out: Path) -> list[Job]:
+    """A teacher that asks for a whole GPU and four small trainings that ask for a `gpu_share` of 0.25 each; each
+    student waits until all four have started, so it ends only if the four ran at the same time."""
+    def job(name: str, record: str, shared: bool, extra=()):
+        argv = ["--name", name, "--record", str(out / record), "--sleep", "1", *extra]
+        return Job("test", name, "tests.pipeline_job", argv, shared=shared)
+
+    students = [job(f"student-{i}", "students.jsonl", True, ["--wait_for", "4"]) for i in range(4)]
+    return [job("teacher", "teacher.jsonl", False), *students]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
     parser.add_argument("--address", default=None)
+    parser.add_argument("--gpus", type=int, default=None, help="start an embedded Ray with this many logical GPUs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     args.out.mkdir(parents=True, exist_ok=True)
+    import ray
+
+    if args.gpus:
+        ray.init(num_cpus=4, num_gpus=args.gpus, log_to_driver=False, configure_logging=False)
     executor = RayExecutor(args.out / "logs", address=args.address, retries=2, gpu_share=0.25)
     try:
-        import ray
-
         nodes = [n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]]
         failed, _ = schedule(plan(args.out), executor)
+        if args.gpus:
+            failed += schedule(gpu_share_plan(args.out), executor)[0]
     finally:
         executor.close()
     (args.out / "summary.json").write_text(json.dumps({"failed": [o.job.label for o in failed], "nodes": nodes}))

@@ -58,19 +58,37 @@ def in_namespace(script: str, timeout: int) -> subprocess.CompletedProcess:
     )
 
 
-def test_ray_retries_a_job_whose_worker_was_killed_and_keeps_the_dependency_order(tmp_path):
+@pytest.fixture(scope="module")
+def embedded_ray_run(tmp_path_factory) -> Path:
+    """tests/ray_check.py's two plans on one embedded Ray that declares one GPU; the folder of what they recorded."""
     pytest.importorskip("ray")
-    proc = in_namespace(f"{sys.executable} -m tests.ray_check {tmp_path}", timeout=300)
+    out = tmp_path_factory.mktemp("ray-check")
+    proc = in_namespace(f"{sys.executable} -m tests.ray_check {out} --gpus 1", timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
     assert summary["failed"] == [] and summary["nodes"] == ["127.0.0.1"]
-    seen = events(tmp_path / "events.jsonl")
+    return out
+
+
+def test_ray_retries_a_job_whose_worker_was_killed_and_keeps_the_dependency_order(embedded_ray_run):
+    seen = events(embedded_ray_run / "events.jsonl")
     assert [e["event"] for e in seen["student-a"]] == ["start", "start", "end"]  # killed once, retried, finished
     assert seen["student-a"][0]["pid"] != seen["student-a"][1]["pid"]
     assert all(len(seen[name]) == 2 for name in ("maps-a", "maps-b", "report"))  # nothing else ran twice
     end = {name: e[-1]["time"] for name, e in seen.items()}
     assert seen["student-a"][0]["time"] < end["maps-b"]  # started before the other extraction ended
     assert seen["report"][0]["time"] >= max(end["student-a"], end["maps-b"])
+
+
+def test_ray_packs_small_trainings_onto_one_gpu_and_gives_a_teacher_a_whole_one(embedded_ray_run):
+    """Several small trainings per GPU (#21): on a Ray node with one GPU, four jobs asking for a 0.25 share run at
+    the same time on device 0 (each waits for the other three), and the teacher's whole-GPU job runs alone."""
+    students = events(embedded_ray_run / "students.jsonl")
+    teacher = events(embedded_ray_run / "teacher.jsonl")["teacher"]
+    assert len(students) == 4 and all(e[0]["cuda_visible_devices"] == "0" for e in [*students.values(), teacher])
+    assert all([e["event"] for e in seen] == ["start", "end"] for seen in students.values())
+    alone = (teacher[0]["time"], teacher[-1]["time"])
+    assert all(alone[1] <= e[0]["time"] or e[-1]["time"] <= alone[0] for e in students.values())
 
 
 RAY = Path(sys.executable).parent / "ray"  # the CLI of the Ray installed beside this interpreter
