@@ -47,6 +47,16 @@ def test_grid_narrowing_and_stop_after():
     assert any("--corpus" in j.argv and "/data/agkd-parallel" in j.argv for j in jobs if j.stage == "teacher")
 
 
+@pytest.mark.parametrize("preset, grid", [
+    ("lab", {"teacher": 2, "extract": 24, "warm-start": 2, "student": 138, "attributor": 16, "evaluate": 138}),
+    ("paper", {"teacher": 4, "extract": 72, "warm-start": 0, "student": 1602, "attributor": 48, "evaluate": 1602}),
+])
+def test_gpu_presets_plan_the_grids_their_costs_are_quoted_for(preset, grid):
+    """docs/lab.md and the README's cost tables multiply unit costs by these job counts."""
+    jobs = plan_for("--preset", preset, "--runs_dir", "/tmp/x")
+    assert {stage: sum(j.stage == stage for j in jobs) for stage in grid} == grid
+
+
 def test_hub_teachers_skip_training():
     jobs = plan_for("--preset", "demo", "--hub_teachers", "--stop_after", "extract")
     assert not [j for j in jobs if j.stage == "teacher"]
