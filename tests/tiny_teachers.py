@@ -144,34 +144,25 @@ def _save(model, tokenizer, out: Path) -> Path:
     return out
 
 
-def build_tiny_marian(out: Path, steps: int = TRAIN_STEPS, seed: int = 0) -> Path:
-    """A trained Marian de->en teacher in the opus-mt layout."""
+def build_tiny_teacher(out: Path, family: str, steps: int = TRAIN_STEPS, seed: int = 0) -> Path:
+    """A trained de->en teacher: `marian` in the opus-mt layout, `mbart` mBART-50-style (MBart50Tokenizer with
+    language codes, `</s>` as decoder start)."""
     out.mkdir(parents=True, exist_ok=True)
     rows = _toy_rows()
-    tokenizer = _marian_tokenizer(out, rows)
-    model = _untrained_teacher("marian", tokenizer, TINY_DIMS, seed, max_position_embeddings=128)
-    _train(model, tokenizer, rows, steps, seed)
-    return _save(model, tokenizer, out)
-
-
-def build_tiny_mbart(out: Path, steps: int = TRAIN_STEPS, seed: int = 0) -> Path:
-    """A trained mBART-50-style de->en teacher: MBart50Tokenizer with language codes, `</s>` as decoder start."""
-    out.mkdir(parents=True, exist_ok=True)
-    rows = _toy_rows()
-    tokenizer = _mbart_tokenizer(rows)
-    model = _untrained_teacher("mbart", tokenizer, TINY_DIMS, seed, max_position_embeddings=128)
+    tokenizer = _marian_tokenizer(out, rows) if family == "marian" else _mbart_tokenizer(rows)
+    model = _untrained_teacher(family, tokenizer, TINY_DIMS, seed, max_position_embeddings=128)
     _train(model, tokenizer, rows, steps, seed)
     return _save(model, tokenizer, out)
 
 
 @pytest.fixture(scope="session")
 def tiny_marian_dir(tmp_path_factory) -> Path:
-    return build_tiny_marian(tmp_path_factory.mktemp("teachers") / "tiny-marian-de-en")
+    return build_tiny_teacher(tmp_path_factory.mktemp("teachers") / "tiny-marian-de-en", "marian")
 
 
 @pytest.fixture(scope="session")
 def tiny_mbart_dir(tmp_path_factory) -> Path:
-    return build_tiny_mbart(tmp_path_factory.mktemp("teachers") / "tiny-mbart")
+    return build_tiny_teacher(tmp_path_factory.mktemp("teachers") / "tiny-mbart", "mbart")
 
 
 # ================================================================================================ lookalikes

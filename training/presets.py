@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from datasets_scripts.teachers import LANGUAGE_PAIRS, TEACHER_FAMILIES
+from training.layout import PROTOCOLS
 
 
 @dataclass(frozen=True)
@@ -191,8 +192,8 @@ class Preset:
     # `warm`: every cell, the baseline included, fine-tunes one shared no-map warm start (`warm_start`) trained on
     # the corpus, so that students translate before a map is injected (not the paper's design; reported as such).
     student_init: str = "scratch"
-    # Test-time map protocols that `agkd evaluate` runs (all of training/layout.py's `PROTOCOLS` by default).
-    protocols: tuple[str, ...] = ("gold", "teacher", "attributor", "train-only")
+    # Test-time map protocols that `agkd evaluate` runs.
+    protocols: tuple[str, ...] = PROTOCOLS
     # The GPU share a student, Attributor or evaluation asks of the Ray executor (several small trainings per GPU).
     # An estimate, not measured on a GPU yet: a paper-size student step used a small part of an H200 at batch 32.
     gpu_share: float = 0.25
