@@ -132,6 +132,35 @@ def _scale_section(metas: dict[str, dict]) -> list[str]:
     return lines
 
 
+def _quality_section(metas: dict[str, dict]) -> list[str]:
+    """The card's "Teacher quality" table: per teacher and pair, the validation scores its maps were extracted under,
+    recorded by `agkd teacher` or measured at extraction (greedy, on the first pairs of the corpus's validation split)
+    for a teacher that records none."""
+    seen: dict[tuple, dict] = {}
+    for m in metas.values():
+        if m.get("teacher_quality"):
+            seen.setdefault((m["teacher"]["name"], m["teacher"]["path"], m.get("pair")), m["teacher_quality"])
+    if not seen:
+        return []
+    lines = [
+        "## Teacher quality",
+        "",
+        "No teacher is explained without a score: the validation BLEU/chrF (sacrebleu) recorded by `agkd teacher`, or,",
+        "for a teacher that records none, measured by `agkd extract` before extracting (greedy translations of the",
+        "first pairs of the corpus's validation split), beside copy-the-source (the untranslated source as output).",
+        "",
+        "| teacher | pair | scores | pairs | BLEU | chrF | copy-the-source BLEU | copy-the-source chrF | passes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (name, path, pair), q in seen.items():
+        lines.append(
+            f"| {name} ({path}) | {pair} | {q.get('source', '-')} | {q.get('examples', '-')} | {q['bleu']:.2f} | "
+            f"{q['chrf']:.2f} | {q['copy_source_bleu']:.2f} | {q['copy_source_chrf']:.2f} | "
+            f"{'yes' if q.get('passes', True) else 'no (--allow_weak_teacher)'} |"
+        )
+    return [*lines, ""]
+
+
 def write_dataset_card(output_dir: str | Path) -> Path:
     """(Re)write README.md from every config's meta/<config>.json (configs written by earlier runs included)."""
     from datasets_scripts.hub_layout import META_DIR, write_card
@@ -150,7 +179,10 @@ def write_dataset_card(output_dir: str | Path) -> Path:
         "`<teacher>.<pair>.<method>`: forced decoding on the gold reference (the paper's protocol; the maps see the",
         "reference). `<teacher>.<pair>.<method>.teacher`: the teacher attributes its own translation (`target` holds it;",
         "leakage-free protocol). Controls `random`, `uniform`, `diagonal` take the place of the method, with the same",
-        "shapes. Every row also has `target_kind` (`reference` or `teacher`).",
+        "shapes. Shuffled controls `<method>-shuffled` hold the method's own maps with each target row's values",
+        "permuted over the source positions (same values, sharpness and scale per row; no alignment), every other",
+        "field as in the method's config (`shuffled_from` in `meta/<config>.json`). Every row also has `target_kind`",
+        "(`reference` or `teacher`).",
         "",
         "```python",
         "import datasets",
@@ -205,6 +237,7 @@ def write_dataset_card(output_dir: str | Path) -> Path:
         lines += [f"- `{c}`" for c in compat]
         lines.append("")
     lines += ["Per-config details (teacher, versions, arguments, counts, fingerprints) are in `meta/<config>.json`.", ""]
+    lines += _quality_section(metas)
     lines += _scale_section(metas)
     return write_card(
         root, "\n".join(lines), pretty_name="agkd-attributions", tags=["attribution", "translation", "xai"]

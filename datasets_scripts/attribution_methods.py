@@ -1,5 +1,6 @@
 """Registries of the attribution methods (keyed by their Inseq ids) and of the control maps (keyed by their public
-names). The extraction CLI, the dataset config names and the cards use exactly these names.
+names), and the naming of the per-method shuffled controls (`<method>-shuffled`, `shuffled_control` /
+`shuffled_source`). The extraction CLI, the dataset config names and the cards use exactly these names.
 
 A method entry records everything that shapes its maps: the Inseq arguments (n_steps, baselines, samples), the
 layer that layer methods hook (resolved per model family: mBART never calls `get_input_embeddings()`), whether
@@ -150,11 +151,60 @@ CONTROLS: dict[str, ControlMap] = {
 }
 
 
+# ------------------------------------------------------------------------------------------- shuffled controls
+# `<method>-shuffled`: the method's own stored maps with each target row's values permuted over the source positions
+# (the same values, sharpness and scale per row; no alignment). Built from the method's config, not by the teacher.
+
+SHUFFLED_SUFFIX = "-shuffled"
+SHUFFLE_RULE = (
+    "each target row t permuted over the source positions independently, numpy Generator seeded by "
+    "sha256 of (control name, row id, t); a permutation that leaves a row of >= 2 distinct values unchanged is redrawn"
+)
+
+
+def shuffled_control(method: str) -> str:
+    """The public name of a method's shuffled control: `saliency` -> `saliency-shuffled`."""
+    if method not in METHODS:
+        raise ValueError(f"no shuffled control of {method!r}: not a method ({[*METHODS]})")
+    return method + SHUFFLED_SUFFIX
+
+
+def shuffled_source(name: str) -> str | None:
+    """The method a shuffled control is built from (`saliency-shuffled` -> `saliency`); None for any other name."""
+    if name.endswith(SHUFFLED_SUFFIX) and name[: -len(SHUFFLED_SUFFIX)] in METHODS:
+        return name[: -len(SHUFFLED_SUFFIX)]
+    return None
+
+
+SHUFFLED_CONTROLS: tuple[str, ...] = tuple(shuffled_control(m) for m in METHODS)
+
+
+def shuffled_map(attribution, example_id: str, method: str) -> np.ndarray:
+    """`method`'s map [T][S] of one example with each target row permuted over the source positions (`SHUFFLE_RULE`):
+    row t's generator is seeded by (control name, example id, t), so a rerun, a shard or another split order gives the
+    same map. A row with >= 2 distinct values never comes back unchanged (its permutation is redrawn)."""
+    amap = np.asarray(attribution, dtype=np.float32)
+    if amap.ndim != 2:
+        raise ValueError(f"an attribution map is [T][S]; got shape {amap.shape}")
+    name = shuffled_control(method)
+    out = np.empty_like(amap)
+    for t, row in enumerate(amap):
+        rng = np.random.default_rng(_seed_for(f"{name}:{example_id}:{t}", 0))
+        shuffled = row[rng.permutation(len(row))]
+        if len(np.unique(row)) > 1:
+            while np.array_equal(shuffled, row):
+                shuffled = row[rng.permutation(len(row))]
+        out[t] = shuffled
+    return out
+
+
 def resolve(names: list[str] | None) -> list[str]:
-    """Validate a `--methods` selection (methods and/or controls); None means every method and control."""
+    """Validate a `--methods` selection (methods, controls and/or shuffled controls `<method>-shuffled`); None means
+    every method, control and shuffled control (the shuffled ones last: they are built from the methods' maps)."""
+    known = [*METHODS, *CONTROLS, *SHUFFLED_CONTROLS]
     if not names:
-        return [*METHODS, *CONTROLS]
-    unknown = [n for n in names if n not in METHODS and n not in CONTROLS]
+        return known
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"unknown methods/controls {unknown}; known: {[*METHODS, *CONTROLS]}")
+        raise ValueError(f"unknown methods/controls {unknown}; known: {known}")
     return list(dict.fromkeys(names))

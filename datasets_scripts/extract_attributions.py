@@ -4,8 +4,10 @@ its orchestration).
 Configs, row schema and target kinds are those of `attribution_configs.py`; the maps come from `engines.attribute`
 (`--engine inseq`, the reference, or `fast`); splits are those of the corpus. Every example is self-checked: the
 engine's probability of each target token against a plain forward pass of the teacher; a shard whose max deviation
-exceeds `--prob_tolerance` is refused (not written) and the run fails. A teacher whose recorded validation BLEU does
-not beat copy-the-source (or `--min_teacher_bleu`) is refused unless `--allow_weak_teacher`. Extraction knows no
+exceeds `--prob_tolerance` is refused (not written) and the run fails. A teacher whose validation BLEU (recorded by
+`agkd teacher`, else measured here on the first `TEACHER_SCORE_PAIRS` validation pairs) does not beat copy-the-source
+(or `--min_teacher_bleu`) is refused unless `--allow_weak_teacher`. Shuffled controls (`<method>-shuffled`) are built
+from the method's config already in `--output_dir`, without the teacher (`build_shuffled`). Extraction knows no
 presets: `agkd extract --preset NAME` and `agkd pipeline` pass a preset's settings as these options
 (`training/cli.py`).
 
@@ -27,6 +29,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +54,9 @@ class ExtractArguments:
         default=None, metadata={"help": "teacher family in config names (default: the model_type, marian or mbart)"}
     )
     methods: list[str] | None = field(
-        default=None, metadata={"help": "Inseq method ids and/or controls (random, uniform, diagonal); default: all"}
+        default=None,
+        metadata={"help": "Inseq method ids and/or controls (random, uniform, diagonal, <method>-shuffled); "
+                  "default: all"},
     )
     splits: list[str] | None = field(default=None, metadata={"help": "corpus splits to extract; default: all"})
     target_kinds: list[str] = field(
@@ -101,33 +106,103 @@ class ExtractArguments:
     )
 
 
-def check_teacher_quality(teacher: str, pair: str, min_bleu: float | None, allow_weak: bool) -> None:
-    """Refuse to explain a teacher that does not translate: its maps would describe noise, and every student and
-    verdict built on them would too. Reads the validation scores `agkd teacher` records in `all_results.json`
-    (BLEU against copy-the-source, the untranslated source as hypothesis); a teacher without that file (a public
-    checkpoint, whose scores are on its own card) is not checked. Raises ValueError naming the teacher and its
-    scores, unless `allow_weak`, which logs the same as a warning."""
+# Pairs of the corpus's validation split a teacher without recorded scores is translated on before it is explained:
+# enough for corpus BLEU to separate a teacher that translates from one that does not (a random-weight model scores
+# near 0, far below copy-the-source), few enough to cost about a minute of greedy decoding on CPU at demo size.
+TEACHER_SCORE_PAIRS = 100
+_MEASURED_SCORES: dict[tuple, dict] = {}
+
+
+def recorded_teacher_scores(teacher: str, pair: str) -> dict | None:
+    """The validation scores `agkd teacher` records in the teacher's `all_results.json` (BLEU/chrF and the
+    copy-the-source baseline), with `"source": "recorded"`; None where the teacher records none (a public checkpoint,
+    a model saved with plain `save_pretrained`)."""
     results_file = Path(teacher) / "all_results.json"
     if not results_file.exists():
-        logger.info("%s: no all_results.json, so its translation quality is not checked", teacher)
-        return
+        return None
     scores = json.loads(results_file.read_text()).get("results", {}).get(f"{pair}/validation")
     if scores is None:
-        logger.warning("%s: no validation scores for %s in all_results.json, so its quality is not checked", teacher, pair)
-        return
+        logger.warning("%s: no validation scores for %s in all_results.json", teacher, pair)
+        return None
+    keep = ("bleu", "chrf", "copy_source_bleu", "copy_source_chrf", "examples", "bleu_signature", "chrf_signature")
+    return {"source": "recorded", "file": "all_results.json", **{k: scores[k] for k in keep if k in scores}}
+
+
+def measure_teacher_scores(teacher: Teacher, corpus, max_tokens: int, n: int = TEACHER_SCORE_PAIRS) -> dict:
+    """Score a teacher that records no validation scores, at extraction time: sacrebleu corpus BLEU and chrF of its
+    greedy translations of the first `n` pairs of the corpus's validation split (test, then train, where there is
+    none) against the raw references, beside copy-the-source (the untranslated source as hypothesis). Cached per
+    teacher weights, pair, split and `n` within a process."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    split = next((s for s in ("validation", "test", "train") if s in corpus), None)
+    if split is None:
+        raise ValueError(f"the corpus has no validation, test or train split to score the teacher {teacher.path} on")
+    key = (teacher_digest(str(teacher.path)), teacher.pair, split, n, max_tokens)
+    if key not in _MEASURED_SCORES:
+        t0 = time.perf_counter()
+        rows = corpus[split].select(range(min(n, len(corpus[split]))))
+        sources, references = list(rows["source"]), list(rows["target"])
+        hypotheses = teacher.translate(sources, max_tokens, 1)
+        bleu, chrf, refs = BLEU(), CHRF(), [references]
+        _MEASURED_SCORES[key] = {
+            "source": "measured at extraction",
+            "split": split,
+            "examples": len(sources),
+            "num_beams": 1,
+            "bleu": bleu.corpus_score(hypotheses, refs).score,
+            "chrf": chrf.corpus_score(hypotheses, refs).score,
+            "copy_source_bleu": bleu.corpus_score(sources, refs).score,
+            "copy_source_chrf": chrf.corpus_score(sources, refs).score,
+            "bleu_signature": str(bleu.get_signature()),
+            "chrf_signature": str(chrf.get_signature()),
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+    return dict(_MEASURED_SCORES[key])
+
+
+def judge_teacher(teacher: str, pair: str, scores: dict, min_bleu: float | None, allow_weak: bool) -> bool:
+    """Refuse to explain a teacher that does not translate: its maps would describe noise, and every student and
+    verdict built on them would too. `scores` (recorded or measured): BLEU must beat copy-the-source (and reach
+    `min_bleu`). Returns True for a teacher that passes; raises ValueError naming the teacher and its scores, unless
+    `allow_weak`, which logs the same as a warning and returns False."""
     bleu, copy_bleu = scores["bleu"], scores["copy_source_bleu"]
+    where = (
+        "" if scores.get("source") == "recorded"
+        else f" (measured at extraction: greedy, first {scores['examples']} {scores['split']} pairs)"
+    )
     if bleu > copy_bleu and (min_bleu is None or bleu >= min_bleu):
-        logger.info("%s %s: validation BLEU %.2f (copy-the-source %.2f): a teacher that translates", teacher, pair, bleu, copy_bleu)
-        return
+        logger.info("%s %s: validation BLEU %.2f (copy-the-source %.2f)%s: a teacher that translates", teacher, pair,
+                    bleu, copy_bleu, where)
+        return True
     message = (
         f"the teacher {teacher} does not translate {pair} well enough to be explained: validation BLEU {bleu:.2f} / "
         f"chrF {scores['chrf']:.2f} against copy-the-source BLEU {copy_bleu:.2f} / chrF {scores['copy_source_chrf']:.2f}"
+        + where
         + (f", threshold BLEU {min_bleu:g}" if min_bleu is not None else "")
         + ". Train it longer (agkd teacher ... --resume), or pass --allow_weak_teacher to explain it anyway"
     )
     if not allow_weak:
         raise ValueError(message)
     logger.warning("%s (--allow_weak_teacher: explained anyway)", message)
+    return False
+
+
+def check_teacher_quality(
+    teacher: str, pair: str, min_bleu: float | None, allow_weak: bool, measure: Callable[[], dict] | None = None
+) -> dict | None:
+    """Judge a teacher (`judge_teacher`) on the validation scores `agkd teacher` recorded in `all_results.json`, or,
+    where there are none, on `measure()` (`measure_teacher_scores`: no teacher is explained without a measured
+    score). Returns the scores judged (recorded into each config's meta and the card); None only when nothing is
+    recorded and no `measure` is given."""
+    scores = recorded_teacher_scores(teacher, pair)
+    if scores is None:
+        if measure is None:
+            logger.info("%s: no recorded validation scores and none measured", teacher)
+            return None
+        scores = measure()
+    passes = judge_teacher(teacher, pair, scores, min_bleu, allow_weak)
+    return {**scores, "passes": passes} | ({"min_bleu": min_bleu} if min_bleu is not None else {})
 
 
 class ProbCheckError(RuntimeError):
@@ -421,6 +496,123 @@ def _config_meta(args, teacher: Teacher, method: str, kind: str) -> dict:
     return meta
 
 
+# ------------------------------------------------------------------------------------------------ shuffled controls
+
+
+def teacher_name(args: ExtractArguments) -> str:
+    """The teacher's name in config names without loading its weights: `--teacher_name`, else its config's
+    model_type (as `Teacher.name`)."""
+    if args.teacher_name:
+        return args.teacher_name
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(args.teacher).model_type
+    except OSError as err:
+        raise ValueError(f"cannot read the config of the teacher {args.teacher} ({err}); pass --teacher_name") from err
+
+
+def shuffled_inputs(args: ExtractArguments, name: str, kind: str, teacher: str) -> tuple[str, dict, list[str]]:
+    """(source config, its meta, the splits to build) of the shuffled control `name`: the splits of `--splits`, or
+    every split the source config holds. Raises ValueError naming the source config (or split) that is missing."""
+    from datasets_scripts.attribution_methods import shuffled_source
+    from datasets_scripts.hub_layout import read_meta, split_path
+
+    config = config_name(teacher, args.pair, name, kind)
+    source = config_name(teacher, args.pair, shuffled_source(name), kind)
+    meta = read_meta(args.output_dir, source) if Path(args.output_dir).is_dir() else None
+    if meta is None or not meta.get("splits"):
+        raise ValueError(
+            f"{config} is built from the maps of {source}, which {args.output_dir} does not hold: extract "
+            f"--methods {shuffled_source(name)} into it first (or in the same run)"
+        )
+    splits = args.splits or sorted(meta["splits"])
+    missing = [s for s in splits if s not in meta["splits"] or not split_path(args.output_dir, source, s).exists()]
+    if missing:
+        raise ValueError(f"{config}: the source config {source} in {args.output_dir} has no split(s) {missing}")
+    return source, meta, splits
+
+
+def _shuffled_fingerprint(name: str, kind: str, split: str, source: str, source_meta: dict) -> dict:
+    """What determines a shuffled split: its source split's extraction fingerprint (new source maps rebuild it) and
+    the permutation rule."""
+    from datasets_scripts.attribution_methods import SHUFFLE_RULE
+
+    return {
+        "method": name,
+        "target_kind": kind,
+        "split": split,
+        "shuffled_from": source,
+        "source_fingerprint": source_meta["splits"][split].get("fingerprint"),
+        "shuffle": SHUFFLE_RULE,
+    }
+
+
+def build_shuffled(args: ExtractArguments, name: str, kind: str, teacher: str) -> dict | None:
+    """Write the shuffled control `name` (`<method>-shuffled`) of a target kind from the method's config in the same
+    `--output_dir`, without the teacher: every field of every row kept, each `attribution` row permuted
+    (`attribution_methods.shuffled_map`). Splits whose fingerprint is unchanged are skipped (unless `--overwrite`);
+    returns the config's meta, or None when nothing was to do."""
+    import datasets
+    import pyarrow.parquet as pq
+
+    from datasets_scripts.attribution_methods import SHUFFLE_RULE, shuffled_map, shuffled_source
+    from datasets_scripts.hub_layout import META_DIR, maps_version, split_path, write_split
+
+    method = shuffled_source(name)
+    config = config_name(teacher, args.pair, name, kind)
+    source, source_meta, splits = shuffled_inputs(args, name, kind, teacher)
+    meta_path = Path(args.output_dir) / META_DIR / f"{config}.json"
+    old = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    fingerprints = {s: _shuffled_fingerprint(name, kind, s, source, source_meta) for s in splits}
+    todo = [
+        s
+        for s in splits
+        if args.overwrite
+        or old.get("splits", {}).get(s, {}).get("fingerprint") != fingerprints[s]
+        or not split_path(args.output_dir, config, s).exists()
+    ]
+    if not todo:
+        logger.info("%s: already built (%s)", config, ", ".join(splits))
+        return None
+    keep = ("teacher", "pair", "target_kind", "max_tokens", "seed", "versions", "orientation", "translation",
+            "teacher_quality")
+    meta = {**old, **{k: source_meta[k] for k in keep if k in source_meta}}
+    meta.update(
+        method=name,
+        kind="control",
+        description=f"shuffled control of {method}: its maps with each target row permuted over the source positions "
+        "(the same values, sharpness and scale per row; no alignment)",
+        aggregation=f"{method}'s ({source_meta.get('aggregation')}), rows permuted",
+        shuffled_from={"method": method, "config": source, "maps_version": maps_version(args.output_dir, source)},
+        shuffle=SHUFFLE_RULE,
+    )
+    meta.setdefault("splits", {})
+    for split in todo:
+        t0 = time.perf_counter()
+        rows = pq.read_table(split_path(args.output_dir, source, split)).to_pylist()
+        for row in rows:
+            row["attribution"] = shuffled_map(row["attribution"], str(row["id"]), method).tolist()
+        data = datasets.Dataset.from_list(rows, features=features()) if rows else datasets.Dataset.from_list(
+            [], features=features()
+        )
+        path = write_split(args.output_dir, config, split, data)
+        src = source_meta["splits"][split]
+        meta["splits"][split] = {
+            "rows": len(rows),
+            "input_rows": src.get("input_rows", len(rows)),
+            "skipped_too_long": src.get("skipped_too_long", 0),
+            "max_prob_check": src.get("max_prob_check"),
+            "compute_seconds": time.perf_counter() - t0,
+            "fingerprint": fingerprints[split],
+            "scale": parquet_map_scale(path),
+        }
+    _write_json_atomic(meta_path, meta)
+    write_dataset_card(args.output_dir)
+    logger.info("%s: %s (shuffled from %s)", config, {s: v["rows"] for s, v in meta["splits"].items()}, source)
+    return meta
+
+
 def load_corpus(corpus: str, pair: str):
     """agkd-parallel from a local folder (read from its parquet files, see `hub_layout.read_local_config`: the datasets
     cache of local folders is keyed by folder name, not content) or from the Hub."""
@@ -439,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
     from accelerate import PartialState
     from transformers import HfArgumentParser
 
-    from datasets_scripts.attribution_methods import resolve
+    from datasets_scripts.attribution_methods import resolve, shuffled_source
     from datasets_scripts.hub_layout import META_DIR
 
     (args,) = HfArgumentParser(ExtractArguments).parse_args_into_dataclasses(
@@ -450,27 +642,43 @@ def main(argv: list[str] | None = None) -> int:
     datasets.disable_progress_bars()
     for noisy in ("inseq", "captum"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
-        max_pairs(args)
-        check_teacher_quality(args.teacher, args.pair, args.min_teacher_bleu, args.allow_weak_teacher)
-    except ValueError as err:  # bad input: one readable line, nothing written (as every stage does)
-        logger.error("%s", err)
-        return 2
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     bad_kinds = [k for k in args.target_kinds if k not in TARGET_KINDS]
     if bad_kinds:
         raise ValueError(f"unknown target kinds {bad_kinds}; known: {TARGET_KINDS}")
     methods = resolve(args.methods)
+    # Shuffled controls are built from the methods' stored maps, after them and without the teacher; a run of only
+    # shuffled controls loads neither the teacher nor the corpus.
+    computed = [m for m in methods if shuffled_source(m) is None]
+    shuffled = [m for m in methods if shuffled_source(m) is not None]
     state = PartialState()
-    corpus = load_corpus(args.corpus, args.pair)
-    splits = args.splits or list(corpus)
-    teacher = Teacher(args.teacher, args.pair, state.device, args.compat, args.teacher_name)
+    teacher = corpus = quality = None
+    try:
+        max_pairs(args)
+        name = teacher_name(args) if shuffled and not computed else None
+        if computed:
+            corpus = load_corpus(args.corpus, args.pair)
+            teacher = Teacher(args.teacher, args.pair, state.device, args.compat, args.teacher_name)
+            name = teacher.name
+            # No teacher is explained without a score: recorded by `agkd teacher`, else measured here.
+            quality = check_teacher_quality(
+                args.teacher, args.pair, args.min_teacher_bleu, args.allow_weak_teacher,
+                measure=lambda: measure_teacher_scores(teacher, corpus, args.max_tokens),
+            )
+        for kind in args.target_kinds:  # a shuffled control whose method is not in this run: its maps must exist
+            for control in shuffled:
+                if shuffled_source(control) not in computed:
+                    shuffled_inputs(args, control, kind, name)
+    except ValueError as err:  # bad input: one readable line, nothing written (as every stage does)
+        logger.error("%s", err)
+        return 2
     out = Path(args.output_dir)
+    splits = (args.splits or list(corpus)) if computed else []
     inputs = {split: _split_rows(args, corpus, split, teacher) for split in splits}
     status = 0
     for kind in args.target_kinds:
-        for method in methods:
+        for method in computed:
             config = config_name(teacher.name, args.pair, method, kind)
             meta_path = out / META_DIR / f"{config}.json"
             old = json.loads(meta_path.read_text()) if meta_path.exists() else {}
@@ -494,6 +702,8 @@ def main(argv: list[str] | None = None) -> int:
             state.wait_for_everyone()
             if state.is_main_process:
                 meta = {**old, **_config_meta(args, teacher, method, kind)}
+                if quality is not None:
+                    meta["teacher_quality"] = quality
                 meta.setdefault("splits", {})
                 for split in todo:
                     summary = merge_split(args, teacher.name, method, kind, split, len(inputs[split]))
@@ -503,7 +713,15 @@ def main(argv: list[str] | None = None) -> int:
                 write_dataset_card(out)
                 logger.info("%s: %s", config, {s: v["rows"] for s, v in meta["splits"].items()})
             state.wait_for_everyone()
-    if state.is_main_process and status == 0:
+        for control in shuffled:
+            if state.is_main_process:
+                try:
+                    build_shuffled(args, control, kind, name)
+                except ValueError as err:  # its method's maps failed in this run (the error above says why)
+                    logger.error("%s", err)
+                    status = 1
+            state.wait_for_everyone()
+    if state.is_main_process and status == 0 and computed:
         # Only what this run made: extraction jobs of other methods may be writing their shards beside it.
         work = out / WORK_DIR
         if "teacher" in args.target_kinds:

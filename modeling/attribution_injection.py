@@ -19,7 +19,11 @@ INJECTION_OPERATORS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tens
     "multiply": lambda scores, attribution: scores * attribution,
     "average": lambda scores, attribution: (scores + attribution) / 2,
     "replace": lambda scores, attribution: attribution.expand_as(scores),
+    # No map enters the attention: the selected cross-attention is pulled toward the map's rows by a training loss
+    # (`supervision_loss`), so the student needs no map at test time (supervised attention).
+    "supervise": None,
 }
+MAP_FREE_OPERATORS = ("none", "supervise")  # students that take no map at test time
 
 _EPS = 1e-12
 
@@ -154,3 +158,51 @@ def inject(
     if head_mask is not None:
         selected = selected & head_mask[None, :, None, None]
     return torch.where(selected, combined, scores)
+
+
+# ================================================================================================ map rows as targets
+def attribution_rows_to_distributions(attribution: torch.Tensor, source_mask: torch.Tensor) -> torch.Tensor:
+    """Map rows `[B, T, S]` as distributions over the real source tokens (`source_mask` `[B, S]`): the target of
+    the Attributor and of `supervise`. A row with negative values is shifted by its minimum first; an all-zero row
+    becomes uniform. Scale-free: a row multiplied by any positive number gives the same distribution."""
+    valid = source_mask[:, None, :].bool().expand_as(attribution)
+    rows = attribution.masked_fill(~valid, 0.0)
+    row_min = attribution.masked_fill(~valid, float("inf")).amin(-1, keepdim=True)
+    rows = torch.where((row_min < 0) & valid, rows - row_min, rows).clamp_min(0.0)
+    total = rows.sum(-1, keepdim=True)
+    uniform = valid.float() / valid.sum(-1, keepdim=True).clamp_min(1)
+    return torch.where(total > 0, rows / total.clamp_min(1e-30), uniform)
+
+
+def attribution_kl(
+    target: torch.Tensor, log_probs: torch.Tensor, source_mask: torch.Tensor, row_mask: torch.Tensor | None
+) -> torch.Tensor:
+    """Mean over valid target rows of KL(target row || predicted row); `target` is already a distribution."""
+    valid = source_mask[:, None, :].bool().expand_as(target)
+    terms = torch.xlogy(target, target) - target * log_probs.masked_fill(~valid, 0.0)
+    per_row = terms.masked_fill(~valid, 0.0).sum(-1)
+    if row_mask is None:
+        return per_row.mean()
+    row_mask = row_mask.to(per_row.dtype)
+    return (per_row * row_mask).sum() / row_mask.sum().clamp_min(1.0)
+
+
+def supervision_loss(
+    cross_attentions: list[torch.Tensor],
+    target: torch.Tensor,
+    source_mask: torch.Tensor,
+    rows_present: torch.Tensor,
+    head_mask: torch.Tensor | None,
+) -> torch.Tensor:
+    """Mean over the supervised layers of KL(map row || the selected heads' mean attention row), over present rows.
+
+    The heads' mean is supervised, not every head: the heads may split the work between them, which constrains the
+    student less (a probe on the planted task: supervising one head trained worse than the mean of all heads).
+    `cross_attentions`: one `[B, H, T, S]` softmax per supervised layer; `target`: `[B, T, S]` distributions."""
+    losses = []
+    for weights in cross_attentions:
+        if head_mask is not None:
+            weights = weights[:, head_mask]
+        log_weights = weights.float().mean(1).clamp_min(1e-12).log()  # [B, T, S]
+        losses.append(attribution_kl(target, log_weights, source_mask, rows_present))
+    return torch.stack(losses).mean()

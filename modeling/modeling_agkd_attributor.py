@@ -23,34 +23,8 @@ from transformers.models.marian.modeling_marian import (
     shift_tokens_right,
 )
 
+from .attribution_injection import attribution_kl, attribution_rows_to_distributions
 from .configuration_agkd_attributor import AgkdAttributorConfig
-
-
-def attribution_rows_to_distributions(attribution: torch.Tensor, source_mask: torch.Tensor) -> torch.Tensor:
-    """Teacher rows `[B, T, S]` as distributions over the real source tokens (`source_mask` `[B, S]`).
-
-    A row with negative values is shifted by its minimum first; an all-zero row becomes uniform.
-    """
-    valid = source_mask[:, None, :].bool().expand_as(attribution)
-    rows = attribution.masked_fill(~valid, 0.0)
-    row_min = attribution.masked_fill(~valid, float("inf")).amin(-1, keepdim=True)
-    rows = torch.where((row_min < 0) & valid, rows - row_min, rows).clamp_min(0.0)
-    total = rows.sum(-1, keepdim=True)
-    uniform = valid.float() / valid.sum(-1, keepdim=True).clamp_min(1)
-    return torch.where(total > 0, rows / total.clamp_min(1e-30), uniform)
-
-
-def attribution_kl(
-    target: torch.Tensor, log_probs: torch.Tensor, source_mask: torch.Tensor, row_mask: torch.Tensor | None
-) -> torch.Tensor:
-    """Mean over valid target rows of KL(target row || predicted row); `target` is already a distribution."""
-    valid = source_mask[:, None, :].bool().expand_as(target)
-    terms = torch.xlogy(target, target) - target * log_probs.masked_fill(~valid, 0.0)
-    per_row = terms.masked_fill(~valid, 0.0).sum(-1)
-    if row_mask is None:
-        return per_row.mean()
-    row_mask = row_mask.to(per_row.dtype)
-    return (per_row * row_mask).sum() / row_mask.sum().clamp_min(1.0)
 
 
 @dataclass
@@ -165,4 +139,4 @@ class AgkdAttributorModel(MarianPreTrainedModel):
         )
 
 
-__all__ = ["AgkdAttributorModel", "AgkdAttributorOutput", "attribution_kl", "attribution_rows_to_distributions"]
+__all__ = ["AgkdAttributorModel", "AgkdAttributorOutput"]

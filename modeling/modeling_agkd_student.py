@@ -4,11 +4,15 @@ Ships inside Hub model repos (`trust_remote_code=True`): imports only torch, tra
 
 The map `A` (`[batch, tgt_len, src_len]`, row `t` = target token `t`, column `s` = source token `s`) is combined
 with the pre-softmax cross-attention logits `S` (`[batch, heads, tgt_len, src_len]`) of the selected layers and
-heads under `config.injection_operator`; the source padding mask is applied again after combining. Weight names
-are exactly MarianMTModel's, so a student loads Marian checkpoints and vice versa.
+heads under `config.injection_operator`; the source padding mask is applied again after combining. Under operator
+`supervise` no map is combined: in training mode the selected cross-attention is pulled toward the map's rows by a
+loss term, so that nothing computed from the answer is needed at test time. Weight names are exactly MarianMTModel's,
+so a student loads Marian checkpoints and vice versa.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -20,13 +24,24 @@ from transformers.models.marian.modeling_marian import MarianAttention
 from .attribution_injection import (
     INJECTION_OPERATORS,
     MAP_NORMALIZATIONS,
+    attribution_rows_to_distributions,
     check_attribution_map,
     check_choice,
     inject,
     normalize_map,
     select_map_rows,
+    supervision_loss,
 )
 from .configuration_agkd_student import AgkdStudentConfig
+
+
+def _head_mask(config: AgkdStudentConfig, num_heads: int, device: torch.device) -> torch.Tensor | None:
+    """Boolean `[heads]` of the injected (or supervised) heads; None means all of them."""
+    if config.injection_heads is None:
+        return None
+    mask = torch.zeros(num_heads, dtype=torch.bool, device=device)
+    mask[config.injection_heads] = True
+    return mask
 
 
 def _additive_mask(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
@@ -38,12 +53,23 @@ def _additive_mask(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> t
     )
 
 
+@dataclass
+class AgkdStudentOutput(Seq2SeqLMOutput):
+    """
+    supervision_loss: the attention-supervision term of operator `supervise` (already included in `loss`, with
+        `config.supervision_weight`), when the student is trained with a map; None otherwise.
+    """
+
+    supervision_loss: torch.FloatTensor | None = None
+
+
 class AgkdStudentCrossAttention(MarianAttention):
     """Decoder cross-attention that combines its logits with attribution rows when its layer is injected.
 
     Without rows (no map, operator `none`, or a layer not in `injection_layers`) it is exactly MarianAttention,
     whatever attention implementation the config selects. With rows it computes the eager path explicitly, since
-    the logits must be visible, and returns the combined attention weights (recorded as `cross_attentions`).
+    the logits must be visible, and returns the combined attention weights (recorded as `cross_attentions`); under
+    `supervise` nothing is combined and the weights are returned for the supervision loss.
     """
 
     def _is_injected(self) -> bool:
@@ -51,12 +77,7 @@ class AgkdStudentCrossAttention(MarianAttention):
         return self.config.injection_operator != "none" and (layers is None or self.layer_idx in layers)
 
     def _head_mask(self, device: torch.device) -> torch.Tensor | None:
-        heads = self.config.injection_heads
-        if heads is None:
-            return None
-        mask = torch.zeros(self.num_heads, dtype=torch.bool, device=device)
-        mask[heads] = True
-        return mask
+        return _head_mask(self.config, self.num_heads, device)
 
     def _key_value(self, key_value_states: torch.Tensor, cache: Cache | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values `[batch, heads, src_len, head_dim]`, reusing the cross-attention cache like MarianAttention."""
@@ -158,6 +179,10 @@ class AgkdStudentForConditionalGeneration(MarianMTModel):
             Which rows of a padded batch of maps are real; rows marked 0 are not injected.
         """
         self._check_injection_config()
+        operator = self.config.injection_operator
+        # `supervise` reads a map only to train the attention toward it: at test time (eval mode) it takes none.
+        supervised = operator == "supervise" and self.training and self.config.supervision_weight > 0
+        target = None
         if attribution_map is not None:
             source = encoder_outputs[0] if encoder_outputs is not None else next(
                 x for x in (input_ids, inputs_embeds) if x is not None
@@ -168,12 +193,45 @@ class AgkdStudentForConditionalGeneration(MarianMTModel):
                 encoder_outputs = self.model.encoder(
                     input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs
                 )
-            if self.config.injection_operator != "none":
+            if operator != "none" and (operator != "supervise" or supervised):
                 decoder_inputs = next(x for x in (decoder_input_ids, decoder_inputs_embeds, labels) if x is not None)
                 past_length = cache.get_seq_length() if cache is not None else 0
                 rows, present = select_map_rows(attribution_map, attribution_map_mask, past_length, decoder_inputs.shape[1])
                 kwargs["attribution_rows"] = normalize_map(rows, attention_mask, self.config.map_normalization)
                 kwargs["attribution_rows_present"] = present
+                if supervised:
+                    source_mask = attention_mask if attention_mask is not None else torch.ones_like(source[..., 0])
+                    if labels is not None:
+                        present = present & (labels != -100)
+                    target = (attribution_rows_to_distributions(rows.float(), source_mask), source_mask.bool(), present)
+        if target is None:
+            return self._marian_forward(
+                input_ids, attention_mask, decoder_input_ids, decoder_attention_mask, encoder_outputs, cache,
+                inputs_embeds, decoder_inputs_embeds, labels, use_cache, **kwargs,
+            )
+        asked_for_attentions = kwargs.pop("output_attentions", False)
+        outputs = self._marian_forward(
+            input_ids, attention_mask, decoder_input_ids, decoder_attention_mask, encoder_outputs, cache,
+            inputs_embeds, decoder_inputs_embeds, labels, use_cache, output_attentions=True, **kwargs,
+        )
+        layers = self.config.injection_layers
+        supervised_layers = [a for i, a in enumerate(outputs.cross_attentions) if layers is None or i in layers]
+        distributions, source_mask, present = target
+        term = supervision_loss(
+            supervised_layers, distributions, source_mask, present,
+            _head_mask(self.config, self.config.decoder_attention_heads, distributions.device),
+        )
+        fields = dict(outputs)
+        if not asked_for_attentions:
+            fields.update(decoder_attentions=None, cross_attentions=None, encoder_attentions=None)
+        if fields.get("loss") is not None:
+            fields["loss"] = fields["loss"] + self.config.supervision_weight * term
+        return AgkdStudentOutput(**fields, supervision_loss=term)
+
+    def _marian_forward(
+        self, input_ids, attention_mask, decoder_input_ids, decoder_attention_mask, encoder_outputs, cache,
+        inputs_embeds, decoder_inputs_embeds, labels, use_cache, **kwargs,
+    ) -> Seq2SeqLMOutput:
         return super().forward(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -243,4 +301,4 @@ class AgkdStudentForConditionalGeneration(MarianMTModel):
         return model_inputs
 
 
-__all__ = ["AgkdStudentCrossAttention", "AgkdStudentForConditionalGeneration"]
+__all__ = ["AgkdStudentCrossAttention", "AgkdStudentForConditionalGeneration", "AgkdStudentOutput"]

@@ -352,7 +352,7 @@ class SpaceApp:
     # -------------------------------------------------------------------------------------------- report table
     def results_markdown(self, pair: str | None, teacher: str | None = None) -> str:
         """The report's methods x operators tables of the pair (test split), one per protocol, with a ranking."""
-        from training.report import method_gains, results_table
+        from training.report import PRIMARY_DESIGN, method_gains, results_table
         from training.scoring import METRICS, PRIMARY_METRIC
 
         if not pair:
@@ -370,15 +370,21 @@ class SpaceApp:
             "top-1 agreement with the reference and with the teacher's translation, then ΔBLEU / ΔchrF; `*` p < 0.05, "
             "`**` p < 0.01 (paired bootstrap over sentences, every seed). Protocols: `gold` maps leak the reference; "
             "`teacher` and `attributor` do not; `train-only` uses no map at test time.",
+            f"**Primary design** (carries the report's verdict): operator `{PRIMARY_DESIGN[0]}` under protocol "
+            f"`{PRIMARY_DESIGN[1]}`: the students' attention was trained toward the maps and they get no map at test "
+            "time, so nothing they see was computed from the reference.",
         ]
         baselines = [r for r in rows if r["protocol"] == BASELINE_PROTOCOL]
         if baselines:
             lines.append("Baseline (no map): BLEU " + ", ".join(f"{b['bleu']:.2f}" for b in baselines) + " / chrF " + ", ".join(f"{b['chrf']:.2f}" for b in baselines) + f" on {baselines[0]['examples']} sentences.")
-        protocols = sorted({r["protocol"] for r in rows} - {BASELINE_PROTOCOL}, key=protocol_order)
+        protocols = sorted(
+            {r["protocol"] for r in rows} - {BASELINE_PROTOCOL}, key=lambda p: (p != PRIMARY_DESIGN[1], protocol_order(p))
+        )
         for protocol in protocols:
             group = [r for r in rows if r["protocol"] == protocol]
+            role = {PRIMARY_DESIGN[1]: ": the primary design (leak-free)", "gold": ": the paper's setting (leaks the reference)"}
             lines += [
-                f"#### protocol `{protocol}`",
+                f"#### protocol `{protocol}`{role.get(protocol, '')}",
                 results_table(group, (PRIMARY_METRIC, "agreement_reference", "agreement_teacher")),
                 results_table(group),
             ]
@@ -391,6 +397,8 @@ class SpaceApp:
                 )
         report = self.release.results_path.parent / "report.md" if self.release.results_path else None
         if report is not None and report.exists():
+            verdicts = [line for line in report.read_text().splitlines() if line.startswith("**The paper's finding")]
+            lines[2:2] = verdicts[:1]  # the primary design's verdict, as the report's first screen states it
             lines.append(f"The full report, with plots, is `{report}`.")
         return "\n\n".join(lines)
 

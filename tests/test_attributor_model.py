@@ -13,7 +13,7 @@ from student_utils import TINY_MARIAN, tiny_batch, tiny_student
 from transformers import AutoModel
 
 from modeling import AgkdAttributorConfig, AgkdAttributorModel
-from modeling.modeling_agkd_attributor import attribution_kl, attribution_rows_to_distributions
+from modeling.attribution_injection import attribution_kl, attribution_rows_to_distributions
 
 
 def tiny_attributor(seed: int = 0, **overrides) -> AgkdAttributorModel:

@@ -9,21 +9,24 @@ import pytest
 import torch
 
 from training.instrument import (
+    BASELINE,
+    CORRUPTION_LEVELS,
     EOS_ID,
     INSTRUMENT_FILE,
-    MAPS,
-    NULL_MAPS,
-    ORACLE_MIN_GAIN,
+    SHUFFLED,
     InstrumentConfig,
     PlantedTask,
     build_task,
+    corrupted_maps,
     instrument_section,
+    judge,
     main,
-    planted_maps,
+    oracle,
     run_instrument_check,
     sample_sentences,
-    seed_gains,
+    shuffled_maps,
 )
+from training.scoring import TokenStatistics
 
 torch.set_num_threads(1)
 
@@ -61,64 +64,79 @@ def test_default_task_and_its_maps():
             assert target_of[tuple(input_ids[s] for s in np.flatnonzero(row))] == label
         assert alignment[-1, -1] == 1 and labels[-1] == input_ids[-1] == EOS_ID
     rng = np.random.default_rng(0)
-    oracle = planted_maps(task, sentences, "oracle", rng)
-    broken = planted_maps(task, sentences, "oracle", rng, broken=True)
-    assert all(a.shape == b.shape for a, b in zip(oracle, broken, strict=True))
-    assert sum(np.array_equal(a, b) for a, b in zip(oracle, broken, strict=True)) < 10
+    true = corrupted_maps(task, sentences, 0.0, rng)
+    assert all(np.array_equal(t, task.pair(x)[2]) for t, x in zip(true, sentences, strict=True))
+    for level in (0.5, 1.0):
+        graded = corrupted_maps(task, sentences, level, rng)
+        changed = [int((~np.isclose(g, t).all(1)).sum()) for g, t in zip(graded, true, strict=True)]
+        assert all(g.shape == t.shape for g, t in zip(graded, true, strict=True))
+        assert np.mean(changed) / np.mean([len(t) for t in true]) < level + 0.05  # some draws equal the true row
+        assert np.mean(changed) > 0
+    for shuffled, t in zip(shuffled_maps(task, sentences, rng), true, strict=True):
+        np.testing.assert_array_equal(np.sort(shuffled, axis=1), np.sort(t, axis=1))  # each row keeps its values
 
 
-def test_config_is_checked():
-    with pytest.raises(ValueError, match="pass_operators"):
-        InstrumentConfig(operators=("replace",))
+def test_config_is_checked_and_takes_the_presets_regime():
     with pytest.raises(ValueError, match="injection_operator"):
-        InstrumentConfig(operators=("add", "subtract"))
+        InstrumentConfig(operator="subtract")
+    with pytest.raises(ValueError, match="seeds"):
+        InstrumentConfig(seeds=(0,))
+    demo = InstrumentConfig.for_preset("demo")
+    from training.presets import PRESETS
+
+    assert demo.finetune_steps == PRESETS["demo"].student.max_steps
+    assert demo.finetune_pairs == PRESETS["demo"].extract.max_pairs["train"]
+    assert demo.seeds == (3, 4, 5)  # not the seeds its budget was chosen on
 
 
-@pytest.fixture(scope="module")
-def default_check() -> dict:
-    return run_instrument_check(InstrumentConfig())
-
-
-@pytest.mark.parametrize("operator", ["add", "multiply"])
-def test_oracle_gains_on_every_seed(default_check, operator):
-    cells = [c for c in default_check["cells"] if c["operator"] == operator and c["map"] == "oracle"]
-    assert len(cells) == len(InstrumentConfig().seeds) >= 3
-    assert all(seed_gains(cell, ORACLE_MIN_GAIN) for cell in cells), cells
-    assert default_check["operators"][operator]["maps"]["oracle"]["gains"]
-
-
-@pytest.mark.parametrize("operator", ["add", "multiply"])
-@pytest.mark.parametrize("kind", NULL_MAPS)
-def test_null_maps_do_not_gain(default_check, operator, kind):
-    assert not default_check["operators"][operator]["maps"][kind]["gains"]
-
-
-def test_default_check_passes(default_check):
-    assert default_check["passed"] and not default_check["confounds"]
-    assert json.loads(json.dumps(default_check))["config"]["seeds"] == [0, 1, 2]
-    assert {(c["operator"], c["map"]) for c in default_check["cells"]} == {("none", "none")} | {
-        (operator, kind) for operator in ("add", "multiply") for kind in MAPS
+def synthetic(gains: dict[str, float], noise: float = 0.01, seeds: int = 3, seed: int = 0) -> dict:
+    """Per-seed TokenStatistics of every map kind with a planted gain over the baseline."""
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(5, 12, 100)
+    base = rng.normal(2.0, 0.3, 100)
+    return {
+        kind: [TokenStatistics((base - gain + rng.normal(0, noise, 100)) * tokens, tokens * 0, tokens) for _ in range(seeds)]
+        for kind, gain in gains.items()
     }
-    lines = instrument_section(default_check)
-    assert lines[0] == "## Instrument check"
-    assert any(line.startswith("**The instrument can see a planted alignment**") for line in lines)
 
 
-def test_broken_instrument_is_not_reported_as_passing():
-    """Oracle maps of other sentences (same layout, no information about their own sentence) must fail the check."""
-    result = run_instrument_check(InstrumentConfig(seeds=(0,), broken_oracle=True))
-    for operator in ("add", "multiply"):
-        assert not result["operators"][operator]["maps"]["oracle"]["gains"]
-        assert not result["operators"][operator]["passed"]
-    assert not result["passed"]
-    assert any(
-        line.startswith("**The instrument cannot see a planted alignment**") for line in instrument_section(result)
-    )
+def graded(effect: float, bump: float = 0.0) -> dict[str, float]:
+    gains = {BASELINE: 0.0, SHUFFLED: 0.0}
+    gains |= {oracle(q): effect * (1 - q) + (bump if q == 0.75 else 0.0) for q in CORRUPTION_LEVELS}
+    return gains
 
 
-def test_cli_writes_the_check(tmp_path):
-    argv = ["--results_dir", str(tmp_path), "--seeds", "0", "--steps", "2", "--operators", "add"]
-    assert main([*argv, "--pass_operators", "add", "--train_pairs", "64", "--test_pairs", "16"]) == 0
+def test_judge_passes_a_graded_map_and_reports_its_mde():
+    result = judge(synthetic(graded(0.3)), InstrumentConfig())
+    assert result["passed"] and result["detects"] and result["monotone"]
+    assert 0 < result["mde"] < 0.3
+    assert result["levels"][0]["over_shuffled"]["mean"] == pytest.approx(0.3, abs=0.01)
+
+
+def test_judge_fails_a_map_it_cannot_see_and_gains_that_do_not_fall():
+    flat = judge(synthetic(graded(0.0)), InstrumentConfig())
+    assert not flat["passed"] and not flat["detects"]
+    bumped = judge(synthetic(graded(0.3, bump=0.2)), InstrumentConfig())
+    assert bumped["detects"] and not bumped["monotone"] and not bumped["passed"]
+    assert "0.75 gains" in bumped["violations"][0]
+
+
+def test_a_tiny_real_check_runs_and_writes_its_section(tmp_path):
+    argv = ["--results_dir", str(tmp_path), "--seeds", "0", "1", "--warm_steps", "5", "--finetune_steps", "3"]
+    assert main([*argv, "--finetune_pairs", "64", "--corpus_pairs", "128", "--test_pairs", "16"]) == 0
     result = json.loads((tmp_path / INSTRUMENT_FILE).read_text())
-    assert result["config"]["steps"] == 2 and result["passed"] is False  # 2 steps teach nothing
-    assert instrument_section(result)[0] == "## Instrument check"
+    assert result["config"]["finetune_steps"] == 3 and result["config"]["operator"] == "supervise"
+    assert {(c["seed"], c["map"]) for c in result["cells"]} == {
+        (s, k) for s in (0, 1) for k in (BASELINE, SHUFFLED, *map(oracle, CORRUPTION_LEVELS))
+    }
+    assert result["passed"] is False  # 3 steps teach nothing
+    lines = instrument_section(result)
+    assert lines[0].startswith("## Instrument check") and "MDE" in "\n".join(lines)
+    assert any(line.startswith("**The design cannot see a planted alignment at this budget**") for line in lines)
+
+
+@pytest.mark.slow
+def test_the_demo_regime_sees_a_planted_alignment_on_fresh_seeds():
+    """The demo's check, on seeds other than those its budget was chosen on (0, 1, 2)."""
+    result = run_instrument_check(InstrumentConfig.for_preset("demo"))
+    assert result["passed"], instrument_section(result)

@@ -26,13 +26,19 @@ def test_smoke_plan_covers_every_stage_in_order():
     assert stages == sorted(stages, key=pipeline.STAGES.index)
     assert set(stages) == set(pipeline.STAGES)
     students = [j.label for j in jobs if j.stage == "student"]
-    # baseline + (2 methods + 3 controls) x operator add x normalisations row_sum (scale-fair) and none (raw)
-    assert len(students) == 11 and students[0] == "marian.de-en baseline s0"
+    # baseline + supervise (2 methods + 3 controls + 2 shuffled twins) + add (2 methods), normalisation row_sum
+    assert len(students) == 10 and students[0] == "marian.de-en baseline s0"
+    assert "marian.de-en saliency-shuffled supervise row_sum s0" in students
+    assert not any("add" in s and ("shuffled" in s or "diagonal" in s) for s in students)  # controls: supervise only
     warm = [j for j in jobs if j.stage == "warm-start"]
     assert len(warm) == 1 and "--train_corpus" in warm[0].argv
     student_jobs = [j for j in jobs if j.stage == "student"]
     assert all(j.argv[j.argv.index("--init_from") + 1] == "/tmp/x/smoke/hub/models/warmstart-marian-de-en-s0" for j in student_jobs)
-    assert {j.argv[j.argv.index("--map_normalization") + 1] for j in student_jobs[1:]} == {"row_sum", "none"}
+    assert {j.argv[j.argv.index("--map_normalization") + 1] for j in student_jobs[1:]} == {"row_sum"}
+    shuffled = next(j for j in jobs if j.label == "marian.de-en saliency-shuffled")
+    assert shuffled.needs == ("maps:marian.de-en.saliency",) and shuffled.makes == ("maps:marian.de-en.saliency-shuffled",)
+    instrument = next(j for j in jobs if j.stage == "instrument")
+    assert instrument.argv[instrument.argv.index("--preset") + 1] == "smoke"  # the control runs in the preset's regime
     assert [j.label for j in jobs if j.stage == "attributor"] == ["marian.de-en attention", "marian.de-en saliency"]
 
 
@@ -42,14 +48,16 @@ def test_grid_narrowing_and_stop_after():
     stages = {j.stage for j in jobs}
     assert stages == {"teacher", "extract", "student"}  # corpus given: not built
     students = [j.label for j in jobs if j.stage == "student"]
-    assert len(students) == 1 + 4 * 4 * 2 and all(label.endswith("s3") for label in students)  # x 2 normalisations
+    # baseline + supervise once (1 method, 3 controls, 1 shuffled twin: every normalisation is the same computation
+    # for it) + the 4 paper operators x 2 normalisations for the method
+    assert len(students) == 1 + 5 + 4 * 2 and all(label.endswith("s3") for label in students)
     assert not any(j.stage == "warm-start" for j in jobs)  # the paper's design: every student from scratch
     assert any("--corpus" in j.argv and "/data/agkd-parallel" in j.argv for j in jobs if j.stage == "teacher")
 
 
 @pytest.mark.parametrize("preset, grid", [
-    ("lab", {"teacher": 2, "extract": 24, "warm-start": 2, "student": 138, "attributor": 16, "evaluate": 138}),
-    ("paper", {"teacher": 4, "extract": 72, "warm-start": 0, "student": 1602, "attributor": 48, "evaluate": 1602}),
+    ("lab", {"teacher": 2, "extract": 40, "warm-start": 2, "student": 216, "attributor": 16, "evaluate": 216}),
+    ("paper", {"teacher": 4, "extract": 120, "warm-start": 0, "student": 1512, "attributor": 48, "evaluate": 1512}),
 ])
 def test_gpu_presets_plan_the_grids_their_costs_are_quoted_for(preset, grid):
     """docs/lab.md and the README's cost tables multiply unit costs by these job counts."""
@@ -82,7 +90,7 @@ def test_every_job_needs_only_what_earlier_jobs_make_and_students_wait_for_their
         assert set(job.needs) <= made, (job.label, set(job.needs) - made)
         made |= set(job.makes)
     extract = [j for j in jobs if j.stage == "extract"]
-    assert len(extract) == 2 + 3 + 1  # one per method and control, and the teacher's translations
+    assert len(extract) == 2 + 3 + 2 + 1  # one per method, control and shuffled twin, and the teacher's translations
     student = next(j for j in jobs if j.label == "marian.de-en saliency add row_sum s0")
     assert set(student.needs) == {"maps:marian.de-en.saliency", "warm-start:marian.de-en"}
     assert student.shared and not extract[0].shared
@@ -90,7 +98,7 @@ def test_every_job_needs_only_what_earlier_jobs_make_and_students_wait_for_their
     assert "evaluated:student-marian-de-en-none-warm-s0" in evaluation.needs
     assert evaluation.argv[evaluation.argv.index("--students") + 1] == evaluation.label
     report = next(j for j in jobs if j.stage == "report")
-    assert sum(n.startswith("evaluated:") for n in report.needs) == 11
+    assert sum(n.startswith("evaluated:") for n in report.needs) == 10
     assert all("--resume" in j.argv for j in jobs if j.stage in ("student", "attributor", "warm-start", "teacher"))
     # a given corpus is not waited for
     assert all("corpus" not in j.needs for j in plan_for("--preset", "smoke", "--corpus", "/data/c", "--runs_dir", "/tmp/x"))
@@ -186,7 +194,7 @@ def test_smoke_pipeline_end_to_end_and_rerun(tmp_path):
     assert rerun.returncode == 0, rerun.stderr[-4000:]
     # Teacher and warm start log to the pipeline's stderr, the parallel students and Attributors to their job logs.
     skipped = rerun.stderr + "".join(log.read_text() for log in (root / "logs").glob("*.log"))
-    assert skipped.count("already exists") >= 15, skipped[-4000:]  # teacher, warm start, 11 students, 2 Attributors
+    assert skipped.count("already exists") >= 14, skipped[-4000:]  # teacher, warm start, 10 students, 2 Attributors
 
 
 def test_agkd_extract_preset_becomes_explicit_options_and_the_users_win():

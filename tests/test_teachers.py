@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.tiny_teachers"]  # untrained_marian_dir
+
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = ["--preset", "smoke", "--max_steps", "150", "--save_steps", "30", "--eval_steps", "50", "--log_steps", "50"]
 
@@ -384,3 +386,46 @@ def test_extraction_refuses_a_teacher_that_does_not_translate(marian_run, toy_co
     trained, _ = marian_run
     assert extract(trained, tmp_path / "trained") == 0
     assert extract(trained, tmp_path / "threshold", "--min_teacher_bleu", "1000") == 2  # a preset's threshold binds too
+
+
+def test_extraction_scores_a_teacher_that_records_no_scores(untrained_marian_dir, toy_corpus_dir, tmp_path, caplog):
+    """No teacher is explained without a measured score: a random-weight teacher saved with `save_pretrained` (no
+    all_results.json, like a public checkpoint) is scored at extraction (greedy BLEU/chrF on the first validation
+    pairs against copy-the-source) and refused with those scores; --allow_weak_teacher records them in meta and card."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    from datasets_scripts import extract_attributions
+    from datasets_scripts.attribution_teacher import Teacher
+    from datasets_scripts.extract_attributions import TEACHER_SCORE_PAIRS, load_corpus
+
+    assert not (untrained_marian_dir / "all_results.json").exists()
+    validation = load_corpus(str(toy_corpus_dir), "de-en")["validation"]
+    n = min(TEACHER_SCORE_PAIRS, len(validation))
+    sources, references = validation["source"][:n], validation["target"][:n]
+    hypotheses = Teacher(str(untrained_marian_dir), "de-en", "cpu", compat=True).translate(sources, 128, 1)
+    bleu = BLEU().corpus_score(hypotheses, [references]).score
+    chrf = CHRF().corpus_score(hypotheses, [references]).score
+    copy_bleu = BLEU().corpus_score(sources, [references]).score
+    assert bleu <= copy_bleu  # random weights do not beat copying the source
+
+    def extract(out, *extra):
+        argv = ["--teacher", str(untrained_marian_dir), "--corpus", str(toy_corpus_dir), "--output_dir", str(out)]
+        argv += ["--pair", "de-en", "--methods", "uniform", "--splits", "test", "--limit", "2", "--num_threads", "1"]
+        return extract_attributions.main([*argv, *extra])
+
+    with caplog.at_level("INFO"):
+        assert extract(tmp_path / "refused") == 2
+    assert f"the teacher {untrained_marian_dir} does not translate de-en well enough" in caplog.text
+    assert f"validation BLEU {bleu:.2f} / chrF {chrf:.2f} against copy-the-source BLEU {copy_bleu:.2f}" in caplog.text
+    assert f"measured at extraction: greedy, first {n} validation pairs" in caplog.text
+    assert not (tmp_path / "refused").exists()
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert extract(tmp_path / "allowed", "--allow_weak_teacher") == 0
+    assert "explained anyway" in caplog.text
+    quality = json.loads((tmp_path / "allowed" / "meta" / "marian.de-en.uniform.json").read_text())["teacher_quality"]
+    assert quality["source"] == "measured at extraction" and quality["passes"] is False
+    assert (quality["examples"], quality["split"]) == (n, "validation")
+    assert quality["bleu"] == pytest.approx(bleu) and quality["copy_source_bleu"] == pytest.approx(copy_bleu)
+    card = (tmp_path / "allowed" / "README.md").read_text()
+    assert "## Teacher quality" in card and "no (--allow_weak_teacher)" in card

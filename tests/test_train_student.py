@@ -85,7 +85,7 @@ def test_map_that_disagrees_with_the_tokenizer_is_named_before_training(attribut
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--method", "lime"], "unknown method 'lime'"),
+        (["--method", "lime"], "unknown methods/controls ['lime']"),
         (["--method", "attention", "--operator", "addition"], "unknown injection_operator"),
         (["--method", "attention", "--map_normalization", "minmax"], "unknown map_normalization"),
     ],
@@ -138,6 +138,24 @@ def test_warm_start_on_the_corpus_then_cells_fine_tune_it(attributions_dir, tiny
         assert _train(attributions_dir, tiny_marian_dir, models, "--method", "none", "--init_from", warm, "--max_steps", "1") == 0
     assert "fine-tuned from another warm start" in caplog.text
     assert json.loads((baseline / "agkd_run.json").read_text())["init_run_id"] != run["run_id"]
+    # Another budget (`agkd pipeline --student_max_steps`) is another student: retrained, not kept.
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert _train(attributions_dir, tiny_marian_dir, models, "--method", "none", "--init_from", warm, "--max_steps", "2") == 0
+    assert "trained with another budget (max_steps 1 -> 2)" in caplog.text
+    assert json.loads((baseline / "agkd_run.json").read_text())["steps"] == 2
+
+
+def test_a_supervise_student_trains_toward_the_maps_and_records_it(attributions_dir, tiny_marian_dir, tmp_path):
+    models = tmp_path / "models"
+    extra = ("--method", "attention", "--operator", "supervise", "--supervision_weight", "0.5", "--max_steps", "2")
+    assert _train(attributions_dir, tiny_marian_dir, models, *extra) == 0
+    folder = models / "student-marian-de-en-attention-supervise0.5-s0"
+    record = json.loads((folder / "agkd_run.json").read_text())
+    assert record["operator"] == "supervise" and record["supervision_weight"] == 0.5
+    config = AutoModelForSeq2SeqLM.from_pretrained(folder, trust_remote_code=True).config
+    assert config.injection_operator == "supervise" and config.supervision_weight == 0.5
+    assert "no map at test time" in (folder / "README.md").read_text()
 
 
 def test_warm_start_arguments_are_checked(attributions_dir, tiny_marian_dir, tmp_path, caplog):

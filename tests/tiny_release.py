@@ -36,12 +36,16 @@ def train_tiny_student(attributions_dir, teacher_dir, models_dir, *extra) -> int
 
 @pytest.fixture(scope="session")
 def tiny_students_dir(tiny_attributions_dir, tiny_marian_dir, tmp_path_factory):
-    """The baseline, an `attention`/`add` student (6 steps each) and the `attention` Attributor (smoke preset)."""
+    """The baseline, an `attention`/`add` and an `attention`/`supervise` student (6 steps each) and the `attention`
+    Attributor (smoke preset)."""
     from training import train_attributor
 
     models = tmp_path_factory.mktemp("release") / "models"
     assert train_tiny_student(tiny_attributions_dir, tiny_marian_dir, models, "--method", "none") == 0
     assert train_tiny_student(tiny_attributions_dir, tiny_marian_dir, models, "--method", "attention", "--operator", "add") == 0
+    assert train_tiny_student(
+        tiny_attributions_dir, tiny_marian_dir, models, "--method", "attention", "--operator", "supervise"
+    ) == 0
     argv = ["--attributions", str(tiny_attributions_dir), "--teacher", str(tiny_marian_dir), "--method", "attention"]
     argv += ["--preset", "smoke", "--output_dir", str(models), "--checkpoint_dir", str(models.parent / "ckpt")]
     assert train_attributor.main(argv) == 0

@@ -155,6 +155,20 @@ def build_tiny_teacher(out: Path, family: str, steps: int = TRAIN_STEPS, seed: i
     return _save(model, tokenizer, out)
 
 
+def build_untrained_teacher(out: Path, family: str = "marian", seed: int = 0) -> Path:
+    """A de->en teacher of the tiny size with random weights, saved with plain `save_pretrained` (no
+    `all_results.json`): a model that does not translate, built in seconds."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = _toy_rows()
+    tokenizer = _marian_tokenizer(out, rows) if family == "marian" else _mbart_tokenizer(rows)
+    return _save(_untrained_teacher(family, tokenizer, TINY_DIMS, seed, max_position_embeddings=128), tokenizer, out)
+
+
+@pytest.fixture(scope="session")
+def untrained_marian_dir(tmp_path_factory) -> Path:
+    return build_untrained_teacher(tmp_path_factory.mktemp("teachers") / "untrained-marian-de-en", "marian")
+
+
 @pytest.fixture(scope="session")
 def tiny_marian_dir(tmp_path_factory) -> Path:
     return build_tiny_teacher(tmp_path_factory.mktemp("teachers") / "tiny-marian-de-en", "marian")

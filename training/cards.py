@@ -234,6 +234,17 @@ def write_student_card(folder: Path, run: dict, rows: Sequence[dict] = (), evalu
     map_source = "no map (baseline)" if run["method"] == BASELINE else f"`{run['method']}` maps of the teacher"
     if run["attribution_config"] is None:
         map_source = "no map: the shared warm start that the cells of the `warm` design fine-tune from"
+    if run["operator"] == "supervise":
+        map_use = (
+            f"whose decoder cross-attention was trained toward the rows of {map_source} (operator `supervise`, weight "
+            f"{run.get('supervision_weight')}); it takes no map at test time, so nothing it sees at test time was "
+            "computed from the reference: the leak-free primary design of AGKD's verdict"
+        )
+    else:
+        map_use = (
+            f"with {map_source} injected into its decoder cross-attention (operator `{run['operator']}`, normalisation "
+            f"`{run['map_normalization']}`)"
+        )
     design = (
         "fine-tuned from the no-map warm start `" + Path(run["init_from"]).name + "` (design `warm`, not the paper's)"
         if run.get("student_init") == "warm"
@@ -242,8 +253,7 @@ def write_student_card(folder: Path, run: dict, rows: Sequence[dict] = (), evalu
     body = f"""
 # {run['name']}
 
-An AGKD student: a Marian-style translation model ({source} -> {target}) {design}, with {map_source}
-injected into its decoder cross-attention (operator `{run['operator']}`, normalisation `{run['map_normalization']}`).
+An AGKD student: a Marian-style translation model ({source} -> {target}) {design}, {map_use}.
 Its gain over the no-map baseline (teacher-forced token NLL of the reference, BLEU, chrF) scores how much the
 attribution method teaches.
 

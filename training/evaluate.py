@@ -5,7 +5,7 @@ Protocols (every result names its protocol):
 - `none`: the no-map baseline student, which every other row is compared with;
 - `gold`: maps of the teacher force-decoded on the reference (the paper's protocol; leaks the reference);
 - `teacher`: maps of the teacher attributing its own translation (config `<teacher>.<pair>.<method>.teacher`);
-- `train-only`: no map at test time (maps were used in training only);
+- `train-only`: no map at test time (maps were used in training only); the only protocol of a `supervise` student;
 - `attributor`: the Attributor `attributor-<teacher>-<pair>-<method>` predicts each row from the student's prefix.
 
     agkd evaluate --models_dir runs/demo/hub/models --attributions runs/demo/hub/datasets/agkd-attributions \\
@@ -39,9 +39,10 @@ from pathlib import Path
 import numpy as np
 
 from datasets_scripts.attribution_configs import BASELINE, config_name, evaluation_config
+from modeling.attribution_injection import MAP_FREE_OPERATORS
 from training import data, layout, scoring
 from training.cli import run_as_script, stage_main
-from training.layout import PROTOCOLS, RESULTS_FILE, attributor_name, read_results
+from training.layout import MAP_FREE_PROTOCOL, PROTOCOLS, RESULTS_FILE, attributor_name, read_results
 
 logger = logging.getLogger(__name__)
 
@@ -240,7 +241,7 @@ def evaluate(args: EvaluateArguments) -> list[dict]:
     written = []
     for name in order:
         run = runs[name]
-        protocols = [BASELINE_PROTOCOL] if run["method"] == BASELINE else args.protocols
+        protocols = protocols_of(run, args.protocols)
         todo = []
         for split in args.splits:
             for protocol in protocols:
@@ -306,6 +307,17 @@ def evaluate(args: EvaluateArguments) -> list[dict]:
             )
     write_result_cards(args, models_dir, runs, results_path)
     return written
+
+
+def protocols_of(run: dict, requested: list[str]) -> list[str]:
+    """The protocols a student is evaluated under: the baseline its own, a `supervise` student `train-only` whatever
+    was asked (it takes no map at test time, so every other protocol would measure the same thing), any other
+    student the requested ones."""
+    if run["method"] == BASELINE:
+        return [BASELINE_PROTOCOL]
+    if run["operator"] in MAP_FREE_OPERATORS:
+        return [MAP_FREE_PROTOCOL]
+    return requested
 
 
 def write_result_cards(args: EvaluateArguments, models_dir: Path, runs: dict[str, dict], results_path: Path) -> None:

@@ -1,68 +1,33 @@
-"""Instrument check: can a student trained with injected maps see a planted alignment at all?
+"""Instrument check: can the verdict's design see a planted alignment, in the demo's regime, and how small an effect?
 
-A positive control for the whole measurement (injection, normalisation, training, teacher-forced metrics, paired
-bootstrap), run before any attribution method is judged. A synthetic translation task is built from token ids (no
-tokenizer) so that the true alignment of every target token is known exactly:
+A graded positive control for the whole measurement (map use, training, teacher-forced metrics, statistics), run
+before any attribution method is judged. A synthetic translation task is built from token ids (no tokenizer) so
+that the true alignment of every target token is known exactly:
 
 - a seeded lexicon: 32 source words translate one-to-one, 8 more form 4 two-word phrases that each translate to a
   single target word (many-to-one: that target row splits its mass 0.5 / 0.5 over the two source positions);
 - a seeded reordering: the target lists the translated units in a fixed, seeded order of the target vocabulary, so
-  where a word goes depends on which word it is. (Reversal, as in the first probe, makes the alignment a function of
-  the layout alone: the true map of another sentence of the same shape then teaches the position pattern too;
-  measured with reversal at this size it gained 1.4-2.0 nats/token against the oracle's 1.6-2.5, so it could not
-  serve as the broken instrument below);
+  where a word goes depends on which word it is (not on the layout alone);
 - a final `</s>` on both sides, its row aligned to the source `</s>`.
 
 Ids follow `tests/student_utils.TINY_MARIAN`: pad 1 (also the decoder start), `</s>` 2, `<s>` 0 unused. A map is
 `[len(labels), len(input_ids)]`, row t = labels[t] (final `</s>` included), column s = input_ids[s], as the real maps.
 
-Students (`AgkdStudentForConditionalGeneration` from scratch with the shipped-student recipe: scaled embeddings,
-AdamW with betas 0.9/0.98 and weight decay 0.01, clipping 1.0, no dropout) are trained per seed with no map (the
-baseline) and, per operator, with three maps, each used at train and at test time (the `gold` protocol):
+The regime is the demo's (`--preset`): a no-map warm start trained on planted pairs, then per seed and map a
+fine-tuning of `finetune_steps` steps on `finetune_pairs` map-annotated pairs with the design's operator (for
+`supervise`: the map trains the attention and is absent at test time). Maps, per seed:
 
-- `oracle`: the planted alignment;
-- `random`: seeded uniform noise in [0, 1) of the same shape (a null map: no information);
-- `uniform`: 1/S per row over the S source tokens (a null map; under `add` it adds a constant to each row of
-  logits, which softmax ignores, so its cell measures how far two trainings drift apart from numerics alone).
+- `shuffled`: the true map with each row's values permuted over the source positions (the matched null: same
+  values and sharpness, no alignment), the control every graded map is compared with;
+- `oracle@q` for q in `CORRUPTION_LEVELS`: the true map with a share q of each sentence's rows replaced by the rows
+  of another sentence of the same layout (q = 1: the map of another sentence; right shape, no information).
 
-Every student is scored on held-out pairs with `scoring.teacher_forced_statistics` (primary metric
-`scoring.PRIMARY_METRIC`, the token NLL of the reference; top-1 agreement reported too) and compared with the
-baseline of its seed (same initialisation and batch order) by `scoring.paired_bootstrap_tokens`.
+Every student is scored on held-out pairs by `scoring.PRIMARY_METRIC` and compared with the shuffled control by the
+verdict's own statistics (`training.verdict.estimate`: seeds and sentences). The design passes when the true map
+gains significantly over its shuffled twin and the gains fall with corruption (`MONOTONE_SLACK`); its smallest
+detectable effect (`verdict.mde`) is reported and read by the verdict. Measured figures: docs/verdict.md.
 
-Pass rule (constants below, chosen from the measurements quoted here):
-
-- a seed *gains* when the student's NLL is at least a margin (nats/token) below its baseline's with bootstrap
-  p < `ALPHA`;
-- the oracle passes under an operator when every seed gains with margin `ORACLE_MIN_GAIN`;
-- a null map *gains* (a confound) when more than half of the seeds gain with margin `NULL_MARGIN`. Why: the
-  bootstrap resamples test sentences, not trainings, and an unconverged student is chaotic: across seeds the
-  baseline's NLL spans 1.55-1.64 at 150 steps and 1.15-1.40 at 200, the uniform map under `add` (softmax-invariant)
-  drifts by up to 0.04 from numerics alone, and single null cells moved by up to 0.14 (gain) and 0.35 (loss) with
-  p < 0.005. The margin asks for more than a trajectory's drift, the majority of seeds for more than one lucky
-  trajectory, while a consistent effect (random maps under raw `add` gained on all three seeds in the first
-  probe) is still flagged;
-- an operator passes when its oracle passes and neither null map gains; the check passes when every operator of
-  `pass_operators` passes. A null map that gains under any operator is reported as a confound, also outside
-  `pass_operators`.
-
-Operators: `add` and `multiply` under the scale-fair `row_sum` normalisation (the project's primary setting; a
-one-hot row is left as it is) decide the verdict. `replace` can be run (`--operators add multiply replace`) and is
-reported, not judged: its oracle gained 0.79-0.87 nats/token (a row_sum row in [0, 1] still leaves e/(e + S - 1)
-of the attention on a one-hot position) and its null maps cost 0.06-0.19 on every seed (they overwrite the
-student's own attention). `average` is left out: it halves the student's logits and trained badly in the probe
-(top-1 accuracy 0.13-0.16 with the oracle, below the baseline).
-
-Measured with the defaults (3 seeds, 150 steps, 2,000 training and 200 test pairs; under a minute on one CPU
-thread): baseline NLL 1.59 nats/token (top-1 agreement 0.46, far from converged), oracle gains 1.16-1.19 (`add`)
-and 1.48-1.62 (`multiply`), null maps between -0.14 and +0.09 with no seed over the margin (the uniform map under
-`multiply`, a fixed temperature, gains +0.03..+0.09 significantly on all three seeds: below the margin, visible in
-the table). Seeds 3-5 and task seed 1 pass the same way. The budget is part of the check: at 600 steps the
-baseline converges (agreement 0.94, NLL 0.24) and the oracle's gain under `add` falls to 0.19-0.27, below
-`ORACLE_MIN_GAIN`. The broken instrument (`broken_oracle`) fails on every seed: its oracle gains +0.11..+0.15
-under `add` (a sharp map on a wrong unit, with the right final `</s>` row, still speeds learning up a little,
-mostly on word tokens: as a null map it would count as a confound) and -0.14..+0.08 under `multiply`.
-
-    agkd instrument --results_dir runs/demo/results
+    agkd instrument --results_dir runs/demo/results --preset demo
 """
 
 from __future__ import annotations
@@ -77,38 +42,39 @@ import numpy as np
 import torch
 
 from modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
-from modeling.attribution_injection import INJECTION_OPERATORS, MAP_NORMALIZATIONS, check_choice
+from modeling.attribution_injection import INJECTION_OPERATORS, MAP_FREE_OPERATORS, check_choice
+from training import verdict
 from training.cli import run_as_script, stage_main
 from training.layout import INSTRUMENT_FILE
 from training.loop import progress
-from training.presets import transformer_sizes
-from training.scoring import (
-    METRICS,
-    PRIMARY_METRIC,
-    TokenStatistics,
-    improvement,
-    paired_bootstrap_tokens,
-    teacher_forced_statistics,
-)
+from training.presets import PRESETS, transformer_sizes
+from training.scoring import PRIMARY_METRIC, TokenStatistics, teacher_forced_statistics
 
 logger = logging.getLogger(__name__)
 
-
-ALPHA = 0.05  # one-sided paired bootstrap p-value a seed's gain must beat
-ORACLE_MIN_GAIN = 0.5  # nats/token the oracle must gain on every seed (measured: 1.16-1.62 with the defaults)
-NULL_MARGIN = 0.1  # nats/token a null map must gain, on most seeds, to count as a confound
-
-MAPS = ("oracle", "random", "uniform")
-NULL_MAPS = ("random", "uniform")
+CORRUPTION_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)  # shares of rows replaced by other sentences' rows
+SHUFFLED = "shuffled"
 BASELINE = "none"
+# A rise of the mean gain from one corruption level to the next counts against monotonicity only beyond this many
+# standard errors of the larger one: adjacent levels differ by a quarter of the effect, and noise of one se is expected.
+MONOTONE_SLACK = 1.0
+
+# The presets' budgets were chosen on the check's seeds 0, 1, 2 (docs/verdict.md): a preset's check runs as many seeds
+# as the preset has (at least verdict.MIN_SEEDS) from this one on, so that passing it is not the choice's own selection.
+CHECK_SEED_OFFSET = 3
 
 PAD_ID, EOS_ID, BOS_ID = 1, 2, 0
 FIRST_WORD_ID = 3
 
 
+def oracle(level: float) -> str:
+    """The name of the graded map with a share `level` of its rows corrupted."""
+    return f"oracle@{level:g}"
+
+
 @dataclass(frozen=True)
 class InstrumentConfig:
-    """The planted task, the students and the grid of the check; the defaults are the check the report relies on."""
+    """The planted task, the regime and the grid of the check; `for_preset` takes the regime from a preset."""
 
     task_seed: int = 0
     words: int = 32  # source words that translate one-to-one
@@ -116,36 +82,47 @@ class InstrumentConfig:
     phrase_rate: float = 0.25  # chance that a sampled unit is a phrase
     min_units: int = 2
     max_units: int = 6
-    train_pairs: int = 2000
+    corpus_pairs: int = 4000  # the warm start's no-map pairs (the corpus)
     test_pairs: int = 200
     d_model: int = 64
     ffn_dim: int = 128
     layers: int = 1
     heads: int = 4
     dropout: float = 0.0  # a noiseless measurement: what a map changes is all that differs between cells
-    learning_rate: float = 3e-3
+    warm_steps: int = 150  # the warm start translates but has not converged (as the demo's: see docs/verdict.md)
+    warm_learning_rate: float = 3e-3
+    finetune_steps: int = 80  # the demo's student budget
+    finetune_pairs: int = 600  # the demo's map-annotated pairs
+    finetune_learning_rate: float = 1e-3  # the demo's ratio of student to warm-start learning rate (3e-4 / 1e-3)
     batch_size: int = 32
-    steps: int = 150
+    operator: str = "supervise"
+    supervision_weight: float = 1.0
     seeds: tuple[int, ...] = (0, 1, 2)
-    operators: tuple[str, ...] = ("add", "multiply")
-    pass_operators: tuple[str, ...] = ("add", "multiply")
-    map_normalization: str = "row_sum"
     bootstrap_samples: int = 1000
     num_threads: int = 1  # tiny models gain nothing from intra-op threads
-    broken_oracle: bool = False  # a deliberately broken instrument, to show that the check can fail (see planted_maps)
 
     def __post_init__(self):
-        for operator in self.operators:
-            check_choice("injection_operator", operator, INJECTION_OPERATORS)
-        check_choice("map_normalization", self.map_normalization, MAP_NORMALIZATIONS)
-        if BASELINE in self.operators:
-            raise ValueError("operators are the injected cells; the no-map baseline is always trained")
-        if not self.pass_operators or not set(self.pass_operators) <= set(self.operators):
-            raise ValueError(f"pass_operators {self.pass_operators} must be a non-empty subset of {self.operators}")
-        if not self.seeds:
-            raise ValueError("the check needs at least one seed")
+        check_choice("injection_operator", self.operator, INJECTION_OPERATORS)
+        if self.operator == BASELINE:
+            raise ValueError("the operator is the design under test; the no-map baseline is always trained")
+        if len(self.seeds) < verdict.MIN_SEEDS:
+            raise ValueError(f"the check needs at least {verdict.MIN_SEEDS} seeds for an interval")
         if not 1 <= self.min_units <= self.max_units <= self.words:
             raise ValueError(f"need 1 <= min_units <= max_units <= words ({self.words})")
+        if self.finetune_pairs > self.corpus_pairs:
+            raise ValueError("the map-annotated pairs are a part of the corpus: finetune_pairs <= corpus_pairs")
+
+    @classmethod
+    def for_preset(cls, name: str, **overrides) -> InstrumentConfig:
+        """The demo's regime in the planted task: its students' fine-tuning steps, batch and map-annotated pairs."""
+        preset = PRESETS[name]
+        regime = dict(
+            finetune_steps=preset.student.max_steps,
+            batch_size=preset.student.batch_size,
+            finetune_pairs=preset.extract.max_pairs.get("train") or cls.finetune_pairs,
+            seeds=tuple(range(CHECK_SEED_OFFSET, CHECK_SEED_OFFSET + max(len(preset.seeds), verdict.MIN_SEEDS))),
+        )
+        return cls(**{**regime, **overrides})
 
 
 # ================================================================================================ the planted task
@@ -212,24 +189,6 @@ def sample_sentences(task: PlantedTask, config: InstrumentConfig, n: int, rng: n
     return sentences
 
 
-def planted_maps(
-    task: PlantedTask, sentences: list[list[int]], kind: str, rng: np.random.Generator, broken: bool = False
-) -> list[np.ndarray]:
-    """One map per sentence. `broken` replaces each oracle map by the true map of another sentence drawn at random
-    with the same layout (unit count and phrase positions, hence the same shape): right shape, right kind of map,
-    no information about its own sentence."""
-    alignments = [task.pair(sentence)[2] for sentence in sentences]
-    if kind == "random":
-        return [rng.random(a.shape, dtype=np.float32) for a in alignments]
-    if kind == "uniform":
-        return [np.full(a.shape, 1.0 / a.shape[1], dtype=np.float32) for a in alignments]
-    if kind != "oracle":
-        raise ValueError(f"unknown map {kind!r}; choose one of {MAPS}")
-    if not broken:
-        return alignments
-    return [task.pair(same_layout(task, sentence, rng))[2] for sentence in sentences]
-
-
 def same_layout(task: PlantedTask, sentence: list[int], rng: np.random.Generator) -> list[int]:
     """A random sentence with a word where `sentence` has a word and a phrase where it has a phrase."""
     pools: dict[int, list[int]] = {}
@@ -269,9 +228,37 @@ class PlantedSplit:
         return batch
 
 
-def make_split(
-    task: PlantedTask, sentences: list[list[int]], rng: np.random.Generator, broken_oracle: bool = False
-) -> PlantedSplit:
+def corrupted_maps(
+    task: PlantedTask, sentences: list[list[int]], level: float, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """The true maps with a share `level` of each sentence's rows (rounded, at least one row when level > 0)
+    replaced by the same rows of another sentence of the same layout (so the shape and sharpness are kept)."""
+    maps = []
+    for sentence in sentences:
+        alignment = task.pair(sentence)[2].copy()
+        if level > 0:
+            other = task.pair(same_layout(task, sentence, rng))[2]
+            rows = len(alignment)
+            chosen = rng.choice(rows, size=max(1, round(level * rows)), replace=False)
+            alignment[chosen] = other[chosen]
+        maps.append(alignment)
+    return maps
+
+
+def shuffled_maps(task: PlantedTask, sentences: list[list[int]], rng: np.random.Generator) -> list[np.ndarray]:
+    """The true maps with each row's values permuted over the source positions."""
+    maps = []
+    for sentence in sentences:
+        alignment = task.pair(sentence)[2]
+        maps.append(np.stack([row[rng.permutation(len(row))] for row in alignment]))
+    return maps
+
+
+def map_kinds() -> tuple[str, ...]:
+    return (SHUFFLED, *(oracle(level) for level in CORRUPTION_LEVELS))
+
+
+def make_split(task: PlantedTask, sentences: list[list[int]], rng: np.random.Generator) -> PlantedSplit:
     """The sentences' ids and labels, and their maps of every kind, padded once (batches are cut from them)."""
     pairs = [task.pair(sentence) for sentence in sentences]
     source_width = max(len(ids) for ids, _, _ in pairs)
@@ -282,11 +269,15 @@ def make_split(
         input_ids[i, : len(source)] = torch.tensor(source)
         labels[i, : len(target)] = torch.tensor(target)
     maps = {}
-    # One random stream per kind, so that `broken_oracle` changes the oracle maps only.
-    for kind, kind_rng in zip(MAPS, rng.spawn(len(MAPS)), strict=True):
+    # One random stream per kind, so that adding a level changes no other map.
+    for kind, kind_rng in zip(map_kinds(), rng.spawn(len(map_kinds())), strict=True):
+        if kind == SHUFFLED:
+            values = shuffled_maps(task, sentences, kind_rng)
+        else:
+            values = corrupted_maps(task, sentences, float(kind.split("@")[1]), kind_rng)
         padded = torch.zeros(len(pairs), target_width, source_width)
-        for i, values in enumerate(planted_maps(task, sentences, kind, kind_rng, broken=broken_oracle)):
-            padded[i, : values.shape[0], : values.shape[1]] = torch.from_numpy(values)
+        for i, value in enumerate(values):
+            padded[i, : value.shape[0], : value.shape[1]] = torch.from_numpy(value)
         maps[kind] = padded
     return PlantedSplit(
         input_ids,
@@ -311,35 +302,51 @@ def student_config(task: PlantedTask, config: InstrumentConfig, operator: str) -
         decoder_start_token_id=PAD_ID,
         forced_eos_token_id=None,
         injection_operator=operator,
-        map_normalization=config.map_normalization,
+        map_normalization="row_sum",
+        supervision_weight=config.supervision_weight,
     )
 
 
-def train_student(
-    task: PlantedTask, split: PlantedSplit, config: InstrumentConfig, seed: int, operator: str, kind: str | None
-):
-    """A student trained from scratch; `seed` fixes the initialisation and the batch order, so the cells of one
-    seed differ only in their map."""
-    torch.manual_seed(seed)
-    model = AgkdStudentForConditionalGeneration(student_config(task, config, operator))
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, betas=(0.9, 0.98), weight_decay=0.01, foreach=True
-    )
+def train_steps(model, split: PlantedSplit, kind: str | None, steps: int, learning_rate: float, batch_size: int,
+                seed: int, pairs: int) -> None:
+    """`steps` AdamW steps (the shipped-student recipe: betas 0.9/0.98, weight decay 0.01, clipping 1.0) on batches
+    drawn from the first `pairs` examples of `split`, in an order fixed by `seed`."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=(0.9, 0.98), weight_decay=0.01, foreach=True)
     generator = torch.Generator().manual_seed(seed)
     model.train()
-    for _ in range(config.steps):
-        batch = split.batch(torch.randint(0, len(split), (config.batch_size,), generator=generator), kind)
+    for _ in range(steps):
+        batch = split.batch(torch.randint(0, pairs, (batch_size,), generator=generator), kind)
         del batch["index"]
         loss = model(**batch).loss
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
         optimizer.step()
+
+
+def warm_start(task: PlantedTask, corpus: PlantedSplit, config: InstrumentConfig) -> dict[str, torch.Tensor]:
+    """The shared no-map warm start (seed 0), as the demo's: its weights, copied into every cell."""
+    torch.manual_seed(0)
+    model = AgkdStudentForConditionalGeneration(student_config(task, config, BASELINE))
+    train_steps(model, corpus, None, config.warm_steps, config.warm_learning_rate, config.batch_size, 0, len(corpus))
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def fine_tune(task: PlantedTask, corpus: PlantedSplit, config: InstrumentConfig, weights: dict, seed: int,
+              kind: str | None):
+    """One cell: the warm start fine-tuned on the map-annotated pairs with map `kind` (None: the no-map baseline);
+    `seed` fixes the batch order, so the cells of one seed differ only in their map."""
+    torch.manual_seed(seed)
+    model = AgkdStudentForConditionalGeneration(student_config(task, config, BASELINE if kind is None else config.operator))
+    model.load_state_dict(weights)
+    train_steps(model, corpus, kind, config.finetune_steps, config.finetune_learning_rate, config.batch_size, seed,
+                config.finetune_pairs)
     return model
 
 
 def score(model, split: PlantedSplit, kind: str | None, batch_size: int = 100) -> TokenStatistics:
-    """Teacher-forced sums of `model` on every example of `split`, each with its map of `kind`."""
+    """Teacher-forced sums of `model` on every example of `split`, each with its map of `kind` (a map-free
+    operator ignores it)."""
     batches = (
         split.batch(torch.arange(i, min(i + batch_size, len(split))), kind) for i in range(0, len(split), batch_size)
     )
@@ -348,10 +355,8 @@ def score(model, split: PlantedSplit, kind: str | None, batch_size: int = 100) -
 
 # ================================================================================================ the check
 def run_instrument_check(config: InstrumentConfig | None = None) -> dict:
-    """Train and score the grid (per seed: the baseline, then every operator x map) and judge it (see the module
-    docstring). Returns a JSON-serialisable dict: `cells` (per seed x operator x map: NLL, agreement and the
-    paired bootstrap against the seed's baseline), `baseline`, `operators` (per map: means over seeds, seeds
-    significant and over the margin, whether it gains; whether the operator passes), `confounds`, `passed`, `criteria`, `config`, `seconds`."""
+    """Train and score the grid (the warm start once; per seed the baseline, the shuffled control and every graded
+    map) and judge it. Returns a JSON-serialisable dict (`cells`, `levels`, `passed`, `mde`, `config`, ...)."""
     config = config or InstrumentConfig()
     start = time.perf_counter()
     threads = torch.get_num_threads()
@@ -359,89 +364,65 @@ def run_instrument_check(config: InstrumentConfig | None = None) -> dict:
     try:
         task = build_task(config)
         rng = np.random.default_rng([config.task_seed, 1])
-        sentences = sample_sentences(task, config, config.train_pairs + config.test_pairs, rng)
-        train = make_split(task, sentences[: config.train_pairs], rng, config.broken_oracle)
-        test = make_split(task, sentences[config.train_pairs :], rng, config.broken_oracle)
-        grid = [(seed, BASELINE, BASELINE) for seed in config.seeds]
-        grid += [(seed, operator, kind) for seed in config.seeds for operator in config.operators for kind in MAPS]
-        baselines, cells = {}, []
-        for seed, operator, kind in progress(grid, desc="instrument check", unit="student"):
-            map_kind = None if operator == BASELINE else kind
-            statistics = score(train_student(task, train, config, seed, operator, map_kind), test, map_kind)
-            cell = {
-                "seed": seed,
-                "operator": operator,
-                "map": kind,
-                **statistics.corpus(),
-                "tokens": int(statistics.tokens.sum()),
-            }
-            if operator == BASELINE:
-                baselines[seed] = statistics
-            else:
-                cell["vs_baseline"] = paired_bootstrap_tokens(
-                    statistics, baselines[seed], config.bootstrap_samples, seed
-                )
-            logger.debug("instrument cell %s", cell)
-            cells.append(cell)
+        sentences = sample_sentences(task, config, config.corpus_pairs + config.test_pairs, rng)
+        corpus = make_split(task, sentences[: config.corpus_pairs], rng)
+        test = make_split(task, sentences[config.corpus_pairs :], rng)
+        weights = warm_start(task, corpus, config)
+        kinds = (BASELINE, *map_kinds())
+        grid = [(seed, kind) for seed in config.seeds for kind in kinds]
+        statistics: dict[str, list[TokenStatistics]] = {kind: [] for kind in kinds}
+        cells = []
+        for seed, kind in progress(grid, desc="instrument check", unit="student"):
+            map_kind = None if kind == BASELINE else kind
+            # Scored with the map at test time: a map-free design ignores it, an injecting one shows its leak.
+            stats = score(fine_tune(task, corpus, config, weights, seed, map_kind), test, map_kind)
+            statistics[kind].append(stats)
+            cells.append({"seed": seed, "map": kind, **stats.corpus(), "tokens": int(stats.tokens.sum())})
     finally:
         torch.set_num_threads(threads)
     return {
         "primary_metric": PRIMARY_METRIC,
-        "criteria": {"alpha": ALPHA, "oracle_min_gain": ORACLE_MIN_GAIN, "null_margin": NULL_MARGIN},
+        "criteria": {"alpha": verdict.ALPHA, "power": verdict.POWER, "monotone_slack": MONOTONE_SLACK},
         "config": asdict(config),
         "cells": cells,
-        **judge(cells, config),
+        **judge(statistics, config),
         "seconds": time.perf_counter() - start,
     }
 
 
-def seed_gains(cell: dict, margin: float) -> bool:
-    """Whether one seed's student beats its baseline on the primary metric by `margin` with p < ALPHA."""
-    comparison = cell["vs_baseline"][METRICS[PRIMARY_METRIC].statistic]
-    return improvement(PRIMARY_METRIC, comparison["delta"]) >= margin and comparison["p_value"] < ALPHA
-
-
-def judge(cells: list[dict], config: InstrumentConfig) -> dict:
-    """The pass rule of the module docstring applied to measured cells."""
-    statistic = METRICS[PRIMARY_METRIC].statistic
-    baseline = [c for c in cells if c["operator"] == BASELINE]
-    operators = {}
-    for operator in config.operators:
-        maps = {}
-        for kind in MAPS:
-            mine = [c for c in cells if c["operator"] == operator and c["map"] == kind]
-            oracle = kind == "oracle"
-            over_margin = sum(seed_gains(c, ORACLE_MIN_GAIN if oracle else NULL_MARGIN) for c in mine)
-            gains = [improvement(PRIMARY_METRIC, c["vs_baseline"][statistic]["delta"]) for c in mine]
-            maps[kind] = {
-                "role": "oracle" if oracle else "null",
-                "nll": float(np.mean([c["nll"] for c in mine])),
-                "agreement": float(np.mean([c["agreement"] for c in mine])),
-                "gain": float(np.mean(gains)),
-                "gain_range": [min(gains), max(gains)],
-                "seeds_significant": sum(seed_gains(c, 0.0) for c in mine),  # p < ALPHA, any size
-                "seeds_over_margin": over_margin,
-                "gains": over_margin == len(mine) if oracle else over_margin > len(mine) / 2,
-            }
-        operators[operator] = {
-            "judged": operator in config.pass_operators,
-            "maps": maps,
-            "passed": maps["oracle"]["gains"] and not any(maps[kind]["gains"] for kind in NULL_MAPS),
-        }
+def judge(statistics: dict[str, list[TokenStatistics]], config: InstrumentConfig) -> dict:
+    """Per corruption level its gain over the shuffled control and over the no-map baseline (verdict.estimate over
+    seeds and sentences); passes when the true map's gain over the shuffled control is significant and the gains
+    fall with corruption; `mde`: the smallest gain over the shuffled control this design detects at this budget."""
+    tokens = statistics[BASELINE][0].tokens
+    scores = {kind: np.stack([s.nll for s in stats]) for kind, stats in statistics.items()}
+    levels = []
+    for level in CORRUPTION_LEVELS:
+        name = oracle(level)
+        over_shuffled = verdict.estimate(scores, tokens, verdict.gain(name, over=SHUFFLED), config.bootstrap_samples)
+        over_baseline = verdict.estimate(scores, tokens, verdict.gain(name, over=BASELINE), config.bootstrap_samples)
+        levels.append({"level": level, "over_shuffled": asdict(over_shuffled), "over_baseline": asdict(over_baseline)})
+    true_map = levels[0]["over_shuffled"]
+    detects = true_map["low"] > 0
+    violations = [
+        f"{b['level']:g} gains {b['over_shuffled']['mean']:+.4f} > {a['level']:g}'s {a['over_shuffled']['mean']:+.4f}"
+        for a, b in zip(levels, levels[1:], strict=False)
+        if b["over_shuffled"]["mean"] - a["over_shuffled"]["mean"]
+        > MONOTONE_SLACK * max(a["over_shuffled"]["se"], b["over_shuffled"]["se"])
+    ]
+    shuffled = verdict.estimate(scores, tokens, verdict.gain(SHUFFLED, over=BASELINE), config.bootstrap_samples)
     return {
+        "levels": levels,
+        "shuffled_over_baseline": asdict(shuffled),
         "baseline": {
-            "nll": float(np.mean([c["nll"] for c in baseline])),
-            "agreement": float(np.mean([c["agreement"] for c in baseline])),
-            "nll_per_seed": [c["nll"] for c in baseline],
+            "nll": float(np.mean([s.corpus()["nll"] for s in statistics[BASELINE]])),
+            "agreement": float(np.mean([s.corpus()["agreement"] for s in statistics[BASELINE]])),
         },
-        "operators": operators,
-        "confounds": [
-            f"{kind} under {operator}"
-            for operator, o in operators.items()
-            for kind in NULL_MAPS
-            if o["maps"][kind]["gains"]
-        ],
-        "passed": all(operators[operator]["passed"] for operator in config.pass_operators),
+        "detects": bool(detects),
+        "monotone": not violations,
+        "violations": violations,
+        "mde": verdict.mde(true_map["se"], true_map["df"]),
+        "passed": bool(detects and not violations),
     }
 
 
@@ -456,114 +437,93 @@ def write_instrument_check(results_dir: str | Path, config: InstrumentConfig | N
 
 # ================================================================================================ report
 def failures(result: dict) -> list[str]:
-    """Why a judged operator failed, one phrase per reason."""
+    """Why the check failed, one phrase per reason."""
     reasons = []
-    seeds = len(result["config"]["seeds"])
-    for operator, o in result["operators"].items():
-        if not o["judged"]:
-            continue
-        oracle = o["maps"]["oracle"]
-        if not oracle["gains"]:
-            reasons.append(
-                f"under `{operator}` the oracle gained >= {result['criteria']['oracle_min_gain']} nats/token "
-                f"significantly on {oracle['seeds_over_margin']} of {seeds} seeds"
-            )
-        reasons += [f"the {kind} map gains under `{operator}`" for kind in NULL_MAPS if o["maps"][kind]["gains"]]
+    if not result["detects"]:
+        true_map = result["levels"][0]["over_shuffled"]
+        reasons.append(
+            f"the true map gains {true_map['mean']:+.4f} [{true_map['low']:+.4f}, {true_map['high']:+.4f}] nats/token over "
+            "its shuffled twin, an interval that does not lie above 0"
+        )
+    reasons += [f"the gains do not fall with corruption ({v})" for v in result["violations"]]
     return reasons
 
 
 def instrument_section(result: dict) -> list[str]:
-    """Markdown lines for the report: what was run, a table of every cell (means over seeds) and the verdict."""
-    config, criteria = result["config"], result["criteria"]
-    seeds = len(config["seeds"])
-    judged = [f"`{operator}`" for operator, o in result["operators"].items() if o["judged"]]
+    """Markdown lines for the report: the regime, a table per corruption level and the verdict."""
+    config = result["config"]
     lines = [
-        "## Instrument check",
+        "## Instrument check: a graded planted alignment in the verdict's regime",
         "",
         f"A synthetic translation task with planted alignments ({config['words']} one-to-one words, {config['phrases']} "
-        "two-word phrases translated by one word, a seeded target order): students trained from scratch for "
-        f"{config['steps']} steps on {config['train_pairs']} pairs with no map and with each map (the same map at train "
-        f"and test time), `{config['map_normalization']}` normalisation, seeds {', '.join(map(str, config['seeds']))}, "
-        f"scored on {config['test_pairs']} held-out pairs by `{result['primary_metric']}` "
-        f"({METRICS[result['primary_metric']].description}). Gain = baseline minus student, mean over seeds [min, max]; "
-        f"a seed gains when its paired bootstrap p < {criteria['alpha']} and the gain reaches "
-        f"{criteria['oracle_min_gain']} (oracle, needed on every seed) or {criteria['null_margin']} (null maps, a "
-        "confound on most seeds)."
-        + (" **Broken instrument**: each oracle map belongs to another sentence." if config["broken_oracle"] else ""),
+        f"two-word phrases translated by one word, a seeded target order). Regime: a no-map warm start "
+        f"({config['warm_steps']} steps on {config['corpus_pairs']} pairs), then per seed "
+        f"({', '.join(map(str, config['seeds']))}) and map a fine-tuning of {config['finetune_steps']} steps on "
+        f"{config['finetune_pairs']} map-annotated pairs with operator `{config['operator']}`"
+        + (" (no map at test time)" if config["operator"] in MAP_FREE_OPERATORS else " (the map at test time too)")
+        + f"; scored on {config['test_pairs']} held-out pairs by `{result['primary_metric']}`. Gain = control minus "
+        "student in nats/token, mean over seeds [95% interval over seeds and sentences].",
         "",
-        "| operator | map | NLL/token | gain vs baseline | seeds significant / over the margin | top-1 agreement | verdict |",
-        "|---|---|---|---|---|---|---|",
-        f"| none | (baseline) | {result['baseline']['nll']:.3f} | - | - | {result['baseline']['agreement']:.3f} | - |",
+        "| map | gain over its shuffled twin | gain over no map |",
+        "|---|---|---|",
     ]
-    for operator, o in result["operators"].items():
-        for kind, m in o["maps"].items():
-            if m["role"] == "oracle":
-                verdict = "sees the alignment" if m["gains"] else "does not see it"
-            else:
-                verdict = "**gains: confound**" if m["gains"] else "no gain"
-            low, high = m["gain_range"]
-            lines.append(
-                f"| `{operator}`{'' if o['judged'] else ' (reported)'} | {kind} | {m['nll']:.3f} | "
-                f"{m['gain']:+.3f} [{low:+.3f}, {high:+.3f}] | {m['seeds_significant']} / {m['seeds_over_margin']} of {seeds} | {m['agreement']:.3f} | {verdict} |"
-            )
-    lines.append("")
+    for level in result["levels"]:
+        cells = [_interval(level[key]) for key in ("over_shuffled", "over_baseline")]
+        lines.append(f"| true map, {level['level']:.0%} rows corrupted | {cells[0]} | {cells[1]} |")
+    lines += [
+        f"| shuffled twin | - | {_interval(result['shuffled_over_baseline'])} |",
+        "",
+        f"No-map baseline: NLL {result['baseline']['nll']:.3f} nats/token, top-1 agreement {result['baseline']['agreement']:.3f}. "
+        f"Smallest gain over the shuffled twin this design detects here with {result['criteria']['power']:.0%} power "
+        f"(MDE): {result['mde']:.4f} nats/token.",
+        "",
+    ]
     if result["passed"]:
         lines.append(
-            f"**The instrument can see a planted alignment**: under {', '.join(judged)} the oracle map gains on every "
-            "seed and neither null map gains."
+            "**The design sees a planted alignment**: the true map gains significantly over its shuffled twin and the "
+            "gains fall as its rows are corrupted."
         )
     else:
-        lines.append(f"**The instrument cannot see a planted alignment**: {'; '.join(failures(result))}.")
-    if result["confounds"]:
-        lines += [
-            "",
-            f"**Confound**: {', '.join(result['confounds'])}: a map without information about the sentence improves "
-            "the student there, so gains of real maps under that operator are not evidence of teaching.",
-        ]
-    lines += ["", f"({result['seconds']:.0f} s.)"]
-    return lines
+        lines.append(f"**The design cannot see a planted alignment at this budget**: {'; '.join(failures(result))}.")
+    return [*lines, "", f"({result['seconds']:.0f} s.)"]
+
+
+def _interval(estimate: dict) -> str:
+    if not estimate["usable"]:
+        return f"{estimate['mean']:+.4f} ({estimate['reason']})"
+    return f"{estimate['mean']:+.4f} [{estimate['low']:+.4f}, {estimate['high']:+.4f}]"
 
 
 # ================================================================================================ entry point
 @dataclass
 class InstrumentArguments:
     results_dir: str = field(metadata={"help": f"where {INSTRUMENT_FILE} goes"})
-    seeds: list[int] = field(default_factory=lambda: list(InstrumentConfig.seeds), metadata={"help": "training seeds"})
-    steps: int = field(
-        default=InstrumentConfig.steps, metadata={"help": "training steps per student (the baseline must not converge)"}
+    preset: str = field(default="demo", metadata={"help": "whose regime to reproduce: its students' steps, batch, pairs, seeds"})
+    operator: str = field(default=InstrumentConfig.operator, metadata={"help": "the design under test (supervise, add, ...)"})
+    seeds: list[int] | None = field(
+        default=None, metadata={"help": f"training seeds (default: as many as the preset's from {CHECK_SEED_OFFSET} on)"}
     )
-    operators: list[str] = field(
-        default_factory=lambda: list(InstrumentConfig.operators), metadata={"help": "injection operators to measure"}
-    )
-    pass_operators: list[str] = field(
-        default_factory=lambda: list(InstrumentConfig.pass_operators),
-        metadata={"help": "operators whose result decides `passed` (the others are reported only)"},
-    )
-    map_normalization: str = field(
-        default=InstrumentConfig.map_normalization, metadata={"help": "row normalisation of every map"}
-    )
-    train_pairs: int = field(default=InstrumentConfig.train_pairs, metadata={"help": "planted training pairs"})
+    warm_steps: int = field(default=InstrumentConfig.warm_steps, metadata={"help": "no-map warm-start steps"})
+    finetune_steps: int | None = field(default=None, metadata={"help": "fine-tuning steps (default: the preset's)"})
+    finetune_pairs: int | None = field(default=None, metadata={"help": "map-annotated pairs (default: the preset's)"})
+    supervision_weight: float = field(default=InstrumentConfig.supervision_weight, metadata={"help": "supervise: weight"})
+    corpus_pairs: int = field(default=InstrumentConfig.corpus_pairs, metadata={"help": "planted pairs of the warm start"})
     test_pairs: int = field(default=InstrumentConfig.test_pairs, metadata={"help": "held-out planted pairs scored"})
 
 
 def instrument_and_log(args: InstrumentArguments) -> None:
-    config = InstrumentConfig(
-        seeds=tuple(args.seeds),
-        steps=args.steps,
-        operators=tuple(args.operators),
-        pass_operators=tuple(args.pass_operators),
-        map_normalization=args.map_normalization,
-        train_pairs=args.train_pairs,
-        test_pairs=args.test_pairs,
-    )
-    path = write_instrument_check(args.results_dir, config)
+    overrides = {"operator": args.operator, "warm_steps": args.warm_steps, "supervision_weight": args.supervision_weight,
+                 "corpus_pairs": args.corpus_pairs, "test_pairs": args.test_pairs}
+    overrides |= {k: v for k, v in (("finetune_steps", args.finetune_steps), ("finetune_pairs", args.finetune_pairs))
+                  if v is not None}
+    if args.seeds is not None:
+        overrides["seeds"] = tuple(args.seeds)
+    path = write_instrument_check(args.results_dir, InstrumentConfig.for_preset(args.preset, **overrides))
     result = json.loads(path.read_text())
     if result["passed"]:
-        logger.info("the instrument can see a planted alignment (%s)", path)
+        logger.info("the design sees a planted alignment; MDE %.4f nats/token (%s)", result["mde"], path)
     else:
-        logger.warning("the instrument cannot see a planted alignment: %s (%s)", "; ".join(failures(result)), path)
-    for confound in result["confounds"]:
-        logger.warning("confound: the null map %s gains", confound)
+        logger.warning("the design cannot see a planted alignment: %s (%s)", "; ".join(failures(result)), path)
 
 
 main = stage_main(InstrumentArguments, instrument_and_log, prog="agkd instrument", doc=__doc__)

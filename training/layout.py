@@ -58,11 +58,13 @@ def student_name(
     injection_heads: list[int] | None = None,
     target_kind: str = "reference",
     warm: bool = False,
+    supervision_weight: float = 1.0,
 ) -> str:
-    """student-<teacher>-<pair>-<method>[-<operator>][-<normalisation>][-L..][-H..][-teacher][-warm]-s<seed>."""
+    """student-<teacher>-<pair>-<method>[-<operator>[<weight>]][-<normalisation>][-L..][-H..][-teacher][-warm]-s<seed>
+    (the supervision weight only where it is not 1)."""
     parts = ["student", teacher_name, pair, method.replace("_", "")]
     if method != BASELINE:
-        parts.append(operator)
+        parts.append(operator + (f"{supervision_weight:g}" if operator == "supervise" and supervision_weight != 1 else ""))
     if map_normalization != "none":
         parts.append(map_normalization.replace("_", ""))
     if injection_layers is not None:
@@ -135,11 +137,15 @@ def map_provenance(attributions: str | Path, config: str | None) -> dict:
     return {"run_id": uuid.uuid4().hex[:12], "maps_version": maps_version(attributions, config) if config else None}
 
 
-def keep_finished(folder: str | Path, attributions: str | Path, config: str | None, init_from: str | None = None) -> bool:
+def keep_finished(
+    folder: str | Path, attributions: str | Path, config: str | None, init_from: str | None = None,
+    budget: dict | None = None,
+) -> bool:
     """Whether the student or Attributor in `folder` is kept (skipped) rather than trained: it is if it is finished,
     unless it was trained on other maps than `attributions`/`config` holds now (None: trained without maps; one
-    trained before versions were recorded counts as current) or fine-tuned from another warm start than `init_from`
-    holds now. Logs which."""
+    trained before versions were recorded counts as current), fine-tuned from another warm start than `init_from`
+    holds now, or with another training `budget` (steps, learning rate, ... as recorded in its `hyperparameters`).
+    Logs which."""
     from datasets_scripts.hub_layout import maps_version
 
     if not is_finished(folder):
@@ -147,6 +153,12 @@ def keep_finished(folder: str | Path, attributions: str | Path, config: str | No
     run = json.loads((Path(folder) / RUN_RECORD).read_text())
     if run.get("init_run_id") != run_id_of(init_from):
         logger.warning("%s was fine-tuned from another warm start than %s holds now: retraining", folder, init_from)
+        return False
+    recorded_budget = run.get("hyperparameters", {})
+    changed = {k: (recorded_budget[k], v) for k, v in (budget or {}).items() if k in recorded_budget and recorded_budget[k] != v}
+    if changed:
+        logger.warning("%s was trained with another budget (%s): retraining", folder,
+                       ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changed.items()))
         return False
     recorded, current = run.get("maps_version"), maps_version(attributions, config) if config else None
     if recorded is not None and current is not None and recorded != current:
@@ -160,6 +172,7 @@ def keep_finished(folder: str | Path, attributions: str | Path, config: str | No
 # The test-time map protocols of `agkd evaluate`, in reading order (from the most map information at test time to the
 # least); cards and the Space list result rows in this order.
 PROTOCOLS = ("gold", "teacher", "attributor", "train-only")
+MAP_FREE_PROTOCOL = "train-only"  # no map at test time: the protocol of students that take none (`supervise`)
 
 
 def protocol_order(protocol: str) -> tuple[int, str]:

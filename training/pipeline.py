@@ -31,11 +31,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from datasets_scripts.attribution_configs import BASELINE, EVALUATION_SET, config_name
-from datasets_scripts.attribution_methods import CONTROLS
+from datasets_scripts.attribution_methods import CONTROLS, shuffled_control
+from modeling.attribution_injection import MAP_FREE_OPERATORS
 from training.cli import run_as_script, stage_main
 from training.executors import EXECUTORS, Job, LocalExecutor, RayExecutor, schedule
 from training.layout import RESULTS_FILE, RunLayout, attributor_name, baseline_name, student_name, warm_start_name
-from training.presets import ALL_OPERATORS, PRESETS, STUDENT_INITS
+from training.presets import GRID_OPERATORS, PRESETS, STUDENT_INITS
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,11 @@ class PipelineArguments:
         default=False,
         metadata={"help": "explain teachers that do not beat copy-the-source (or the preset's BLEU threshold) anyway"},
     )
+    student_max_steps: int | None = field(
+        default=None,
+        metadata={"help": "fine-tuning steps of every student and of the positive control's students (default: the "
+                  "preset's); the demo's control passes at 240, not at its default 80 (docs/verdict.md)"},
+    )
     stop_after: str | None = field(default=None, metadata={"help": f"last stage to run: one of {', '.join(STAGES)}"})
     jobs: int | None = field(
         default=None,
@@ -105,7 +111,7 @@ def finalize(args: PipelineArguments) -> PipelineArguments:
     args.normalizations = args.normalizations or list(preset.normalizations)
     args.student_init = args.student_init or preset.student_init
     if args.operators == ["all"]:
-        args.operators = list(ALL_OPERATORS)
+        args.operators = list(GRID_OPERATORS)
     args.operators = args.operators or list(preset.operators)
     if args.executor not in EXECUTORS:
         raise ValueError(f"unknown --executor {args.executor!r}; choose one of {', '.join(EXECUTORS)}")
@@ -124,9 +130,9 @@ def finalize(args: PipelineArguments) -> PipelineArguments:
         check_pair(pair)
     for family in args.teachers:
         check_family(family)
-    unknown = [m for m in args.methods if m not in METHODS] + [o for o in args.operators if o not in ALL_OPERATORS]
+    unknown = [m for m in args.methods if m not in METHODS] + [o for o in args.operators if o not in GRID_OPERATORS]
     if unknown:
-        raise ValueError(f"unknown methods or operators {unknown}; methods: {[*METHODS]}, operators: {ALL_OPERATORS}")
+        raise ValueError(f"unknown methods or operators {unknown}; methods: {[*METHODS]}, operators: {GRID_OPERATORS}")
     from modeling.attribution_injection import MAP_NORMALIZATIONS, check_choice
 
     for normalization in args.normalizations:
@@ -180,6 +186,11 @@ def plan(args: PipelineArguments) -> list[Job]:
             jobs.append(Job("extract", f"{family}.{pair} {method}", "datasets_scripts.extract_attributions",
                             [*base, "--methods", method, "--target_kinds", "reference"],
                             needs=needs, makes=(maps(family, pair, method),)))
+        for method in args.methods:  # its shuffled twin: from the stored maps, once they exist
+            shuffled = shuffled_control(method)
+            jobs.append(Job("extract", f"{family}.{pair} {shuffled}", "datasets_scripts.extract_attributions",
+                            [*base, "--methods", shuffled, "--target_kinds", "reference"],
+                            needs=(maps(family, pair, method),), makes=(maps(family, pair, shuffled),)))
         jobs.append(Job("extract", f"{family}.{pair} teacher (test)", "datasets_scripts.extract_attributions",
                         [*base, "--methods", *teacher_kind_methods, "--target_kinds", "teacher", "--splits", "test"],
                         needs=needs, makes=tuple(maps(family, pair, m, "teacher") for m in teacher_kind_methods)))
@@ -196,21 +207,27 @@ def plan(args: PipelineArguments) -> list[Job]:
             jobs.append(Job("warm-start", f"{family}.{pair}", "training.train_student",
                             [*student_argv(family, pair, teacher), "--seed", "0", "--method", BASELINE, "--train_corpus", corpus],
                             needs=("corpus", f"teacher:{family}.{pair}"), makes=(f"warm-start:{family}.{pair}",)))
+    budget = ["--max_steps", str(args.student_max_steps)] if args.student_max_steps else []
     students = []  # (family, pair, method, name, baseline name)
     for (family, pair), teacher in teachers.items():
         where = student_argv(family, pair, teacher)
         init = ["--init_from", str(release.models / warm_start_name(family, pair))] if warm else []
         after_warm_start = (f"warm-start:{family}.{pair}",) if warm else ()
         for seed in args.seeds:
-            base = [*where, "--seed", str(seed), *init]
+            base = [*where, "--seed", str(seed), *init, *budget]
             baseline = baseline_name(family, pair, seed=seed, warm=warm)
             jobs.append(Job("student", f"{family}.{pair} baseline s{seed}", "training.train_student", [*base, "--method", BASELINE],
                             needs=(maps(family, pair, EVALUATION_SET), *after_warm_start), makes=(f"student:{baseline}",),
                             shared=True))
             students.append((family, pair, BASELINE, baseline, None))
+            controls = [*preset.control_maps, *(shuffled_control(m) for m in args.methods)]
             for normalization in args.normalizations:
-                for method in [*args.methods, *CONTROLS]:
+                for method in [*args.methods, *controls]:
                     for operator in args.operators:
+                        if method in controls and operator not in (preset.control_operators or args.operators):
+                            continue
+                        if operator in MAP_FREE_OPERATORS and normalization != args.normalizations[0]:
+                            continue  # a map-free student reads rows as distributions: every normalisation is the same
                         name = student_name(family, pair, method, seed=seed, operator=operator,
                                             map_normalization=normalization, warm=warm)
                         jobs.append(Job(
@@ -225,7 +242,9 @@ def plan(args: PipelineArguments) -> list[Job]:
                             [*student_argv(family, pair, teacher), "--method", method],
                             needs=(maps(family, pair, method),), makes=(f"attributor:{attributor_name(family, pair, method)}",),
                             shared=True))
-    jobs.append(Job("instrument", "planted alignments", "training.instrument", ["--results_dir", str(release.results)],
+    jobs.append(Job("instrument", "planted alignments", "training.instrument",
+                    ["--results_dir", str(release.results), *common]
+                    + (["--finetune_steps", str(args.student_max_steps)] if args.student_max_steps else []),
                     makes=("instrument",)))
     evaluate = ["--models_dir", str(release.models), "--attributions", attributions, "--corpus", corpus,
                 "--results_dir", str(release.results), "--protocols", *preset.protocols]

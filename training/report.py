@@ -1,21 +1,21 @@
 """Write `report.md` and its PNG plots from `results/results.jsonl`: which attribution methods teach a student.
 
-The report leads with the instrument check (`agkd instrument`: can this machinery see a planted alignment at all?),
-then, per teacher, pair, target kind, design (`scratch`/`warm`) and split, the verdict on the primary metric
-(`training.scoring.PRIMARY_METRIC`, fixed in code before any result is read) under the main protocol: per method its
-gain over the no-map baseline with a 95% interval across seeds, how many seeds are significant on their own
-(paired bootstrap over sentences), whether it teaches more than the best control map, in the scale-fair setting
-(`row_sum`: every map row has the same mass, only its content differs) that carries the verdict and in the paper's
-raw setting beside it, with both rankings and their rank agreement. The sentence on the paper's finding (attention,
-value zeroing and layer gradient x activation teach more than the other gradient methods) says holds, does not hold
-or cannot be checked, and why. Then every protocol's methods x operators tables (primary metric, BLEU / chrF),
-gains charts, example map heatmaps (`--attributions`) and Attributor fidelity against gain (`--models_dir`).
+The first screen is the verdict: per teacher, pair, target kind, init (`scratch`/`warm`) and split, the sentence on
+the paper's finding (holds, does not hold, inconclusive or cannot be checked, with the reason in numbers) under the
+leak-free primary design (`PRIMARY_DESIGN`, fixed in code before any result is read, and why), the positive
+control's smallest detectable effect, and per method its gain on the primary metric over no map, over its own
+shuffled twin and over the diagonal control, its gain in the paper's `gold` setting and the leak between the two,
+with intervals over seeds and sentences and Holm-corrected marks (`training/verdict.py`), and one chart. Then the
+positive control (`agkd instrument`), the controls and every other leak-free design, every protocol's methods x
+operators tables (primary metric, BLEU / chrF), example map heatmaps (`--attributions`) and Attributor fidelity
+against gain (`--models_dir`).
 
     agkd report --results_dir runs/demo/results --attributions runs/demo/hub/datasets/agkd-attributions
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -24,20 +24,19 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets_scripts.attribution_configs import config_name
-from datasets_scripts.attribution_methods import CONTROLS
+import numpy as np
+
+from datasets_scripts.attribution_configs import BASELINE, config_name
+from datasets_scripts.attribution_methods import CONTROLS, shuffled_control, shuffled_source
+from training import verdict
 from training.cli import run_as_script, stage_main
 from training.evaluate import BASELINE_PROTOCOL
-from training.layout import INSTRUMENT_FILE, RESULTS_FILE, read_results
-from training.presets import ALL_METHODS, ALL_OPERATORS, SCALE_FAIR_NORMALIZATION
-from training.scoring import METRICS, PRIMARY_METRIC, improvement, seed_interval
+from training.layout import INSTRUMENT_FILE, MAP_FREE_PROTOCOL, RESULTS_FILE, protocol_order, read_results
+from training.presets import ALL_METHODS, GRID_OPERATORS, SCALE_FAIR_NORMALIZATION
+from training.scoring import METRICS, PRIMARY_METRIC, TokenStatistics, improvement
 
 logger = logging.getLogger(__name__)
 
-PAPER_TOP = ("attention", "value_zeroing", "layer_gradient_x_activation")
-# Below this test BLEU the no-map baseline does not translate, and what a map teaches cannot show.
-MIN_BASELINE_BLEU = 5.0
-RAW_NORMALIZATION = "none"
 
 
 @dataclass
@@ -48,7 +47,6 @@ class ReportArguments:
         default=None, metadata={"help": "folder with attributor-* models: fidelity vs gain (table and scatter plot)"}
     )
     output_dir: str | None = field(default=None, metadata={"help": "where report.md and plots go (default: results_dir)"})
-    main_protocol: str = field(default="gold", metadata={"help": "protocol of the verdict, the rankings and the charts"})
 
 
 # ================================================================================================ tables
@@ -85,6 +83,8 @@ def cell(rows: list[dict], metrics: tuple[str, ...] = ("bleu", "chrf")) -> str:
         if not gains:
             return "n/a"
         marks = min((significance(r["bootstrap"][metric]["p_value"]) for r in rows if row_gain(r, metric) is not None), key=len)
+        if len({math.copysign(1, g) for g in gains}) > 1:  # seeds that disagree in sign earn no mark
+            marks = ""
         parts.append(f"{mean_spread(gains, digits_of(metric))}{marks}")
     return " / ".join(parts)
 
@@ -98,7 +98,7 @@ def results_table(rows: list[dict], metrics: tuple[str, ...] = ("bleu", "chrf"))
     """Markdown table methods x operators of one group of rows (one teacher, pair, kind, split, protocol): each
     cell the gains on `metrics` (positive = better than the baseline), one table per map normalisation."""
     methods = method_order({r["method"] for r in rows})
-    operators = [o for o in ALL_OPERATORS if any(r["operator"] == o for r in rows)]
+    operators = [o for o in GRID_OPERATORS if any(r["operator"] == o for r in rows)]
     normalisations = sorted({r["map_normalization"] for r in rows})
     lines = []
     for normalisation in normalisations:
@@ -132,124 +132,171 @@ def row_gain(row: dict, metric: str) -> float | None:
     return None if entry is None else improvement(metric, entry["delta"])
 
 
-def row_significant(row: dict, metric: str, alpha: float = 0.05) -> bool:
-    """Whether the row gains on `metric` with paired-bootstrap p < alpha (a loss is not a gain)."""
-    gain = row_gain(row, metric)
-    return gain is not None and gain > 0 and row["bootstrap"][metric]["p_value"] < alpha
-
-
 # ================================================================================================ the verdict
+# The leak-free design that carries the verdict, fixed before any real result is read. Every map that reaches a
+# student at test time must be computable without the answer: `supervise` uses no map at test time (evaluated
+# `train-only`), so every method AND every control can be judged in it, while the `attributor` protocol would need an
+# Attributor per control. Its power in the demo's regime is measured by the graded positive control
+# (`agkd instrument --operator supervise`); when that control cannot see a planted alignment, the verdict says so.
+PRIMARY_DESIGN = ("supervise", MAP_FREE_PROTOCOL)  # (operator, protocol)
+# The paper's claim is tested on each method's gain over its own shuffled twin (its row values permuted over the
+# source: the same values, sharpness and scale without the alignment). Why, from the positive control before real
+# results: under `supervise` the planted true map gained less over no map than over its shuffled twin (pulling
+# attention anywhere has a cost of its own; docs/verdict.md), so only the matched contrast isolates what the map's
+# alignment teaches, and it falls with corruption as content should.
+CLAIM_CONTRAST = "shuffled"
+LEAK_FREE_PROTOCOLS = (MAP_FREE_PROTOCOL, "attributor")  # no test-time map computed from the reference
+GOLD_PROTOCOL = "gold"  # the paper's setting: the teacher's maps of the reference, which leak it
+# Below this test BLEU the no-map baseline does not translate, and what a map teaches cannot show.
+MIN_BASELINE_BLEU = 5.0
+
+
+def is_control(method: str) -> bool:
+    return method in CONTROLS or shuffled_source(method) is not None
+
+
+@dataclass(frozen=True)
+class Design:
+    """How a map reaches the students of a result row: operator, map normalisation and test-time protocol."""
+
+    operator: str
+    normalization: str
+    protocol: str
+
+    @classmethod
+    def of(cls, row: dict) -> Design:
+        return cls(row["operator"], row["map_normalization"], row["protocol"])
+
+    def __str__(self) -> str:
+        return f"`{self.operator}` (`{self.normalization}`), protocol `{self.protocol}`"
+
+    @property
+    def leak_free(self) -> bool:
+        return self.protocol in LEAK_FREE_PROTOCOLS
+
+
+def system(method: str, design: Design) -> str:
+    """The key of a method's (or control's) students under a design in `Scores`."""
+    return f"{method} | {design.operator} | {design.normalization} | {design.protocol}"
+
+
 @dataclass
-class MethodEvidence:
-    """What the rows say about one method (or control) in one setting, on one metric, pooled over operators.
+class Scores:
+    """Per-sentence reference NLL sums of every student of one teacher, pair, target kind, init and split, by system
+    (`system(...)`, or BASELINE for the no-map baseline) and seed, read from `results/token_statistics/`."""
 
-    `per_seed`: the seed's gain over its baseline (mean over the operators of the setting); `interval`: Student-t 95%
-    interval of the mean across seeds; `significant_seeds`: seeds whose every row gains significantly on its own."""
+    by_system: dict[str, dict[int, np.ndarray]]
+    tokens: np.ndarray | None
 
-    method: str
-    per_seed: dict[int, float]
-    significant_seeds: int
-    versus_control: tuple[float, float, float] | None = None  # mean, low, high of (method - best control) per seed
-
-    @property
-    def mean(self) -> float:
-        return seed_interval(list(self.per_seed.values()))[0]
-
-    @property
-    def interval(self) -> tuple[float, float]:
-        _, low, high = seed_interval(list(self.per_seed.values()))
-        return low, high
-
-    @property
-    def gains_significantly(self) -> bool:
-        """The interval across seeds lies above zero."""
-        low, _ = self.interval
-        return not math.isnan(low) and low > 0
-
-    @property
-    def beats_best_control(self) -> bool:
-        return self.versus_control is not None and not math.isnan(self.versus_control[1]) and self.versus_control[1] > 0
-
-
-def method_evidence(rows: list[dict], metric: str) -> dict[str, MethodEvidence]:
-    """Per method and control of one setting (protocol, normalisation): per-seed gains, significance, and the
-    per-seed difference to the best control (the control with the highest mean gain)."""
-    by_method: dict[str, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
-    for row in rows:
-        if row_gain(row, metric) is not None:
-            by_method[row["method"]][row["seed"]].append(row)
-    evidence = {
-        method: MethodEvidence(
-            method,
-            {seed: statistics.mean(row_gain(r, metric) for r in seed_rows) for seed, seed_rows in sorted(seeds.items())},
-            sum(all(row_significant(r, metric) for r in seed_rows) for seed_rows in seeds.values()),
-        )
-        for method, seeds in by_method.items()
-    }
-    controls = [evidence[c] for c in CONTROLS if c in evidence]
-    if controls:
-        best = max(controls, key=lambda e: e.mean)
-        for item in evidence.values():
-            if item.method in CONTROLS:
+    @classmethod
+    def load(cls, rows: list[dict], baseline: list[dict], results_dir: Path) -> Scores:
+        target = METRICS[PRIMARY_METRIC].target
+        by_system: dict[str, dict[int, np.ndarray]] = defaultdict(dict)
+        tokens = None
+        for row in [*baseline, *rows]:
+            path = results_dir / "token_statistics" / f"{row['student']}.{row['split']}.{row['protocol']}.{target}.npz"
+            if not path.exists():
+                logger.warning("no per-sentence sums %s: %s left out of the verdict", path, row["student"])
                 continue
-            seeds = sorted(set(item.per_seed) & set(best.per_seed))
-            if seeds:
-                item.versus_control = seed_interval([item.per_seed[s] - best.per_seed[s] for s in seeds])
-    return evidence
+            stats = TokenStatistics.load(path)
+            if tokens is not None and not np.array_equal(tokens, stats.tokens):
+                raise ValueError(f"{path}: scored on other targets than the rest of its group")
+            tokens = stats.tokens
+            key = BASELINE if row["method"] == BASELINE else system(row["method"], Design.of(row))
+            by_system[key][row["seed"]] = stats.nll
+        return cls(dict(by_system), tokens)
+
+    def has(self, key: str) -> bool:
+        return key in self.by_system
+
+    def estimate(self, weights: dict[str, float]) -> verdict.Estimate:
+        """`verdict.estimate` of a contrast over the seeds that every system of it has (paired by seed)."""
+        missing = [key for key in weights if key not in self.by_system]
+        if missing or self.tokens is None:
+            return verdict._unusable(f"no results for {', '.join(missing)}", [], 0)
+        seeds = sorted(set.intersection(*(set(self.by_system[key]) for key in weights)))
+        scores = {key: np.stack([self.by_system[key][s] for s in seeds]) if seeds else np.zeros((0, len(self.tokens)))
+                  for key in weights}
+        return verdict.estimate(scores, self.tokens, weights)
 
 
-def best_control(evidence: dict[str, MethodEvidence]) -> MethodEvidence | None:
-    controls = [evidence[c] for c in CONTROLS if c in evidence]
-    return max(controls, key=lambda e: e.mean) if controls else None
+CONTRASTS = ("baseline", "shuffled", "diagonal")  # what a method's gain is measured over, in the table's order
 
 
-def format_interval(mean: float, low: float, high: float, digits: int = 4) -> str:
-    if math.isnan(low):
-        return f"{mean:+.{digits}f} (one seed: no interval)"
-    return f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+def contrast_weights(method: str, over: str, design: Design) -> dict[str, float]:
+    """A method's gain under `design` over the no-map baseline, its own shuffled twin or the diagonal control."""
+    mine = system(method, design)
+    if over == "baseline":
+        return verdict.gain(mine, over=BASELINE)
+    control = shuffled_control(method) if over == "shuffled" else over
+    return verdict.gain(mine, over=system(control, design))
 
 
-def evidence_table(evidence: dict[str, MethodEvidence], metric: str) -> list[str]:
-    """Markdown: per method its mean gain with the 95% interval across seeds, seeds significant on their own, and
-    whether it is distinguishable from the best control."""
-    best = best_control(evidence)
-    unit = "nats/token" if METRICS.get(metric, None) and METRICS[metric].statistic == "nll" else ""
-    lines = [
-        f"| method | gain on `{metric}` {unit}, mean [95% interval across seeds] | seeds significant alone | "
-        f"vs best control ({best.method if best else 'none'}): difference [95%] | teaches more than the best control? |",
-        "|---|---|---|---|---|",
-    ]
-    for method in method_order(set(evidence)):
-        item = evidence[method]
-        low, high = item.interval
-        if method in CONTROLS:
-            verdict = "control" + (": **gains significantly (a confound)**" if item.gains_significantly else "")
-            versus = "-"
-        else:
-            verdict = "**yes**" if item.beats_best_control else "no"
-            versus = format_interval(*item.versus_control) if item.versus_control else "-"
-        lines.append(
-            f"| {method} | {format_interval(item.mean, low, high)} | {item.significant_seeds}/{len(item.per_seed)} | "
-            f"{versus} | {verdict} |"
-        )
-    return lines
+@dataclass
+class DesignVerdict:
+    """What one design's rows say: per method its contrasts (Holm over the whole method-vs-control family), the
+    controls' gains over the baseline, the paper's claim on `CLAIM_CONTRAST`, and the gold leak per method."""
+
+    design: Design
+    contrasts: dict[str, dict[str, verdict.Estimate]]  # method -> contrast name -> estimate
+    adjusted: dict[tuple[str, str], float]  # Holm over every (method, contrast)
+    controls: dict[str, verdict.Estimate]  # control -> gain over the baseline
+    controls_adjusted: dict[str, float]
+    claim: verdict.ClaimVerdict
+    gold: dict[str, verdict.Estimate]  # method -> gold gain over the baseline (the paper's setting)
+    leak: dict[str, verdict.Estimate]  # method -> gold gain minus this design's gain over the baseline
+    gold_design: Design | None
+
+
+def judge_design(scores: Scores, design: Design, methods: list[str], controls: list[str],
+                 gold_design: Design | None) -> DesignVerdict:
+    contrasts = {m: {c: scores.estimate(contrast_weights(m, c, design)) for c in CONTRASTS} for m in methods}
+    keys = [(m, c) for m in methods for c in CONTRASTS]
+    adjusted = dict(zip(keys, verdict.holm([_p(contrasts[m][c]) for m, c in keys]), strict=True))
+    control_gains = {c: scores.estimate(verdict.gain(system(c, design), over=BASELINE)) for c in controls}
+    controls_adjusted = verdict.family(control_gains)
+    claim = verdict.claim_verdict({
+        (top, rest): scores.estimate(verdict.gain_difference(
+            system(top, design), system(rest, design),
+            over_a=system(shuffled_control(top), design), over_b=system(shuffled_control(rest), design),
+        ))
+        for top, rest in itertools.product(verdict.PAPER_TOP, verdict.PAPER_REST)
+    })
+    gold, leak = {}, {}
+    if gold_design is not None:
+        for m in methods:
+            if scores.has(system(m, gold_design)):
+                gold[m] = scores.estimate(verdict.gain(system(m, gold_design), over=BASELINE))
+                leak[m] = scores.estimate({system(m, design): 1.0, system(m, gold_design): -1.0})
+    return DesignVerdict(design, contrasts, adjusted, control_gains, controls_adjusted, claim, gold, leak, gold_design)
+
+
+def _p(estimate: verdict.Estimate) -> float:
+    return estimate.p_value if estimate.usable else 1.0
 
 
 @dataclass
 class Preconditions:
-    """What the verdict needs before it can say anything: an instrument that sees a planted map, students that
-    translate, every method, and seeds for intervals."""
+    """What the verdict needs before it can say anything: a positive control that sees a planted alignment in this
+    design, students that translate, every method, and seeds for intervals."""
 
-    instrument_passed: bool | None  # None: the check was not run
+    instrument: dict | None  # instrument_check.json, None: not run
     baseline_bleu: list[float]
     min_baseline_bleu: float = MIN_BASELINE_BLEU
 
-    def failures(self, evidence: dict[str, MethodEvidence]) -> list[str]:
+    def failures(self, design: Design, methods: list[str], seeds: int) -> list[str]:
         problems = []
-        if self.instrument_passed is None:
-            problems.append("the instrument check was not run (`agkd instrument`)")
-        elif not self.instrument_passed:
-            problems.append("the instrument check failed: the machinery did not see a planted alignment")
+        if self.instrument is None:
+            problems.append("the positive control was not run (`agkd instrument`)")
+        elif self.instrument["config"]["operator"] != design.operator:
+            problems.append(f"the positive control measured `{self.instrument['config']['operator']}`, not this design")
+        elif not self.instrument["passed"]:
+            from training.instrument import failures
+
+            problems.append(
+                "this design cannot detect a planted alignment at this budget (" + "; ".join(failures(self.instrument))
+                + f"; smallest detectable effect there {self.instrument['mde']:.4f} nats/token)"
+            )
         if not self.baseline_bleu:
             problems.append("there is no baseline result")
         elif min(self.baseline_bleu) < self.min_baseline_bleu:
@@ -257,63 +304,142 @@ class Preconditions:
                 f"the no-map baseline reaches only BLEU {min(self.baseline_bleu):.2f} (< {self.min_baseline_bleu:g}): "
                 "students that do not translate cannot show what a map teaches"
             )
-        missing = [m for m in ALL_METHODS if m not in evidence]
+        missing = [m for m in ALL_METHODS if m not in methods]
         if missing:
             problems.append(f"no results for {', '.join(missing)}")
-        if evidence and max(len(e.per_seed) for e in evidence.values()) < 2:
-            problems.append("one seed only: no interval across seeds")
+        if seeds < verdict.MIN_SEEDS:
+            problems.append(f"{seeds} seed(s): no interval across seeds")
         return problems
 
 
-def paper_claim(evidence: dict[str, MethodEvidence], preconditions: Preconditions, metric: str) -> str:
-    """Does the paper's finding hold here: do attention, value zeroing and layer gradient x activation teach more
-    than the other gradient methods? Returns "holds: ...", "does not hold: ..." or "cannot be checked: ...", each
-    with its reason, following only from what the rows can show:
-
-    - cannot be checked when a precondition fails, or when no method teaches more than the best control (then no
-      method teaches, and there is nothing to rank);
-    - otherwise per seed the mean gain of the three minus the mean gain of the other five; holds when its 95%
-      interval across seeds lies above 0, does not hold otherwise (below 0: the others teach more; around 0: the
-      two groups are not distinguishable)."""
-    problems = preconditions.failures(evidence)
+def verdict_sentence(result: DesignVerdict, problems: list[str]) -> str:
+    """The paper's finding (attention, value zeroing and layer gradient x activation each teach more than each of the
+    other five) under this design: holds, does not hold, inconclusive or cannot be checked, with the reason."""
     if problems:
-        return "cannot be checked: " + "; ".join(problems)
-    if not any(evidence[m].beats_best_control for m in ALL_METHODS):
-        best = best_control(evidence)
-        return (
-            "cannot be checked: no attribution method teaches more than the best control map"
-            + (f" ({best.method})" if best else "")
-            + " on the 95% interval across seeds, so there is no teaching to rank"
-        )
-    others = [m for m in ALL_METHODS if m not in PAPER_TOP]
-    seeds = sorted(set.intersection(*(set(evidence[m].per_seed) for m in ALL_METHODS)))
-    differences = [
-        statistics.mean(evidence[m].per_seed[s] for m in PAPER_TOP) - statistics.mean(evidence[m].per_seed[s] for m in others)
-        for s in seeds
+        return "**The paper's finding cannot be checked here**: " + "; ".join(problems) + "."
+    claim = result.claim
+    words = {"holds": "holds here", "does not hold": "does not hold here", "inconclusive": "is inconclusive here"}
+    return (
+        f"**The paper's finding {words[claim.answer]}** (each of {', '.join(verdict.PAPER_TOP)} gains more over its "
+        f"shuffled twin than each of the other five: 15 contrasts, Holm-corrected): {claim.reason}."
+    )
+
+
+def format_estimate(estimate: verdict.Estimate | None, adjusted_p: float | None = None, digits: int = 4) -> str:
+    if estimate is None:
+        return "-"
+    if not estimate.usable:
+        return f"n/a ({estimate.reason})" if math.isnan(estimate.mean) else f"{estimate.mean:+.{digits}f} ({estimate.reason})"
+    star = "*" if adjusted_p is not None and verdict.star(estimate, adjusted_p) else ""
+    return f"{estimate.mean:+.{digits}f}{star} [{estimate.low:+.{digits}f}, {estimate.high:+.{digits}f}]"
+
+
+def method_table(result: DesignVerdict) -> list[str]:
+    gold_label = f"gold gain ({result.gold_design.operator}, leaks)" if result.gold_design else "gold gain"
+    lines = [
+        f"| method | gain over no map | over its shuffled twin | over diagonal | {gold_label} | leak (gold minus this design) |",
+        "|---|---|---|---|---|---|",
     ]
-    mean, low, high = seed_interval(differences)
-    told = f"the three gain {format_interval(mean, low, high)} more on `{metric}` than the other five gradient methods"
-    if low > 0:
-        return f"holds: {told} (95% interval across {len(seeds)} seeds)"
-    if high < 0:
-        return f"does not hold: {told}; the other gradient methods teach more"
-    return f"does not hold here: {told}, an interval that includes 0, so the two groups are not distinguishable"
+    for method, contrasts in result.contrasts.items():
+        cells = [format_estimate(contrasts[c], result.adjusted[(method, c)]) for c in CONTRASTS]
+        cells += [format_estimate(result.gold.get(method)), format_estimate(result.leak.get(method))]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
 
 
-def rank_agreement(fair: dict[str, MethodEvidence], raw: dict[str, MethodEvidence]) -> tuple[float, float, int] | None:
-    """Spearman rho and Kendall tau between the methods' mean gains in the two settings (None below 3 methods)."""
-    from scipy.stats import kendalltau, spearmanr
+def control_lines(result: DesignVerdict) -> list[str]:
+    if not result.controls:
+        return []
+    lines = ["| control | gain over no map |", "|---|---|"]
+    lines += [f"| {c} | {format_estimate(e, result.controls_adjusted[c])} |" for c, e in result.controls.items()]
+    confounds = [c for c, e in result.controls.items() if verdict.star(e, result.controls_adjusted[c]) and e.mean > 0]
+    if confounds:
+        lines += [
+            "",
+            f"**Confound**: {', '.join(confounds)}, built without the teacher's alignment, gain significantly over no map: "
+            "that much of a method's gain over no map comes without the teacher's knowledge.",
+        ]
+    return lines
 
-    methods = [m for m in ALL_METHODS if m in fair and m in raw]
-    if len(methods) < 3:
-        return None
-    x, y = [fair[m].mean for m in methods], [raw[m].mean for m in methods]
-    return float(spearmanr(x, y).statistic), float(kendalltau(x, y).statistic), len(methods)
+
+def design_section(result: DesignVerdict, problems: list[str], primary: bool, plot: Path, out: Path) -> list[str]:
+    """One design's verdict: the sentence, the method table, the controls and the chart."""
+    role = "carries the verdict" if primary else "reported beside the verdict, carries nothing"
+    lines = [
+        f"### Design {result.design} ({role})",
+        "",
+        verdict_sentence(result, problems),
+        "",
+        f"Gains on `{PRIMARY_METRIC}` in nats/token (positive = the student is better), mean over seeds [95% interval "
+        "over seeds and test sentences, `training/verdict.py`]; `*`: significant after Holm over the family of every "
+        "method-vs-control comparison of this design, with every seed agreeing in sign. The leak is how much more the "
+        "method gains when its test-time map is the teacher's map of the reference.",
+        "",
+        *method_table(result),
+        "",
+        *control_lines(result),
+        "",
+    ]
+    plot_design(result, plot)
+    return [*lines, f"![gains by method]({plot.relative_to(out)})", ""]
 
 
-def ranking(evidence: dict[str, MethodEvidence]) -> str:
-    order = sorted((m for m in evidence if m not in CONTROLS), key=lambda m: evidence[m].mean, reverse=True)
-    return ", ".join(f"{i + 1}. {m} ({evidence[m].mean:+.4f})" for i, m in enumerate(order))
+def verdict_lines(rows: list[dict], baseline: list[dict], preconditions: Preconditions, results_dir: Path,
+                  title: str, plots: Path, out: Path) -> tuple[list[str], list[str]]:
+    """The verdict of one group: the primary design's section first (its sentence also returned for the report's
+    first screen), then every other leak-free design; gold rows enter as each method's leak."""
+    scores = Scores.load(rows, baseline, results_dir)
+    designs = sorted({Design.of(r) for r in rows}, key=lambda d: (d.operator, d.normalization, d.protocol))
+    leak_free = [d for d in designs if d.leak_free]
+    if not leak_free:
+        return [f"No leak-free rows (protocols {', '.join(LEAK_FREE_PROTOCOLS)}): no verdict.", ""], []
+    primary = next((d for d in leak_free if (d.operator, d.protocol) == PRIMARY_DESIGN
+                    and d.normalization == SCALE_FAIR_NORMALIZATION), None)
+    primary = primary or next((d for d in leak_free if (d.operator, d.protocol) == PRIMARY_DESIGN), None)
+    methods = [m for m in ALL_METHODS if any(r["method"] == m for r in rows)]
+    lines, first_screen = [], []
+    for design in sorted(leak_free, key=lambda d: d != primary):
+        gold = next((d for d in designs if d.protocol == GOLD_PROTOCOL and d.normalization == design.normalization),
+                    None)
+        present = {r["method"] for r in rows if Design.of(r) == design}
+        controls = [c for c in (*CONTROLS, *map(shuffled_control, methods)) if c in present]
+        result = judge_design(scores, design, methods, controls, gold)
+        seeds = max((len(scores.by_system.get(system(m, design), {})) for m in methods), default=0)
+        problems = preconditions.failures(design, [m for m in methods if m in present], seeds)
+        slug = f"{design.operator}-{design.normalization}-{design.protocol}"
+        section = design_section(result, problems, design == primary, plots / f"gains-{title}-{slug}.png", out)
+        lines += section
+        if design == primary:
+            first_screen = section
+    return lines, first_screen
+
+
+def plot_design(result: DesignVerdict, path: Path) -> Path:
+    """Per method its gains over no map, its shuffled twin and diagonal, and its gold gain, with 95% intervals."""
+    plt = _pyplot()
+
+    methods = list(result.contrasts)
+    series = {f"over {c}": [result.contrasts[m][c] for m in methods] for c in CONTRASTS}
+    if result.gold:
+        series["gold gain (leaks)"] = [result.gold.get(m) for m in methods]
+    width = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(max(6, 1.0 * len(methods)), 4))
+    for k, (label, estimates) in enumerate(series.items()):
+        xs, means, errors = [], [], [[], []]
+        for i, e in enumerate(estimates):
+            if e is None or math.isnan(e.mean):
+                continue
+            xs.append(i - 0.4 + width * (k + 0.5))
+            means.append(e.mean)
+            errors[0].append(e.mean - e.low if e.usable else 0.0)
+            errors[1].append(e.high - e.mean if e.usable else 0.0)
+        ax.bar(xs, means, width=width, yerr=errors, capsize=2, label=label)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(methods)), [m.replace("_", "\n") for m in methods], fontsize=8)
+    ax.set_ylabel(f"gain on {PRIMARY_METRIC} (nats/token, 95%)")
+    ax.set_title(f"design {result.design.operator} / {result.design.protocol}", fontsize=10)
+    ax.legend(fontsize=7)
+    return _save_figure(fig, path)
 
 
 # ================================================================================================ fidelity vs gain
@@ -333,14 +459,16 @@ def spearman_with_interval(x: list[float], y: list[float], samples: int = 1000, 
     return rho, [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))] if draws else [float("nan")] * 2
 
 
-def fidelity_section(models_dir: Path, groups: dict, main_protocol: str, plots: Path, out: Path) -> list[str]:
-    """Per teacher, pair and design: each method's Attributor fidelity (held-out Spearman with the teacher's rows)
-    against its students' mean gain on the primary metric under the main protocol in the scale-fair setting, the
+def fidelity_section(models_dir: Path, groups: dict, plots: Path, out: Path) -> list[str]:
+    """Per teacher, pair and init: each method's Attributor fidelity (held-out Spearman with the teacher's rows)
+    against its students' mean gain on the primary metric in the primary design (scale-fair where both exist), the
     Spearman rho across methods with a bootstrap interval, and a scatter plot."""
+    operator, main_protocol = PRIMARY_DESIGN
     lines = []
     attributors = [json.loads((d / "agkd_run.json").read_text()) for d in sorted(models_dir.glob("attributor-*")) if (d / "agkd_run.json").exists()]
     for teacher, pair, design in sorted({(k[0], k[1], k[3]) for k in groups}):
-        rows = groups.get((teacher, pair, "reference", design, "test", main_protocol), [])
+        rows = [r for r in groups.get((teacher, pair, "reference", design, "test", main_protocol), [])
+                if r["operator"] == operator]
         fair = [r for r in rows if r["map_normalization"] == SCALE_FAIR_NORMALIZATION] or rows
         gains = method_gains(fair, PRIMARY_METRIC)
         points = [
@@ -351,7 +479,7 @@ def fidelity_section(models_dir: Path, groups: dict, main_protocol: str, plots: 
         if not points:
             continue
         lines += [
-            f"## Attributor fidelity vs gain: {teacher} {pair}, design `{design}` (protocol `{main_protocol}`)",
+            f"## Attributor fidelity vs gain: {teacher} {pair}, `{design}`, design `{operator}` (protocol `{main_protocol}`)",
             "",
             f"| method | Attributor Spearman with the teacher's rows (held out) | mean gain on `{PRIMARY_METRIC}` |",
             "|---|---|---|",
@@ -396,42 +524,12 @@ def plot_fidelity(points: list[tuple[str, float, float]], title: str, path: Path
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for method, fid, gain in points:
-        ax.scatter(fid, gain, color="tab:blue" if method in PAPER_TOP else "tab:orange")
+        ax.scatter(fid, gain, color="tab:blue" if method in verdict.PAPER_TOP else "tab:orange")
         ax.annotate(method, (fid, gain), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xlabel("Attributor fidelity (held-out Spearman with the teacher's rows)")
     ax.set_ylabel(f"mean gain on {PRIMARY_METRIC} over the no-map baseline")
     ax.set_title(title, fontsize=10)
-    return _save_figure(fig, path)
-
-
-def plot_gains(settings: dict[str, dict[str, MethodEvidence]], metric: str, title: str, path: Path) -> Path:
-    """Mean gain per method with its 95% interval across seeds, one bar per setting (normalisation) side by side."""
-    plt = _pyplot()
-
-    methods = method_order(set().union(*settings.values()))
-    width = 0.8 / len(settings)
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(methods)), 4))
-    for k, (setting, evidence) in enumerate(settings.items()):
-        xs, means, errors = [], [], [[], []]
-        for i, method in enumerate(methods):
-            if method not in evidence:
-                continue
-            low, high = evidence[method].interval
-            mean = evidence[method].mean
-            xs.append(i - 0.4 + width * (k + 0.5))
-            means.append(mean)
-            errors[0].append(0.0 if math.isnan(low) else mean - low)
-            errors[1].append(0.0 if math.isnan(high) else high - mean)
-        ax.bar(xs, means, width=width, yerr=errors, capsize=2, label=f"normalisation {setting}")
-    for i, method in enumerate(methods):
-        if method in CONTROLS:
-            ax.axvspan(i - 0.45, i + 0.45, color="grey", alpha=0.12, linewidth=0)
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(range(len(methods)), [m.replace("_", "\n") for m in methods], fontsize=8)
-    ax.set_ylabel(f"gain on {metric} (95% interval across seeds)")
-    ax.set_title(title + " (controls shaded)", fontsize=10)
-    ax.legend(fontsize=8)
     return _save_figure(fig, path)
 
 
@@ -467,15 +565,17 @@ def plot_example_maps(attributions: str, teacher: str, pair: str, split: str, pa
 
 
 # ================================================================================================ report
-def instrument_lines(results_dir: Path) -> tuple[list[str], bool | None]:
-    """The instrument-check section from `instrument_check.json` (written by `agkd instrument`), and whether it passed."""
+def instrument_lines(results_dir: Path) -> tuple[list[str], dict | None]:
+    """The positive control's section from `instrument_check.json` (written by `agkd instrument`), and its result."""
     from training.instrument import instrument_section
 
     path = results_dir / INSTRUMENT_FILE
     if not path.exists():
         return ["## Instrument check", "", f"Not run: no `{path}` (run `agkd instrument --results_dir {results_dir}`).", ""], None
     result = json.loads(path.read_text())
-    return [*instrument_section(result), ""], bool(result["passed"])
+    if "levels" not in result:  # written by an older `agkd instrument`: no graded control to read
+        return ["## Instrument check", "", f"`{path}` predates the graded control: run `agkd instrument` again.", ""], None
+    return [*instrument_section(result), ""], result
 
 
 def baseline_line(baseline: list[dict]) -> str:
@@ -491,53 +591,21 @@ def baseline_line(baseline: list[dict]) -> str:
     )
 
 
-def verdict_lines(rows: list[dict], baseline: list[dict], instrument_passed: bool | None, title: str, plot_path: Path, out: Path) -> list[str]:
-    """The verdict of one group under the main protocol: evidence tables of the scale-fair and the raw setting,
-    rankings and their agreement, confounds, the sentence on the paper's finding, and the gains chart."""
-    settings = {
-        normalization: method_evidence([r for r in rows if r["map_normalization"] == normalization], PRIMARY_METRIC)
-        for normalization in sorted({r["map_normalization"] for r in rows}, key=lambda n: n != SCALE_FAIR_NORMALIZATION)
-    }
-    settings = {k: v for k, v in settings.items() if v}
-    if not settings:
-        return []
-    preconditions = Preconditions(instrument_passed, [b["bleu"] for b in baseline])
-    verdict_setting = SCALE_FAIR_NORMALIZATION if SCALE_FAIR_NORMALIZATION in settings else next(iter(settings))
-    lines = [
-        f"### Verdict on `{PRIMARY_METRIC}` ({METRICS[PRIMARY_METRIC].description})",
-        "",
-        "Gains are baseline minus student (positive = the map helps), per seed pooled over the operators of the setting; "
-        "intervals are Student-t 95% across seeds; a seed is significant alone when every row of it gains with paired "
-        "bootstrap p < 0.05; a method teaches more than the best control when the interval of its per-seed difference "
-        "to that control lies above 0.",
-        "",
-    ]
-    for normalization, evidence in settings.items():
-        label = "scale-fair, carries the verdict" if normalization == SCALE_FAIR_NORMALIZATION else (
-            "the paper's raw maps" if normalization == RAW_NORMALIZATION else "another normalisation")
-        lines += [f"#### Map normalisation `{normalization}` ({label})", "", *evidence_table(evidence, PRIMARY_METRIC), ""]
-        lines += [f"Ranking: {ranking(evidence)}.", ""]
-        confounds = [c for c in CONTROLS if c in evidence and evidence[c].gains_significantly]
-        if confounds:
-            lines += [
-                f"**Confound**: the control map(s) {', '.join(confounds)}, built without the teacher, gain significantly "
-                "in this setting: that much of any map's gain comes without the teacher's knowledge, so only a gain "
-                "beyond the best control (the column above) is evidence of teaching.", "",
-            ]
-        claim = paper_claim(evidence, preconditions, PRIMARY_METRIC)
-        lines += [f"{'**' if normalization == verdict_setting else ''}The paper's finding {claim}"
-                  f"{'.**' if normalization == verdict_setting else '.'}", ""]
-    if SCALE_FAIR_NORMALIZATION in settings and RAW_NORMALIZATION in settings:
-        agreement = rank_agreement(settings[SCALE_FAIR_NORMALIZATION], settings[RAW_NORMALIZATION])
-        if agreement:
-            rho, tau, n = agreement
-            lines += [
-                f"Rank agreement of the {n} methods between the scale-fair and the raw setting: Spearman rho {rho:.2f}, "
-                f"Kendall tau {tau:.2f}" + (" (the raw scale changes the ranking)" if rho < 0.8 else "") + ".", "",
-            ]
-    plot = plot_gains(settings, PRIMARY_METRIC, title, plot_path)
-    lines += [f"![gains by method]({plot.relative_to(out)})", ""]
-    return lines
+def design_reason(instrument: dict | None) -> str:
+    """Why the primary design carries the verdict, and what its positive control measured."""
+    operator, protocol = PRIMARY_DESIGN
+    control = (
+        "the positive control was not run" if instrument is None else
+        f"its graded positive control {'passed' if instrument['passed'] else 'failed'} in the same regime; smallest "
+        f"gain over the shuffled twin it detects there (MDE): {instrument['mde']:.4f} nats/token"
+    )
+    return (
+        f"Primary design: operator `{operator}`, protocol `{protocol}`: the student's cross-attention is trained toward "
+        "the map's rows and no map is used at test time, so nothing the student sees at test time was computed from "
+        "the reference, and every method and control can be judged alike (fixed in `training/report.py` before any "
+        f"result was read; the paper's own `gold` setting leaks the reference and is shown beside it as each method's "
+        f"leak). The claim is tested on each method's gain over its own shuffled twin ({control})."
+    )
 
 
 def write_report(args: ReportArguments) -> Path:
@@ -549,51 +617,51 @@ def write_report(args: ReportArguments) -> Path:
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     groups = group_rows(rows)
-    instrument, instrument_passed = instrument_lines(results_dir)
-    lines = [
-        "# AGKD report: which attribution methods teach a student best",
-        "",
-        f"{len(rows)} result rows from `{results_dir / RESULTS_FILE}`. The primary metric, fixed in code before any "
-        f"result was read, is `{PRIMARY_METRIC}`: {METRICS[PRIMARY_METRIC].description}, teacher-forced with the row's "
-        "map injection (why: a proper scoring rule that rewards probability on every reference token, so it moves "
-        "before BLEU or agreement do, on the targets the students learn and BLEU scores, independent of decoding "
-        "choices); BLEU / chrF and the agreement metrics stand beside it. Every student is compared with the "
-        "no-map baseline of the same teacher, pair, target kind, design and seed. Protocols: `gold` (teacher maps on the "
-        "reference: leaks it), `teacher` (maps of the teacher's own translation), `train-only` (no map at test time), "
-        "`attributor` (maps predicted by the Attributor). Designs: `scratch` (every student from random weights: the "
-        "paper's) and `warm` (every cell, the baseline included, fine-tunes one shared no-map warm start: not the "
-        "paper's).",
-        "",
-        *instrument,
-    ]
-    sections = sorted({key[:5] for key in groups})
-    for teacher, pair, kind, design, split in sections:
-        baseline = groups.get((teacher, pair, kind, design, split, BASELINE_PROTOCOL), [])
-        lines += [f"## {teacher} {pair}, targets `{kind}`, design `{design}`, split `{split}`", ""]
-        if baseline:
-            lines += [baseline_line(baseline), ""]
-        main_rows = groups.get((teacher, pair, kind, design, split, args.main_protocol), [])
-        lines += verdict_lines(
-            main_rows, baseline, instrument_passed, f"{teacher} {pair} ({kind}, {design}, {split}, {args.main_protocol})",
-            plots / f"gains-{teacher}-{pair}-{kind}-{design}-{split}.png", out,
+    instrument, instrument_result = instrument_lines(results_dir)
+    first_screen, body = [], []
+    for teacher, pair, kind, design, split in sorted({key[:5] for key in groups}):
+        group = (teacher, pair, kind, design, split)
+        baseline = groups.get((*group, BASELINE_PROTOCOL), [])
+        title = f"{teacher} {pair}, targets `{kind}`, init `{design}`, split `{split}`"
+        body += [f"## {title}", ""] + ([baseline_line(baseline), ""] if baseline else [])
+        map_rows = [r for key, rs in groups.items() if key[:5] == group and key[5] != BASELINE_PROTOCOL for r in rs]
+        preconditions = Preconditions(instrument_result, [b["bleu"] for b in baseline])
+        section, primary = verdict_lines(
+            map_rows, baseline, preconditions, results_dir, "-".join(map(str, group)), plots, out
         )
-        for protocol in sorted({key[5] for key in groups if key[:5] == (teacher, pair, kind, design, split)} - {BASELINE_PROTOCOL}):
-            group = groups[(teacher, pair, kind, design, split, protocol)]
-            lines += [
+        body += section
+        if primary:
+            first_screen += [f"## Verdict: {title}", "", *primary]
+        for protocol in sorted({key[5] for key in groups if key[:5] == group} - {BASELINE_PROTOCOL}, key=protocol_order):
+            body += [
                 f"### Protocol `{protocol}`: all cells",
                 "",
-                f"Gain on `{PRIMARY_METRIC}` / `agreement_reference` / `agreement_teacher` (mean over seeds ± their "
-                "standard deviation; `*` p < 0.05, `**` p < 0.01 by paired bootstrap for every seed):",
+                f"Gain on `{PRIMARY_METRIC}` / `agreement_reference` / `agreement_teacher` per student against its own "
+                "baseline (mean over seeds ± their standard deviation; `*` p < 0.05, `**` p < 0.01 by paired bootstrap "
+                "over sentences for every seed, all seeds gaining in the same direction; not corrected for the many "
+                "cells: the verdict above is):",
                 "",
-                results_table(group, (PRIMARY_METRIC, "agreement_reference", "agreement_teacher")),
+                results_table(groups[(*group, protocol)], (PRIMARY_METRIC, "agreement_reference", "agreement_teacher")),
                 "",
                 "ΔBLEU / ΔchrF:",
                 "",
-                results_table(group),
+                results_table(groups[(*group, protocol)]),
                 "",
             ]
+    lines = [
+        "# AGKD report: which attribution methods teach a student",
+        "",
+        f"{len(rows)} result rows from `{results_dir / RESULTS_FILE}`; primary metric `{PRIMARY_METRIC}` "
+        f"({METRICS[PRIMARY_METRIC].description}), fixed in code before any result was read.",
+        "",
+        design_reason(instrument_result),
+        "",
+        *first_screen,
+        *instrument,
+        *body,
+    ]
     if args.models_dir:
-        lines += fidelity_section(Path(args.models_dir), groups, args.main_protocol, plots, out)
+        lines += fidelity_section(Path(args.models_dir), groups, plots, out)
     if args.attributions:
         for teacher, pair in sorted({(k[0], k[1]) for k in groups}):
             plot = plot_example_maps(args.attributions, teacher, pair, "test", plots / f"maps-{teacher}-{pair}.png")

@@ -165,17 +165,6 @@ def paired_bootstrap_tokens(
     return out
 
 
-def seed_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t interval across seeds; with one seed the interval is unknown (NaN)."""
-    from scipy.stats import t
-
-    mean = float(np.mean(values))
-    if len(values) < 2:
-        return mean, math.nan, math.nan
-    half = float(t.ppf(0.5 + confidence / 2, len(values) - 1) * np.std(values, ddof=1) / math.sqrt(len(values)))
-    return mean, mean - half, mean + half
-
-
 # ================================================================================================ translation
 @dataclass
 class TranslationScores:
@@ -300,7 +289,7 @@ def row_fidelity(predicted: np.ndarray, teacher: np.ndarray) -> dict[str, float]
 @torch.no_grad()
 def fidelity(accelerator, model, dataloader) -> dict[str, float]:
     """Mean of the row metrics over every real target row of the held-out pairs (rank metrics skip constant rows)."""
-    from modeling.modeling_agkd_attributor import attribution_rows_to_distributions
+    from modeling.attribution_injection import attribution_rows_to_distributions
 
     model.eval()
     sums = {name: [0.0, 0] for name in FIDELITY_METRICS}

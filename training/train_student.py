@@ -46,9 +46,17 @@ class StudentArguments(RunArguments, BudgetArguments):
     attributions: str = field(metadata={"help": "agkd-attributions folder or Hub id"})
     teacher: str = field(metadata={"help": "teacher folder or Hub id: its tokenizer (and decoder start) is used"})
     method: str = field(
-        default=BASELINE, metadata={"help": "Inseq method id, control (random, uniform, diagonal) or none (baseline)"}
+        default=BASELINE,
+        metadata={"help": "Inseq method id, control (random, uniform, diagonal, <method>-shuffled) or none (baseline)"}
     )
-    operator: str = field(default="add", metadata={"help": "injection operator: add, multiply, average or replace"})
+    operator: str = field(
+        default="add",
+        metadata={"help": "how the map is used: add, multiply, average or replace (injected at train and test time), or "
+                  "supervise (the cross-attention is trained toward the map's rows; no map at test time)"},
+    )
+    supervision_weight: float = field(
+        default=1.0, metadata={"help": "supervise: weight of KL(map row || cross-attention row) beside the translation loss"}
+    )
     map_normalization: str = field(
         default="none", metadata={"help": "none, row_sum, row_max, row_minmax or row_softmax (applied at injection)"}
     )
@@ -76,13 +84,13 @@ class StudentArguments(RunArguments, BudgetArguments):
 
 def finalize_arguments(args: StudentArguments) -> StudentArguments:
     """Fill preset defaults and check every choice before anything is loaded."""
-    from datasets_scripts.attribution_methods import CONTROLS, METHODS
+    from datasets_scripts.attribution_methods import resolve
     from modeling.attribution_injection import INJECTION_OPERATORS, MAP_NORMALIZATIONS, check_choice
 
     if args.preset not in PRESETS:
         raise ValueError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
-    if args.method != BASELINE and args.method not in METHODS and args.method not in CONTROLS:
-        raise ValueError(f"unknown method {args.method!r}; choose none, one of {[*METHODS]} or {[*CONTROLS]}")
+    if args.method != BASELINE:
+        resolve([args.method])  # a method, a control or a method's shuffled twin (raises naming the known ones)
     if args.target_kind not in TARGET_KINDS:
         raise ValueError(f"unknown target kind {args.target_kind!r}; choose one of {TARGET_KINDS}")
     if args.train_corpus is not None and (args.method != BASELINE or args.init_from is not None):
@@ -91,6 +99,8 @@ def finalize_arguments(args: StudentArguments) -> StudentArguments:
         raise FileNotFoundError(f"--init_from {args.init_from}: not a finished student folder (train the warm start first)")
     if args.method == BASELINE:
         args.operator = "none"
+    if args.supervision_weight < 0:
+        raise ValueError(f"--supervision_weight must be >= 0, got {args.supervision_weight}")
     check_choice("injection_operator", args.operator, INJECTION_OPERATORS)
     check_choice("map_normalization", args.map_normalization, MAP_NORMALIZATIONS)
     preset = PRESETS[args.preset]
@@ -120,6 +130,7 @@ def run_name(args: StudentArguments) -> str:
         args.teacher_name, args.pair, args.method, seed=args.seed, operator=args.operator,
         map_normalization=args.map_normalization, injection_layers=args.injection_layers,
         injection_heads=args.injection_heads, target_kind=args.target_kind, warm=student_init(args) == "warm",
+        supervision_weight=args.supervision_weight,
     )
 
 
@@ -127,6 +138,7 @@ def run_settings(args: StudentArguments) -> dict:
     """What a student's checkpoints depend on: `--resume` refuses checkpoints made with other values."""
     settings = {f.name: getattr(args, f.name) for f in fields(StudentPreset) if f.name not in loop.RESUMABLE_CHANGES}
     source = args.train_corpus or args.attributions
+    settings["supervision_weight"] = args.supervision_weight
     return {**settings, "source": source, "init_run_id": layout.run_id_of(args.init_from)}
 
 
@@ -142,6 +154,7 @@ def build_student(args: StudentArguments, tokenizer, teacher_config, forced_bos_
         injection_layers=args.injection_layers,
         injection_heads=args.injection_heads,
         map_normalization=args.map_normalization,
+        supervision_weight=args.supervision_weight,
     )
     if args.init_from is not None:
         config = AgkdStudentConfig.from_pretrained(args.init_from, dropout=args.dropout, **injection)
@@ -192,7 +205,8 @@ def train_student(args: StudentArguments) -> Path:
     settings = run_settings(args)
     name = run_name(args)
     final_dir, work_dir = Path(args.output_dir) / name, Path(args.checkpoint_dir) / name
-    if not args.overwrite and layout.keep_finished(final_dir, args.attributions, config, args.init_from):
+    budget = {k: getattr(args, k) for k in ("max_steps", "batch_size", "max_batch_tokens", "learning_rate", "warmup_steps")}
+    if not args.overwrite and layout.keep_finished(final_dir, args.attributions, config, args.init_from, budget):
         return final_dir
     provenance = layout.map_provenance(args.attributions, config)  # the maps' version as read now
     wall_start = time.perf_counter()
@@ -263,6 +277,7 @@ def train_student(args: StudentArguments) -> Path:
             "method": args.method,
             "operator": args.operator,
             "map_normalization": args.map_normalization,
+            "supervision_weight": args.supervision_weight if args.operator == "supervise" else None,
             "injection_layers": args.injection_layers,
             "injection_heads": args.injection_heads,
             "target_kind": args.target_kind,
