@@ -169,12 +169,13 @@ class AgkdStudentForConditionalGeneration(MarianMTModel):
         attribution_map: torch.Tensor | None = None,
         attribution_map_mask: torch.Tensor | None = None,
         **kwargs,
-    ) -> Seq2SeqLMOutput:
+    ) -> Seq2SeqLMOutput | AgkdStudentOutput:
         r"""
         attribution_map (`torch.FloatTensor` of shape `(batch_size, target_length, source_length)`, *optional*):
             Raw attribution of each target token (`labels[t]`) to each source token (`input_ids[s]`), in the
             student's tokenisation. Normalised per row with `config.map_normalization`, then combined with the
-            cross-attention logits under `config.injection_operator`.
+            cross-attention logits under `config.injection_operator`; under `supervise` it is read in training mode
+            only, as the target of the attention-supervision term (returned as `supervision_loss`, added to `loss`).
         attribution_map_mask (`torch.BoolTensor` of shape `(batch_size, target_length)`, *optional*):
             Which rows of a padded batch of maps are real; rows marked 0 are not injected.
         """

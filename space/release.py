@@ -27,6 +27,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from training.presets import SCALE_FAIR_NORMALIZATION
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_RELEASE = "runs/demo/hub"
@@ -36,6 +38,17 @@ _LOAD_LOCK = threading.RLock()
 
 class SpaceError(Exception):
     """A problem the visitor can act on (bad input, a model that is not in the release): shown in the page."""
+
+
+# Which normalisation the page shows where a cell was trained under several: the scale-fair one the verdict reads,
+# then the paper's raw maps.
+NORMALIZATION_PREFERENCE = (SCALE_FAIR_NORMALIZATION, "none")
+
+
+def normalization_rank(normalization: str) -> int:
+    if normalization in NORMALIZATION_PREFERENCE:
+        return NORMALIZATION_PREFERENCE.index(normalization)
+    return len(NORMALIZATION_PREFERENCE)
 
 
 @dataclass(frozen=True)
@@ -59,8 +72,9 @@ class StudentInfo:
 
     @property
     def is_default_variant(self) -> bool:
-        """Plain variant: no normalisation, reference targets (layer/head subsets are encoded in the name)."""
-        return self.map_normalization == "none" and self.target_kind == "reference"
+        """A student of the reference targets (layer/head subsets are encoded in the name); of several normalisations
+        `Release.student` takes the scale-fair one first (`NORMALIZATION_PREFERENCE`)."""
+        return self.target_kind == "reference"
 
 
 class Release:
@@ -187,10 +201,10 @@ class Release:
         return method_order({s.method for s in self._variants(pair, teacher) if not s.is_baseline})
 
     def operators(self, pair: str, teacher: str, method: str) -> list[str]:
-        from training.presets import ALL_OPERATORS
+        from training.presets import GRID_OPERATORS
 
         present = {s.operator for s in self._variants(pair, teacher) if s.method == method}
-        return [o for o in ALL_OPERATORS if o in present] + sorted(present - set(ALL_OPERATORS))
+        return [o for o in GRID_OPERATORS if o in present] + sorted(present - set(GRID_OPERATORS))
 
     def _variants(self, pair: str, teacher: str) -> list[StudentInfo]:
         return [s for s in self.students() if s.pair == pair and s.teacher_name == teacher and s.is_default_variant]
@@ -211,7 +225,7 @@ class Release:
                 f"No {what} for {teacher} {pair} in the {self.describe()}."
                 + (f" Available: {available}." if available else "")
             )
-        return min(matches, key=lambda s: (s.seed, s.name))
+        return min(matches, key=lambda s: (normalization_rank(s.map_normalization), s.seed, s.name))
 
     # -------------------------------------------------------------------------------------------- other models
     def teacher_ref(self, family: str, pair: str) -> str:

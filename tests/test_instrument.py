@@ -136,7 +136,10 @@ def test_a_tiny_real_check_runs_and_writes_its_section(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_demo_regime_sees_a_planted_alignment_on_fresh_seeds():
-    """The demo's check, on seeds other than those its budget was chosen on (0, 1, 2)."""
-    result = run_instrument_check(InstrumentConfig.for_preset("demo"))
-    assert result["passed"], instrument_section(result)
+@pytest.mark.parametrize(("steps", "passes"), [(None, False), (240, True)])
+def test_the_demo_regime_and_the_budget_that_would_pass(steps, passes):
+    """The demo's check, on seeds other than those its budget was chosen on (0, 1, 2): at the demo's 80 fine-tuning
+    steps `supervise` does not see a planted alignment, at 240 it does (docs/verdict.md)."""
+    overrides = {"finetune_steps": steps} if steps else {}
+    result = run_instrument_check(InstrumentConfig.for_preset("demo", **overrides))
+    assert result["passed"] is passes, instrument_section(result)

@@ -124,7 +124,8 @@ def test_missing_seeds_and_the_gold_leak():
     assert result.claim.answer == "inconclusive" and "deeplift" in result.claim.reason
     assert result.leak["attention"].mean == pytest.approx(0.25, abs=0.02)  # gold gain minus leak-free gain
     table = "\n".join(report.method_table(result))
-    assert "| deeplift | n/a (fewer than 2 seeds (1))" in table or "fewer than 2 seeds" in table
+    assert "| deeplift | -0.0" in table or "| deeplift | +0.0" in table
+    assert "(fewer than 2 seeds (1))" in table.split("| deeplift |")[1].splitlines()[0]
 
 
 def write_synthetic_results(results_dir, effects: dict[str, float], instrument: dict | None) -> None:
@@ -190,6 +191,7 @@ def test_report_from_real_results(tiny_results_dir, tiny_attributions_dir, tiny_
     assert "### Protocol `gold`: all cells" in text and "### Protocol `train-only`: all cells" in text
     assert "## Instrument check" in text and "Not run" in text
     assert "Baseline (no map): BLEU" in text
+    assert "## Map scale: marian de-en (`train` rows, medians)" in text and "| attention | 1 |" in text
     assert "The paper's finding cannot be checked here**: the positive control was not run" in text
     assert "no results for value_zeroing" in text
     pngs = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))

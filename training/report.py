@@ -386,8 +386,8 @@ def design_section(result: DesignVerdict, problems: list[str], primary: bool, pl
 
 def verdict_lines(rows: list[dict], baseline: list[dict], preconditions: Preconditions, results_dir: Path,
                   title: str, plots: Path, out: Path) -> tuple[list[str], list[str]]:
-    """The verdict of one group: the primary design's section first (its sentence also returned for the report's
-    first screen), then every other leak-free design; gold rows enter as each method's leak."""
+    """The verdict of one group: the primary design's section (for the report's first screen) and the sections of
+    every other leak-free design (for the body); gold rows enter as each method's leak."""
     scores = Scores.load(rows, baseline, results_dir)
     designs = sorted({Design.of(r) for r in rows}, key=lambda d: (d.operator, d.normalization, d.protocol))
     leak_free = [d for d in designs if d.leak_free]
@@ -408,9 +408,10 @@ def verdict_lines(rows: list[dict], baseline: list[dict], preconditions: Precond
         problems = preconditions.failures(design, [m for m in methods if m in present], seeds)
         slug = f"{design.operator}-{design.normalization}-{design.protocol}"
         section = design_section(result, problems, design == primary, plots / f"gains-{title}-{slug}.png", out)
-        lines += section
         if design == primary:
             first_screen = section
+        else:
+            lines += section
     return lines, first_screen
 
 
@@ -533,6 +534,35 @@ def plot_fidelity(points: list[tuple[str, float, float]], title: str, path: Path
     return _save_figure(fig, path)
 
 
+def map_scale_lines(attributions: str, teacher: str, pair: str, split: str = "train") -> list[str]:
+    """Per method and control (shuffled twins included) the medians of its raw rows on `split` from the dataset's
+    `meta/` (written at extraction): row L1 sum, row max |A| and normalised entropy, so the sharpness and scale each
+    method brings sit beside its gains. Empty for a Hub id (only a local folder has `meta/` at hand)."""
+    meta_dir = Path(attributions) / "meta"
+    rows = []
+    for path in sorted(meta_dir.glob(f"{teacher}.{pair}.*.json")) if meta_dir.is_dir() else []:
+        meta = json.loads(path.read_text())
+        scale = meta.get("splits", {}).get(split, {}).get("scale")
+        if meta.get("target_kind", "reference") != "reference" or not scale:
+            continue
+        medians = [scale.get(stat, {}).get("q50") for stat in ("row_l1", "row_max_abs", "row_entropy")]
+        rows.append((meta.get("method", path.stem.split(".", 2)[2]), medians))
+    if not rows:
+        return []
+    order = method_order({method for method, _ in rows})
+    lines = [
+        f"## Map scale: {teacher} {pair} (`{split}` rows, medians)",
+        "",
+        "Normalised entropy of |A| / sum |A| over log S: 1 = flat, 0 = one-hot. A shuffled twin has its method's values.",
+        "",
+        "| map | row L1 sum | row max abs | normalised entropy |",
+        "|---|---|---|---|",
+    ]
+    for method, medians in sorted(rows, key=lambda r: order.index(r[0])):
+        lines.append(f"| {method} | " + " | ".join("-" if m is None else f"{m:.3g}" for m in medians) + " |")
+    return [*lines, ""]
+
+
 def plot_example_maps(attributions: str, teacher: str, pair: str, split: str, path: Path) -> Path | None:
     """One heatmap per method of the first `split` pair, tokens on the axes (target rows, source columns)."""
     plt = _pyplot()
@@ -623,7 +653,8 @@ def write_report(args: ReportArguments) -> Path:
         group = (teacher, pair, kind, design, split)
         baseline = groups.get((*group, BASELINE_PROTOCOL), [])
         title = f"{teacher} {pair}, targets `{kind}`, init `{design}`, split `{split}`"
-        body += [f"## {title}", ""] + ([baseline_line(baseline), ""] if baseline else [])
+        body += [f"## {title}", ""]
+        baseline_lines = [baseline_line(baseline), ""] if baseline else []
         map_rows = [r for key, rs in groups.items() if key[:5] == group and key[5] != BASELINE_PROTOCOL for r in rs]
         preconditions = Preconditions(instrument_result, [b["bleu"] for b in baseline])
         section, primary = verdict_lines(
@@ -631,7 +662,9 @@ def write_report(args: ReportArguments) -> Path:
         )
         body += section
         if primary:
-            first_screen += [f"## Verdict: {title}", "", *primary]
+            first_screen += [f"## Verdict: {title}", "", *baseline_lines, *primary]
+        else:
+            body += baseline_lines
         for protocol in sorted({key[5] for key in groups if key[:5] == group} - {BASELINE_PROTOCOL}, key=protocol_order):
             body += [
                 f"### Protocol `{protocol}`: all cells",
@@ -664,6 +697,7 @@ def write_report(args: ReportArguments) -> Path:
         lines += fidelity_section(Path(args.models_dir), groups, plots, out)
     if args.attributions:
         for teacher, pair in sorted({(k[0], k[1]) for k in groups}):
+            lines += map_scale_lines(args.attributions, teacher, pair)
             plot = plot_example_maps(args.attributions, teacher, pair, "test", plots / f"maps-{teacher}-{pair}.png")
             if plot:
                 lines += [f"## Example maps: {teacher} {pair}", "", f"![example maps]({plot.relative_to(out)})", ""]
