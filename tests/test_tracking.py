@@ -1,6 +1,6 @@
-"""Experiment trackers (`--report_to`): TensorBoard curves that read back to the run's own log and record, no files
-with `none`, a failing tracker that does not fail the run, the pipeline's training jobs, and the report's learning
-curves from run records."""
+"""Experiment trackers (`--report_to`): TensorBoard curves of students, teachers and Attributors that read back to the
+run's own log and record, no files with `none`, a failing tracker that does not fail the run, the pipeline's training
+jobs, and the report's learning curves from run records."""
 
 from __future__ import annotations
 
@@ -190,3 +190,37 @@ def test_the_report_draws_learning_curves_from_run_records(tmp_path, monkeypatch
     assert "![learning curves](plots/learning-curves-marian-de-en.png)" in lines
     assert (plots / "learning-curves-marian-de-en.png").stat().st_size > 1000
     assert report.learning_curves_section(tmp_path / "empty", plots, tmp_path) == []
+
+
+def test_a_teacher_logs_its_curves_and_final_scores(toy_corpus_dir, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from training import train_teacher
+
+    argv = ["--preset", "smoke", "--family", "marian", "--pairs", "de-en", "--corpus", str(toy_corpus_dir)]
+    argv += ["--output_dir", str(tmp_path / "models"), "--checkpoint_dir", str(tmp_path / "ckpt"), "--max_steps", "4"]
+    argv += ["--eval_steps", "2", "--log_steps", "2", "--eval_splits", "validation", "--max_eval_examples", "8"]
+    assert train_teacher.main([*argv, "--report_to", "tensorboard"]) == 0
+    events = EventAccumulator(str(tmp_path / "logs" / "teacher-marian-de-en"))
+    events.Reload()
+    assert {"train/loss", "validation/loss", "validation/de-en/bleu", "validation/de-en/chrf"} <= set(events.Tags()["scalars"])
+    record = json.loads((tmp_path / "models" / "teacher-marian-de-en" / "all_results.json").read_text())
+    assert [e.step for e in events.Scalars("validation/loss")] == [h["step"] for h in record["validation_history"]]
+    assert events.Scalars("validation/de-en/bleu")[0].value == pytest.approx(record["results"]["de-en/validation"]["bleu"])
+
+
+def test_an_attributor_logs_its_curves_and_held_out_fidelity(tiny_attributions_dir, tiny_marian_dir, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from training import train_attributor
+
+    argv = ["--attributions", str(tiny_attributions_dir), "--teacher", str(tiny_marian_dir), "--method", "attention"]
+    argv += ["--preset", "smoke", "--output_dir", str(tmp_path / "models"), "--checkpoint_dir", str(tmp_path / "ckpt")]
+    assert train_attributor.main([*argv, "--max_steps", "4", "--eval_steps", "2", "--report_to", "tensorboard"]) == 0
+    events = EventAccumulator(str(tmp_path / "logs" / "attributor-marian-de-en-attention"))
+    events.Reload()
+    record = json.loads((tmp_path / "models" / "attributor-marian-de-en-attention" / "agkd_run.json").read_text())
+    assert [e.step for e in events.Scalars("validation/loss")] == [h["step"] for h in record["validation_history"]]
+    assert events.Scalars("test/spearman")[0].value == pytest.approx(record["fidelity"]["spearman"], rel=1e-6)
