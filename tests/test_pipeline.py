@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -167,6 +168,9 @@ def test_smoke_pipeline_end_to_end_and_rerun(tmp_path):
     rows = [json.loads(line) for line in (root / "results" / "results.jsonl").read_text().splitlines()]
     assert {r["protocol"] for r in rows} == {"none", "gold", "teacher", "train-only", "attributor"}
     assert (root / "hub" / "spaces" / "agkd-space" / "app.py").exists()
+    if importlib.util.find_spec("tensorboard") is not None:  # `--report_to`'s default: one log folder per trained model
+        trained = [p.name for p in (root / "hub" / "models").iterdir()]
+        assert all(list((root / "logs" / name).glob("events.out.tfevents.*")) for name in trained), trained
     # What `agkd push` uploads names no folder of this machine (cards, run records, meta, tokenizer files).
     leaks = [str(p) for p in (root / "hub").rglob("*") if p.is_file() and str(runs).encode() in p.read_bytes()]
     assert not leaks, leaks[:10]

@@ -196,6 +196,7 @@ def test_report_from_real_results(tiny_results_dir, tiny_attributions_dir, tiny_
     assert "no results for value_zeroing" in text
     pngs = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
     assert "maps-marian-de-en.png" in pngs and any(p.startswith("gains-") for p in pngs)
+    assert "## Learning curves" in text and "learning-curves-marian-de-en.png" in pngs  # from the students' run records
 
 
 def test_report_without_results_says_so(tmp_path, caplog):

@@ -42,7 +42,19 @@ def default_dirs(preset_root: Path, output_dir: str | None, checkpoint_dir: str 
     models = Path(output_dir) if output_dir else RunLayout(preset_root.parent, preset_root.name).models
     if checkpoint_dir:
         return str(models), checkpoint_dir
-    return str(models), str((models.parent.parent if models.parent.name == "hub" else models.parent) / "checkpoints")
+    return str(models), str(_beside_release(models) / "checkpoints")
+
+
+def default_logging_dir(models_dir: str | Path) -> Path:
+    """Where a training script's experiment trackers write (`<this>/<model name>/`): the release's `logs/`, beside the
+    pipeline's job logs (`runs/<preset>/logs` for `runs/<preset>/hub/models`, else `logs` next to the models root), so
+    one `tensorboard --logdir runs/<preset>/logs` shows every model of the grid."""
+    return _beside_release(Path(models_dir)) / "logs"
+
+
+def _beside_release(models: Path) -> Path:
+    """The folder that holds a models root's release: `runs/<preset>` for `runs/<preset>/hub/models`, else its parent."""
+    return models.parent.parent if models.parent.name == "hub" else models.parent
 
 
 # --------------------------------------------------------------------------------------------- model names

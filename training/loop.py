@@ -10,10 +10,14 @@ model -> optimisation -> loop -> save) and takes each step from here:
   checkpointing, and `--resume` from the newest checkpoint that loads.
 - `fit(...)`: accumulate, clip, step; loss and tokens/s; validation loss with early stopping; checkpoints with a
   completion marker; a wall-clock budget; the best weights restored at the end.
+- Experiment trackers (`--report_to`, `Tracking`): the curves of every run (training loss, learning rate, tokens/s,
+  validation loss, the map-supervision term, final metrics) go to accelerate's trackers, TensorBoard event files under
+  `runs/<preset>/logs/<model name>/` by default; a tracker that is missing or fails is warned about and dropped.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import math
@@ -30,6 +34,7 @@ from tqdm.auto import tqdm
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_RE = re.compile(r"^checkpoint_(\d+)$")
+TRACKING_EXTRA = "pip install 'agkd[tracking]'"  # what installs `--report_to`'s default tracker, TensorBoard
 
 
 # --------------------------------------------------------------------------------------------- accelerator and runs
@@ -58,6 +63,153 @@ class RunArguments:
                   "weights on a CUDA GPU that supports it, else none), no, bf16 or fp16"},
     )
     log_steps: int = field(default=50, metadata={"help": "log loss and tokens/s every N optimizer steps"})
+    report_to: list[str] | None = field(
+        default=None,
+        metadata={"help": "experiment trackers of the training curves: tensorboard, trackio, wandb (or any other that "
+                  "accelerate supports), all (every installed one) or none (default: tensorboard if it is installed: "
+                  f"{TRACKING_EXTRA})"},
+    )
+    logging_dir: str | None = field(
+        default=None,
+        metadata={"help": "trackers write under <logging_dir>/<model name> (default: runs/<preset>/logs, or `logs` next "
+                  "to the models root)"},
+    )
+
+    def tracking(self, name: str, config: dict) -> Tracking:
+        """What the run of model `name` reports to `--report_to`; `config` (its settings) is stored with it."""
+        from training.layout import default_logging_dir
+
+        root = self.logging_dir or default_logging_dir(self.output_dir)
+        return Tracking(self.report_to, root, name, f"agkd-{self.preset}", config)
+
+
+# --------------------------------------------------------------------------------------------- experiment trackers
+NO_TRACKER = "none"
+_said = set()  # messages said once per process (a teacher run trains one model per pair)
+
+
+def _once(level: int, message: str, *args) -> None:
+    if message % args not in _said:
+        _said.add(message % args)
+        logger.log(level, message, *args)
+
+
+@dataclass
+class Tracking:
+    """What one run reports to its experiment trackers: `report_to` (None: TensorBoard if installed), the folder
+    the trackers write under (TensorBoard: `<logging_dir>/<run_name>/`), the run's name (the model's), the project
+    that groups a grid's runs (wandb, trackio) and the run's settings."""
+
+    report_to: list[str] | None
+    logging_dir: str | Path
+    run_name: str
+    project: str
+    config: dict = field(default_factory=dict)
+
+
+def known_trackers() -> list[str]:
+    """The tracker names accelerate knows (installed or not)."""
+    from accelerate.utils import LoggerType
+
+    return [t.value for t in LoggerType if t != LoggerType.ALL]
+
+
+def check_report_to(report_to: list[str] | None) -> None:
+    """Refuse tracker names accelerate does not know (before anything runs)."""
+    unknown = [n for n in report_to or [] if n not in (NO_TRACKER, "all", *known_trackers())]
+    if unknown:
+        raise ValueError(
+            f"unknown --report_to {' '.join(unknown)}; choose from none, all, {', '.join(known_trackers())}"
+        )
+
+
+def default_report_to() -> list[str]:
+    """`--report_to`'s default: TensorBoard event files (offline) where TensorBoard is installed, else nothing, with
+    one line that says how to turn it on."""
+    if importlib.util.find_spec("tensorboard") is not None:
+        return ["tensorboard"]
+    _once(logging.INFO, "training curves are not recorded: TensorBoard is not installed (%s, or pass --report_to)",
+          TRACKING_EXTRA)
+    return [NO_TRACKER]
+
+
+def tracker_names(report_to: list[str] | None) -> list[str]:
+    """The installed trackers `report_to` names (`all`: every installed one; none: []). A named tracker that is not
+    installed is warned about once and left out: a missing tracker never stops a run."""
+    from accelerate.tracking import get_available_trackers
+
+    check_report_to(report_to)
+    names = default_report_to() if report_to is None else list(report_to)
+    installed = [str(t.value) for t in get_available_trackers()]
+    if "all" in names:
+        return installed
+    for name in names:
+        if name != NO_TRACKER and name not in installed:
+            _once(logging.WARNING, "--report_to %s: %s is not installed, its curves are not recorded (pip install %s)",
+                  name, name, name)
+    return [n for n in dict.fromkeys(names) if n in installed]
+
+
+def make_trackers(tracking: Tracking) -> list:
+    """accelerate's `log_with` for `tracking`: trackers that take a project (wandb, trackio) share the grid's project
+    and name their run after the model; the others get the model's name (TensorBoard: the folder of its events)."""
+    from accelerate.tracking import LOGGER_TYPE_TO_CLASS
+
+    trackers = []
+    for name in tracker_names(tracking.report_to):
+        if name in ("wandb", "trackio"):
+            trackers.append(LOGGER_TYPE_TO_CLASS[name](tracking.project, name=tracking.run_name))
+        else:
+            trackers.append(name)
+    return trackers
+
+
+def tracker_config(settings: dict) -> dict[str, str | int | float | bool]:
+    """`settings` with values every tracker stores (hyperparameter panels take str, int, float and bool only):
+    lists, dicts and None as JSON text."""
+    return {
+        key: value if isinstance(value, str | int | float | bool) else json.dumps(value, sort_keys=True)
+        for key, value in settings.items()
+    }
+
+
+def _drop_tracker(accelerator, tracker, action: str, error: Exception) -> None:
+    """A tracker that failed: warned about once, then left out for the rest of the run, which goes on."""
+    logger.warning(
+        "experiment tracker %s failed to %s (%s: %s): training goes on without it", getattr(tracker, "name", tracker),
+        action, type(error).__name__, error,
+    )
+    if tracker in accelerator.trackers:
+        accelerator.trackers.remove(tracker)
+
+
+def start_tracking(accelerator, tracking: Tracking) -> None:
+    """Start the run's trackers on the main process (`accelerator.init_trackers`) and store its settings. If that
+    fails, the run goes on with no tracker."""
+    if not accelerator.is_main_process or not accelerator.log_with:
+        return
+    try:
+        accelerator.init_trackers(tracking.run_name, config=tracker_config(tracking.config))
+    except Exception as error:  # noqa: BLE001 - a tracker's own failure (no login, no disk, a version) is not the run's
+        logger.warning(
+            "experiment trackers (%s) failed to start (%s: %s): training goes on without them",
+            ", ".join(map(str, accelerator.log_with)), type(error).__name__, error,
+        )
+        accelerator.trackers.clear()
+        return
+    where = [f"{t.name} in {t.logging_dir}" if hasattr(t, "logging_dir") else t.name for t in accelerator.trackers]
+    logger.info("training curves go to %s", ", ".join(where))
+
+
+def track(accelerator, values: dict[str, float], step: int) -> None:
+    """Log `values` at `step` to the run's trackers (main process only); one that fails is dropped with a warning."""
+    if not accelerator.is_main_process:
+        return
+    for tracker in list(accelerator.trackers):
+        try:
+            tracker.log(values, step=step)
+        except Exception as error:  # noqa: BLE001 - see `start_tracking`
+            _drop_tracker(accelerator, tracker, "log", error)
 
 
 def resolve_mixed_precision(value: str | None) -> str | None:
@@ -81,11 +233,14 @@ def make_accelerator(
     mixed_precision: str | None = None,
     total_limit: int = 2,
     cpu: bool | None = None,
+    log_with: list | None = None,
+    logging_dir: str | Path | None = None,
 ):
     """An `Accelerator` whose `save_state()` writes `<project_dir>/checkpoints/checkpoint_<i>` (the last
     `total_limit` are kept). `mixed_precision`: see `resolve_mixed_precision` (None: `accelerate launch`'s value).
     Seeds every RNG with `seed`; non-main processes log warnings only. `cpu=None` means "CPU if there is no CUDA":
-    accelerate only detects a `torchrun` multi-process CPU run (gloo) when told it runs on the CPU."""
+    accelerate only detects a `torchrun` multi-process CPU run (gloo) when told it runs on the CPU. `log_with` and
+    `logging_dir`: its experiment trackers (see `make_trackers`), started by `start_tracking`."""
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 
@@ -95,8 +250,10 @@ def make_accelerator(
         gradient_accumulation_steps=gradient_accumulation_steps,
         mixed_precision=resolve_mixed_precision(mixed_precision),
         cpu=cpu,
+        log_with=log_with or None,
         project_config=ProjectConfiguration(
-            project_dir=str(project_dir), automatic_checkpoint_naming=True, total_limit=total_limit
+            project_dir=str(project_dir), automatic_checkpoint_naming=True, total_limit=total_limit,
+            logging_dir=None if logging_dir is None else str(logging_dir),
         ),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
@@ -203,8 +360,10 @@ def start_run(
     seed: int,
     mixed_precision: str | None = None,
     gradient_accumulation_steps: int = 1,
+    tracking: Tracking | None = None,
 ):
-    """The accelerator of one run whose checkpoints live in `work_dir`.
+    """The accelerator of one run whose checkpoints live in `work_dir`, with its experiment trackers started
+    (`tracking`: none if None).
 
     `--resume` onto checkpoints written with other `settings` is refused before anything is touched; a fresh run
     deletes the old checkpoints, on the main process only and after every process has its accelerator (deleting
@@ -213,7 +372,8 @@ def start_run(
     if resume:
         check_resumable(work_dir, settings)
     accelerator = make_accelerator(
-        work_dir, seed=seed, mixed_precision=mixed_precision, gradient_accumulation_steps=gradient_accumulation_steps
+        work_dir, seed=seed, mixed_precision=mixed_precision, gradient_accumulation_steps=gradient_accumulation_steps,
+        log_with=make_trackers(tracking) if tracking else None, logging_dir=tracking.logging_dir if tracking else None,
     )
     if accelerator.is_main_process:
         if not resume and work_dir.exists():
@@ -221,6 +381,8 @@ def start_run(
             shutil.rmtree(work_dir)
         save_run_settings(work_dir, settings)
     accelerator.wait_for_everyone()
+    if tracking is not None:
+        start_tracking(accelerator, tracking)
     return accelerator
 
 
@@ -327,6 +489,19 @@ def rng_neutral(dataloader) -> Iterator:
     yield from iterator
 
 
+# Loss terms a model output may carry beside `loss`, logged as `train/<name>` (running mean, like the loss).
+TRACKED_TERMS = ("supervision_loss",)
+
+
+def _loss_and_terms(output) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss to step on and the values of the `TRACKED_TERMS` an output carries; the output itself (its logits)
+    is not kept beyond the forward pass."""
+    if isinstance(output, torch.Tensor):
+        return output, {}
+    terms = {t: float(v.detach()) for t in TRACKED_TERMS if (v := getattr(output, t, None)) is not None}
+    return output.loss, terms
+
+
 def count_tokens(batch: dict[str, torch.Tensor]) -> int:
     """Real (non-padding) source + target tokens of a batch."""
     n = int(batch["attention_mask"].sum())
@@ -409,14 +584,18 @@ def fit(
 
     `max_seconds` is a wall-clock budget for this call: when it runs out the loop evaluates, saves its state and stops
     before `max_steps` (the schedule still ends at `max_steps`, so a later `--resume` continues the same run).
-    `loss_fn(model, batch)` defaults to the model's own loss. Returns the seconds spent training in this call."""
+    `loss_fn(model, batch)` returns the loss, or an output with `.loss` (default: the model's output). Each log step
+    and evaluation goes to the accelerator's trackers (`track`): `train/loss` (the running loss of the log line),
+    `train/learning_rate`, `train/tokens_per_second`, `validation/loss`, and the terms of `TRACKED_TERMS` the output
+    has (a `supervise` student's `supervision_loss`). Returns the seconds spent training in this call."""
     best_dir = Path(best_dir)
-    loss_fn = loss_fn or (lambda m, b: m(**b).loss)
+    loss_fn = loss_fn or (lambda m, b: m(**b))
     meter = ThroughputMeter(accelerator)
     start = time.perf_counter()
     bar = progress(total=max_steps, initial=state.step, accelerator=accelerator, desc=desc)
     model.train()
     running_loss, tokens_per_s, out_of_time = None, 0.0, False
+    running_terms: dict[str, float] = {}
     while state.step < max_steps and not state.should_stop:
         if hasattr(train_dl, "set_epoch"):
             train_dl.set_epoch(state.epoch)
@@ -426,7 +605,7 @@ def fit(
         for batch in rng_neutral(epoch_dl):
             batch.pop("index", None)
             with accelerator.accumulate(model):
-                loss = loss_fn(model, batch)
+                loss, terms = _loss_and_terms(loss_fn(model, batch))
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(model.parameters(), 1.0)
@@ -436,6 +615,8 @@ def fit(
             state.batches_in_epoch += 1
             meter.add(count_tokens(batch))
             running_loss = loss.item() if running_loss is None else 0.95 * running_loss + 0.05 * loss.item()
+            for term, value in terms.items():
+                running_terms[term] = 0.95 * running_terms.get(term, value) + 0.05 * value
             if not accelerator.sync_gradients:
                 continue
             state.step += 1
@@ -443,13 +624,14 @@ def fit(
             if state.step % log_steps == 0 or state.step == max_steps:
                 tokens_per_s, tokens = meter.rate()
                 state.tokens_seen += tokens
+                learning_rate = scheduler.get_last_lr()[0]
                 logger.info(
-                    "step %d: loss %.3f, lr %.2e, %.0f tokens/s",
-                    state.step,
-                    running_loss,
-                    scheduler.get_last_lr()[0],
-                    tokens_per_s,
+                    "step %d: loss %.3f, lr %.2e, %.0f tokens/s", state.step, running_loss, learning_rate, tokens_per_s
                 )
+                track(accelerator, {
+                    "train/loss": running_loss, "train/learning_rate": learning_rate,
+                    "train/tokens_per_second": tokens_per_s, **{f"train/{k}": v for k, v in running_terms.items()},
+                }, state.step)
             bar.set_postfix(loss=f"{running_loss:.3f}", tok_s=f"{tokens_per_s:.0f}")
             out_of_time = max_seconds is not None and _out_of_time(accelerator, start, max_seconds)
             evaluated = state.step % eval_steps == 0 or state.step == max_steps or out_of_time
@@ -463,6 +645,7 @@ def fit(
                     state.best_loss,
                     state.best_step,
                 )
+                track(accelerator, {"validation/loss": valid_loss}, state.step)
                 if improved:
                     accelerator.wait_for_everyone()
                     if accelerator.is_main_process:
@@ -501,8 +684,15 @@ def fit(
 
 
 def end_run(accelerator) -> None:
-    """Every process waits for the main one to have written the model folder, then the trackers are closed."""
+    """Every process waits for the main one to have written the model folder, then the trackers are closed (one that
+    fails to close is warned about) and accelerate ends the run."""
     accelerator.wait_for_everyone()
+    for tracker in list(accelerator.trackers):
+        try:
+            tracker.finish()
+        except Exception as error:  # noqa: BLE001 - see `start_tracking`
+            _drop_tracker(accelerator, tracker, "close", error)
+    accelerator.trackers.clear()
     accelerator.end_training()
 
 

@@ -15,7 +15,8 @@ while other methods are still being extracted. `--executor local` (the default) 
 time in a pool of worker processes sharing the cores (2 processes x 1 thread trained two demo students 1.37x faster
 than one after the other with 2 threads), one GPU each on a multi-GPU machine, and the big ones (teachers,
 extraction) in this process; `--executor ray` makes every job a Ray task, retried when its worker dies. Each job
-logs to `runs/<preset>/logs/`.
+logs to `runs/<preset>/logs/`, and each training job's curves (`--report_to`, TensorBoard by default when installed)
+go to `runs/<preset>/logs/<model name>/`: `tensorboard --logdir runs/<preset>/logs` shows the whole grid.
 
 Everything lands under `runs/<preset>/`: `hub/` holds exactly what `agkd push` uploads (models, datasets and the
 Space), `results/` the result rows, `report.md` and its plots, `checkpoints/` the resumable training state. With
@@ -96,6 +97,12 @@ class PipelineArguments:
         metadata={"help": "a running Ray cluster to join: auto, HOST:PORT or ray://HOST:PORT (default: start one here)"},
     )
     retries: int = field(default=2, metadata={"help": "ray: times a job is retried after its worker died"})
+    report_to: list[str] | None = field(
+        default=None,
+        metadata={"help": "experiment trackers of every training job (teacher, warm start, students, Attributors): "
+                  "tensorboard, trackio, wandb, all or none; their curves go to <runs_dir>/<preset>/logs/<model name> "
+                  "(default: tensorboard if it is installed)"},
+    )
 
 
 def finalize(args: PipelineArguments) -> PipelineArguments:
@@ -139,6 +146,10 @@ def finalize(args: PipelineArguments) -> PipelineArguments:
         check_choice("map normalisation", normalization, MAP_NORMALIZATIONS)
     if args.student_init not in STUDENT_INITS:
         raise ValueError(f"unknown --student_init {args.student_init!r}; choose one of {STUDENT_INITS}")
+    from training.loop import check_report_to, default_report_to
+
+    check_report_to(args.report_to)
+    args.report_to = args.report_to or default_report_to()  # said once here, not in every job's log
     return args
 
 
@@ -157,6 +168,7 @@ def plan(args: PipelineArguments) -> list[Job]:
     corpus = args.corpus or str(release.datasets / "agkd-parallel")
     attributions = str(release.datasets / "agkd-attributions")
     common = ["--preset", args.preset]
+    tracking = ["--report_to", *args.report_to] if args.report_to else []  # every training job, Ray workers too
     warm = args.student_init == "warm"
     jobs = []
     if args.corpus is None:
@@ -172,6 +184,7 @@ def plan(args: PipelineArguments) -> list[Job]:
             for job_pairs in [pairs] if pairs else [[p] for p in args.pairs]:
                 argv = [*common, "--family", family, "--pairs", ",".join(job_pairs), "--corpus", corpus]
                 argv += ["--output_dir", str(release.models), "--checkpoint_dir", str(release.checkpoints), "--resume"]
+                argv += tracking
                 jobs.append(Job("teacher", teacher_spec(family, job_pairs[0]).local_name, "training.train_teacher", argv,
                                 needs=("corpus",), makes=tuple(f"teacher:{family}.{p}" for p in job_pairs)))
     # The teacher's translations of the test split are the simulatability metrics' targets (in every control
@@ -196,10 +209,11 @@ def plan(args: PipelineArguments) -> list[Job]:
                         needs=needs, makes=tuple(maps(family, pair, m, "teacher") for m in teacher_kind_methods)))
 
     def student_argv(family: str, pair: str, teacher: str) -> list[str]:
-        """Where a student or Attributor of (family, pair) reads its maps and teacher, and writes its folders; a
-        retried job (`--resume`) continues from its checkpoints."""
+        """Where a student or Attributor of (family, pair) reads its maps and teacher, and writes its folders and
+        curves; a retried job (`--resume`) continues from its checkpoints."""
         argv = [*common, "--attributions", attributions, "--teacher", teacher, "--pair", pair, "--teacher_name", family]
-        return argv + ["--output_dir", str(release.models), "--checkpoint_dir", str(release.checkpoints), "--resume"]
+        argv += ["--output_dir", str(release.models), "--checkpoint_dir", str(release.checkpoints), "--resume"]
+        return argv + tracking
 
     if warm:
         # One shared no-map warm start per teacher and pair, trained on the corpus before any cell (seed 0).

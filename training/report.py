@@ -7,8 +7,8 @@ control's smallest detectable effect, and per method its gain on the primary met
 shuffled twin and over the diagonal control, its gain in the paper's `gold` setting and the leak between the two,
 with intervals over seeds and sentences and Holm-corrected marks (`training/verdict.py`), and one chart. Then the
 positive control (`agkd instrument`), the controls and every other leak-free design, every protocol's methods x
-operators tables (primary metric, BLEU / chrF), example map heatmaps (`--attributions`) and Attributor fidelity
-against gain (`--models_dir`).
+operators tables (primary metric, BLEU / chrF), example map heatmaps (`--attributions`), Attributor fidelity
+against gain and the students' learning curves (`--models_dir`).
 
     agkd report --results_dir runs/demo/results --attributions runs/demo/hub/datasets/agkd-attributions
 """
@@ -502,6 +502,75 @@ def fidelity_section(models_dir: Path, groups: dict, plots: Path, out: Path) -> 
     return lines
 
 
+def learning_curves_section(models_dir: Path, plots: Path, out: Path) -> list[str]:
+    """Validation loss over training steps, per teacher and pair: the no-map baseline and each method's students in
+    the primary design (its operator; the scale-fair normalisation where it exists), mean over seeds at each
+    evaluation step (over the seeds that reached it: early stopping ends some sooner), controls thin and grey. Whether
+    a map speeds learning up or only shifts where it ends shows here, not in the final scores.
+
+    Read from the run records (`validation_history` in each student's `agkd_run.json`), not from the trackers' event
+    files: a record ships in every model folder whatever `--report_to` was (none, wandb, a machine without
+    TensorBoard), while event files are optional and stay where the job ran; the numbers are the same evaluations."""
+    operator = PRIMARY_DESIGN[0]
+    records = [json.loads((d / "agkd_run.json").read_text()) for d in sorted(models_dir.glob("student-*"))
+               if (d / "agkd_run.json").exists()]
+    records = [r for r in records if r.get("validation_history") and r.get("target_kind", "reference") == "reference"]
+    figures = []
+    for teacher, pair in sorted({(r["teacher_name"], r["pair"]) for r in records}):
+        cell = [r for r in records if (r["teacher_name"], r["pair"]) == (teacher, pair)]
+        designed = [r for r in cell if r["method"] != BASELINE and r["operator"] == operator]
+        chosen = [r for r in designed if r["map_normalization"] == SCALE_FAIR_NORMALIZATION] or designed
+        if not chosen:
+            continue
+        chosen += [r for r in cell if r["method"] == BASELINE]
+        inits = {r.get("student_init", "scratch") for r in chosen}
+        curves = defaultdict(lambda: defaultdict(list))  # method (init) -> step -> validation losses over seeds
+        for r in chosen:
+            label = r["method"] + (f" ({r.get('student_init', 'scratch')})" if len(inits) > 1 else "")
+            for point in r["validation_history"]:
+                curves[label][point["step"]].append(point["validation_loss"])
+        figures.append(plot_learning_curves(curves, f"{teacher} {pair}: validation loss, operator {operator}",
+                                            plots / f"learning-curves-{teacher}-{pair}.png"))
+    if not figures:
+        return []
+    return [
+        "## Learning curves",
+        "",
+        f"Validation loss (nats per target token) over training steps of the no-map baseline and of each method's "
+        f"students under operator `{operator}`, mean over seeds, from the run records (`agkd_run.json`); every curve "
+        "of every model: `tensorboard --logdir` on the run's `logs/` folder.",
+        "",
+        *(f"![learning curves]({plot.relative_to(out)})" for plot in figures),
+        "",
+    ]
+
+
+def plot_learning_curves(curves: dict[str, dict[int, list[float]]], title: str, path: Path) -> Path:
+    plt = _pyplot()
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    order = method_order({key.split(" (")[0] for key in curves})
+    control_labelled = False
+    for key in sorted(curves, key=lambda k: (order.index(k.split(" (")[0]), k)):
+        method, steps = key.split(" (")[0], sorted(curves[key])
+        means = [statistics.mean(curves[key][step]) for step in steps]
+        seeds = max(len(losses) for losses in curves[key].values())
+        if method == BASELINE:
+            ax.plot(steps, means, color="black", linewidth=2.2, label=f"{key}: no map ({seeds} seeds)")
+        elif is_control(method):
+            ax.plot(steps, means, color="grey", linewidth=0.8, linestyle=":",
+                    label=None if control_labelled else "controls (random, uniform, diagonal, shuffled twins)")
+            control_labelled = True
+        else:
+            ax.plot(steps, means, linewidth=1.4, linestyle="-" if method in verdict.PAPER_TOP else "--",
+                    label=f"{key} ({seeds} seeds)")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("validation loss (mean over seeds)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="upper right")
+    return _save_figure(fig, path)
+
+
 # ================================================================================================ plots
 def _pyplot():
     """matplotlib's pyplot on the file-only Agg backend (reports are written on machines without a display)."""
@@ -695,6 +764,7 @@ def write_report(args: ReportArguments) -> Path:
     ]
     if args.models_dir:
         lines += fidelity_section(Path(args.models_dir), groups, plots, out)
+        lines += learning_curves_section(Path(args.models_dir), plots, out)
     if args.attributions:
         for teacher, pair in sorted({(k[0], k[1]) for k in groups}):
             lines += map_scale_lines(args.attributions, teacher, pair)

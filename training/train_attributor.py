@@ -52,6 +52,7 @@ def finalize_arguments(args: AttributorArguments) -> AttributorArguments:
         raise ValueError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
     if args.method not in METHODS:
         raise ValueError(f"unknown method {args.method!r}; choose one of {[*METHODS]}")
+    loop.check_report_to(args.report_to)
     preset = PRESETS[args.preset]
     fill_from_preset(args, preset.attributor)
     args.output_dir, args.checkpoint_dir = layout.default_dirs(preset.root(), args.output_dir, args.checkpoint_dir)
@@ -93,9 +94,12 @@ def train_attributor(args: AttributorArguments) -> Path:
     if not args.overwrite and layout.keep_finished(final_dir, args.attributions, data_config(args)):
         return final_dir
 
-    # ---- accelerator (checkpoints under work_dir/checkpoints)
+    # ---- accelerator (checkpoints under work_dir/checkpoints) and experiment trackers
+    settings = run_settings(args)
+    cell = {k: getattr(args, k) for k in ("method", "pair", "teacher_name", "seed")}
     accelerator = loop.start_run(
-        work_dir, resume=args.resume, settings=run_settings(args), seed=args.seed, mixed_precision=args.mixed_precision
+        work_dir, resume=args.resume, settings=settings, seed=args.seed, mixed_precision=args.mixed_precision,
+        tracking=args.tracking(name, {**settings, **cell}),
     )
     source_config = data_config(args)
     logger.info("training %s on %s/%s -> %s", name, args.attributions, source_config, final_dir)
@@ -135,6 +139,7 @@ def train_attributor(args: AttributorArguments) -> Path:
     )
     metrics = fidelity(accelerator, model, test_dl)
     logger.info("%s held-out fidelity: %s", name, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    loop.track(accelerator, {f"{args.test_split}/{k}": v for k, v in metrics.items()}, state.step)
 
     # ---- save the Hub folder (atomically) with its run record and card
     accelerator.wait_for_everyone()

@@ -103,6 +103,7 @@ def finalize_arguments(args: StudentArguments) -> StudentArguments:
         raise ValueError(f"--supervision_weight must be >= 0, got {args.supervision_weight}")
     check_choice("injection_operator", args.operator, INJECTION_OPERATORS)
     check_choice("map_normalization", args.map_normalization, MAP_NORMALIZATIONS)
+    loop.check_report_to(args.report_to)
     preset = PRESETS[args.preset]
     budget = preset.warm_start if args.train_corpus is not None else preset.student
     fill_from_preset(args, budget)
@@ -211,9 +212,11 @@ def train_student(args: StudentArguments) -> Path:
     provenance = layout.map_provenance(args.attributions, config)  # the maps' version as read now
     wall_start = time.perf_counter()
 
-    # ---- accelerator (checkpoints under work_dir/checkpoints)
+    # ---- accelerator (checkpoints under work_dir/checkpoints) and experiment trackers (the run's settings and cell)
+    cell = {k: getattr(args, k) for k in ("method", "operator", "map_normalization", "target_kind", "pair", "seed")}
     accelerator = loop.start_run(
-        work_dir, resume=args.resume, settings=settings, seed=args.seed, mixed_precision=args.mixed_precision
+        work_dir, resume=args.resume, settings=settings, seed=args.seed, mixed_precision=args.mixed_precision,
+        tracking=args.tracking(name, {**settings, **cell, "student_init": student_init(args)}),
     )
     logger.info("training %s on %s/%s (preset %s) -> %s", name, source, source_config, args.preset, final_dir)
 

@@ -99,6 +99,7 @@ def finalize_arguments(args: TeacherArguments) -> TeacherArguments:
     if args.preset not in PRESETS:
         raise ValueError(f"unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
     check_family(args.family)
+    loop.check_report_to(args.report_to)
     preset = PRESETS[args.preset]
     fill_from_preset(args, preset.teacher)
     if isinstance(args.train_origins, tuple):  # the preset's tuple, as the option's comma-separated form
@@ -341,14 +342,16 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
     work_dir = Path(args.checkpoint_dir) / name
     wall_start = time.perf_counter()
 
-    # ---- accelerator (checkpoints under work_dir/checkpoints)
+    # ---- accelerator (checkpoints under work_dir/checkpoints) and experiment trackers
+    settings = run_settings(args, pairs)
     accelerator = loop.start_run(
         work_dir,
         resume=args.resume,
-        settings=run_settings(args, pairs),
+        settings=settings,
         seed=args.seed,
         mixed_precision=args.mixed_precision,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
+        tracking=args.tracking(name, settings),
     )
     logger.info("training %s on %s (preset %s) -> %s", name, ",".join(pairs), args.preset, final_dir)
 
@@ -434,6 +437,7 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
                     for s, r, h in list(zip(sources, references, scores.hypotheses, strict=True))[:3]
                 ],
             }
+            loop.track(accelerator, {f"{split}/{d.pair}/{m}": getattr(scores, m) for m in ("bleu", "chrf")}, state.step)
             logger.info(
                 "%s %s: BLEU %.2f chrF %.2f (copy-the-source baseline: BLEU %.2f chrF %.2f) on %d sentences",
                 d.pair,
