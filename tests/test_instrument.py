@@ -87,6 +87,7 @@ def test_config_is_checked_and_takes_the_presets_regime():
     assert demo.finetune_steps == PRESETS["demo"].student.max_steps
     assert demo.finetune_pairs == PRESETS["demo"].extract.max_pairs["train"]
     assert demo.seeds == (3, 4, 5)  # not the seeds its budget was chosen on
+    assert (demo.eval_steps, demo.patience) == (PRESETS["demo"].student.eval_steps, PRESETS["demo"].student.patience)
 
 
 def synthetic(gains: dict[str, float], noise: float = 0.01, seeds: int = 3, seed: int = 0) -> dict:
@@ -130,6 +131,7 @@ def test_a_tiny_real_check_runs_and_writes_its_section(tmp_path):
         (s, k) for s in (0, 1) for k in (BASELINE, SHUFFLED, *map(oracle, CORRUPTION_LEVELS))
     }
     assert result["passed"] is False  # 3 steps teach nothing
+    assert {c["best_step"] for c in result["cells"]} <= {3}  # the best validation step's weights, as real students
     lines = instrument_section(result)
     assert lines[0].startswith("## Instrument check") and "MDE" in "\n".join(lines)
     assert any(line.startswith("**The design cannot see a planted alignment at this budget**") for line in lines)

@@ -43,6 +43,17 @@ def test_smoke_plan_covers_every_stage_in_order():
     assert [j.label for j in jobs if j.stage == "attributor"] == ["marian.de-en attention", "marian.de-en saliency"]
 
 
+def test_seeds_fine_tune_the_presets_warm_starts_in_turn():
+    jobs = plan_for("--preset", "demo", "--runs_dir", "/tmp/x")
+    starts = [j for j in jobs if j.stage == "warm-start"]
+    assert [j.argv[j.argv.index("--seed") + 1] for j in starts] == ["0", "1"]
+    assert starts[1].makes == ("warm-start:marian.de-en.s1",)
+    for seed, start in ((0, 0), (1, 1), (2, 0)):
+        cells = [j for j in jobs if j.stage == "student" and j.label.endswith(f"s{seed}")]
+        assert {j.argv[j.argv.index("--init_from") + 1] for j in cells} == {f"/tmp/x/demo/hub/models/warmstart-marian-de-en-s{start}"}
+        assert all(f"warm-start:marian.de-en.s{start}" in j.needs for j in cells)
+
+
 def test_grid_narrowing_and_stop_after():
     jobs = plan_for("--preset", "paper", "--pairs", "fr-en", "--teachers", "marian", "--methods", "attention",
                     "--operators", "all", "--seeds", "3", "--corpus", "/data/agkd-parallel", "--stop_after", "student")
@@ -57,7 +68,7 @@ def test_grid_narrowing_and_stop_after():
 
 
 @pytest.mark.parametrize("preset, grid", [
-    ("lab", {"teacher": 2, "extract": 40, "warm-start": 2, "student": 216, "attributor": 16, "evaluate": 216}),
+    ("lab", {"teacher": 2, "extract": 40, "warm-start": 4, "student": 216, "attributor": 16, "evaluate": 216}),
     ("paper", {"teacher": 4, "extract": 120, "warm-start": 0, "student": 1512, "attributor": 48, "evaluate": 1512}),
 ])
 def test_gpu_presets_plan_the_grids_their_costs_are_quoted_for(preset, grid):
@@ -93,7 +104,7 @@ def test_every_job_needs_only_what_earlier_jobs_make_and_students_wait_for_their
     extract = [j for j in jobs if j.stage == "extract"]
     assert len(extract) == 2 + 3 + 2 + 1  # one per method, control and shuffled twin, and the teacher's translations
     student = next(j for j in jobs if j.label == "marian.de-en saliency add row_sum s0")
-    assert set(student.needs) == {"maps:marian.de-en.saliency", "warm-start:marian.de-en"}
+    assert set(student.needs) == {"maps:marian.de-en.saliency", "warm-start:marian.de-en.s0"}
     assert student.shared and not extract[0].shared
     evaluation = next(j for j in jobs if j.stage == "evaluate" and j.label.startswith("student-marian-de-en-saliency-add-rowsum"))
     assert "evaluated:student-marian-de-en-none-warm-s0" in evaluation.needs

@@ -46,7 +46,7 @@ from modeling.attribution_injection import INJECTION_OPERATORS, MAP_FREE_OPERATO
 from training import verdict
 from training.cli import run_as_script, stage_main
 from training.layout import INSTRUMENT_FILE
-from training.loop import progress
+from training.loop import TrainingState, progress
 from training.presets import PRESETS, transformer_sizes
 from training.scoring import PRIMARY_METRIC, TokenStatistics, teacher_forced_statistics
 
@@ -83,6 +83,7 @@ class InstrumentConfig:
     min_units: int = 2
     max_units: int = 6
     corpus_pairs: int = 4000  # the warm start's no-map pairs (the corpus)
+    validation_pairs: int = 200  # held out for the fine-tuning's best-step selection, as the demo's validation split
     test_pairs: int = 200
     d_model: int = 64
     ffn_dim: int = 128
@@ -94,6 +95,8 @@ class InstrumentConfig:
     finetune_steps: int = 80  # the demo's student budget
     finetune_pairs: int = 600  # the demo's map-annotated pairs
     finetune_learning_rate: float = 1e-3  # the demo's ratio of student to warm-start learning rate (3e-4 / 1e-3)
+    eval_steps: int = 40  # validation loss every N fine-tuning steps; the best step's weights are kept, as the demo's
+    patience: int = 2  # evaluations without improvement before the fine-tuning stops (0: never), as the demo's
     batch_size: int = 32
     operator: str = "supervise"
     supervision_weight: float = 1.0
@@ -118,6 +121,8 @@ class InstrumentConfig:
         preset = PRESETS[name]
         regime = dict(
             finetune_steps=preset.student.max_steps,
+            eval_steps=preset.student.eval_steps,
+            patience=preset.student.patience,
             batch_size=preset.student.batch_size,
             finetune_pairs=preset.extract.max_pairs.get("train") or cls.finetune_pairs,
             seeds=tuple(range(CHECK_SEED_OFFSET, CHECK_SEED_OFFSET + max(len(preset.seeds), verdict.MIN_SEEDS))),
@@ -308,13 +313,17 @@ def student_config(task: PlantedTask, config: InstrumentConfig, operator: str) -
 
 
 def train_steps(model, split: PlantedSplit, kind: str | None, steps: int, learning_rate: float, batch_size: int,
-                seed: int, pairs: int) -> None:
-    """`steps` AdamW steps (the shipped-student recipe: betas 0.9/0.98, weight decay 0.01, clipping 1.0) on batches
-    drawn from the first `pairs` examples of `split`, in an order fixed by `seed`."""
+                seed: int, pairs: int, validation: PlantedSplit | None = None, eval_steps: int = 0,
+                patience: int = 0) -> TrainingState:
+    """Up to `steps` AdamW steps (the shipped-student recipe: betas 0.9/0.98, weight decay 0.01, clipping 1.0) on
+    batches drawn from the first `pairs` examples of `split`, in an order fixed by `seed`. With `validation`, as the
+    real students' loop (`loop.fit`): the validation loss (no map) every `eval_steps` and at the end, early stopping
+    after `patience` evaluations without improvement, and the best step's weights restored."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=(0.9, 0.98), weight_decay=0.01, foreach=True)
     generator = torch.Generator().manual_seed(seed)
+    state, best = TrainingState(patience=patience), None
     model.train()
-    for _ in range(steps):
+    while state.step < steps and not state.should_stop:
         batch = split.batch(torch.randint(0, pairs, (batch_size,), generator=generator), kind)
         del batch["index"]
         loss = model(**batch).loss
@@ -322,6 +331,22 @@ def train_steps(model, split: PlantedSplit, kind: str | None, steps: int, learni
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
         optimizer.step()
+        state.step += 1
+        if validation is not None and (state.step % eval_steps == 0 or state.step == steps):
+            if state.update_validation(validation_loss(model, validation)):
+                best = {k: v.clone() for k, v in model.state_dict().items()}
+    if best is not None:
+        model.load_state_dict(best)
+    return state
+
+
+@torch.no_grad()
+def validation_loss(model, split: PlantedSplit) -> float:
+    """Mean token cross-entropy of `split` without a map (what the real students' validation measures)."""
+    model.eval()
+    statistics = score(model, split, None)
+    model.train()
+    return float(statistics.nll.sum() / statistics.tokens.sum())
 
 
 def warm_start(task: PlantedTask, corpus: PlantedSplit, config: InstrumentConfig) -> dict[str, torch.Tensor]:
@@ -332,16 +357,17 @@ def warm_start(task: PlantedTask, corpus: PlantedSplit, config: InstrumentConfig
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-def fine_tune(task: PlantedTask, corpus: PlantedSplit, config: InstrumentConfig, weights: dict, seed: int,
-              kind: str | None):
-    """One cell: the warm start fine-tuned on the map-annotated pairs with map `kind` (None: the no-map baseline);
-    `seed` fixes the batch order, so the cells of one seed differ only in their map."""
+def fine_tune(task: PlantedTask, corpus: PlantedSplit, validation: PlantedSplit, config: InstrumentConfig,
+              weights: dict, seed: int, kind: str | None):
+    """One cell: the warm start fine-tuned on the map-annotated pairs with map `kind` (None: the no-map baseline),
+    keeping its best validation step as the real students do; `seed` fixes the batch order, so the cells of one seed
+    differ only in their map. Returns the model and the step whose weights it has."""
     torch.manual_seed(seed)
     model = AgkdStudentForConditionalGeneration(student_config(task, config, BASELINE if kind is None else config.operator))
     model.load_state_dict(weights)
-    train_steps(model, corpus, kind, config.finetune_steps, config.finetune_learning_rate, config.batch_size, seed,
-                config.finetune_pairs)
-    return model
+    state = train_steps(model, corpus, kind, config.finetune_steps, config.finetune_learning_rate, config.batch_size,
+                        seed, config.finetune_pairs, validation, config.eval_steps, config.patience)
+    return model, state.best_step
 
 
 def score(model, split: PlantedSplit, kind: str | None, batch_size: int = 100) -> TokenStatistics:
@@ -364,9 +390,11 @@ def run_instrument_check(config: InstrumentConfig | None = None) -> dict:
     try:
         task = build_task(config)
         rng = np.random.default_rng([config.task_seed, 1])
-        sentences = sample_sentences(task, config, config.corpus_pairs + config.test_pairs, rng)
+        held_out = config.corpus_pairs + config.validation_pairs
+        sentences = sample_sentences(task, config, held_out + config.test_pairs, rng)
         corpus = make_split(task, sentences[: config.corpus_pairs], rng)
-        test = make_split(task, sentences[config.corpus_pairs :], rng)
+        validation = make_split(task, sentences[config.corpus_pairs : held_out], rng)
+        test = make_split(task, sentences[held_out:], rng)
         weights = warm_start(task, corpus, config)
         kinds = (BASELINE, *map_kinds())
         grid = [(seed, kind) for seed in config.seeds for kind in kinds]
@@ -375,9 +403,11 @@ def run_instrument_check(config: InstrumentConfig | None = None) -> dict:
         for seed, kind in progress(grid, desc="instrument check", unit="student"):
             map_kind = None if kind == BASELINE else kind
             # Scored with the map at test time: a map-free design ignores it, an injecting one shows its leak.
-            stats = score(fine_tune(task, corpus, config, weights, seed, map_kind), test, map_kind)
+            model, best_step = fine_tune(task, corpus, validation, config, weights, seed, map_kind)
+            stats = score(model, test, map_kind)
             statistics[kind].append(stats)
-            cells.append({"seed": seed, "map": kind, **stats.corpus(), "tokens": int(stats.tokens.sum())})
+            cells.append({"seed": seed, "map": kind, "best_step": best_step, **stats.corpus(),
+                          "tokens": int(stats.tokens.sum())})
     finally:
         torch.set_num_threads(threads)
     return {
@@ -459,7 +489,9 @@ def instrument_section(result: dict) -> list[str]:
         f"two-word phrases translated by one word, a seeded target order). Regime: a no-map warm start "
         f"({config['warm_steps']} steps on {config['corpus_pairs']} pairs), then per seed "
         f"({', '.join(map(str, config['seeds']))}) and map a fine-tuning of {config['finetune_steps']} steps on "
-        f"{config['finetune_pairs']} map-annotated pairs with operator `{config['operator']}`"
+        f"{config['finetune_pairs']} map-annotated pairs with operator `{config['operator']}`, keeping the best "
+        f"validation step (every {config['eval_steps']} steps, patience {config['patience']}; best steps "
+        f"{', '.join(map(str, sorted({c['best_step'] for c in result['cells']})))})"
         + (" (no map at test time)" if config["operator"] in MAP_FREE_OPERATORS else " (the map at test time too)")
         + f"; scored on {config['test_pairs']} held-out pairs by `{result['primary_metric']}`. Gain = control minus "
         "student in nats/token, mean over seeds [95% interval over seeds and sentences].",

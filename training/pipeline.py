@@ -62,8 +62,9 @@ class PipelineArguments:
     )
     student_init: str | None = field(
         default=None,
-        metadata={"help": "scratch (every student from random weights: the paper) or warm (every cell fine-tunes one "
-                  "shared no-map warm start trained on the corpus) (default: the preset's)"},
+        metadata={"help": "scratch (every student from random weights: the paper) or warm (every cell fine-tunes a "
+                  "shared no-map warm start trained on the corpus: seed s the preset's warm start s mod their count) "
+                  "(default: the preset's)"},
     )
     corpus: str | None = field(
         default=None, metadata={"help": "use this agkd-parallel folder or Hub id instead of building one"}
@@ -215,19 +216,22 @@ def plan(args: PipelineArguments) -> list[Job]:
         argv += ["--output_dir", str(release.models), "--checkpoint_dir", str(release.checkpoints), "--resume"]
         return argv + tracking
 
-    if warm:
-        # One shared no-map warm start per teacher and pair, trained on the corpus before any cell (seed 0).
-        for (family, pair), teacher in teachers.items():
-            jobs.append(Job("warm-start", f"{family}.{pair}", "training.train_student",
-                            [*student_argv(family, pair, teacher), "--seed", "0", "--method", BASELINE, "--train_corpus", corpus],
-                            needs=("corpus", f"teacher:{family}.{pair}"), makes=(f"warm-start:{family}.{pair}",)))
+    warm_starts = range(preset.warm_starts if warm else 0)
+    # The preset's no-map warm starts per teacher and pair (seeds 0, 1, ...), trained on the corpus before any cell;
+    # student seed s fine-tunes warm start s mod their count, so the seeds vary the warm start too.
+    for (family, pair), teacher in teachers.items():
+        for start in warm_starts:
+            argv = [*student_argv(family, pair, teacher), "--seed", str(start), "--method", BASELINE, "--train_corpus", corpus]
+            jobs.append(Job("warm-start", f"{family}.{pair} s{start}", "training.train_student", argv,
+                            needs=("corpus", f"teacher:{family}.{pair}"), makes=(f"warm-start:{family}.{pair}.s{start}",)))
     budget = ["--max_steps", str(args.student_max_steps)] if args.student_max_steps else []
     students = []  # (family, pair, method, name, baseline name)
     for (family, pair), teacher in teachers.items():
         where = student_argv(family, pair, teacher)
-        init = ["--init_from", str(release.models / warm_start_name(family, pair))] if warm else []
-        after_warm_start = (f"warm-start:{family}.{pair}",) if warm else ()
         for seed in args.seeds:
+            start = seed % len(warm_starts) if warm else None
+            init = ["--init_from", str(release.models / warm_start_name(family, pair, start))] if warm else []
+            after_warm_start = (f"warm-start:{family}.{pair}.s{start}",) if warm else ()
             base = [*where, "--seed", str(seed), *init, *budget]
             baseline = baseline_name(family, pair, seed=seed, warm=warm)
             jobs.append(Job("student", f"{family}.{pair} baseline s{seed}", "training.train_student", [*base, "--method", BASELINE],

@@ -192,6 +192,9 @@ class Preset:
     # `warm`: every cell, the baseline included, fine-tunes one shared no-map warm start (`warm_start`) trained on
     # the corpus, so that students translate before a map is injected (not the paper's design; reported as such).
     student_init: str = "scratch"
+    # `warm`: how many warm starts (seeds 0, 1, ...); student seed s fine-tunes warm start s mod this, so that the
+    # seeds' spread, and with it the verdict's intervals, covers the warm start too.
+    warm_starts: int = 1
     # Test-time map protocols that `agkd evaluate` runs (a `supervise` student is evaluated `train-only` whatever
     # these say: it takes no map at test time).
     protocols: tuple[str, ...] = PROTOCOLS
@@ -298,6 +301,7 @@ PRESETS: dict[str, Preset] = {
         normalizations=("row_sum",),
         seeds=(0, 1, 2),
         student_init="warm",
+        warm_starts=2,  # seeds 0 and 2 fine-tune warm start 0, seed 1 warm start 1
         protocols=("gold",),  # the others cost a decode each (`agkd evaluate --protocols`)
         teacher=TeacherPreset(
             vocab_size=4000,
@@ -343,6 +347,7 @@ PRESETS: dict[str, Preset] = {
         control_operators=(PRIMARY_OPERATOR,),
         seeds=(0, 1, 2),
         student_init="warm",
+        warm_starts=2,
         protocols=("gold", "teacher"),
         # The Bible build (the full corpus' Bible part: the same 117,776 de-en train pairs, 227 validation and 616 test
         # verses): the teacher, its maps, the warm start and the students all see the domain they are tested on (the
