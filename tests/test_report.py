@@ -115,6 +115,17 @@ def test_preconditions_make_it_cannot_be_checked():
         "the positive control was not run")
 
 
+def test_a_control_passed_at_steps_the_students_never_reached_certifies_nothing():
+    control = {**PASSED, "cells": [{"map": "oracle@0", "best_step": 240}] * 3 + [{"map": "none", "best_step": 240}]}
+    problems = report.Preconditions(control, [8.0], student_best_steps=[40, 40, 80]).failures(PRIMARY, list(ALL_METHODS), 3)
+    assert problems == [
+        "the positive control passed with its students at step 240 (median), but the real students kept the weights of "
+        "step 40: a regime they did not reach (more map-annotated pairs would give them that room)"
+    ]
+    assert not report.Preconditions(control, [8.0], student_best_steps=[240, 200, 240]).failures(
+        PRIMARY, list(ALL_METHODS), 3)
+
+
 def test_missing_seeds_and_the_gold_leak():
     gains = with_twins({m: 0.05 for m in ALL_METHODS}) | {f"{m}@gold": 0.30 for m in ALL_METHODS}
     scores = synthetic_scores(gains)
@@ -167,7 +178,8 @@ def test_report_leads_with_the_verdict_on_the_primary_design(tmp_path):
         return [TokenStatistics((2.0 - effect + rng.normal(0, 0.01, 50)) * tokens, tokens * 0, tokens) for _ in range(3)]
     kinds = {"none": 0.0, "shuffled": 0.0, **{f"oracle@{q:g}": 0.3 * (1 - q) for q in (0, 0.25, 0.5, 0.75, 1)}}
     instrument = {"config": {**vars(InstrumentConfig()), "seeds": [0, 1, 2]}, "primary_metric": "nll_reference",
-                  "criteria": {"power": 0.8}, "seconds": 1.0, **judge({k: stats(e) for k, e in kinds.items()}, InstrumentConfig())}
+                  "criteria": {"power": 0.8}, "seconds": 1.0, "cells": [{"map": "oracle@0", "best_step": 80}],
+                  **judge({k: stats(e) for k, e in kinds.items()}, InstrumentConfig())}
     assert instrument["passed"]
     gains = with_twins({m: 0.20 if m in verdict.PAPER_TOP else 0.05 for m in ALL_METHODS})
     write_synthetic_results(tmp_path, gains | {f"{m}@gold": 0.3 for m in ALL_METHODS}, instrument)

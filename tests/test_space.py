@@ -85,7 +85,7 @@ def test_release_discovery(app, space_release_dir):
     assert release.pairs() == ["de-en"]
     assert release.teachers("de-en") == ["marian"]
     assert release.methods("de-en", "marian") == ["attention"]
-    assert release.operators("de-en", "marian", "attention") == ["add"]
+    assert release.operators("de-en", "marian", "attention") == ["supervise", "add"]  # the verdict's design first
     assert release.student("de-en", "marian", "none").name == "student-marian-de-en-none-s0"
     assert release.attributor_ref("marian", "de-en", "attention").endswith("attributor-marian-de-en-attention")
     assert release.attributor_ref("marian", "de-en", "saliency") is None
@@ -279,7 +279,10 @@ def test_results_table_of_the_pair(app):
     assert "| method | add |" in text and "| attention |" in text
     assert "#### protocol `gold`" in text and "Baseline (no map): BLEU" in text and "Ranking by mean gain on `nll_reference`" in text
     sections = [line.split("`")[1] for line in text.splitlines() if line.startswith("#### protocol")]
-    assert len(sections) > 1 and sections == sorted(sections, key=protocol_order)
+    # The primary design's protocol first (it carries the verdict), then the reading order.
+    assert sections[0] == "train-only" and "the primary design (leak-free)" in text
+    assert len(sections) > 1 and sections[1:] == sorted(sections[1:], key=protocol_order)
+    assert "**Primary design** (carries the report's verdict): operator `supervise`" in text
     assert "No evaluation results" in SpaceApp(Release(app.release.root, results=app.release.root / "none.jsonl")).results_markdown("de-en")
 
 

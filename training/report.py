@@ -283,6 +283,23 @@ class Preconditions:
     instrument: dict | None  # instrument_check.json, None: not run
     baseline_bleu: list[float]
     min_baseline_bleu: float = MIN_BASELINE_BLEU
+    # The steps whose weights the real students kept (their run records, `--models_dir`): a control that passed with
+    # its students kept at later steps passed in a regime the real ones did not reach. Empty: not checked.
+    student_best_steps: list[int] = field(default_factory=list)
+
+    def regime_mismatch(self) -> str | None:
+        """Why the passed control does not certify these students, or None."""
+        control = [c["best_step"] for c in self.instrument.get("cells", []) if c["map"] == "oracle@0" and "best_step" in c]
+        if not control or not self.student_best_steps:
+            return None
+        students, planted = statistics.median(self.student_best_steps), statistics.median(control)
+        if students >= planted:
+            return None
+        return (
+            f"the positive control passed with its students at step {planted:g} (median), but the real students kept "
+            f"the weights of step {students:g}: a regime they did not reach (more map-annotated pairs would give them "
+            "that room)"
+        )
 
     def failures(self, design: Design, methods: list[str], seeds: int) -> list[str]:
         problems = []
@@ -297,6 +314,8 @@ class Preconditions:
                 "this design cannot detect a planted alignment at this budget (" + "; ".join(failures(self.instrument))
                 + f"; smallest detectable effect there {self.instrument['mde']:.4f} nats/token)"
             )
+        elif mismatch := self.regime_mismatch():
+            problems.append(mismatch)
         if not self.baseline_bleu:
             problems.append("there is no baseline result")
         elif min(self.baseline_bleu) < self.min_baseline_bleu:
@@ -690,12 +709,22 @@ def baseline_line(baseline: list[dict]) -> str:
     )
 
 
+def best_steps(models_dir: str, rows: list[dict], design: tuple[str, str]) -> list[int]:
+    """The steps whose weights the students of `design` kept (`best_step` of their run records in `models_dir`)."""
+    steps = []
+    for row in rows:
+        record = Path(models_dir) / row["student"] / "agkd_run.json"
+        if (row["operator"], row["protocol"]) == design and record.exists():
+            steps.append(json.loads(record.read_text())["best_step"])
+    return steps
+
+
 def design_reason(instrument: dict | None) -> str:
     """Why the primary design carries the verdict, and what its positive control measured."""
     operator, protocol = PRIMARY_DESIGN
     control = (
         "the positive control was not run" if instrument is None else
-        f"its graded positive control {'passed' if instrument['passed'] else 'failed'} in the same regime; smallest "
+        f"its graded positive control in the preset's regime {'passed' if instrument['passed'] else 'failed'}; smallest "
         f"gain over the shuffled twin it detects there (MDE): {instrument['mde']:.4f} nats/token"
     )
     return (
@@ -725,7 +754,10 @@ def write_report(args: ReportArguments) -> Path:
         body += [f"## {title}", ""]
         baseline_lines = [baseline_line(baseline), ""] if baseline else []
         map_rows = [r for key, rs in groups.items() if key[:5] == group and key[5] != BASELINE_PROTOCOL for r in rs]
-        preconditions = Preconditions(instrument_result, [b["bleu"] for b in baseline])
+        preconditions = Preconditions(
+            instrument_result, [b["bleu"] for b in baseline],
+            student_best_steps=best_steps(args.models_dir, map_rows, PRIMARY_DESIGN) if args.models_dir else [],
+        )
         section, primary = verdict_lines(
             map_rows, baseline, preconditions, results_dir, "-".join(map(str, group)), plots, out
         )
