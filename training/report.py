@@ -223,13 +223,16 @@ class Scores:
 CONTRASTS = ("baseline", "shuffled", "diagonal")  # what a method's gain is measured over, in the table's order
 
 
+def reference_system(method: str, over: str, design: Design) -> str:
+    """What a method's gain is measured over (`CONTRASTS`): the no-map baseline, its own shuffled twin or a control."""
+    if over == "baseline":
+        return BASELINE
+    return system(shuffled_control(method) if over == "shuffled" else over, design)
+
+
 def contrast_weights(method: str, over: str, design: Design) -> dict[str, float]:
     """A method's gain under `design` over the no-map baseline, its own shuffled twin or the diagonal control."""
-    mine = system(method, design)
-    if over == "baseline":
-        return verdict.gain(mine, over=BASELINE)
-    control = shuffled_control(method) if over == "shuffled" else over
-    return verdict.gain(mine, over=system(control, design))
+    return verdict.gain(system(method, design), over=reference_system(method, over, design))
 
 
 @dataclass
@@ -258,7 +261,7 @@ def judge_design(scores: Scores, design: Design, methods: list[str], controls: l
     claim = verdict.claim_verdict({
         (top, rest): scores.estimate(verdict.gain_difference(
             system(top, design), system(rest, design),
-            over_a=system(shuffled_control(top), design), over_b=system(shuffled_control(rest), design),
+            over_a=reference_system(top, CLAIM_CONTRAST, design), over_b=reference_system(rest, CLAIM_CONTRAST, design),
         ))
         for top, rest in itertools.product(verdict.PAPER_TOP, verdict.PAPER_REST)
     })
