@@ -57,15 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from transformers import HfArgumentParser
 
-    from datasets_scripts.attribution_methods import METHODS
-    from datasets_scripts.attribution_teacher import Teacher
-    from datasets_scripts.extract_attributions import load_corpus
-    from datasets_scripts.fast_attribution import attribute_rows_fast, fast_batch_size
-    from datasets_scripts.inseq_engine import attribute_rows
+    from agkd.datasets_scripts.attribution.fast_engine import attribute_rows_fast, fast_batch_size
+    from agkd.datasets_scripts.attribution.inseq_engine import attribute_rows
+    from agkd.datasets_scripts.attribution.methods import METHODS
+    from agkd.datasets_scripts.attribution.teacher import Teacher
+    from agkd.datasets_scripts.extract_attributions import load_corpus
 
     (args,) = HfArgumentParser(BenchArguments).parse_args_into_dataclasses(args=argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    for noisy in ("inseq", "captum", "datasets_scripts", "transformers"):
+    for noisy in ("inseq", "captum", "agkd", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     datasets.disable_progress_bars()
     if args.num_threads:

@@ -63,8 +63,8 @@ class SizedVocabulary:
 
 def teacher_model(preset, device, attention: str | None = None):
     """A Marian teacher of the preset's size (`attention="eager"`: as the extraction loads teachers)."""
-    from training.presets import TeacherPreset
-    from training.train_teacher import build_model
+    from agkd.training.orchestration.presets import TeacherPreset
+    from agkd.training.train_teacher import build_model
 
     args = SimpleNamespace(family="marian", **{f.name: getattr(preset.teacher, f.name) for f in fields(TeacherPreset)})
     model = build_model(args, SizedVocabulary(preset.teacher.vocab_size))
@@ -125,7 +125,7 @@ def seconds_per_step(model, inputs: dict, steps: int, precision: str | None = "n
 def seconds_per_pair(model, method: str, args: CostArguments, ig_steps: int | None) -> float:
     import torch
 
-    from datasets_scripts.fast_attribution import attribute_pairs
+    from agkd.datasets_scripts.attribution.fast_engine import attribute_pairs
 
     generator = torch.Generator().manual_seed(1)
     vocab = model.config.vocab_size
@@ -142,7 +142,7 @@ def seconds_per_pair(model, method: str, args: CostArguments, ig_steps: int | No
 
 def split_sizes(args: CostArguments, pairs: tuple[str, ...]) -> dict[str, dict[str, int]]:
     if args.corpus:
-        from datasets_scripts.extract_attributions import load_corpus
+        from agkd.datasets_scripts.extract_attributions import load_corpus
 
         return {pair: {split: len(rows) for split, rows in load_corpus(args.corpus, pair).items()} for pair in pairs}
     if args.train_pairs is None:
@@ -154,11 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from transformers import HfArgumentParser
 
-    from training import pipeline
-    from training.loop import resolve_mixed_precision
-    from training.presets import PRESETS, AttributorPreset, StudentPreset
-    from training.train_attributor import build_attributor
-    from training.train_student import build_student
+    from agkd.training.loop import resolve_mixed_precision
+    from agkd.training.orchestration import pipeline
+    from agkd.training.orchestration.presets import PRESETS, AttributorPreset, StudentPreset
+    from agkd.training.train_attributor import build_attributor
+    from agkd.training.train_student import build_student
 
     (args,) = HfArgumentParser(CostArguments).parse_args_into_dataclasses(args=argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")

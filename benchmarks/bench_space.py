@@ -36,8 +36,8 @@ SENTENCES = (
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from space.app import SpaceApp
-    from space.release import Release
+    from agkd.space.app import SpaceApp
+    from agkd.space.release import Release
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--release", default="runs/demo/hub")
@@ -84,11 +84,11 @@ def live_maps_on_a_lookalike(family: str, threads: int | None, methods: list[str
 
     import torch
 
-    from datasets_scripts.attribution_methods import METHODS
-    from datasets_scripts.teachers import teacher_spec
-    from space import app as app_module
-    from space.app import SpaceApp
-    from space.release import Release, load_attribution_teacher
+    from agkd.datasets_scripts.attribution.methods import METHODS
+    from agkd.datasets_scripts.teachers import teacher_spec
+    from agkd.space import app as app_module
+    from agkd.space.app import SpaceApp
+    from agkd.space.release import Release, load_attribution_teacher
     from tests.tiny_teachers import build_lookalike
 
     if threads:

@@ -15,7 +15,7 @@ import time
 import torch
 from transformers import MarianConfig, MarianMTModel
 
-from modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
+from agkd.modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
 
 SIZES = {
     # name: (d_model, layers, heads, ffn, vocab, batch, source/target tokens)

@@ -25,9 +25,9 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers.utils import logging as hf_logging
 
-from modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
-from training import loop
-from training.presets import PRESETS, transformer_sizes
+from agkd.modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
+from agkd.training import loop
+from agkd.training.orchestration.presets import PRESETS, transformer_sizes
 
 VOCAB = 4000  # the demo teacher's sentencepiece vocabulary (`PRESETS["demo"].teacher.vocab_size`)
 LENGTH = 24  # tokens per source and target: the demo's pairs are short Bible verses (max_length 48)

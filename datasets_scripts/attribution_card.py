@@ -163,7 +163,7 @@ def _quality_section(metas: dict[str, dict]) -> list[str]:
 
 def write_dataset_card(output_dir: str | Path) -> Path:
     """(Re)write README.md from every config's meta/<config>.json (configs written by earlier runs included)."""
-    from datasets_scripts.hub_layout import META_DIR, write_card
+    from agkd.datasets_scripts.release_layout import META_DIR, write_card
 
     root = Path(output_dir)
     metas = {p.stem: json.loads(p.read_text()) for p in sorted((root / META_DIR).glob("*.json"))}
@@ -233,7 +233,7 @@ def write_dataset_card(output_dir: str | Path) -> Path:
         }
     )
     if compat:
-        lines += ["Inseq compatibility layer (`datasets_scripts/inseq_compat.py`), probe results:", ""]
+        lines += ["Inseq compatibility layer (`datasets_scripts/attribution/inseq_compat.py`), probe results:", ""]
         lines += [f"- `{c}`" for c in compat]
         lines.append("")
     lines += ["Per-config details (teacher, versions, arguments, counts, fingerprints) are in `meta/<config>.json`.", ""]

@@ -34,8 +34,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets_scripts import corpus_sources as cs
-from datasets_scripts.corpus_sources import Pair
+from agkd.datasets_scripts import corpus_sources as cs
+from agkd.datasets_scripts.corpus_sources import Pair
 
 logger = logging.getLogger(__name__)
 
@@ -811,7 +811,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import datasets
 
-    from datasets_scripts.hub_layout import atomic_folder, split_counts, write_card, write_split
+    from agkd.datasets_scripts.release_layout import atomic_folder, split_counts, write_card, write_split
 
     datasets.disable_progress_bars()
     stats: dict[str, PairStats] = {}

@@ -1,7 +1,7 @@
 """`agkd extract`: attribution maps of a teacher on agkd-parallel into the Hub dataset agkd-attributions (the CLI and
 its orchestration).
 
-Configs, row schema and target kinds are those of `attribution_configs.py`; the maps come from `engines.attribute`
+Configs, row schema and target kinds are those of `attribution/configs.py`; the maps come from `engines.attribute`
 (`--engine inseq`, the reference, or `fast`); splits are those of the corpus. Every example is self-checked: the
 engine's probability of each target token against a plain forward pass of the teacher; a shard whose max deviation
 exceeds `--prob_tolerance` is refused (not written) and the run fails. A teacher whose validation BLEU (recorded by
@@ -33,11 +33,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets_scripts.attribution_card import parquet_map_scale, write_dataset_card
-from datasets_scripts.attribution_configs import TARGET_KINDS, config_name, features
-from datasets_scripts.attribution_teacher import Teacher
-from datasets_scripts.engines import ENGINES, attribute, default_batch_size, engine_for
-from datasets_scripts.hub_layout import public_ref
+from agkd.datasets_scripts.attribution.configs import TARGET_KINDS, config_name, features
+from agkd.datasets_scripts.attribution.engines import ENGINES, attribute, default_batch_size, engine_for
+from agkd.datasets_scripts.attribution.teacher import Teacher
+from agkd.datasets_scripts.attribution_card import parquet_map_scale, write_dataset_card
+from agkd.datasets_scripts.release_layout import public_ref
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class ExtractArguments:
     engine: str = field(
         default="inseq",
         metadata={
-            "help": "inseq (reference) or fast (teacher-forced batched engine, datasets_scripts/fast_attribution.py, "
+            "help": "inseq (reference) or fast (teacher-forced batched engine, datasets_scripts/attribution/fast_engine.py, "
             "same maps within 1e-4 relative)",
             "choices": list(ENGINES),
         },
@@ -264,7 +264,7 @@ def teacher_digest(teacher: str) -> str:
 def _fingerprint(args: ExtractArguments, engine: str, method: str, kind: str, split: str, n_rows: int) -> dict:
     """What determines a split's content (`engine`: the one that computes this method, `engines.engine_for`); a resume
     with a different fingerprint is refused."""
-    from datasets_scripts.attribution_methods import METHODS, TARGET_LAYER, method_arguments
+    from agkd.datasets_scripts.attribution.methods import METHODS, TARGET_LAYER, method_arguments
 
     spec = METHODS.get(method)
     return {
@@ -409,7 +409,7 @@ def merge_split(args, teacher_name: str, method: str, kind: str, split: str, n_r
     """Concatenate finished shards (main process) into the published split; returns its summary or None."""
     import datasets
 
-    from datasets_scripts.hub_layout import write_split
+    from agkd.datasets_scripts.release_layout import write_split
 
     config = config_name(teacher_name, args.pair, method, kind)
     shard_dir = Path(args.output_dir) / WORK_DIR / config / split
@@ -450,7 +450,7 @@ def merge_split(args, teacher_name: str, method: str, kind: str, split: str, n_r
 def _config_meta(args, teacher: Teacher, method: str, kind: str) -> dict:
     from importlib.metadata import version
 
-    from datasets_scripts.attribution_methods import CONTROLS, METHODS, method_arguments, target_layer_name
+    from agkd.datasets_scripts.attribution.methods import CONTROLS, METHODS, method_arguments, target_layer_name
 
     meta = {
         "teacher": {
@@ -515,8 +515,8 @@ def teacher_name(args: ExtractArguments) -> str:
 def shuffled_inputs(args: ExtractArguments, name: str, kind: str, teacher: str) -> tuple[str, dict, list[str]]:
     """(source config, its meta, the splits to build) of the shuffled control `name`: the splits of `--splits`, or
     every split the source config holds. Raises ValueError naming the source config (or split) that is missing."""
-    from datasets_scripts.attribution_methods import shuffled_source
-    from datasets_scripts.hub_layout import read_meta, split_path
+    from agkd.datasets_scripts.attribution.methods import shuffled_source
+    from agkd.datasets_scripts.release_layout import read_meta, split_path
 
     config = config_name(teacher, args.pair, name, kind)
     source = config_name(teacher, args.pair, shuffled_source(name), kind)
@@ -536,7 +536,7 @@ def shuffled_inputs(args: ExtractArguments, name: str, kind: str, teacher: str) 
 def _shuffled_fingerprint(name: str, kind: str, split: str, source: str, source_meta: dict) -> dict:
     """What determines a shuffled split: its source split's extraction fingerprint (new source maps rebuild it) and
     the permutation rule."""
-    from datasets_scripts.attribution_methods import SHUFFLE_RULE
+    from agkd.datasets_scripts.attribution.methods import SHUFFLE_RULE
 
     return {
         "method": name,
@@ -556,8 +556,8 @@ def build_shuffled(args: ExtractArguments, name: str, kind: str, teacher: str) -
     import datasets
     import pyarrow.parquet as pq
 
-    from datasets_scripts.attribution_methods import SHUFFLE_RULE, shuffled_map, shuffled_source
-    from datasets_scripts.hub_layout import META_DIR, maps_version, split_path, write_split
+    from agkd.datasets_scripts.attribution.methods import SHUFFLE_RULE, shuffled_map, shuffled_source
+    from agkd.datasets_scripts.release_layout import META_DIR, maps_version, split_path, write_split
 
     method = shuffled_source(name)
     config = config_name(teacher, args.pair, name, kind)
@@ -618,7 +618,7 @@ def load_corpus(corpus: str, pair: str):
     cache of local folders is keyed by folder name, not content) or from the Hub."""
     import datasets
 
-    from datasets_scripts.hub_layout import read_local_config
+    from agkd.datasets_scripts.release_layout import read_local_config
 
     if Path(corpus).is_dir():
         return read_local_config(corpus, pair)
@@ -631,8 +631,8 @@ def main(argv: list[str] | None = None) -> int:
     from accelerate import PartialState
     from transformers import HfArgumentParser
 
-    from datasets_scripts.attribution_methods import resolve, shuffled_source
-    from datasets_scripts.hub_layout import META_DIR
+    from agkd.datasets_scripts.attribution.methods import resolve, shuffled_source
+    from agkd.datasets_scripts.release_layout import META_DIR
 
     (args,) = HfArgumentParser(ExtractArguments).parse_args_into_dataclasses(
         args=argv if argv is not None else sys.argv[1:]

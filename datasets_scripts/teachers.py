@@ -13,7 +13,7 @@ Two families explain translations into English:
 `load_teacher` returns a model and tokenizer ready to translate: for mBART it sets the tokenizer's
 `src_lang`/`tgt_lang` and `generation_kwargs` forces the target language code as the first generated token.
 
-    >>> from datasets_scripts.teachers import load_teacher, generation_kwargs
+    >>> from agkd.datasets_scripts.teachers import load_teacher, generation_kwargs
     >>> model, tok = load_teacher("mbart", "fr-en", "runs/demo/hub/models")   # or source="hub"
     >>> out = model.generate(**tok(["Bonjour."], return_tensors="pt"), **generation_kwargs("mbart", tok))
 """

@@ -14,7 +14,7 @@ reference needed), `attributor` (the Attributor predicts each row from the stude
     agkd space --release runs/demo/hub            # or AGKD_RELEASE=... / AGKD_HUB_ORG=<org> python space/app.py
 
 Maps of test-split sentences are the stored rows of agkd-attributions (what `agkd evaluate` injects); a typed
-sentence's map is computed on the spot with the extraction stage's fast engine (datasets_scripts/fast_attribution.py:
+sentence's map is computed on the spot with the extraction stage's fast engine (datasets_scripts/attribution/fast_engine.py:
 the same maps as Inseq, one batched pass instead of one pass per target token), Inseq where the engine refuses.
 """
 
@@ -36,9 +36,10 @@ if __package__ in (None, ""):  # `python space/app.py` or a Space running `pytho
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from datasets_scripts.attribution_configs import evaluation_config  # noqa: E402
-from space.plots import heatmap_figure  # noqa: E402
-from space.release import (  # noqa: E402
+from agkd.datasets_scripts.attribution.configs import evaluation_config  # noqa: E402
+from agkd.datasets_scripts.release_layout import protocol_order  # noqa: E402
+from agkd.space.plots import heatmap_figure  # noqa: E402
+from agkd.space.release import (
     BASELINE,
     Release,
     SpaceError,
@@ -48,8 +49,7 @@ from space.release import (  # noqa: E402
     load_teacher_model,
     stored_maps,
 )
-from training.evaluate import BASELINE_PROTOCOL, protocol_map_config  # noqa: E402
-from training.layout import protocol_order  # noqa: E402
+from agkd.training.evaluation.evaluate import BASELINE_PROTOCOL, protocol_map_config  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -170,8 +170,8 @@ class SpaceApp:
     def _ig_steps(self, config: str) -> tuple[int, str]:
         """(steps, note) of a typed sentence's integrated gradients: those the release's maps of `config` were
         extracted with (so typed and stored maps compare), at most `LIVE_IG_STEPS` (a CPU serves the page)."""
-        from datasets_scripts.attribution_methods import method_arguments
-        from datasets_scripts.hub_layout import read_meta
+        from agkd.datasets_scripts.attribution.methods import method_arguments
+        from agkd.datasets_scripts.release_layout import read_meta
 
         meta = read_meta(self.release.dataset_ref(ATTRIBUTION_DATASET), config) if self.release.has_dataset(ATTRIBUTION_DATASET) else None
         steps = (meta or {}).get("attribute_args", {}).get("n_steps") or method_arguments("integrated_gradients")["n_steps"]
@@ -185,10 +185,10 @@ class SpaceApp:
 
         A test-split sentence uses its stored row of `<teacher>.<pair>.<method>.teacher` (the map `agkd evaluate`
         injects; its target is the teacher's translation at extraction time). Any other sentence gets the map of
-        (source, target) computed now with the fast engine (the same maps as Inseq, datasets_scripts/fast_attribution.py),
+        (source, target) computed now with the fast engine (the same maps as Inseq, datasets_scripts/attribution/fast_engine.py),
         or with Inseq where the fast engine refuses a teacher. Returns {map, source_ids, target_ids, target, note}."""
-        from datasets_scripts.attribution_methods import CONTROLS, METHODS
-        from datasets_scripts.engines import attribute, engine_for
+        from agkd.datasets_scripts.attribution.engines import attribute, engine_for
+        from agkd.datasets_scripts.attribution.methods import CONTROLS, METHODS
 
         config = protocol_map_config(teacher, pair, method, "teacher")
         row = self._stored_row(config, source)
@@ -352,8 +352,8 @@ class SpaceApp:
     # -------------------------------------------------------------------------------------------- report table
     def results_markdown(self, pair: str | None, teacher: str | None = None) -> str:
         """The report's methods x operators tables of the pair (test split), one per protocol, with a ranking."""
-        from training.report import PRIMARY_DESIGN, method_gains, results_table
-        from training.scoring import METRICS, PRIMARY_METRIC
+        from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC
+        from agkd.training.verdict.report import PRIMARY_DESIGN, method_gains, results_table
 
         if not pair:
             return f"No students in the {self.release.describe()} yet: run `make demo`."
@@ -405,7 +405,7 @@ class SpaceApp:
     # -------------------------------------------------------------------------------------------- examples
     def examples(self, pair: str, limit: int = EXAMPLES_PER_PAIR) -> list[str]:
         """Short test-split sources of the pair: from the maps dataset (gold maps exist), else from the corpus."""
-        from training.data import load_dataset_config
+        from agkd.training.data import load_dataset_config
 
         teachers = self.release.teachers(pair)
         candidates = []
@@ -446,7 +446,7 @@ def build_demo(release: Release | None = None):
     pairs = app.release.pairs()
     pair0 = pairs[0] if pairs else "de-en"
     c = app.choices(pair0)
-    from datasets_scripts.teachers import LANGUAGE_PAIRS
+    from agkd.datasets_scripts.teachers import LANGUAGE_PAIRS
 
     with gr.Blocks(title="AGKD: attribution-guided distillation") as demo:
         gr.Markdown(INTRO)

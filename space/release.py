@@ -27,7 +27,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.presets import SCALE_FAIR_NORMALIZATION
+from agkd.training.orchestration.presets import SCALE_FAIR_NORMALIZATION
 
 logger = logging.getLogger(__name__)
 
@@ -184,24 +184,24 @@ class Release:
 
     def pairs(self) -> list[str]:
         """Language pairs with a baseline student (the page compares everything with it)."""
-        from datasets_scripts.teachers import LANGUAGE_PAIRS
+        from agkd.datasets_scripts.teachers import LANGUAGE_PAIRS
 
         present = {s.pair for s in self.students() if s.is_baseline}
         return [p for p in LANGUAGE_PAIRS if p in present]
 
     def teachers(self, pair: str) -> list[str]:
-        from datasets_scripts.teachers import TEACHER_FAMILIES
+        from agkd.datasets_scripts.teachers import TEACHER_FAMILIES
 
         present = {s.teacher_name for s in self.students() if s.pair == pair and s.is_baseline}
         return [f for f in TEACHER_FAMILIES if f in present] + sorted(present - set(TEACHER_FAMILIES))
 
     def methods(self, pair: str, teacher: str) -> list[str]:
-        from training.report import method_order
+        from agkd.training.verdict.report import method_order
 
         return method_order({s.method for s in self._variants(pair, teacher) if not s.is_baseline})
 
     def operators(self, pair: str, teacher: str, method: str) -> list[str]:
-        from training.presets import GRID_OPERATORS
+        from agkd.training.orchestration.presets import GRID_OPERATORS
 
         present = {s.operator for s in self._variants(pair, teacher) if s.method == method}
         return [o for o in GRID_OPERATORS if o in present] + sorted(present - set(GRID_OPERATORS))
@@ -229,7 +229,7 @@ class Release:
 
     # -------------------------------------------------------------------------------------------- other models
     def teacher_ref(self, family: str, pair: str) -> str:
-        from datasets_scripts.teachers import resolve_teacher, teacher_spec
+        from agkd.datasets_scripts.teachers import resolve_teacher, teacher_spec
 
         if self.hub_org:
             local = teacher_spec(family, pair).local_name
@@ -257,7 +257,7 @@ class Release:
 
     # -------------------------------------------------------------------------------------------- results
     def results(self) -> list[dict]:
-        from training.layout import read_results
+        from agkd.datasets_scripts.release_layout import read_results
 
         if self.results_path is None or not self.results_path.exists():
             return []
@@ -279,7 +279,7 @@ def load_student(ref: str):
     """(model, tokenizer) of a student, eager attention so every layer reports its cross-attention."""
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    import modeling  # noqa: F401  (registers the AGKD classes: local folders load without remote code)
+    from agkd import modeling  # noqa: F401  (registers the AGKD classes: local folders load without remote code)
 
     with _LOAD_LOCK:
         try:
@@ -295,7 +295,7 @@ def load_student(ref: str):
 @functools.lru_cache(maxsize=8)
 def load_teacher_model(family: str, pair: str, ref: str):
     """(model, tokenizer, generate kwargs) of a teacher, through the registry of datasets_scripts/teachers.py."""
-    from datasets_scripts.teachers import generation_kwargs, load_teacher
+    from agkd.datasets_scripts.teachers import generation_kwargs, load_teacher
 
     with _LOAD_LOCK:
         try:
@@ -311,7 +311,7 @@ def load_attribution_teacher(pair: str, ref: str, family: str):
     """The extraction stage's teacher wrapper (Inseq models per method), for maps of typed sentences."""
     import torch
 
-    from datasets_scripts.attribution_teacher import Teacher
+    from agkd.datasets_scripts.attribution.teacher import Teacher
 
     with _LOAD_LOCK:
         return Teacher(ref, pair, torch.device("cpu"), compat=True, name=family)
@@ -321,7 +321,7 @@ def load_attribution_teacher(pair: str, ref: str, family: str):
 def load_attributor(ref: str):
     from transformers import AutoModel
 
-    import modeling  # noqa: F401
+    from agkd import modeling  # noqa: F401
 
     with _LOAD_LOCK:
         try:
@@ -335,7 +335,7 @@ def load_attributor(ref: str):
 @functools.lru_cache(maxsize=64)
 def stored_maps(dataset_ref: str, config: str, split: str = "test") -> dict[str, dict]:
     """Rows of one agkd-attributions config and split, by source sentence ({} if the config does not exist)."""
-    from training.data import load_dataset_config
+    from agkd.training.data import load_dataset_config
 
     try:
         data = load_dataset_config(dataset_ref, config)

@@ -5,7 +5,7 @@ The folder holds four files:
 - `README.md`: the page's card with the Space YAML header (sdk gradio, `app_file: app.py`);
 - `requirements.txt`: `agkd[space]==<version>`, the installed package that holds the page's code and pins what it
   imports (gradio itself comes from the header's `sdk_version`);
-- `app.py`: a launcher that imports only installed packages and serves `space.app` on the release the environment
+- `app.py`: a launcher that imports only installed packages and serves `agkd.space.app` on the release the environment
   names (`AGKD_HUB_ORG`, else the Space's own owner on the Hub, else the local folder `AGKD_RELEASE`);
 - `results.jsonl`: the release's evaluation rows (read by the page's results table), when there are any.
 
@@ -19,13 +19,13 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from training import __version__
-from training.cli import run_as_script, stage_main
+from agkd import __version__
+from agkd.training.cli import run_as_script, stage_main
 
 logger = logging.getLogger(__name__)
 
 RESULTS_FILE = "results.jsonl"
-LAUNCHER = '''"""The AGKD Space: the page of the installed `agkd` package (`space.app`), on the release named by the environment:
+LAUNCHER = '''"""The AGKD Space: the page of the installed `agkd` package (`agkd.space.app`), on the release named by the environment:
 `AGKD_HUB_ORG` (Hub repo ids), else the owner of this Space, else the local release folder `AGKD_RELEASE`. The results
 table reads `results.jsonl` next to this file unless `AGKD_RESULTS` names another."""
 
@@ -37,7 +37,7 @@ results = Path(__file__).with_name("results.jsonl")
 if results.exists():
     os.environ.setdefault("AGKD_RESULTS", str(results))
 
-from space.app import main  # noqa: E402  (after the environment it reads)
+from agkd.space.app import main  # noqa: E402  (after the environment it reads)
 
 sys.exit(main())
 '''
@@ -59,7 +59,7 @@ def requirements() -> str:
 
 def write_space_repo(args: SpaceRepoArguments) -> Path:
     """The folder is written whole and atomically: a file an older release put there does not survive."""
-    from datasets_scripts.hub_layout import atomic_folder
+    from agkd.datasets_scripts.release_layout import atomic_folder
 
     folder = Path(args.folder)
     with atomic_folder(folder) as tmp:

@@ -69,7 +69,7 @@ def toy_corpus_dir(tmp_path_factory):
     """A Hub-layout `agkd-parallel` folder with the toy pairs: configs de-en/fr-en/ar-en, train/validation/test."""
     import datasets
 
-    from datasets_scripts.hub_layout import write_card, write_split
+    from agkd.datasets_scripts.release_layout import write_card, write_split
 
     root = tmp_path_factory.mktemp("agkd-parallel")
     for pair in TOY_LEXICON:

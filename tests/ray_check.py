@@ -17,7 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
-from training.executors import Job, RayExecutor, schedule
+from agkd.training.orchestration.executors import Job, RayExecutor, schedule
 
 
 def plan(out: Path) -> list[Job]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
+from agkd.modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
 
 TINY_MARIAN = dict(
     vocab_size=99,

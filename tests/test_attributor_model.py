@@ -12,8 +12,8 @@ import torch
 from student_utils import TINY_MARIAN, tiny_batch, tiny_student
 from transformers import AutoModel
 
-from modeling import AgkdAttributorConfig, AgkdAttributorModel
-from modeling.attribution_injection import attribution_kl, attribution_rows_to_distributions
+from agkd.modeling import AgkdAttributorConfig, AgkdAttributorModel
+from agkd.modeling.attribution_injection import attribution_kl, attribution_rows_to_distributions
 
 
 def tiny_attributor(seed: int = 0, **overrides) -> AgkdAttributorModel:
@@ -130,7 +130,7 @@ def test_trust_remote_code_in_a_fresh_process(tmp_path):
         import sys, torch
         from transformers import AutoModel
         model = AutoModel.from_pretrained({str(model_dir)!r}, trust_remote_code=True).eval()
-        assert "modeling" not in sys.modules
+        assert "modeling" not in sys.modules and "agkd" not in sys.modules, "the repo package was imported"
         assert type(model).__name__ == "AgkdAttributorModel" and type(model).__module__.startswith("transformers_modules")
         b = torch.load({str(tmp_path / "batch.pt")!r})
         with torch.no_grad():

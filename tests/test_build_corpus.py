@@ -10,10 +10,10 @@ from pathlib import Path
 import datasets
 import pytest
 
-from datasets_scripts import build_corpus as bc
-from datasets_scripts import corpus_sources as cs
-from datasets_scripts.corpus_sources import Pair
-from datasets_scripts.hub_layout import split_counts
+from agkd.datasets_scripts import build_corpus as bc
+from agkd.datasets_scripts import corpus_sources as cs
+from agkd.datasets_scripts.corpus_sources import Pair
+from agkd.datasets_scripts.release_layout import split_counts
 
 # --------------------------------------------------------------------------------------------------------------
 # fixtures
@@ -487,7 +487,7 @@ def test_interrupted_build_leaves_nothing_behind(tmp_path, bible_cache, monkeypa
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("datasets_scripts.hub_layout.write_card", boom)
+    monkeypatch.setattr("agkd.datasets_scripts.release_layout.write_card", boom)
     with pytest.raises(KeyboardInterrupt):
         bc.main(["--output_dir", str(out), "--cache_dir", str(bible_cache), "--lite", "--skip_download"])
     assert list(tmp_path.iterdir()) == [bible_cache]

@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 
-from training import loop
+from agkd.training import loop
 
 
 def make_run(project_dir):
@@ -37,7 +37,7 @@ def test_a_half_written_checkpoint_is_dropped_and_the_previous_one_loads(tmp_pat
     (second / "custom_checkpoint_0.pkl").write_bytes(b"")
 
     resumed, resumed_model, resumed_state = make_run(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="training.loop"):
+    with caplog.at_level(logging.WARNING, logger="agkd.training.loop"):
         loaded = loop.resume_from_latest(resumed)
     assert loaded == first and resumed_state.step == 10
     assert torch.equal(resumed_model.weight.detach(), weights_at_10)

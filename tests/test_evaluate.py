@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from training import evaluate, layout, scoring
+from agkd.datasets_scripts import release_layout as layout
+from agkd.training.evaluation import evaluate, scoring
 
 pytest_plugins = ["tests.tiny_teachers", "tests.tiny_release"]
 
@@ -62,7 +63,7 @@ def test_rows_for_every_protocol_with_provenance(evaluated):
         assert (results / "token_statistics" / f"{row['student']}.test.{row['protocol']}.reference.npz").exists()
     # The stored per-sentence sums reproduce the row's figure and its paired bootstrap; the map changes the forced
     # decode (gold injects it, train-only does not).
-    from training.scoring import TokenStatistics, paired_bootstrap_tokens
+    from agkd.training.evaluation.scoring import TokenStatistics, paired_bootstrap_tokens
 
     stats = {p: TokenStatistics.load(results / "token_statistics" / f"{r['student']}.test.{p}.reference.npz")
              for (m, p), r in by_protocol.items()}
@@ -143,7 +144,7 @@ def test_re_extracted_maps_re_evaluate_rows_and_retrain_the_student(
 
     from tiny_release import evaluate_argv, train_tiny_student
 
-    from datasets_scripts.hub_layout import maps_version
+    from agkd.datasets_scripts.release_layout import maps_version
 
     attributions, models, results = tmp_path / "attributions", tmp_path / "models", tmp_path / "results"
     for source, copy in [(tiny_attributions_dir, attributions), (tiny_students_dir, models), (tiny_results_dir, results)]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from training.executors import Job, LocalExecutor, schedule
+from agkd.training.orchestration.executors import Job, LocalExecutor, schedule
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -137,7 +137,7 @@ def test_smoke_grid_on_a_two_node_ray_cluster_equals_the_local_run_with_a_worker
     pytest.importorskip("ray")
     single_thread = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # the same arithmetic everywhere
     local = tmp_path / "local"
-    command = [sys.executable, "-m", "training.cli", "pipeline", "--preset", "smoke"]
+    command = [sys.executable, "-m", "agkd.training.cli", "pipeline", "--preset", "smoke"]
     done = subprocess.run([*command, "--runs_dir", str(local)], cwd=REPO, env=single_thread, capture_output=True,
                           text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -9,11 +9,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from datasets_scripts import extract_attributions as ex
-from datasets_scripts.attribution_configs import config_name
-from datasets_scripts.attribution_methods import CONTROLS, METHODS, diagonal_map, random_map
-from datasets_scripts.attribution_teacher import Teacher
-from datasets_scripts.inseq_engine import attribute_rows
+from agkd.datasets_scripts import extract_attributions as ex
+from agkd.datasets_scripts.attribution.configs import config_name
+from agkd.datasets_scripts.attribution.inseq_engine import attribute_rows
+from agkd.datasets_scripts.attribution.methods import CONTROLS, METHODS, diagonal_map, random_map
+from agkd.datasets_scripts.attribution.teacher import Teacher
 
 pytest_plugins = ["tests.tiny_teachers"]  # the tiny_marian_dir and tiny_mbart_dir fixtures
 
@@ -350,7 +350,7 @@ def test_remap_device_fix_is_probe_gated_and_exact():
     import torch
     from inseq.utils import torch_utils
 
-    from datasets_scripts import inseq_compat
+    from agkd.datasets_scripts.attribution import inseq_compat
 
     assert not inseq_compat._remap_mixes_devices(torch.device("cpu"))
     mask, scores = torch.tensor([[1], [0], [1]]), torch.tensor([[2.0, 4.0], [3.0, 5.0]])

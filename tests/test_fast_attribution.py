@@ -1,4 +1,4 @@
-"""The fast engine (datasets_scripts/fast_attribution.py) against the Inseq engine on the tiny trained teachers.
+"""The fast engine (datasets_scripts/attribution/fast_engine.py) against the Inseq engine on the tiny trained teachers.
 
 Every method is compared map by map on the same pairs, one of them about twice as long as the others, so that the
 fast engine attributes a right-padded batch: max |fast - inseq| / max |inseq| per pair must stay within 1e-4 (the
@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from datasets_scripts import extract_attributions as ex
-from datasets_scripts import fast_attribution as fa
-from datasets_scripts.attribution_configs import config_name
-from datasets_scripts.attribution_methods import METHODS
-from datasets_scripts.attribution_teacher import Teacher, make_batch
-from datasets_scripts.hub_layout import read_meta
-from datasets_scripts.inseq_engine import attribute_rows
+from agkd.datasets_scripts import extract_attributions as ex
+from agkd.datasets_scripts.attribution import fast_engine as fa
+from agkd.datasets_scripts.attribution.configs import config_name
+from agkd.datasets_scripts.attribution.inseq_engine import attribute_rows
+from agkd.datasets_scripts.attribution.methods import METHODS
+from agkd.datasets_scripts.attribution.teacher import Teacher, make_batch
+from agkd.datasets_scripts.release_layout import read_meta
 from tests.conftest import toy_pairs
 
 pytest_plugins = ["tests.tiny_teachers"]  # the tiny_marian_dir and tiny_mbart_dir fixtures
@@ -191,7 +191,7 @@ def test_extract_engine_fast_end_to_end(tiny_marian_dir, toy_corpus_dir, tmp_pat
 def test_ig_steps_reach_both_engines_and_the_records(tiny_marian_dir, toy_corpus_dir, tmp_path):
     """`--ig_steps` (the demo preset's 16) changes the maps of both engines alike and is recorded in meta and card;
     a resume with another step count recomputes instead of mixing."""
-    from datasets_scripts.attribution_methods import method_arguments
+    from agkd.datasets_scripts.attribution.methods import method_arguments
 
     assert method_arguments("integrated_gradients", 16) == {"n_steps": 16, "internal_batch_size": 16}
     assert method_arguments("saliency", 16) == {} and method_arguments("integrated_gradients")["n_steps"] == 50
@@ -233,7 +233,7 @@ def test_engine_for_falls_back_to_inseq_per_method_where_the_fast_engine_refuses
 
     from transformers import AutoConfig
 
-    from datasets_scripts.engines import engine_for
+    from agkd.datasets_scripts.attribution.engines import engine_for
 
     relu_dir = tmp_path / "relu-teacher"
     shutil.copytree(tiny_marian_dir, relu_dir)
@@ -242,7 +242,7 @@ def test_engine_for_falls_back_to_inseq_per_method_where_the_fast_engine_refuses
     config.save_pretrained(relu_dir)
     relu = Teacher(str(relu_dir), "de-en", torch.device("cpu"), compat=True)
     plain = Teacher(str(tiny_marian_dir), "de-en", torch.device("cpu"), compat=True)
-    with caplog.at_level(logging.WARNING, logger="datasets_scripts.engines"):
+    with caplog.at_level(logging.WARNING, logger="agkd.datasets_scripts.attribution.engines"):
         assert engine_for("fast", relu, "deeplift") == "inseq"
     assert "ReLU" in caplog.text and "Inseq" in caplog.text
     assert engine_for("fast", relu, "saliency") == "fast"

@@ -1,7 +1,7 @@
 import datasets
 import yaml
 
-from datasets_scripts.hub_layout import atomic_folder, split_counts
+from agkd.datasets_scripts.release_layout import atomic_folder, split_counts
 
 
 def test_toy_corpus_loads_offline(toy_corpus_dir):

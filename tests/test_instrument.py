@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from training.instrument import (
+from agkd.training.evaluation.scoring import TokenStatistics
+from agkd.training.instrument import (
     BASELINE,
     CORRUPTION_LEVELS,
     EOS_ID,
@@ -26,7 +27,6 @@ from training.instrument import (
     sample_sentences,
     shuffled_maps,
 )
-from training.scoring import TokenStatistics
 
 torch.set_num_threads(1)
 
@@ -82,7 +82,7 @@ def test_config_is_checked_and_takes_the_presets_regime():
     with pytest.raises(ValueError, match="seeds"):
         InstrumentConfig(seeds=(0,))
     demo = InstrumentConfig.for_preset("demo")
-    from training.presets import PRESETS
+    from agkd.training.orchestration.presets import PRESETS
 
     assert demo.finetune_steps == PRESETS["demo"].student.max_steps
     assert demo.finetune_pairs == PRESETS["demo"].extract.max_pairs["train"]

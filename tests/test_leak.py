@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from datasets_scripts.attribution_teacher import Teacher
-from datasets_scripts.engines import attribute
+from agkd.datasets_scripts.attribution.engines import attribute
+from agkd.datasets_scripts.attribution.teacher import Teacher
 from tests.conftest import toy_pairs
 
 pytest_plugins = ["tests.tiny_teachers"]  # untrained_marian_dir

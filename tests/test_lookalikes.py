@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from datasets_scripts import extract_attributions as ex
+from agkd.datasets_scripts import extract_attributions as ex
 
 pytest_plugins = ["tests.tiny_teachers"]  # lookalike_marian_dir, lookalike_mbart_dir
 
@@ -16,7 +16,7 @@ def test_probability_check_projects_a_250k_vocabulary_in_chunks(lookalike_mbart_
     (a hook on the LM head sees every projection) and gives the full softmax's probabilities."""
     import torch
 
-    from datasets_scripts.attribution_teacher import LOGITS_PER_CHUNK, Teacher
+    from agkd.datasets_scripts.attribution.teacher import LOGITS_PER_CHUNK, Teacher
 
     teacher = Teacher(str(lookalike_mbart_dir), "de-en", torch.device("cpu"), compat=False, name="mbart")
     assert teacher.model.config.vocab_size == 250_054
@@ -66,9 +66,9 @@ def test_marian_lookalike_translates_and_attributes_with_the_fast_engine(lookali
     forward pass."""
     import torch
 
-    from datasets_scripts.attribution_teacher import Teacher, prob_deviation
-    from datasets_scripts.engines import engine_for
-    from datasets_scripts.fast_attribution import attribute_pairs
+    from agkd.datasets_scripts.attribution.engines import engine_for
+    from agkd.datasets_scripts.attribution.fast_engine import attribute_pairs
+    from agkd.datasets_scripts.attribution.teacher import Teacher, prob_deviation
 
     teacher = Teacher(str(lookalike_marian_dir), "de-en", torch.device("cpu"), compat=True, name="marian")
     assert teacher.model.config.vocab_size == 58_101 and teacher.tokenizer.pad_token_id == 58_100

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from datasets_scripts import attribution_card as ac
-from datasets_scripts import extract_attributions as ex
+from agkd.datasets_scripts import attribution_card as ac
+from agkd.datasets_scripts import extract_attributions as ex
 
 pytest_plugins = ["tests.tiny_teachers"]  # the tiny_marian_dir fixture
 

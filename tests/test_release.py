@@ -94,7 +94,7 @@ def dist(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def space_venv(dist, space_release_dir, tmp_path_factory) -> tuple[Path, Path]:
     """(python, Space folder): the Space repo of the tiny release and a venv with only its requirements."""
-    from space import repo
+    from agkd.space import repo
 
     folder = tmp_path_factory.mktemp("space-repo") / "agkd-space"
     assert repo.main(["--folder", str(folder), "--results", str(space_release_dir.parent / "results" / "results.jsonl")]) == 0
@@ -106,14 +106,16 @@ def space_venv(dist, space_release_dir, tmp_path_factory) -> tuple[Path, Path]:
 
 # ================================================================================================ the package
 def test_wheel_and_sdist_carry_complete_metadata(dist):
-    from training import __version__
+    from agkd import __version__
 
     wheel = next(dist.glob(f"agkd-{__version__}-py3-none-any.whl"))
     sdist = next(dist.glob(f"agkd-{__version__}.tar.gz"))
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
         metadata = zf.read(f"agkd-{__version__}.dist-info/METADATA").decode()
-    assert {"space/README.md", "space/app.py", "space/repo.py", "modeling/modeling_agkd_student.py"} <= names
+    assert {name.split("/")[0] for name in names} == {"agkd", f"agkd-{__version__}.dist-info"}  # one installed name
+    assert {"agkd/__init__.py", "agkd/space/README.md", "agkd/space/app.py", "agkd/space/repo.py",
+            "agkd/modeling/modeling_agkd_student.py", "agkd/datasets_scripts/attribution/engines.py"} <= names
     assert f"agkd-{__version__}.dist-info/licenses/LICENSE" in names
     for field in ("License-Expression: Apache-2.0", "Project-URL: Homepage", "Classifier: Programming Language :: Python :: 3.11",
                   "Provides-Extra: space", "Provides-Extra: distributed", "Requires-Dist: gradio", "Description-Content-Type: text/markdown"):
@@ -134,7 +136,7 @@ def test_the_space_folder_starts_and_serves_a_visitor_in_chromium(space_venv, sp
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from training import __version__
+    from agkd import __version__
 
     python, folder = space_venv
     space = tmp_path / "agkd-space"
@@ -142,7 +144,7 @@ def test_the_space_folder_starts_and_serves_a_visitor_in_chromium(space_venv, sp
     assert sorted(p.name for p in space.iterdir()) == ["README.md", "app.py", "requirements.txt", "results.jsonl"]
     requirements = (space / "requirements.txt").read_text().splitlines()
     assert [line for line in requirements if line and not line.startswith("#")] == [f"agkd[space]=={__version__}"]
-    imports = run([str(python), "-c", "import space.app, importlib.util as u; print(u.find_spec('space').origin)"],
+    imports = run([str(python), "-c", "import agkd.space.app, importlib.util as u; print(u.find_spec('agkd').origin)"],
                   cwd=tmp_path, env=clean_env()).stdout
     assert "site-packages" in imports and str(REPO) not in imports
     cli = python.parent / "agkd"  # the wheel's console script works in the Space's environment

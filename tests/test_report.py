@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from datasets_scripts.attribution_methods import CONTROLS, shuffled_control
-from training import report, verdict
-from training.presets import ALL_METHODS
+from agkd.datasets_scripts.attribution.methods import CONTROLS, shuffled_control
+from agkd.training.orchestration.presets import ALL_METHODS
+from agkd.training.verdict import report
+from agkd.training.verdict import statistics as verdict
 
 pytest_plugins = ["tests.tiny_teachers", "tests.tiny_release"]
 
@@ -168,8 +169,8 @@ def write_synthetic_results(results_dir, effects: dict[str, float], instrument: 
 
 
 def test_report_leads_with_the_verdict_on_the_primary_design(tmp_path):
-    from training.instrument import InstrumentConfig, judge
-    from training.scoring import TokenStatistics
+    from agkd.training.evaluation.scoring import TokenStatistics
+    from agkd.training.instrument import InstrumentConfig, judge
 
     # A real judged instrument result (synthetic statistics) so the report reads what `agkd instrument` writes.
     rng = np.random.default_rng(5)

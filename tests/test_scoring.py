@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from training import scoring
+from agkd.training.evaluation import scoring
 
 
 def test_sentence_statistics_by_hand():

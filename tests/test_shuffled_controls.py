@@ -10,9 +10,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from datasets_scripts import extract_attributions as ex
-from datasets_scripts.attribution_configs import config_name
-from datasets_scripts.attribution_methods import (
+from agkd.datasets_scripts import extract_attributions as ex
+from agkd.datasets_scripts.attribution.configs import config_name
+from agkd.datasets_scripts.attribution.methods import (
     CONTROLS,
     METHODS,
     SHUFFLED_CONTROLS,
@@ -21,7 +21,7 @@ from datasets_scripts.attribution_methods import (
     shuffled_map,
     shuffled_source,
 )
-from datasets_scripts.hub_layout import maps_version, split_path
+from agkd.datasets_scripts.release_layout import maps_version, split_path
 
 pytest_plugins = ["tests.tiny_teachers"]  # tiny_marian_dir
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from space import release as release_module
-from space.app import MAP_SOURCES, SpaceApp, build_demo, check_text, dominant_script, guess_language
-from space.plots import display_token, heatmap_figure
-from space.release import Release, SpaceError
-from training.layout import protocol_order
+from agkd.datasets_scripts.release_layout import protocol_order
+from agkd.space import release as release_module
+from agkd.space.app import MAP_SOURCES, SpaceApp, build_demo, check_text, dominant_script, guess_language
+from agkd.space.plots import display_token, heatmap_figure
+from agkd.space.release import Release, SpaceError
 
 pytest_plugins = ["tests.tiny_teachers", "tests.tiny_release"]
 
@@ -134,9 +134,9 @@ def test_live_maps_equal_the_extraction_maps(app, tiny_marian_dir, method, monke
     the release's integrated-gradients steps when the CPU cap allows them."""
     import torch
 
-    from datasets_scripts.attribution_teacher import Teacher
-    from datasets_scripts.inseq_engine import attribute_rows
-    from space import app as app_module
+    from agkd.datasets_scripts.attribution.inseq_engine import attribute_rows
+    from agkd.datasets_scripts.attribution.teacher import Teacher
+    from agkd.space import app as app_module
 
     monkeypatch.setattr(app_module, "LIVE_IG_STEPS", 50)
 
@@ -156,7 +156,7 @@ IG_SOURCE, IG_TARGET = "die Frau kennt heute den Baum.", "The woman knows the tr
 
 def live_ig_map(app, teacher_dir, release_steps: int) -> tuple[dict, list[int], list[int]]:
     """The live integrated-gradients map of IG_SOURCE/IG_TARGET on a release whose maps used `release_steps`."""
-    from datasets_scripts.hub_layout import META_DIR
+    from agkd.datasets_scripts.release_layout import META_DIR
 
     teacher = release_module.load_attribution_teacher("de-en", str(teacher_dir), "marian")
     source_ids, target_ids = teacher.encode(IG_SOURCE, IG_TARGET)
@@ -173,8 +173,8 @@ def test_live_integrated_gradients_use_the_release_steps(app, tiny_marian_dir):
     """A release extracted with `--ig_steps N` gets live maps with N steps too, so typed and stored maps compare."""
     import torch
 
-    from datasets_scripts.attribution_teacher import Teacher
-    from datasets_scripts.inseq_engine import attribute_rows
+    from agkd.datasets_scripts.attribution.inseq_engine import attribute_rows
+    from agkd.datasets_scripts.attribution.teacher import Teacher
 
     live, source_ids, target_ids = live_ig_map(app, tiny_marian_dir, 4)
     assert "4 integrated-gradients steps" in live["note"], live["note"]
@@ -188,7 +188,7 @@ def test_live_integrated_gradients_use_the_release_steps(app, tiny_marian_dir):
 
 def test_live_integrated_gradients_are_capped_on_cpu(app, tiny_marian_dir, monkeypatch):
     """Maps extracted with 50 steps: a typed sentence gets `LIVE_IG_STEPS` of them, and the page says so."""
-    from space import app as app_module
+    from agkd.space import app as app_module
 
     monkeypatch.setattr(app_module, "LIVE_IG_STEPS", 3)
     live, source_ids, target_ids = live_ig_map(app, tiny_marian_dir, 50)
@@ -214,7 +214,7 @@ def test_a_release_built_with_hub_teachers_serves_their_hub_checkpoint(space_rel
 
 
 def test_a_teacher_the_fast_engine_refuses_falls_back_to_inseq(app, tiny_marian_dir, monkeypatch):
-    from datasets_scripts import fast_attribution
+    from agkd.datasets_scripts.attribution import fast_engine as fast_attribution
 
     monkeypatch.setattr(fast_attribution, "refusal", lambda model, method: "no embedding divisor reproduces this teacher")
     source, target = "die Frau kennt heute den Baum.", "The woman knows the tree today."
@@ -401,7 +401,7 @@ def test_the_page_lists_the_choices(served):
 
 
 def test_the_space_stage_of_the_cli(capsys):
-    from training.cli import main
+    from agkd.training.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["space", "--help"])
@@ -416,8 +416,8 @@ def test_the_space_repo_folder_is_self_sufficient(tmp_path):
 
     import yaml
 
-    from space import repo
-    from training import __version__
+    from agkd import __version__
+    from agkd.space import repo
 
     folder = tmp_path / "agkd-space"
     folder.mkdir()
@@ -436,5 +436,5 @@ def test_the_space_repo_folder_is_self_sufficient(tmp_path):
         if isinstance(node, ast.Import | ast.ImportFrom)
         for alias in node.names
     }
-    assert imported == {"os", "sys", "pathlib", "space"}  # the installed agkd package, nothing from a checkout
+    assert imported == {"os", "sys", "pathlib", "agkd"}  # the installed agkd package, nothing from a checkout
     assert (folder / "results.jsonl").read_text() == results.read_text()

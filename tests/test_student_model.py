@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from student_utils import TINY_MARIAN, tiny_batch, tiny_student
 from transformers import AutoModelForSeq2SeqLM, MarianConfig, MarianMTModel
 
-from modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
-from modeling.attribution_injection import MAP_NORMALIZATIONS, normalize_map
+from agkd.modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
+from agkd.modeling.attribution_injection import MAP_NORMALIZATIONS, normalize_map
 
 OPERATORS = ["add", "multiply", "average", "replace"]
 REFERENCE_OPERATORS = {

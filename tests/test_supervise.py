@@ -3,7 +3,7 @@ time (leak-free by construction)."""
 
 import torch
 
-from modeling.attribution_injection import attribution_rows_to_distributions
+from agkd.modeling.attribution_injection import attribution_rows_to_distributions
 from tests.student_utils import tiny_batch, tiny_student
 
 

@@ -28,7 +28,7 @@ def teacher_command(corpus: Path, out: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "training.train_teacher",
+        "agkd.training.train_teacher",
         *SMOKE,
         "--corpus",
         str(corpus),
@@ -67,7 +67,7 @@ def mbart_run(toy_corpus_dir, tmp_path_factory):
 
 # ------------------------------------------------------------------------------------------------ registry
 def test_registry_maps_family_and_pair(tmp_path):
-    from datasets_scripts.teachers import generation_kwargs, resolve_teacher, teacher_spec
+    from agkd.datasets_scripts.teachers import generation_kwargs, resolve_teacher, teacher_spec
 
     assert teacher_spec("marian", "de-en").hub_id == "Helsinki-NLP/opus-mt-de-en"
     assert teacher_spec("marian", "ar-en").local_name == "teacher-marian-ar-en"
@@ -97,7 +97,8 @@ def test_registry_maps_family_and_pair(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ common steps
 def test_common_training_steps(toy_corpus_dir):
-    from training import data, loop, scoring
+    from agkd.training import data, loop
+    from agkd.training.evaluation import scoring
 
     # early stopping: two evaluations without improvement stop a run with patience 2; the state round-trips
     state = loop.TrainingState(patience=2)
@@ -137,7 +138,7 @@ def test_common_training_steps(toy_corpus_dir):
 
 # ------------------------------------------------------------------------------------------------ bad input
 def test_bad_input_fails_clearly_without_side_effects(toy_corpus_dir, tmp_path, caplog):
-    from training.train_teacher import main
+    from agkd.training.train_teacher import main
 
     out = tmp_path / "models"
     with caplog.at_level(logging.ERROR):
@@ -205,7 +206,7 @@ def test_marian_folder_is_a_standard_hub_model(marian_run):
 def test_marian_reloads_with_auto_classes_and_translates(marian_run):
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, MarianMTModel
 
-    from datasets_scripts.teachers import load_teacher
+    from agkd.datasets_scripts.teachers import load_teacher
 
     folder, _ = marian_run
     model = AutoModelForSeq2SeqLM.from_pretrained(folder)
@@ -226,7 +227,7 @@ def test_marian_reloads_with_auto_classes_and_translates(marian_run):
 
 
 def test_existing_teacher_is_not_overwritten(marian_run, toy_corpus_dir, caplog):
-    from training.train_teacher import main
+    from agkd.training.train_teacher import main
 
     folder, _ = marian_run
     before = (folder / "model.safetensors").stat().st_mtime_ns
@@ -310,7 +311,7 @@ def test_time_budget_saves_a_teacher_and_the_run_continues(marian_run, toy_corpu
 
 
 def test_resume_checks_the_recorded_settings(tmp_path):
-    from training.loop import check_resumable, save_run_settings
+    from agkd.training.loop import check_resumable, save_run_settings
 
     check_resumable(tmp_path / "older-run", {"learning_rate": 1e-3})  # checkpoints without recorded settings
     save_run_settings(tmp_path / "run", {"learning_rate": 2.5e-4, "pairs": ["de-en"]})
@@ -327,7 +328,7 @@ def test_mbart_honours_language_codes(mbart_run):
 
     from transformers import MBartForConditionalGeneration
 
-    from datasets_scripts.teachers import generation_kwargs, load_teacher
+    from agkd.datasets_scripts.teachers import generation_kwargs, load_teacher
 
     folder, _ = mbart_run
     results = json.loads((folder / "all_results.json").read_text())
@@ -361,7 +362,7 @@ def test_mbart_honours_language_codes(mbart_run):
 def test_extraction_refuses_a_teacher_that_does_not_translate(marian_run, toy_corpus_dir, tmp_path, caplog):
     """A teacher trained 2 steps does not beat copy-the-source: `agkd extract` refuses it with its scores (nothing
     is written) unless --allow_weak_teacher; the trained teacher passes."""
-    from datasets_scripts import extract_attributions
+    from agkd.datasets_scripts import extract_attributions
 
     run_teacher(toy_corpus_dir, tmp_path / "weak", "--family", "marian", "--pairs", "de-en", "--max_steps", "2")
     weak = tmp_path / "weak" / "teacher-marian-de-en"
@@ -394,9 +395,9 @@ def test_extraction_scores_a_teacher_that_records_no_scores(untrained_marian_dir
     pairs against copy-the-source) and refused with those scores; --allow_weak_teacher records them in meta and card."""
     from sacrebleu.metrics import BLEU, CHRF
 
-    from datasets_scripts import extract_attributions
-    from datasets_scripts.attribution_teacher import Teacher
-    from datasets_scripts.extract_attributions import TEACHER_SCORE_PAIRS, load_corpus
+    from agkd.datasets_scripts import extract_attributions
+    from agkd.datasets_scripts.attribution.teacher import Teacher
+    from agkd.datasets_scripts.extract_attributions import TEACHER_SCORE_PAIRS, load_corpus
 
     assert not (untrained_marian_dir / "all_results.json").exists()
     validation = load_corpus(str(toy_corpus_dir), "de-en")["validation"]

@@ -9,7 +9,9 @@ import re
 
 import pytest
 
-from training import loop, pipeline, report
+from agkd.training import loop
+from agkd.training.orchestration import pipeline
+from agkd.training.verdict import report
 
 pytest_plugins = ["tests.tiny_teachers", "tests.tiny_release"]
 
@@ -31,7 +33,7 @@ def test_tensorboard_curves_read_back_to_the_runs_log_and_record(tiny_attributio
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     models = tmp_path / "models"
-    with caplog.at_level("INFO", logger="training.loop"):
+    with caplog.at_level("INFO", logger="agkd.training.loop"):
         code = _train(tiny_attributions_dir, tiny_marian_dir, models, "--method", "attention", "--operator", "supervise",
                       "--report_to", "tensorboard", "--log_steps", "2")
     assert code == 0
@@ -115,9 +117,9 @@ def plan_for(*argv):
 def test_the_pipeline_passes_report_to_to_every_training_job():
     from transformers import HfArgumentParser
 
-    from training.train_attributor import AttributorArguments
-    from training.train_student import StudentArguments
-    from training.train_teacher import TeacherArguments
+    from agkd.training.train_attributor import AttributorArguments
+    from agkd.training.train_student import StudentArguments
+    from agkd.training.train_teacher import TeacherArguments
 
     jobs = plan_for("--preset", "smoke", "--runs_dir", "/tmp/x", "--report_to", "tensorboard", "wandb")
     training = [j for j in jobs if j.stage in TRAINING_STAGES]
@@ -142,7 +144,7 @@ def test_the_pipelines_default_is_tensorboard_when_installed_else_none_said_once
     real = importlib.util.find_spec
     monkeypatch.setattr(loop, "_said", set())
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
-    with caplog.at_level("INFO", logger="training.loop"):
+    with caplog.at_level("INFO", logger="agkd.training.loop"):
         jobs = plan_for("--preset", "smoke", "--runs_dir", "/tmp/x")
     students = [j for j in jobs if j.stage == "student"]
     assert all(j.argv[j.argv.index("--report_to") + 1] == "none" for j in students)
@@ -196,7 +198,7 @@ def test_a_teacher_logs_its_curves_and_final_scores(toy_corpus_dir, tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from training import train_teacher
+    from agkd.training import train_teacher
 
     argv = ["--preset", "smoke", "--family", "marian", "--pairs", "de-en", "--corpus", str(toy_corpus_dir)]
     argv += ["--output_dir", str(tmp_path / "models"), "--checkpoint_dir", str(tmp_path / "ckpt"), "--max_steps", "4"]
@@ -214,7 +216,7 @@ def test_an_attributor_logs_its_curves_and_held_out_fidelity(tiny_attributions_d
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from training import train_attributor
+    from agkd.training import train_attributor
 
     argv = ["--attributions", str(tiny_attributions_dir), "--teacher", str(tiny_marian_dir), "--method", "attention"]
     argv += ["--preset", "smoke", "--output_dir", str(tmp_path / "models"), "--checkpoint_dir", str(tmp_path / "ckpt")]

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from transformers import AutoModel
 
-from training import scoring, train_attributor
+from agkd.training import train_attributor
+from agkd.training.evaluation import scoring
 
 pytest_plugins = ["tests.tiny_teachers", "tests.tiny_release"]
 

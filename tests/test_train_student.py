@@ -9,8 +9,8 @@ import pytest
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-from datasets_scripts.hub_layout import write_split
-from training import train_student
+from agkd.datasets_scripts.release_layout import write_split
+from agkd.training import train_student
 
 pytest_plugins = ["tests.tiny_teachers", "tests.tiny_release"]
 
@@ -170,7 +170,7 @@ def test_token_budget_batches_fill_each_step_by_tokens():
     (one example may exceed it alone), every example exactly once; without it, fixed batches as before."""
     import random
 
-    from training.data import length_grouped_batches
+    from agkd.training.data import length_grouped_batches
 
     rng = random.Random(0)
     lengths = [rng.randint(3, 60) for _ in range(1000)]  # a translation is about as long as its source
@@ -189,7 +189,7 @@ def test_token_budget_batches_fill_each_step_by_tokens():
 
 
 def test_mixed_precision_auto_is_bf16_only_on_a_gpu_that_has_it(monkeypatch):
-    from training.loop import resolve_mixed_precision
+    from agkd.training.loop import resolve_mixed_precision
 
     monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
     expected = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"

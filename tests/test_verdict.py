@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from training import verdict
+from agkd.training.verdict import statistics as verdict
 
 SYSTEMS = verdict.PAPER_TOP + verdict.PAPER_REST
 SIM_SAMPLES = 200  # bootstrap resamples in simulations (speed; see the module docstring)

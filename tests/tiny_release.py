@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from datasets_scripts import extract_attributions
-from training import train_student
+from agkd.datasets_scripts import extract_attributions
+from agkd.training import train_student
 
 TINY_METHODS = ("attention", "uniform")
 
@@ -38,7 +38,7 @@ def train_tiny_student(attributions_dir, teacher_dir, models_dir, *extra) -> int
 def tiny_students_dir(tiny_attributions_dir, tiny_marian_dir, tmp_path_factory):
     """The baseline, an `attention`/`add` and an `attention`/`supervise` student (6 steps each) and the `attention`
     Attributor (smoke preset)."""
-    from training import train_attributor
+    from agkd.training import train_attributor
 
     models = tmp_path_factory.mktemp("release") / "models"
     assert train_tiny_student(tiny_attributions_dir, tiny_marian_dir, models, "--method", "none") == 0
@@ -61,7 +61,7 @@ def evaluate_argv(students_dir, attributions_dir, corpus_dir, results_dir) -> li
 @pytest.fixture(scope="session")
 def tiny_results_dir(tiny_students_dir, tiny_attributions_dir, toy_corpus_dir, tmp_path_factory):
     """results.jsonl of the tiny students under every protocol."""
-    from training import evaluate
+    from agkd.training.evaluation import evaluate
 
     results = tmp_path_factory.mktemp("results")
     assert evaluate.main(evaluate_argv(tiny_students_dir, tiny_attributions_dir, toy_corpus_dir, results)) == 0
@@ -77,7 +77,7 @@ def _tiny_attributor(teacher_dir: Path, out: Path) -> Path:
     import torch
     from transformers import AutoConfig
 
-    from modeling import AgkdAttributorConfig, AgkdAttributorModel
+    from agkd.modeling import AgkdAttributorConfig, AgkdAttributorModel
 
     teacher = AutoConfig.from_pretrained(teacher_dir)
     torch.manual_seed(0)

@@ -1,3 +1,3 @@
-"""AGKD training, evaluation and orchestration: `accelerate` scripts and the `agkd` command line."""
-
-__version__ = "0.1.0"  # the one place: pyproject.toml, `agkd --version` and the Space's requirements read it
+"""AGKD training: the `accelerate` scripts (teachers, students, Attributors, the instrument check), evaluation
+(`evaluation/`), the verdict and its statistics (`verdict/`), orchestration and executors (`orchestration/`), model
+cards and the `agkd` command line (`cli.py`)."""

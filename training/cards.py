@@ -11,12 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasets_scripts.attribution_configs import BASELINE
-from datasets_scripts.hub_layout import public_ref
-from datasets_scripts.teachers import MBART_BASE_HUB_ID, MBART_LANG_CODES, teacher_spec
-from training.layout import protocol_order
-from training.loop import format_seconds
-from training.scoring import FIDELITY_METRICS
+from agkd.datasets_scripts.attribution.configs import BASELINE
+from agkd.datasets_scripts.release_layout import protocol_order, public_ref
+from agkd.datasets_scripts.teachers import MBART_BASE_HUB_ID, MBART_LANG_CODES, teacher_spec
+from agkd.training.evaluation.scoring import FIDELITY_METRICS
+from agkd.training.loop import format_seconds
 
 
 @dataclass
@@ -186,7 +185,7 @@ All figures were measured by `training/train_teacher.py` at the end of training;
 def student_results(rows: Sequence[dict], dataset: str, config: str) -> tuple[list[MetricResult], str]:
     """A student's result rows (`results.jsonl`) as model-index entries (BLEU, chrF and the simulation metrics per
     split and map protocol; sacrebleu's signature in `metric_args`) and as the card's markdown table."""
-    from training.scoring import METRICS, PRIMARY_METRIC
+    from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC
 
     entries, lines = [], []
     for row in sorted(rows, key=lambda row: (row["split"], protocol_order(row["protocol"]))):
@@ -227,7 +226,7 @@ reference), under each test-time map protocol. The last column is the student mi
 
 
 def write_student_card(folder: Path, run: dict, rows: Sequence[dict] = (), evaluation_data: tuple[str, str] | None = None) -> None:
-    """The student's model card; `training/evaluate.py` rewrites it with its result `rows` (of `evaluation_data`:
+    """The student's model card; `training/evaluation/evaluate.py` rewrites it with its result `rows` (of `evaluation_data`:
     dataset, config) in `model-index` and a results table."""
     results, table = student_results(rows, *evaluation_data) if rows and evaluation_data else ([], "")
     source, target = run["pair"].split("-")

@@ -13,7 +13,7 @@ import logging
 import sys
 from dataclasses import dataclass
 
-from training import __version__
+from agkd import __version__
 
 logger = logging.getLogger("agkd")
 
@@ -28,18 +28,18 @@ class Stage:
 STAGES: dict[str, Stage] = {
     stage.name: stage
     for stage in (
-        Stage("corpus", "datasets_scripts.build_corpus", "build the parallel corpus agkd-parallel (de-en, fr-en, ar-en) offline"),
-        Stage("teacher", "training.train_teacher", "train a Marian or mBART teacher on agkd-parallel (accelerate script)"),
-        Stage("extract", "datasets_scripts.extract_attributions", "extract attribution maps with Inseq into agkd-attributions"),
-        Stage("student", "training.train_student", "train an attribution-injected student (accelerate script)"),
-        Stage("attributor", "training.train_attributor", "train an Attributor that reconstructs a teacher's maps"),
-        Stage("instrument", "training.instrument", "positive control: can a student see a planted alignment map?"),
-        Stage("evaluate", "training.evaluate", "BLEU/chrF and teacher-forced simulation metrics of students under each test-time map protocol"),
-        Stage("report", "training.report", "write report.md and plots from results/*.jsonl"),
-        Stage("pipeline", "training.pipeline", "run every stage of a preset (smoke, demo, lab, paper), skipping finished ones"),
-        Stage("push", "training.push", "upload the release folders to the Hub (dry-run by default)"),
-        Stage("space", "space.app", "launch the Gradio Space on the local release folders"),
-        Stage("space-repo", "space.repo", "write a release's Space repo folder (app.py, requirements, card, results)"),
+        Stage("corpus", "agkd.datasets_scripts.build_corpus", "build the parallel corpus agkd-parallel (de-en, fr-en, ar-en) offline"),
+        Stage("teacher", "agkd.training.train_teacher", "train a Marian or mBART teacher on agkd-parallel (accelerate script)"),
+        Stage("extract", "agkd.datasets_scripts.extract_attributions", "extract attribution maps with Inseq into agkd-attributions"),
+        Stage("student", "agkd.training.train_student", "train an attribution-injected student (accelerate script)"),
+        Stage("attributor", "agkd.training.train_attributor", "train an Attributor that reconstructs a teacher's maps"),
+        Stage("instrument", "agkd.training.instrument", "positive control: can a student see a planted alignment map?"),
+        Stage("evaluate", "agkd.training.evaluation.evaluate", "BLEU/chrF and teacher-forced simulation metrics of students under each test-time map protocol"),
+        Stage("report", "agkd.training.verdict.report", "write report.md and plots from results/*.jsonl"),
+        Stage("pipeline", "agkd.training.orchestration.pipeline", "run every stage of a preset (smoke, demo, lab, paper), skipping finished ones"),
+        Stage("push", "agkd.training.orchestration.push", "upload the release folders to the Hub (dry-run by default)"),
+        Stage("space", "agkd.space.app", "launch the Gradio Space on the local release folders"),
+        Stage("space-repo", "agkd.space.repo", "write a release's Space repo folder (app.py, requirements, card, results)"),
     )
 }
 
@@ -92,7 +92,7 @@ def with_extract_preset(argv: list[str]) -> list[str]:
         name, rest = argv[index + 1], argv[:index] + argv[index + 2 :]
     else:
         name, rest = argv[index].split("=", 1)[1], argv[:index] + argv[index + 1 :]
-    from training.presets import PRESETS
+    from agkd.training.orchestration.presets import PRESETS
 
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")

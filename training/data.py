@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 def dataset_configs(repo: str | Path) -> list[str]:
     """Config names of a Hub-layout dataset: read from the folder's files, or asked from the Hub for a repo id."""
     if Path(repo).is_dir():
-        from datasets_scripts.hub_layout import configs_metadata
+        from agkd.datasets_scripts.release_layout import configs_metadata
 
         return [entry["config_name"] for entry in configs_metadata(repo)]
     import datasets
@@ -39,7 +39,7 @@ def load_dataset_config(repo: str | Path, config: str):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from datasets_scripts.hub_layout import configs_metadata
+    from agkd.datasets_scripts.release_layout import configs_metadata
 
     entries = {e["config_name"]: e for e in configs_metadata(repo)}
     if config not in entries:
@@ -148,7 +148,7 @@ def load_teacher_tokenizer(teacher: str, family: str, pair: str):
     the decoder start token, and for mBART the target language code forced as the first generated token."""
     from transformers import AutoConfig
 
-    from datasets_scripts.teachers import generation_kwargs, load_tokenizer
+    from agkd.datasets_scripts.teachers import generation_kwargs, load_tokenizer
 
     tokenizer = load_tokenizer(family, pair, teacher)
     config = AutoConfig.from_pretrained(teacher)

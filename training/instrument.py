@@ -23,7 +23,7 @@ fine-tuning of `finetune_steps` steps on `finetune_pairs` map-annotated pairs wi
   of another sentence of the same layout (q = 1: the map of another sentence; right shape, no information).
 
 Every student is scored on held-out pairs by `scoring.PRIMARY_METRIC` and compared with the shuffled control by the
-verdict's own statistics (`training.verdict.estimate`: seeds and sentences). The design passes when the true map
+verdict's own statistics (`agkd.training.verdict.statistics.estimate`: seeds and sentences). The design passes when the true map
 gains significantly over its shuffled twin and the gains fall with corruption (`MONOTONE_SLACK`); its smallest
 detectable effect (`verdict.mde`) is reported and read by the verdict. Measured figures: docs/verdict.md.
 
@@ -41,14 +41,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
-from modeling.attribution_injection import INJECTION_OPERATORS, MAP_FREE_OPERATORS, check_choice
-from training import verdict
-from training.cli import run_as_script, stage_main
-from training.layout import INSTRUMENT_FILE
-from training.loop import TrainingState, progress
-from training.presets import PRESETS, transformer_sizes
-from training.scoring import PRIMARY_METRIC, TokenStatistics, teacher_forced_statistics
+from agkd.datasets_scripts.release_layout import INSTRUMENT_FILE
+from agkd.modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
+from agkd.modeling.attribution_injection import INJECTION_OPERATORS, MAP_FREE_OPERATORS, check_choice
+from agkd.training.cli import run_as_script, stage_main
+from agkd.training.evaluation.scoring import PRIMARY_METRIC, TokenStatistics, teacher_forced_statistics
+from agkd.training.loop import TrainingState, progress
+from agkd.training.orchestration.presets import PRESETS, transformer_sizes
+from agkd.training.verdict import statistics as verdict
 
 logger = logging.getLogger(__name__)
 

@@ -77,7 +77,7 @@ class RunArguments:
 
     def tracking(self, name: str, config: dict) -> Tracking:
         """What the run of model `name` reports to `--report_to`; `config` (its settings) is stored with it."""
-        from training.layout import default_logging_dir
+        from agkd.datasets_scripts.release_layout import default_logging_dir
 
         root = self.logging_dir or default_logging_dir(self.output_dir)
         return Tracking(self.report_to, root, name, f"agkd-{self.preset}", config)

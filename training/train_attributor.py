@@ -18,14 +18,21 @@ import logging
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from datasets_scripts.attribution_configs import config_name
-from datasets_scripts.hub_layout import public_ref
-from training import data, layout, loop
-from training.cards import write_attributor_card
-from training.cli import run_as_script, stage_main
-from training.loop import RunArguments
-from training.presets import PRESETS, AttributorPreset, BudgetArguments, fill_from_preset, transformer_sizes
-from training.scoring import fidelity
+from agkd.datasets_scripts import release_layout as layout
+from agkd.datasets_scripts.attribution.configs import config_name
+from agkd.datasets_scripts.release_layout import public_ref
+from agkd.training import data, loop
+from agkd.training.cards import write_attributor_card
+from agkd.training.cli import run_as_script, stage_main
+from agkd.training.evaluation.scoring import fidelity
+from agkd.training.loop import RunArguments
+from agkd.training.orchestration.presets import (
+    PRESETS,
+    AttributorPreset,
+    BudgetArguments,
+    fill_from_preset,
+    transformer_sizes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +53,7 @@ class AttributorArguments(RunArguments, BudgetArguments):
 
 
 def finalize_arguments(args: AttributorArguments) -> AttributorArguments:
-    from datasets_scripts.attribution_methods import METHODS
+    from agkd.datasets_scripts.attribution.methods import METHODS
 
     if args.preset not in PRESETS:
         raise ValueError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
@@ -73,7 +80,7 @@ def run_settings(args: AttributorArguments) -> dict:
 # ================================================================================================ model
 def build_attributor(args: AttributorArguments, tokenizer, teacher_config):
     """A randomly initialised Attributor of the preset's size on the teacher's vocabulary."""
-    from modeling import AgkdAttributorConfig, AgkdAttributorModel
+    from agkd.modeling import AgkdAttributorConfig, AgkdAttributorModel
 
     config = AgkdAttributorConfig(
         **transformer_sizes(args, len(tokenizer)), scoring_heads=args.scoring_heads, head_gate_dim=args.head_gate_dim,

@@ -6,8 +6,8 @@ exactly the same pairs (read from the `uniform` control config) with operator `n
 
     agkd student --preset demo --attributions runs/demo/hub/datasets/agkd-attributions \\
         --teacher runs/demo/hub/models/teacher-marian-de-en --method attention --operator add
-    torchrun --nproc_per_node 2 -m training.train_student ...     # same script, several processes
-    accelerate launch --mixed_precision bf16 -m training.train_student ...   # GPUs
+    torchrun --nproc_per_node 2 -m agkd.training.train_student ...     # same script, several processes
+    accelerate launch --mixed_precision bf16 -m agkd.training.train_student ...   # GPUs
 
 Data: the rows of config `<teacher>.<pair>.<method>` (target kind `reference`: the gold translation, the paper's
 protocol) or `<teacher>.<pair>.<method>.teacher` (`--target_kind teacher`: the teacher's own translation, i.e.
@@ -29,13 +29,20 @@ import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from datasets_scripts.attribution_configs import BASELINE, TARGET_KINDS, config_name, evaluation_config
-from datasets_scripts.hub_layout import public_ref
-from training import data, layout, loop
-from training.cards import write_student_card
-from training.cli import run_as_script, stage_main
-from training.loop import RunArguments
-from training.presets import PRESETS, BudgetArguments, StudentPreset, fill_from_preset, transformer_sizes
+from agkd.datasets_scripts import release_layout as layout
+from agkd.datasets_scripts.attribution.configs import BASELINE, TARGET_KINDS, config_name, evaluation_config
+from agkd.datasets_scripts.release_layout import public_ref
+from agkd.training import data, loop
+from agkd.training.cards import write_student_card
+from agkd.training.cli import run_as_script, stage_main
+from agkd.training.loop import RunArguments
+from agkd.training.orchestration.presets import (
+    PRESETS,
+    BudgetArguments,
+    StudentPreset,
+    fill_from_preset,
+    transformer_sizes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +91,8 @@ class StudentArguments(RunArguments, BudgetArguments):
 
 def finalize_arguments(args: StudentArguments) -> StudentArguments:
     """Fill preset defaults and check every choice before anything is loaded."""
-    from datasets_scripts.attribution_methods import resolve
-    from modeling.attribution_injection import INJECTION_OPERATORS, MAP_NORMALIZATIONS, check_choice
+    from agkd.datasets_scripts.attribution.methods import resolve
+    from agkd.modeling.attribution_injection import INJECTION_OPERATORS, MAP_NORMALIZATIONS, check_choice
 
     if args.preset not in PRESETS:
         raise ValueError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
@@ -124,7 +131,7 @@ def student_init(args: StudentArguments) -> str:
 
 
 def run_name(args: StudentArguments) -> str:
-    """This run's folder and repo name (`training/layout.py` forms every name)."""
+    """This run's folder and repo name (`datasets_scripts/release_layout.py` forms every name)."""
     if args.train_corpus is not None:
         return layout.warm_start_name(args.teacher_name, args.pair, args.seed)
     return layout.student_name(
@@ -148,7 +155,7 @@ def build_student(args: StudentArguments, tokenizer, teacher_config, forced_bos_
     """A student from random weights, or the warm start of `--init_from` with this run's injection settings and
     dropout (its size then comes from the warm start and is written back into `args`, so the record is true)."""
 
-    from modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
+    from agkd.modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
 
     injection = dict(
         injection_operator=args.operator,

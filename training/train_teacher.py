@@ -4,12 +4,12 @@
 - `--family mbart`: one MBartForConditionalGeneration for all pairs with mBART-50 language codes
   (de_DE, fr_XX, ar_AR -> en_XX) and an MBart50Tokenizer (`teacher-mbart`).
 
-Sizes and budgets come from `--preset` (training/presets.py, section `teacher`); any of them can be overridden.
+Sizes and budgets come from `--preset` (training/orchestration/presets.py, section `teacher`); any of them can be overridden.
 The same file runs as one CPU process, under `torchrun --nproc_per_node N` or `accelerate launch` on GPUs:
 
     agkd teacher --preset demo --family marian --pairs de-en
-    torchrun --nproc_per_node 2 -m training.train_teacher --preset smoke --family mbart
-    accelerate launch --mixed_precision bf16 -m training.train_teacher --preset paper --family marian
+    torchrun --nproc_per_node 2 -m agkd.training.train_teacher --preset smoke --family mbart
+    accelerate launch --mixed_precision bf16 -m agkd.training.train_teacher --preset paper --family marian
 
 Each model is written as a standard Hub folder under `--output_dir` (config, generation_config, safetensors,
 tokenizer files, README model card with the measured BLEU/chrF, `all_results.json`) that loads with plain
@@ -32,13 +32,20 @@ from pathlib import Path
 
 import torch
 
-from datasets_scripts.hub_layout import public_ref
-from datasets_scripts.teachers import LANGUAGE_PAIRS, MBART_LANG_CODES, check_family, check_pair, teacher_spec
-from training import data, layout, loop
-from training.cards import write_teacher_card
-from training.loop import RunArguments
-from training.presets import PRESETS, BudgetArguments, TeacherPreset, fill_from_preset, transformer_sizes
-from training.scoring import evaluate_translation, score_translations
+from agkd.datasets_scripts import release_layout as layout
+from agkd.datasets_scripts.release_layout import public_ref
+from agkd.datasets_scripts.teachers import LANGUAGE_PAIRS, MBART_LANG_CODES, check_family, check_pair, teacher_spec
+from agkd.training import data, loop
+from agkd.training.cards import write_teacher_card
+from agkd.training.evaluation.scoring import evaluate_translation, score_translations
+from agkd.training.loop import RunArguments
+from agkd.training.orchestration.presets import (
+    PRESETS,
+    BudgetArguments,
+    TeacherPreset,
+    fill_from_preset,
+    transformer_sizes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -335,7 +342,7 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
     """Train one teacher (one Marian pair, or the mBART on all `pairs`) and write its Hub folder."""
     from torch.utils.data import DataLoader
 
-    from datasets_scripts.hub_layout import atomic_folder
+    from agkd.datasets_scripts.release_layout import atomic_folder
 
     name = teacher_spec(args.family, pairs[0]).local_name
     final_dir = Path(args.output_dir) / name
@@ -545,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from training.cli import setup_logging
+    from agkd.training.cli import setup_logging
 
     setup_logging(0)
     sys.exit(main())

@@ -10,7 +10,7 @@ re-run after a kill (or a failure) continues where the last run stopped. `--pair
     agkd pipeline --preset paper --executor ray --ray_address auto    # on a running Ray cluster
 
 The plan states what each job reads and makes (one extraction per method, one student per cell, one evaluation
-per student), and a job starts as soon as its inputs exist (`training/executors.py`): a method's students train
+per student), and a job starts as soon as its inputs exist (`training/orchestration/executors.py`): a method's students train
 while other methods are still being extracted. `--executor local` (the default) runs the small jobs `--jobs` at a
 time in a pool of worker processes sharing the cores (2 processes x 1 thread trained two demo students 1.37x faster
 than one after the other with 2 threads), one GPU each on a multi-GPU machine, and the big ones (teachers,
@@ -31,13 +31,20 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from datasets_scripts.attribution_configs import BASELINE, EVALUATION_SET, config_name
-from datasets_scripts.attribution_methods import CONTROLS, shuffled_control
-from modeling.attribution_injection import MAP_FREE_OPERATORS
-from training.cli import run_as_script, stage_main
-from training.executors import EXECUTORS, Job, LocalExecutor, RayExecutor, schedule
-from training.layout import RESULTS_FILE, RunLayout, attributor_name, baseline_name, student_name, warm_start_name
-from training.presets import GRID_OPERATORS, PRESETS, STUDENT_INITS
+from agkd.datasets_scripts.attribution.configs import BASELINE, EVALUATION_SET, config_name
+from agkd.datasets_scripts.attribution.methods import CONTROLS, shuffled_control
+from agkd.datasets_scripts.release_layout import (
+    RESULTS_FILE,
+    RunLayout,
+    attributor_name,
+    baseline_name,
+    student_name,
+    warm_start_name,
+)
+from agkd.modeling.attribution_injection import MAP_FREE_OPERATORS
+from agkd.training.cli import run_as_script, stage_main
+from agkd.training.orchestration.executors import EXECUTORS, Job, LocalExecutor, RayExecutor, schedule
+from agkd.training.orchestration.presets import GRID_OPERATORS, PRESETS, STUDENT_INITS
 
 logger = logging.getLogger(__name__)
 
@@ -131,8 +138,8 @@ def finalize(args: PipelineArguments) -> PipelineArguments:
         args.jobs = torch.cuda.device_count() if torch.cuda.is_available() else min(2, os.cpu_count() or 1)
     if args.jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
-    from datasets_scripts.attribution_methods import METHODS
-    from datasets_scripts.teachers import check_family, check_pair
+    from agkd.datasets_scripts.attribution.methods import METHODS
+    from agkd.datasets_scripts.teachers import check_family, check_pair
 
     for pair in args.pairs:
         check_pair(pair)
@@ -141,13 +148,13 @@ def finalize(args: PipelineArguments) -> PipelineArguments:
     unknown = [m for m in args.methods if m not in METHODS] + [o for o in args.operators if o not in GRID_OPERATORS]
     if unknown:
         raise ValueError(f"unknown methods or operators {unknown}; methods: {[*METHODS]}, operators: {GRID_OPERATORS}")
-    from modeling.attribution_injection import MAP_NORMALIZATIONS, check_choice
+    from agkd.modeling.attribution_injection import MAP_NORMALIZATIONS, check_choice
 
     for normalization in args.normalizations:
         check_choice("map normalisation", normalization, MAP_NORMALIZATIONS)
     if args.student_init not in STUDENT_INITS:
         raise ValueError(f"unknown --student_init {args.student_init!r}; choose one of {STUDENT_INITS}")
-    from training.loop import check_report_to, default_report_to
+    from agkd.training.loop import check_report_to, default_report_to
 
     check_report_to(args.report_to)
     args.report_to = args.report_to or default_report_to()  # said once here, not in every job's log
@@ -162,7 +169,7 @@ def maps(family: str, pair: str, method: str, target_kind: str = "reference") ->
 def plan(args: PipelineArguments) -> list[Job]:
     """Every job of the run, in plan order, with what each reads (`needs`) and makes: each one is a stage's
     `main(argv)` that skips finished work itself, and the executors start it once its inputs exist."""
-    from datasets_scripts.teachers import teacher_spec
+    from agkd.datasets_scripts.teachers import teacher_spec
 
     release = RunLayout(args.runs_dir, args.preset)
     preset = PRESETS[args.preset]
@@ -174,7 +181,7 @@ def plan(args: PipelineArguments) -> list[Job]:
     jobs = []
     if args.corpus is None:
         argv = ["--output_dir", corpus, "--pairs", ",".join(args.pairs)] + (["--lite"] if preset.corpus.lite else [])
-        jobs.append(Job("corpus", "agkd-parallel", "datasets_scripts.build_corpus", argv, makes=("corpus",)))
+        jobs.append(Job("corpus", "agkd-parallel", "agkd.datasets_scripts.build_corpus", argv, makes=("corpus",)))
     teachers = {}
     for family in args.teachers:
         for pair in args.pairs:
@@ -186,7 +193,7 @@ def plan(args: PipelineArguments) -> list[Job]:
                 argv = [*common, "--family", family, "--pairs", ",".join(job_pairs), "--corpus", corpus]
                 argv += ["--output_dir", str(release.models), "--checkpoint_dir", str(release.checkpoints), "--resume"]
                 argv += tracking
-                jobs.append(Job("teacher", teacher_spec(family, job_pairs[0]).local_name, "training.train_teacher", argv,
+                jobs.append(Job("teacher", teacher_spec(family, job_pairs[0]).local_name, "agkd.training.train_teacher", argv,
                                 needs=("corpus",), makes=tuple(f"teacher:{family}.{p}" for p in job_pairs)))
     # The teacher's translations of the test split are the simulatability metrics' targets (in every control
     # config); the methods' maps of them are extracted only where the `teacher` protocol is evaluated.
@@ -197,15 +204,15 @@ def plan(args: PipelineArguments) -> list[Job]:
         base += preset.extract.options(args.allow_weak_teacher)
         needs = ("corpus", f"teacher:{family}.{pair}")
         for method in [*args.methods, *CONTROLS]:  # one job per method: its students start when its maps exist
-            jobs.append(Job("extract", f"{family}.{pair} {method}", "datasets_scripts.extract_attributions",
+            jobs.append(Job("extract", f"{family}.{pair} {method}", "agkd.datasets_scripts.extract_attributions",
                             [*base, "--methods", method, "--target_kinds", "reference"],
                             needs=needs, makes=(maps(family, pair, method),)))
         for method in args.methods:  # its shuffled twin: from the stored maps, once they exist
             shuffled = shuffled_control(method)
-            jobs.append(Job("extract", f"{family}.{pair} {shuffled}", "datasets_scripts.extract_attributions",
+            jobs.append(Job("extract", f"{family}.{pair} {shuffled}", "agkd.datasets_scripts.extract_attributions",
                             [*base, "--methods", shuffled, "--target_kinds", "reference"],
                             needs=(maps(family, pair, method),), makes=(maps(family, pair, shuffled),)))
-        jobs.append(Job("extract", f"{family}.{pair} teacher (test)", "datasets_scripts.extract_attributions",
+        jobs.append(Job("extract", f"{family}.{pair} teacher (test)", "agkd.datasets_scripts.extract_attributions",
                         [*base, "--methods", *teacher_kind_methods, "--target_kinds", "teacher", "--splits", "test"],
                         needs=needs, makes=tuple(maps(family, pair, m, "teacher") for m in teacher_kind_methods)))
 
@@ -222,7 +229,7 @@ def plan(args: PipelineArguments) -> list[Job]:
     for (family, pair), teacher in teachers.items():
         for start in warm_starts:
             argv = [*student_argv(family, pair, teacher), "--seed", str(start), "--method", BASELINE, "--train_corpus", corpus]
-            jobs.append(Job("warm-start", f"{family}.{pair} s{start}", "training.train_student", argv,
+            jobs.append(Job("warm-start", f"{family}.{pair} s{start}", "agkd.training.train_student", argv,
                             needs=("corpus", f"teacher:{family}.{pair}"), makes=(f"warm-start:{family}.{pair}.s{start}",)))
     budget = ["--max_steps", str(args.student_max_steps)] if args.student_max_steps else []
     students = []  # (family, pair, method, name, baseline name)
@@ -234,7 +241,7 @@ def plan(args: PipelineArguments) -> list[Job]:
             after_warm_start = (f"warm-start:{family}.{pair}.s{start}",) if warm else ()
             base = [*where, "--seed", str(seed), *init, *budget]
             baseline = baseline_name(family, pair, seed=seed, warm=warm)
-            jobs.append(Job("student", f"{family}.{pair} baseline s{seed}", "training.train_student", [*base, "--method", BASELINE],
+            jobs.append(Job("student", f"{family}.{pair} baseline s{seed}", "agkd.training.train_student", [*base, "--method", BASELINE],
                             needs=(maps(family, pair, EVALUATION_SET), *after_warm_start), makes=(f"student:{baseline}",),
                             shared=True))
             students.append((family, pair, BASELINE, baseline, None))
@@ -249,18 +256,18 @@ def plan(args: PipelineArguments) -> list[Job]:
                         name = student_name(family, pair, method, seed=seed, operator=operator,
                                             map_normalization=normalization, warm=warm)
                         jobs.append(Job(
-                            "student", f"{family}.{pair} {method} {operator} {normalization} s{seed}", "training.train_student",
+                            "student", f"{family}.{pair} {method} {operator} {normalization} s{seed}", "agkd.training.train_student",
                             [*base, "--method", method, "--operator", operator, "--map_normalization", normalization],
                             needs=(maps(family, pair, method), *after_warm_start), makes=(f"student:{name}",), shared=True,
                         ))
                         students.append((family, pair, method, name, baseline))
     for (family, pair), teacher in teachers.items():
         for method in args.methods:
-            jobs.append(Job("attributor", f"{family}.{pair} {method}", "training.train_attributor",
+            jobs.append(Job("attributor", f"{family}.{pair} {method}", "agkd.training.train_attributor",
                             [*student_argv(family, pair, teacher), "--method", method],
                             needs=(maps(family, pair, method),), makes=(f"attributor:{attributor_name(family, pair, method)}",),
                             shared=True))
-    jobs.append(Job("instrument", "planted alignments", "training.instrument",
+    jobs.append(Job("instrument", "planted alignments", "agkd.training.instrument",
                     ["--results_dir", str(release.results), *common]
                     + (["--finetune_steps", str(args.student_max_steps)] if args.student_max_steps else []),
                     makes=("instrument",)))
@@ -275,12 +282,12 @@ def plan(args: PipelineArguments) -> list[Job]:
                 needs.append(maps(family, pair, method, "teacher"))
             if "attributor" in preset.protocols and method in args.methods:
                 needs.append(f"attributor:{attributor_name(family, pair, method)}")
-        jobs.append(Job("evaluate", name, "training.evaluate", [*evaluate, "--students", name],
+        jobs.append(Job("evaluate", name, "agkd.training.evaluation.evaluate", [*evaluate, "--students", name],
                         needs=tuple(needs), makes=(f"evaluated:{name}",), shared=True))
-    jobs.append(Job("report", "report.md", "training.report", [
+    jobs.append(Job("report", "report.md", "agkd.training.verdict.report", [
         "--results_dir", str(release.results), "--attributions", attributions, "--models_dir", str(release.models),
     ], needs=("instrument", *(f"evaluated:{s[3]}" for s in students)), makes=("report",)))
-    jobs.append(Job("space", "agkd-space", "space.repo", [
+    jobs.append(Job("space", "agkd-space", "agkd.space.repo", [
         "--folder", str(release.spaces / "agkd-space"), "--results", str(release.results / RESULTS_FILE),
     ], needs=("report",), shared=True))
     if args.stop_after:

@@ -1,4 +1,4 @@
-"""A small, probe-gated compatibility layer for Inseq 0.7.1 on transformers 5 (used by `inseq_engine.py`).
+"""A small, probe-gated compatibility layer for Inseq 0.7.1 on transformers 5 (used by `attribution/inseq_engine.py`).
 
 Three problems, each fixed only when a numerical probe on the actual teacher shows it, so the layer becomes a no-op
 once Inseq (or transformers) is fixed:

@@ -2,7 +2,7 @@
 
 One config per `<teacher>.<pair>.<method>` (forced decoding on the gold reference, the paper's protocol, e.g.
 `marian.de-en.saliency`) and `<teacher>.<pair>.<method>.teacher` (the teacher's own translation, the leakage-free
-protocol); the controls of `attribution_methods.py` (`random`, `uniform`, `diagonal`, and the shuffled control
+protocol); the controls of `attribution/methods.py` (`random`, `uniform`, `diagonal`, and the shuffled control
 `<method>-shuffled` of each method, e.g. `marian.de-en.saliency-shuffled`) are configs too. The `uniform`
 control holds the same pairs as every method, so it is the evaluation set: the no-map baseline student (method
 `none`) trains on its rows and `agkd evaluate` scores on them.

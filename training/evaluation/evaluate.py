@@ -12,7 +12,7 @@ Protocols (every result names its protocol):
         --corpus runs/demo/hub/datasets/agkd-parallel --results_dir runs/demo/results
 
 Scores are sacrebleu corpus BLEU and chrF of the detokenised output against the raw reference strings of the
-corpus, with their signatures, and the teacher-forced simulation metrics of `training/scoring.py` (token NLL and
+corpus, with their signatures, and the teacher-forced simulation metrics of `training/evaluation/scoring.py` (token NLL and
 top-1 agreement with the reference and with the teacher's own translation), computed with exactly the row's map
 injection: under `gold` and `teacher` the protocol's map is injected row by row whatever target is forced, as in
 generation; under `attributor` the Attributor predicts the rows from the forced prefix. The primary metric
@@ -38,11 +38,19 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets_scripts.attribution_configs import BASELINE, config_name, evaluation_config
-from modeling.attribution_injection import MAP_FREE_OPERATORS
-from training import data, layout, scoring
-from training.cli import run_as_script, stage_main
-from training.layout import MAP_FREE_PROTOCOL, PROTOCOLS, RESULTS_FILE, attributor_name, read_results
+from agkd.datasets_scripts import release_layout as layout
+from agkd.datasets_scripts.attribution.configs import BASELINE, config_name, evaluation_config
+from agkd.datasets_scripts.release_layout import (
+    MAP_FREE_PROTOCOL,
+    PROTOCOLS,
+    RESULTS_FILE,
+    attributor_name,
+    read_results,
+)
+from agkd.modeling.attribution_injection import MAP_FREE_OPERATORS
+from agkd.training import data
+from agkd.training.cli import run_as_script, stage_main
+from agkd.training.evaluation import scoring
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +174,7 @@ def simulate(model, tokenizer, evaluation: EvaluationSet, maps: list | None, arg
     the row's generation: `{target: TokenStatistics}`."""
     from torch.utils.data import DataLoader
 
-    from training.scoring import FORCED_TARGETS, teacher_forced_statistics
+    from agkd.training.evaluation.scoring import FORCED_TARGETS, teacher_forced_statistics
 
     collate = data.MapCollator(tokenizer.pad_token_id, with_maps=maps is not None)
     statistics = {}
@@ -181,7 +189,7 @@ def simulate(model, tokenizer, evaluation: EvaluationSet, maps: list | None, arg
 
 def simulation_fields(statistics: dict) -> dict:
     """The row's simulation metrics (`nll_reference`, `agreement_teacher`, ...) and token counts per target."""
-    from training.scoring import METRICS, PRIMARY_METRIC
+    from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC
 
     fields = {"primary_metric": PRIMARY_METRIC}
     for name, metric in METRICS.items():
@@ -220,7 +228,7 @@ def evaluate(args: EvaluateArguments) -> list[dict]:
     from accelerate import Accelerator
     from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer
 
-    import modeling  # noqa: F401  (registers the AGKD classes with the Auto classes)
+    from agkd import modeling  # noqa: F401  (registers the AGKD classes with the Auto classes)
 
     unknown = [p for p in args.protocols if p not in PROTOCOLS]
     if unknown:
@@ -323,8 +331,8 @@ def protocols_of(run: dict, requested: list[str]) -> list[str]:
 def write_result_cards(args: EvaluateArguments, models_dir: Path, runs: dict[str, dict], results_path: Path) -> None:
     """Rewrite each student's model card with its current result rows (model-index and a table), so the card a Hub
     user reads carries what `results.jsonl` holds."""
-    from datasets_scripts.hub_layout import public_ref
-    from training.cards import write_student_card
+    from agkd.datasets_scripts.release_layout import public_ref
+    from agkd.training.cards import write_student_card
 
     rows: dict[str, list[dict]] = {}
     for row in read_results(results_path):
@@ -364,7 +372,7 @@ def token_statistics_file(args: EvaluateArguments, student: str, split: str, pro
 def row_inputs(args: EvaluateArguments, models_dir: Path, run: dict, protocol: str) -> dict:
     """What a result row measured besides the code: the student's run, the test-time maps' version or the
     Attributor's run, and the baseline run it is compared with. A row whose inputs changed is evaluated again."""
-    from datasets_scripts.hub_layout import maps_version
+    from agkd.datasets_scripts.release_layout import maps_version
     inputs = {"student": run.get("run_id")}
     if protocol in STORED_MAP_PROTOCOLS:
         inputs["maps"] = maps_version(args.attributions, map_config(run, protocol))
@@ -391,7 +399,7 @@ def compare_with_baseline(
 ) -> dict:
     """Paired bootstrap against the baseline of the same teacher, pair, target kind, seed and design, if it was
     evaluated: BLEU and chrF over its hypotheses, and every simulation metric over its forced-decoding sums."""
-    from training.scoring import METRICS, TokenStatistics, paired_bootstrap_tokens
+    from agkd.training.evaluation.scoring import METRICS, TokenStatistics, paired_bootstrap_tokens
 
     baseline_name = baseline_of(run)
     baseline_file = Path(args.results_dir) / "hypotheses" / f"{baseline_name}.{split}.{BASELINE_PROTOCOL}.txt"

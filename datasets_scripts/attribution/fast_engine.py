@@ -3,7 +3,7 @@
 Inseq attributes one target step at a time (T forward + backward passes per pair, times n_steps for integrated
 gradients, times S for value zeroing). With teacher forcing and the causal decoder mask, one forward pass gives every
 step's output, every step's gradient comes from one batched vector-Jacobian product, and value zeroing runs the S
-zeroed copies of a pair as one decoder batch. What has to match Inseq 0.7.1 (`inseq_engine.py`; checked pair by
+zeroed copies of a pair as one decoder batch. What has to match Inseq 0.7.1 (`attribution/inseq_engine.py`; checked pair by
 pair in tests/test_fast_attribution.py):
 
 - inputs are Inseq's *scaled* embeddings (`get_input_embeddings()(ids) * encoder.embed_scale`, where Inseq takes the
@@ -37,8 +37,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from datasets_scripts.attribution_configs import map_row
-from datasets_scripts.attribution_teacher import PairBatch, label_probs, make_batch, prob_deviation, seed_everything
+from agkd.datasets_scripts.attribution.configs import map_row
+from agkd.datasets_scripts.attribution.teacher import (
+    PairBatch,
+    label_probs,
+    make_batch,
+    prob_deviation,
+    seed_everything,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +280,7 @@ def _check_deeplift_reducible(model) -> None:
 def layer_gradient_x_activation(model, batch: PairBatch, chunk: int | None = None):
     """Gradient x activation at the registry's target layer (the encoder's last layer): a forward hook turns the
     layer's output a into a leaf that the rest of the model (mBART: the encoder's final layer norm) runs on."""
-    from datasets_scripts.attribution_methods import target_layer_name
+    from agkd.datasets_scripts.attribution.methods import target_layer_name
 
     layer = dict(model.named_modules())[target_layer_name(model)]
     leaf: list[torch.Tensor] = []
@@ -481,7 +487,7 @@ def fast_batch_size(method: str, device: str | torch.device = "cpu") -> int:
 
 def method_kwargs(method: str, device: torch.device, ig_steps: int | None = None) -> dict:
     """Keyword arguments of a fast method: the CPU step chunk, the captum arguments the registry gives it."""
-    from datasets_scripts.attribution_methods import method_arguments
+    from agkd.datasets_scripts.attribution.methods import method_arguments
 
     kwargs = {"chunk": CPU_STEP_CHUNK} if method in SINGLE_VJP_METHODS and device.type == "cpu" else {}
     captum = method_arguments(method, ig_steps)

@@ -3,7 +3,7 @@ measured cost per stage is in the README), `lab` (the smallest GPU grid that ans
 intervals, docs/lab.md) and `paper` (the full grid). Each stage reads its own section; the grid fields say what to
 run.
 
-Each preset writes under `runs/<preset>/` (`training/layout.py`): `hub/models/*`, `hub/datasets/*`, `results/`.
+Each preset writes under `runs/<preset>/` (`datasets_scripts/release_layout.py`): `hub/models/*`, `hub/datasets/*`, `results/`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from datasets_scripts.teachers import LANGUAGE_PAIRS, TEACHER_FAMILIES
-from training.layout import PROTOCOLS
+from agkd.datasets_scripts.release_layout import PROTOCOLS
+from agkd.datasets_scripts.teachers import LANGUAGE_PAIRS, TEACHER_FAMILIES
 
 
 @dataclass(frozen=True)
@@ -229,7 +229,7 @@ ALL_METHODS = (
     "gradient_shap",
 )
 ALL_OPERATORS = ("add", "multiply", "average", "replace")
-# The leak-free design that carries the verdict (`training/report.py` says why), trained beside the paper's operators.
+# The leak-free design that carries the verdict (`training/verdict/report.py` says why), trained beside the paper's operators.
 PRIMARY_OPERATOR = "supervise"
 GRID_OPERATORS = (PRIMARY_OPERATOR, *ALL_OPERATORS)  # every way a grid cell can use a map, in reading order
 STUDENT_INITS = ("scratch", "warm")

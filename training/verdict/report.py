@@ -5,7 +5,7 @@ the paper's finding (holds, does not hold, inconclusive or cannot be checked, wi
 leak-free primary design (`PRIMARY_DESIGN`, fixed in code before any result is read, and why), the positive
 control's smallest detectable effect, and per method its gain on the primary metric over no map, over its own
 shuffled twin and over the diagonal control, its gain in the paper's `gold` setting and the leak between the two,
-with intervals over seeds and sentences and Holm-corrected marks (`training/verdict.py`), and one chart. Then the
+with intervals over seeds and sentences and Holm-corrected marks (`training/verdict/statistics.py`), and one chart. Then the
 positive control (`agkd instrument`), the controls and every other leak-free design, every protocol's methods x
 operators tables (primary metric, BLEU / chrF), example map heatmaps (`--attributions`), Attributor fidelity
 against gain and the students' learning curves (`--models_dir`).
@@ -26,14 +26,20 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets_scripts.attribution_configs import BASELINE, config_name
-from datasets_scripts.attribution_methods import CONTROLS, shuffled_control, shuffled_source
-from training import verdict
-from training.cli import run_as_script, stage_main
-from training.evaluate import BASELINE_PROTOCOL
-from training.layout import INSTRUMENT_FILE, MAP_FREE_PROTOCOL, RESULTS_FILE, protocol_order, read_results
-from training.presets import ALL_METHODS, GRID_OPERATORS, SCALE_FAIR_NORMALIZATION
-from training.scoring import METRICS, PRIMARY_METRIC, TokenStatistics, improvement
+from agkd.datasets_scripts.attribution.configs import BASELINE, config_name
+from agkd.datasets_scripts.attribution.methods import CONTROLS, shuffled_control, shuffled_source
+from agkd.datasets_scripts.release_layout import (
+    INSTRUMENT_FILE,
+    MAP_FREE_PROTOCOL,
+    RESULTS_FILE,
+    protocol_order,
+    read_results,
+)
+from agkd.training.cli import run_as_script, stage_main
+from agkd.training.evaluation.evaluate import BASELINE_PROTOCOL
+from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC, TokenStatistics, improvement
+from agkd.training.orchestration.presets import ALL_METHODS, GRID_OPERATORS, SCALE_FAIR_NORMALIZATION
+from agkd.training.verdict import statistics as verdict
 
 logger = logging.getLogger(__name__)
 
@@ -311,7 +317,7 @@ class Preconditions:
         elif self.instrument["config"]["operator"] != design.operator:
             problems.append(f"the positive control measured `{self.instrument['config']['operator']}`, not this design")
         elif not self.instrument["passed"]:
-            from training.instrument import failures
+            from agkd.training.instrument import failures
 
             problems.append(
                 "this design cannot detect a planted alignment at this budget (" + "; ".join(failures(self.instrument))
@@ -393,7 +399,7 @@ def design_section(result: DesignVerdict, problems: list[str], primary: bool, pl
         verdict_sentence(result, problems),
         "",
         f"Gains on `{PRIMARY_METRIC}` in nats/token (positive = the student is better), mean over seeds [95% interval "
-        "over seeds and test sentences, `training/verdict.py`]; `*`: significant after Holm over the family of every "
+        "over seeds and test sentences, `training/verdict/statistics.py`]; `*`: significant after Holm over the family of every "
         "method-vs-control comparison of this design, with every seed agreeing in sign. The leak is how much more the "
         "method gains when its test-time map is the teacher's map of the reference.",
         "",
@@ -659,7 +665,7 @@ def plot_example_maps(attributions: str, teacher: str, pair: str, split: str, pa
     plt = _pyplot()
     import numpy as np
 
-    from training.data import dataset_configs, load_dataset_config
+    from agkd.training.data import dataset_configs, load_dataset_config
 
     configs = [c for c in dataset_configs(attributions) if c.startswith(f"{teacher}.{pair}.") and not c.endswith(".teacher")]
     methods = [m for m in method_order({c.split(".", 2)[2] for c in configs}) if m not in CONTROLS]
@@ -688,7 +694,7 @@ def plot_example_maps(attributions: str, teacher: str, pair: str, split: str, pa
 # ================================================================================================ report
 def instrument_lines(results_dir: Path) -> tuple[list[str], dict | None]:
     """The positive control's section from `instrument_check.json` (written by `agkd instrument`), and its result."""
-    from training.instrument import instrument_section
+    from agkd.training.instrument import instrument_section
 
     path = results_dir / INSTRUMENT_FILE
     if not path.exists():
@@ -733,7 +739,7 @@ def design_reason(instrument: dict | None) -> str:
     return (
         f"Primary design: operator `{operator}`, protocol `{protocol}`: the student's cross-attention is trained toward "
         "the map's rows and no map is used at test time, so nothing the student sees at test time was computed from "
-        "the reference, and every method and control can be judged alike (fixed in `training/report.py` before any "
+        "the reference, and every method and control can be judged alike (fixed in `training/verdict/report.py` before any "
         f"result was read; the paper's own `gold` setting leaks the reference and is shown beside it as each method's "
         f"leak). The claim is tested on each method's gain over its own shuffled twin ({control})."
     )

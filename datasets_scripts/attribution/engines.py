@@ -2,8 +2,8 @@
 (`extract_attributions.py`) and by the Space's maps of typed sentences (`space/app.py`).
 
 - a control of `attribution_methods.CONTROLS` is built directly (no engine, `prob_check` null);
-- engine `inseq` (the reference, `inseq_engine.py`) or `fast` (teacher-forced and batched, the same maps within 1e-4
-  relative, `fast_attribution.py`) computes a method's maps.
+- engine `inseq` (the reference, `attribution/inseq_engine.py`) or `fast` (teacher-forced and batched, the same maps within 1e-4
+  relative, `attribution/fast_engine.py`) computes a method's maps.
 
 Both engines return rows of the same schema (`attribution_configs.map_row`). `engine_for` says which engine computes
 a method's maps: `fast` falls back to `inseq` for a method it refuses on a teacher (DeepLIFT on a model with ReLU-like
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 
-from datasets_scripts.attribution_configs import map_row
-from datasets_scripts.attribution_teacher import Teacher
+from agkd.datasets_scripts.attribution.configs import map_row
+from agkd.datasets_scripts.attribution.teacher import Teacher
 
 logger = logging.getLogger(__name__)
 
@@ -26,13 +26,13 @@ _warned: set[tuple[int, str]] = set()
 def engine_for(engine: str, teacher: Teacher, method: str) -> str:
     """The engine that computes `method`'s maps of `teacher` when `engine` is asked for: the fast engine where it
     reproduces Inseq, else Inseq (said once per teacher and method, with the reason)."""
-    from datasets_scripts.attribution_methods import CONTROLS
+    from agkd.datasets_scripts.attribution.methods import CONTROLS
 
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if engine != "fast" or method in CONTROLS:
         return engine
-    from datasets_scripts import fast_attribution
+    from agkd.datasets_scripts.attribution import fast_engine as fast_attribution
 
     reason = fast_attribution.refusal(teacher.model, method)
     if reason is None:
@@ -46,10 +46,10 @@ def engine_for(engine: str, teacher: Teacher, method: str) -> str:
 def default_batch_size(engine: str, method: str, device) -> int:
     """Pairs per call of an engine when `--batch_size` is not given: the registry's per-method Inseq batch, or the
     fast engine's per-method batch on that device (`fast_attribution.FAST_BATCH_SIZE`)."""
-    from datasets_scripts.attribution_methods import METHODS
+    from agkd.datasets_scripts.attribution.methods import METHODS
 
     if engine == "fast":
-        from datasets_scripts.fast_attribution import fast_batch_size
+        from agkd.datasets_scripts.attribution.fast_engine import fast_batch_size
 
         return fast_batch_size(method, device)
     return METHODS[method].batch_size
@@ -57,7 +57,7 @@ def default_batch_size(engine: str, method: str, device) -> int:
 
 def control_rows(teacher: Teacher, method: str, rows: list[dict], seed: int) -> list[dict]:
     """Rows of a control map (built from the pair's shape, id and seed)."""
-    from datasets_scripts.attribution_methods import CONTROLS
+    from agkd.datasets_scripts.attribution.methods import CONTROLS
 
     build = CONTROLS[method].build
     return [
@@ -84,16 +84,16 @@ def attribute(
     """Maps of `rows` (each with id, source, target, target_kind, source_ids, target_ids) for a method or control,
     in input order. `batch_size` None: the engine's default for the method (`default_batch_size`); `seed` seeds the
     stochastic methods and the random control; `ig_steps` overrides integrated gradients' n_steps."""
-    from datasets_scripts.attribution_methods import CONTROLS
+    from agkd.datasets_scripts.attribution.methods import CONTROLS
 
     if method in CONTROLS:
         return control_rows(teacher, method, rows, seed)
     if engine == "fast":
-        from datasets_scripts import fast_attribution
+        from agkd.datasets_scripts.attribution import fast_engine as fast_attribution
 
         return fast_attribution.attribute_rows_fast(teacher, method, rows, batch_size, seed, ig_steps)
     if engine == "inseq":
-        from datasets_scripts.inseq_engine import attribute_rows
+        from agkd.datasets_scripts.attribution.inseq_engine import attribute_rows
 
         return attribute_rows(teacher, method, rows, batch_size or default_batch_size(engine, method, None), seed, ig_steps)
     raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")

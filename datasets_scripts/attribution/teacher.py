@@ -7,7 +7,7 @@
 - `seed_everything`: the seeding of the stochastic methods before each shard (both engines, so gradient_shap's draws
   replay).
 
-The engines themselves are `inseq_engine.py` and `fast_attribution.py`, behind `engines.attribute`.
+The engines themselves are `attribution/inseq_engine.py` and `attribution/fast_engine.py`, behind `engines.attribute`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from datasets_scripts.teachers import MBART_LANG_CODES
+from agkd.datasets_scripts.teachers import MBART_LANG_CODES
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The Inseq engine (`agkd extract --engine inseq`, the reference): attribution maps of a teacher with Inseq 0.7.1.
 
 Each method runs through an Inseq wrapper of the teacher's model (one per method, probed and patched by
-`inseq_compat.py`), in length-sorted batches. Maps are raw: Inseq's default aggregation functions with
+`attribution/inseq_compat.py`), in length-sorted batches. Maps are raw: Inseq's default aggregation functions with
 `normalize=False`, as the authors (`aggregate(normalize=False)`), transposed to [T][S]. Every pair is self-checked:
 Inseq's `probability` step score against a plain forward pass of the teacher (`Teacher.probabilities`), recorded as
 the row's `prob_check`. Called through `engines.attribute`.
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from datasets_scripts.attribution_configs import map_row
-from datasets_scripts.attribution_teacher import Teacher, prob_deviation, seed_everything
+from agkd.datasets_scripts.attribution.configs import map_row
+from agkd.datasets_scripts.attribution.teacher import Teacher, prob_deviation, seed_everything
 
 
 def inseq_model(teacher: Teacher, method: str):
@@ -21,8 +21,8 @@ def inseq_model(teacher: Teacher, method: str):
     if method not in teacher.inseq_models:
         import inseq
 
-        from datasets_scripts.attribution_methods import METHODS, target_layer_name
-        from datasets_scripts.inseq_compat import apply_compat
+        from agkd.datasets_scripts.attribution.inseq_compat import apply_compat
+        from agkd.datasets_scripts.attribution.methods import METHODS, target_layer_name
 
         kwargs = {}
         if method in METHODS and METHODS[method].layer_method:
@@ -39,7 +39,7 @@ def attribute_rows(
     teacher: Teacher, method: str, rows: list[dict], batch_size: int, seed: int, ig_steps: int | None = None
 ) -> list[dict]:
     """Maps for `rows` (each with id, source, target, target_kind, source_ids, target_ids) with one Inseq method."""
-    from datasets_scripts.attribution_methods import METHODS, method_arguments
+    from agkd.datasets_scripts.attribution.methods import METHODS, method_arguments
 
     spec = METHODS[method]
     model = inseq_model(teacher, method)

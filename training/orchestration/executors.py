@@ -121,7 +121,7 @@ def start_worker(threads: int, gpus=None) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpus.get())
     import torch
 
-    from training.cli import setup_logging
+    from agkd.training.cli import setup_logging
 
     torch.set_num_threads(threads)
     setup_logging(0)
@@ -219,7 +219,7 @@ def _ray_job(job: Job, log_dir: str, threads: int) -> tuple[int, float]:
     """The body of a Ray task: the job in this Ray worker, with as many torch threads as CPUs it was given."""
     import torch
 
-    from training.cli import setup_logging
+    from agkd.training.cli import setup_logging
 
     torch.set_num_threads(max(1, threads))
     setup_logging(0)
