@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from agkd.datasets_scripts.release_layout import META_DIR, write_card
+
 SCALE_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
@@ -163,8 +165,6 @@ def _quality_section(metas: dict[str, dict]) -> list[str]:
 
 def write_dataset_card(output_dir: str | Path) -> Path:
     """(Re)write README.md from every config's meta/<config>.json (configs written by earlier runs included)."""
-    from agkd.datasets_scripts.release_layout import META_DIR, write_card
-
     root = Path(output_dir)
     metas = {p.stem: json.loads(p.read_text()) for p in sorted((root / META_DIR).glob("*.json"))}
     lines = [

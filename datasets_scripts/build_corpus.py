@@ -36,6 +36,7 @@ from pathlib import Path
 
 from agkd.datasets_scripts import corpus_sources as cs
 from agkd.datasets_scripts.corpus_sources import Pair
+from agkd.datasets_scripts.release_layout import atomic_folder, split_counts, write_card, write_split
 
 logger = logging.getLogger(__name__)
 
@@ -810,8 +811,6 @@ def main(argv: list[str] | None = None) -> int:
     used = list(pairs_by_source)
 
     import datasets
-
-    from agkd.datasets_scripts.release_layout import atomic_folder, split_counts, write_card, write_split
 
     datasets.disable_progress_bars()
     stats: dict[str, PairStats] = {}

@@ -35,9 +35,28 @@ from pathlib import Path
 
 from agkd.datasets_scripts.attribution.configs import TARGET_KINDS, config_name, features
 from agkd.datasets_scripts.attribution.engines import ENGINES, attribute, default_batch_size, engine_for
+from agkd.datasets_scripts.attribution.methods import (
+    CONTROLS,
+    METHODS,
+    SHUFFLE_RULE,
+    TARGET_LAYER,
+    method_arguments,
+    resolve,
+    shuffled_map,
+    shuffled_source,
+    target_layer_name,
+)
 from agkd.datasets_scripts.attribution.teacher import Teacher
 from agkd.datasets_scripts.attribution_card import parquet_map_scale, write_dataset_card
-from agkd.datasets_scripts.release_layout import public_ref
+from agkd.datasets_scripts.release_layout import (
+    META_DIR,
+    maps_version,
+    public_ref,
+    read_local_config,
+    read_meta,
+    split_path,
+    write_split,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -264,8 +283,6 @@ def teacher_digest(teacher: str) -> str:
 def _fingerprint(args: ExtractArguments, engine: str, method: str, kind: str, split: str, n_rows: int) -> dict:
     """What determines a split's content (`engine`: the one that computes this method, `engines.engine_for`); a resume
     with a different fingerprint is refused."""
-    from agkd.datasets_scripts.attribution.methods import METHODS, TARGET_LAYER, method_arguments
-
     spec = METHODS.get(method)
     return {
         "teacher": public_ref(args.teacher),
@@ -409,8 +426,6 @@ def merge_split(args, teacher_name: str, method: str, kind: str, split: str, n_r
     """Concatenate finished shards (main process) into the published split; returns its summary or None."""
     import datasets
 
-    from agkd.datasets_scripts.release_layout import write_split
-
     config = config_name(teacher_name, args.pair, method, kind)
     shard_dir = Path(args.output_dir) / WORK_DIR / config / split
     n_shards = (n_rows + args.shard_size - 1) // args.shard_size
@@ -449,8 +464,6 @@ def merge_split(args, teacher_name: str, method: str, kind: str, split: str, n_r
 
 def _config_meta(args, teacher: Teacher, method: str, kind: str) -> dict:
     from importlib.metadata import version
-
-    from agkd.datasets_scripts.attribution.methods import CONTROLS, METHODS, method_arguments, target_layer_name
 
     meta = {
         "teacher": {
@@ -515,9 +528,6 @@ def teacher_name(args: ExtractArguments) -> str:
 def shuffled_inputs(args: ExtractArguments, name: str, kind: str, teacher: str) -> tuple[str, dict, list[str]]:
     """(source config, its meta, the splits to build) of the shuffled control `name`: the splits of `--splits`, or
     every split the source config holds. Raises ValueError naming the source config (or split) that is missing."""
-    from agkd.datasets_scripts.attribution.methods import shuffled_source
-    from agkd.datasets_scripts.release_layout import read_meta, split_path
-
     config = config_name(teacher, args.pair, name, kind)
     source = config_name(teacher, args.pair, shuffled_source(name), kind)
     meta = read_meta(args.output_dir, source) if Path(args.output_dir).is_dir() else None
@@ -536,8 +546,6 @@ def shuffled_inputs(args: ExtractArguments, name: str, kind: str, teacher: str) 
 def _shuffled_fingerprint(name: str, kind: str, split: str, source: str, source_meta: dict) -> dict:
     """What determines a shuffled split: its source split's extraction fingerprint (new source maps rebuild it) and
     the permutation rule."""
-    from agkd.datasets_scripts.attribution.methods import SHUFFLE_RULE
-
     return {
         "method": name,
         "target_kind": kind,
@@ -555,9 +563,6 @@ def build_shuffled(args: ExtractArguments, name: str, kind: str, teacher: str) -
     returns the config's meta, or None when nothing was to do."""
     import datasets
     import pyarrow.parquet as pq
-
-    from agkd.datasets_scripts.attribution.methods import SHUFFLE_RULE, shuffled_map, shuffled_source
-    from agkd.datasets_scripts.release_layout import META_DIR, maps_version, split_path, write_split
 
     method = shuffled_source(name)
     config = config_name(teacher, args.pair, name, kind)
@@ -618,8 +623,6 @@ def load_corpus(corpus: str, pair: str):
     cache of local folders is keyed by folder name, not content) or from the Hub."""
     import datasets
 
-    from agkd.datasets_scripts.release_layout import read_local_config
-
     if Path(corpus).is_dir():
         return read_local_config(corpus, pair)
     return datasets.load_dataset(corpus, pair)
@@ -630,9 +633,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from accelerate import PartialState
     from transformers import HfArgumentParser
-
-    from agkd.datasets_scripts.attribution.methods import resolve, shuffled_source
-    from agkd.datasets_scripts.release_layout import META_DIR
 
     (args,) = HfArgumentParser(ExtractArguments).parse_args_into_dataclasses(
         args=argv if argv is not None else sys.argv[1:]

@@ -37,7 +37,10 @@ if __package__ in (None, ""):  # `python space/app.py` or a Space running `pytho
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from agkd.datasets_scripts.attribution.configs import evaluation_config  # noqa: E402
-from agkd.datasets_scripts.release_layout import protocol_order  # noqa: E402
+from agkd.datasets_scripts.attribution.engines import attribute, engine_for
+from agkd.datasets_scripts.attribution.methods import CONTROLS, METHODS, method_arguments
+from agkd.datasets_scripts.release_layout import RESULTS_FILE, protocol_order, read_meta  # noqa: E402
+from agkd.datasets_scripts.teachers import LANGUAGE_PAIRS
 from agkd.space.plots import heatmap_figure  # noqa: E402
 from agkd.space.release import (
     BASELINE,
@@ -49,7 +52,10 @@ from agkd.space.release import (
     load_teacher_model,
     stored_maps,
 )
+from agkd.training.data import load_dataset_config
 from agkd.training.evaluation.evaluate import BASELINE_PROTOCOL, protocol_map_config  # noqa: E402
+from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC
+from agkd.training.verdict.report import PRIMARY_DESIGN, method_gains, results_table
 
 logger = logging.getLogger(__name__)
 
@@ -170,9 +176,6 @@ class SpaceApp:
     def _ig_steps(self, config: str) -> tuple[int, str]:
         """(steps, note) of a typed sentence's integrated gradients: those the release's maps of `config` were
         extracted with (so typed and stored maps compare), at most `LIVE_IG_STEPS` (a CPU serves the page)."""
-        from agkd.datasets_scripts.attribution.methods import method_arguments
-        from agkd.datasets_scripts.release_layout import read_meta
-
         meta = read_meta(self.release.dataset_ref(ATTRIBUTION_DATASET), config) if self.release.has_dataset(ATTRIBUTION_DATASET) else None
         steps = (meta or {}).get("attribute_args", {}).get("n_steps") or method_arguments("integrated_gradients")["n_steps"]
         if steps <= LIVE_IG_STEPS:
@@ -187,9 +190,6 @@ class SpaceApp:
         injects; its target is the teacher's translation at extraction time). Any other sentence gets the map of
         (source, target) computed now with the fast engine (the same maps as Inseq, datasets_scripts/attribution/fast_engine.py),
         or with Inseq where the fast engine refuses a teacher. Returns {map, source_ids, target_ids, target, note}."""
-        from agkd.datasets_scripts.attribution.engines import attribute, engine_for
-        from agkd.datasets_scripts.attribution.methods import CONTROLS, METHODS
-
         config = protocol_map_config(teacher, pair, method, "teacher")
         row = self._stored_row(config, source)
         if row is not None and list(row["source_ids"]) == list(source_ids):
@@ -352,14 +352,11 @@ class SpaceApp:
     # -------------------------------------------------------------------------------------------- report table
     def results_markdown(self, pair: str | None, teacher: str | None = None) -> str:
         """The report's methods x operators tables of the pair (test split), one per protocol, with a ranking."""
-        from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC
-        from agkd.training.verdict.report import PRIMARY_DESIGN, method_gains, results_table
-
         if not pair:
             return f"No students in the {self.release.describe()} yet: run `make demo`."
         rows = [r for r in self.release.results() if r["pair"] == pair and (teacher is None or r["teacher_name"] == teacher)]
         if not rows:
-            where = self.release.results_path or "results.jsonl"
+            where = self.release.results_path or RESULTS_FILE
             return f"No evaluation results for {pair} yet (looked in `{where}`): run `agkd evaluate` and `agkd report`."
         split = "test" if any(r["split"] == "test" for r in rows) else rows[0]["split"]
         rows = [r for r in rows if r["split"] == split and r["target_kind"] == "reference"]
@@ -405,8 +402,6 @@ class SpaceApp:
     # -------------------------------------------------------------------------------------------- examples
     def examples(self, pair: str, limit: int = EXAMPLES_PER_PAIR) -> list[str]:
         """Short test-split sources of the pair: from the maps dataset (gold maps exist), else from the corpus."""
-        from agkd.training.data import load_dataset_config
-
         teachers = self.release.teachers(pair)
         candidates = []
         for dataset, config in ((ATTRIBUTION_DATASET, evaluation_config(teachers[0], pair) if teachers else None), (CORPUS_DATASET, pair)):
@@ -446,8 +441,6 @@ def build_demo(release: Release | None = None):
     pairs = app.release.pairs()
     pair0 = pairs[0] if pairs else "de-en"
     c = app.choices(pair0)
-    from agkd.datasets_scripts.teachers import LANGUAGE_PAIRS
-
     with gr.Blocks(title="AGKD: attribution-guided distillation") as demo:
         gr.Markdown(INTRO)
         if not pairs:

@@ -27,12 +27,24 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from agkd.training.orchestration.presets import SCALE_FAIR_NORMALIZATION
+from agkd.datasets_scripts.attribution.configs import BASELINE
+from agkd.datasets_scripts.attribution.teacher import Teacher
+from agkd.datasets_scripts.release_layout import RESULTS_FILE, read_results
+from agkd.datasets_scripts.teachers import (
+    LANGUAGE_PAIRS,
+    TEACHER_FAMILIES,
+    generation_kwargs,
+    load_teacher,
+    resolve_teacher,
+    teacher_spec,
+)
+from agkd.training.data import load_dataset_config
+from agkd.training.orchestration.presets import GRID_OPERATORS, SCALE_FAIR_NORMALIZATION
+from agkd.training.verdict.report import method_order
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_RELEASE = "runs/demo/hub"
-BASELINE = "none"
 _LOAD_LOCK = threading.RLock()
 
 
@@ -86,7 +98,7 @@ class Release:
         if results is not None:
             self.results_path = Path(results)
         elif self.root is not None:
-            self.results_path = self.root.parent / "results" / "results.jsonl"
+            self.results_path = self.root.parent / "results" / RESULTS_FILE
         else:
             self.results_path = None
         self._students: list[StudentInfo] | None = None
@@ -184,25 +196,17 @@ class Release:
 
     def pairs(self) -> list[str]:
         """Language pairs with a baseline student (the page compares everything with it)."""
-        from agkd.datasets_scripts.teachers import LANGUAGE_PAIRS
-
         present = {s.pair for s in self.students() if s.is_baseline}
         return [p for p in LANGUAGE_PAIRS if p in present]
 
     def teachers(self, pair: str) -> list[str]:
-        from agkd.datasets_scripts.teachers import TEACHER_FAMILIES
-
         present = {s.teacher_name for s in self.students() if s.pair == pair and s.is_baseline}
         return [f for f in TEACHER_FAMILIES if f in present] + sorted(present - set(TEACHER_FAMILIES))
 
     def methods(self, pair: str, teacher: str) -> list[str]:
-        from agkd.training.verdict.report import method_order
-
         return method_order({s.method for s in self._variants(pair, teacher) if not s.is_baseline})
 
     def operators(self, pair: str, teacher: str, method: str) -> list[str]:
-        from agkd.training.orchestration.presets import GRID_OPERATORS
-
         present = {s.operator for s in self._variants(pair, teacher) if s.method == method}
         return [o for o in GRID_OPERATORS if o in present] + sorted(present - set(GRID_OPERATORS))
 
@@ -229,8 +233,6 @@ class Release:
 
     # -------------------------------------------------------------------------------------------- other models
     def teacher_ref(self, family: str, pair: str) -> str:
-        from agkd.datasets_scripts.teachers import resolve_teacher, teacher_spec
-
         if self.hub_org:
             local = teacher_spec(family, pair).local_name
             return self.model_ref(local) if local in self.model_names() else teacher_spec(family, pair).hub_id
@@ -257,8 +259,6 @@ class Release:
 
     # -------------------------------------------------------------------------------------------- results
     def results(self) -> list[dict]:
-        from agkd.datasets_scripts.release_layout import read_results
-
         if self.results_path is None or not self.results_path.exists():
             return []
         return read_results(self.results_path)
@@ -295,8 +295,6 @@ def load_student(ref: str):
 @functools.lru_cache(maxsize=8)
 def load_teacher_model(family: str, pair: str, ref: str):
     """(model, tokenizer, generate kwargs) of a teacher, through the registry of datasets_scripts/teachers.py."""
-    from agkd.datasets_scripts.teachers import generation_kwargs, load_teacher
-
     with _LOAD_LOCK:
         try:
             model, tokenizer = load_teacher(family, pair, ref)
@@ -310,8 +308,6 @@ def load_teacher_model(family: str, pair: str, ref: str):
 def load_attribution_teacher(pair: str, ref: str, family: str):
     """The extraction stage's teacher wrapper (Inseq models per method), for maps of typed sentences."""
     import torch
-
-    from agkd.datasets_scripts.attribution.teacher import Teacher
 
     with _LOAD_LOCK:
         return Teacher(ref, pair, torch.device("cpu"), compat=True, name=family)
@@ -335,8 +331,6 @@ def load_attributor(ref: str):
 @functools.lru_cache(maxsize=64)
 def stored_maps(dataset_ref: str, config: str, split: str = "test") -> dict[str, dict]:
     """Rows of one agkd-attributions config and split, by source sentence ({} if the config does not exist)."""
-    from agkd.training.data import load_dataset_config
-
     try:
         data = load_dataset_config(dataset_ref, config)
     except (ValueError, FileNotFoundError, OSError) as err:

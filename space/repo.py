@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agkd import __version__
+from agkd.datasets_scripts.release_layout import RESULTS_FILE, atomic_folder
 from agkd.training.cli import run_as_script, stage_main
 
 logger = logging.getLogger(__name__)
 
-RESULTS_FILE = "results.jsonl"
-LAUNCHER = '''"""The AGKD Space: the page of the installed `agkd` package (`agkd.space.app`), on the release named by the environment:
+LAUNCHER = f'''"""The AGKD Space: the page of the installed `agkd` package (`agkd.space.app`), on the release named by the environment:
 `AGKD_HUB_ORG` (Hub repo ids), else the owner of this Space, else the local release folder `AGKD_RELEASE`. The results
 table reads `results.jsonl` next to this file unless `AGKD_RESULTS` names another."""
 
@@ -33,7 +33,7 @@ import os
 import sys
 from pathlib import Path
 
-results = Path(__file__).with_name("results.jsonl")
+results = Path(__file__).with_name("{RESULTS_FILE}")
 if results.exists():
     os.environ.setdefault("AGKD_RESULTS", str(results))
 
@@ -59,8 +59,6 @@ def requirements() -> str:
 
 def write_space_repo(args: SpaceRepoArguments) -> Path:
     """The folder is written whole and atomically: a file an older release put there does not survive."""
-    from agkd.datasets_scripts.release_layout import atomic_folder
-
     folder = Path(args.folder)
     with atomic_folder(folder) as tmp:
         shutil.copy2(Path(__file__).with_name("README.md"), tmp / "README.md")

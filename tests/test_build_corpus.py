@@ -487,7 +487,7 @@ def test_interrupted_build_leaves_nothing_behind(tmp_path, bible_cache, monkeypa
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("agkd.datasets_scripts.release_layout.write_card", boom)
+    monkeypatch.setattr(bc, "write_card", boom)  # build_corpus imports it at its top
     with pytest.raises(KeyboardInterrupt):
         bc.main(["--output_dir", str(out), "--cache_dir", str(bible_cache), "--lite", "--skip_download"])
     assert list(tmp_path.iterdir()) == [bible_cache]

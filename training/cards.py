@@ -14,7 +14,7 @@ from pathlib import Path
 from agkd.datasets_scripts.attribution.configs import BASELINE
 from agkd.datasets_scripts.release_layout import protocol_order, public_ref
 from agkd.datasets_scripts.teachers import MBART_BASE_HUB_ID, MBART_LANG_CODES, teacher_spec
-from agkd.training.evaluation.scoring import FIDELITY_METRICS
+from agkd.training.evaluation.scoring import FIDELITY_METRICS, METRICS, PRIMARY_METRIC
 from agkd.training.loop import format_seconds
 
 
@@ -185,8 +185,6 @@ All figures were measured by `training/train_teacher.py` at the end of training;
 def student_results(rows: Sequence[dict], dataset: str, config: str) -> tuple[list[MetricResult], str]:
     """A student's result rows (`results.jsonl`) as model-index entries (BLEU, chrF and the simulation metrics per
     split and map protocol; sacrebleu's signature in `metric_args`) and as the card's markdown table."""
-    from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC
-
     entries, lines = [], []
     for row in sorted(rows, key=lambda row: (row["split"], protocol_order(row["protocol"]))):
         protocol = row["protocol"]

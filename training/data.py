@@ -15,12 +15,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from agkd.datasets_scripts.release_layout import configs_metadata
+from agkd.datasets_scripts.teachers import generation_kwargs, load_tokenizer
+
 
 def dataset_configs(repo: str | Path) -> list[str]:
     """Config names of a Hub-layout dataset: read from the folder's files, or asked from the Hub for a repo id."""
     if Path(repo).is_dir():
-        from agkd.datasets_scripts.release_layout import configs_metadata
-
         return [entry["config_name"] for entry in configs_metadata(repo)]
     import datasets
 
@@ -38,8 +39,6 @@ def load_dataset_config(repo: str | Path, config: str):
         return datasets.load_dataset(str(repo), config)
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from agkd.datasets_scripts.release_layout import configs_metadata
 
     entries = {e["config_name"]: e for e in configs_metadata(repo)}
     if config not in entries:
@@ -147,8 +146,6 @@ def load_teacher_tokenizer(teacher: str, family: str, pair: str):
     """The teacher's tokenizer (mBART: with the pair's language codes) and the ids a student must share with it:
     the decoder start token, and for mBART the target language code forced as the first generated token."""
     from transformers import AutoConfig
-
-    from agkd.datasets_scripts.teachers import generation_kwargs, load_tokenizer
 
     tokenizer = load_tokenizer(family, pair, teacher)
     config = AutoConfig.from_pretrained(teacher)

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from agkd.datasets_scripts.attribution.configs import BASELINE
 from agkd.datasets_scripts.release_layout import INSTRUMENT_FILE
 from agkd.modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
 from agkd.modeling.attribution_injection import INJECTION_OPERATORS, MAP_FREE_OPERATORS, check_choice
@@ -54,7 +55,6 @@ logger = logging.getLogger(__name__)
 
 CORRUPTION_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)  # shares of rows replaced by other sentences' rows
 SHUFFLED = "shuffled"
-BASELINE = "none"
 # A rise of the mean gain from one corruption level to the next counts against monotonicity only beyond this many
 # standard errors of the larger one: adjacent levels differ by a quarter of the effect, and noise of one se is expected.
 MONOTONE_SLACK = 1.0

@@ -31,6 +31,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from agkd.datasets_scripts.release_layout import default_logging_dir
+
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_RE = re.compile(r"^checkpoint_(\d+)$")
@@ -77,8 +79,6 @@ class RunArguments:
 
     def tracking(self, name: str, config: dict) -> Tracking:
         """What the run of model `name` reports to `--report_to`; `config` (its settings) is stored with it."""
-        from agkd.datasets_scripts.release_layout import default_logging_dir
-
         root = self.logging_dir or default_logging_dir(self.output_dir)
         return Tracking(self.report_to, root, name, f"agkd-{self.preset}", config)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from agkd.datasets_scripts import release_layout as layout
 from agkd.datasets_scripts.attribution.configs import config_name
+from agkd.datasets_scripts.attribution.methods import METHODS
 from agkd.datasets_scripts.release_layout import public_ref
 from agkd.training import data, loop
 from agkd.training.cards import write_attributor_card
@@ -53,8 +54,6 @@ class AttributorArguments(RunArguments, BudgetArguments):
 
 
 def finalize_arguments(args: AttributorArguments) -> AttributorArguments:
-    from agkd.datasets_scripts.attribution.methods import METHODS
-
     if args.preset not in PRESETS:
         raise ValueError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
     if args.method not in METHODS:

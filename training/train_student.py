@@ -31,7 +31,9 @@ from pathlib import Path
 
 from agkd.datasets_scripts import release_layout as layout
 from agkd.datasets_scripts.attribution.configs import BASELINE, TARGET_KINDS, config_name, evaluation_config
+from agkd.datasets_scripts.attribution.methods import resolve
 from agkd.datasets_scripts.release_layout import public_ref
+from agkd.modeling.attribution_injection import INJECTION_OPERATORS, MAP_NORMALIZATIONS, check_choice
 from agkd.training import data, loop
 from agkd.training.cards import write_student_card
 from agkd.training.cli import run_as_script, stage_main
@@ -91,9 +93,6 @@ class StudentArguments(RunArguments, BudgetArguments):
 
 def finalize_arguments(args: StudentArguments) -> StudentArguments:
     """Fill preset defaults and check every choice before anything is loaded."""
-    from agkd.datasets_scripts.attribution.methods import resolve
-    from agkd.modeling.attribution_injection import INJECTION_OPERATORS, MAP_NORMALIZATIONS, check_choice
-
     if args.preset not in PRESETS:
         raise ValueError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
     if args.method != BASELINE:

@@ -33,10 +33,11 @@ from pathlib import Path
 import torch
 
 from agkd.datasets_scripts import release_layout as layout
-from agkd.datasets_scripts.release_layout import public_ref
+from agkd.datasets_scripts.release_layout import atomic_folder, public_ref
 from agkd.datasets_scripts.teachers import LANGUAGE_PAIRS, MBART_LANG_CODES, check_family, check_pair, teacher_spec
 from agkd.training import data, loop
 from agkd.training.cards import write_teacher_card
+from agkd.training.cli import setup_logging
 from agkd.training.evaluation.scoring import evaluate_translation, score_translations
 from agkd.training.loop import RunArguments
 from agkd.training.orchestration.presets import (
@@ -342,8 +343,6 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
     """Train one teacher (one Marian pair, or the mBART on all `pairs`) and write its Hub folder."""
     from torch.utils.data import DataLoader
 
-    from agkd.datasets_scripts.release_layout import atomic_folder
-
     name = teacher_spec(args.family, pairs[0]).local_name
     final_dir = Path(args.output_dir) / name
     work_dir = Path(args.checkpoint_dir) / name
@@ -552,7 +551,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from agkd.training.cli import setup_logging
-
     setup_logging(0)
     sys.exit(main())

@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import logging
 
+from agkd.datasets_scripts.attribution import fast_engine as fast_attribution
 from agkd.datasets_scripts.attribution.configs import map_row
+from agkd.datasets_scripts.attribution.fast_engine import fast_batch_size
+from agkd.datasets_scripts.attribution.inseq_engine import attribute_rows
+from agkd.datasets_scripts.attribution.methods import CONTROLS, METHODS
 from agkd.datasets_scripts.attribution.teacher import Teacher
 
 logger = logging.getLogger(__name__)
@@ -26,14 +30,10 @@ _warned: set[tuple[int, str]] = set()
 def engine_for(engine: str, teacher: Teacher, method: str) -> str:
     """The engine that computes `method`'s maps of `teacher` when `engine` is asked for: the fast engine where it
     reproduces Inseq, else Inseq (said once per teacher and method, with the reason)."""
-    from agkd.datasets_scripts.attribution.methods import CONTROLS
-
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if engine != "fast" or method in CONTROLS:
         return engine
-    from agkd.datasets_scripts.attribution import fast_engine as fast_attribution
-
     reason = fast_attribution.refusal(teacher.model, method)
     if reason is None:
         return "fast"
@@ -46,19 +46,13 @@ def engine_for(engine: str, teacher: Teacher, method: str) -> str:
 def default_batch_size(engine: str, method: str, device) -> int:
     """Pairs per call of an engine when `--batch_size` is not given: the registry's per-method Inseq batch, or the
     fast engine's per-method batch on that device (`fast_attribution.FAST_BATCH_SIZE`)."""
-    from agkd.datasets_scripts.attribution.methods import METHODS
-
     if engine == "fast":
-        from agkd.datasets_scripts.attribution.fast_engine import fast_batch_size
-
         return fast_batch_size(method, device)
     return METHODS[method].batch_size
 
 
 def control_rows(teacher: Teacher, method: str, rows: list[dict], seed: int) -> list[dict]:
     """Rows of a control map (built from the pair's shape, id and seed)."""
-    from agkd.datasets_scripts.attribution.methods import CONTROLS
-
     build = CONTROLS[method].build
     return [
         map_row(
@@ -84,17 +78,11 @@ def attribute(
     """Maps of `rows` (each with id, source, target, target_kind, source_ids, target_ids) for a method or control,
     in input order. `batch_size` None: the engine's default for the method (`default_batch_size`); `seed` seeds the
     stochastic methods and the random control; `ig_steps` overrides integrated gradients' n_steps."""
-    from agkd.datasets_scripts.attribution.methods import CONTROLS
-
     if method in CONTROLS:
         return control_rows(teacher, method, rows, seed)
     if engine == "fast":
-        from agkd.datasets_scripts.attribution import fast_engine as fast_attribution
-
         return fast_attribution.attribute_rows_fast(teacher, method, rows, batch_size, seed, ig_steps)
     if engine == "inseq":
-        from agkd.datasets_scripts.attribution.inseq_engine import attribute_rows
-
         return attribute_rows(teacher, method, rows, batch_size or default_batch_size(engine, method, None), seed, ig_steps)
     raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
 

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from agkd.datasets_scripts.attribution.configs import map_row
+from agkd.datasets_scripts.attribution.methods import method_arguments, target_layer_name
 from agkd.datasets_scripts.attribution.teacher import (
     PairBatch,
     label_probs,
@@ -280,8 +281,6 @@ def _check_deeplift_reducible(model) -> None:
 def layer_gradient_x_activation(model, batch: PairBatch, chunk: int | None = None):
     """Gradient x activation at the registry's target layer (the encoder's last layer): a forward hook turns the
     layer's output a into a leaf that the rest of the model (mBART: the encoder's final layer norm) runs on."""
-    from agkd.datasets_scripts.attribution.methods import target_layer_name
-
     layer = dict(model.named_modules())[target_layer_name(model)]
     leaf: list[torch.Tensor] = []
 
@@ -487,8 +486,6 @@ def fast_batch_size(method: str, device: str | torch.device = "cpu") -> int:
 
 def method_kwargs(method: str, device: torch.device, ig_steps: int | None = None) -> dict:
     """Keyword arguments of a fast method: the CPU step chunk, the captum arguments the registry gives it."""
-    from agkd.datasets_scripts.attribution.methods import method_arguments
-
     kwargs = {"chunk": CPU_STEP_CHUNK} if method in SINGLE_VJP_METHODS and device.type == "cpu" else {}
     captum = method_arguments(method, ig_steps)
     return kwargs | {k: captum[k] for k in ("n_steps", "n_samples") if k in captum}

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from agkd.datasets_scripts.attribution.configs import map_row
+from agkd.datasets_scripts.attribution.inseq_compat import apply_compat
+from agkd.datasets_scripts.attribution.methods import METHODS, method_arguments, target_layer_name
 from agkd.datasets_scripts.attribution.teacher import Teacher, prob_deviation, seed_everything
 
 
@@ -20,9 +22,6 @@ def inseq_model(teacher: Teacher, method: str):
     cached on the teacher, with the layer's report in `teacher.compat_reports[method]`."""
     if method not in teacher.inseq_models:
         import inseq
-
-        from agkd.datasets_scripts.attribution.inseq_compat import apply_compat
-        from agkd.datasets_scripts.attribution.methods import METHODS, target_layer_name
 
         kwargs = {}
         if method in METHODS and METHODS[method].layer_method:
@@ -39,8 +38,6 @@ def attribute_rows(
     teacher: Teacher, method: str, rows: list[dict], batch_size: int, seed: int, ig_steps: int | None = None
 ) -> list[dict]:
     """Maps for `rows` (each with id, source, target, target_kind, source_ids, target_ids) with one Inseq method."""
-    from agkd.datasets_scripts.attribution.methods import METHODS, method_arguments
-
     spec = METHODS[method]
     model = inseq_model(teacher, method)
     # Length-sorted batches waste less on padding; results are returned in input order.

@@ -45,12 +45,23 @@ from agkd.datasets_scripts.release_layout import (
     PROTOCOLS,
     RESULTS_FILE,
     attributor_name,
+    maps_version,
+    public_ref,
     read_results,
 )
 from agkd.modeling.attribution_injection import MAP_FREE_OPERATORS
 from agkd.training import data
+from agkd.training.cards import write_student_card
 from agkd.training.cli import run_as_script, stage_main
 from agkd.training.evaluation import scoring
+from agkd.training.evaluation.scoring import (
+    FORCED_TARGETS,
+    METRICS,
+    PRIMARY_METRIC,
+    TokenStatistics,
+    paired_bootstrap_tokens,
+    teacher_forced_statistics,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -174,8 +185,6 @@ def simulate(model, tokenizer, evaluation: EvaluationSet, maps: list | None, arg
     the row's generation: `{target: TokenStatistics}`."""
     from torch.utils.data import DataLoader
 
-    from agkd.training.evaluation.scoring import FORCED_TARGETS, teacher_forced_statistics
-
     collate = data.MapCollator(tokenizer.pad_token_id, with_maps=maps is not None)
     statistics = {}
     for target in FORCED_TARGETS:
@@ -189,8 +198,6 @@ def simulate(model, tokenizer, evaluation: EvaluationSet, maps: list | None, arg
 
 def simulation_fields(statistics: dict) -> dict:
     """The row's simulation metrics (`nll_reference`, `agreement_teacher`, ...) and token counts per target."""
-    from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC
-
     fields = {"primary_metric": PRIMARY_METRIC}
     for name, metric in METRICS.items():
         fields[name] = statistics[metric.target].corpus()[metric.statistic] if metric.target in statistics else None
@@ -331,9 +338,6 @@ def protocols_of(run: dict, requested: list[str]) -> list[str]:
 def write_result_cards(args: EvaluateArguments, models_dir: Path, runs: dict[str, dict], results_path: Path) -> None:
     """Rewrite each student's model card with its current result rows (model-index and a table), so the card a Hub
     user reads carries what `results.jsonl` holds."""
-    from agkd.datasets_scripts.release_layout import public_ref
-    from agkd.training.cards import write_student_card
-
     rows: dict[str, list[dict]] = {}
     for row in read_results(results_path):
         rows.setdefault(row["student"], []).append(row)
@@ -372,7 +376,6 @@ def token_statistics_file(args: EvaluateArguments, student: str, split: str, pro
 def row_inputs(args: EvaluateArguments, models_dir: Path, run: dict, protocol: str) -> dict:
     """What a result row measured besides the code: the student's run, the test-time maps' version or the
     Attributor's run, and the baseline run it is compared with. A row whose inputs changed is evaluated again."""
-    from agkd.datasets_scripts.release_layout import maps_version
     inputs = {"student": run.get("run_id")}
     if protocol in STORED_MAP_PROTOCOLS:
         inputs["maps"] = maps_version(args.attributions, map_config(run, protocol))
@@ -399,8 +402,6 @@ def compare_with_baseline(
 ) -> dict:
     """Paired bootstrap against the baseline of the same teacher, pair, target kind, seed and design, if it was
     evaluated: BLEU and chrF over its hypotheses, and every simulation metric over its forced-decoding sums."""
-    from agkd.training.evaluation.scoring import METRICS, TokenStatistics, paired_bootstrap_tokens
-
     baseline_name = baseline_of(run)
     baseline_file = Path(args.results_dir) / "hypotheses" / f"{baseline_name}.{split}.{BASELINE_PROTOCOL}.txt"
     if not baseline_file.exists():

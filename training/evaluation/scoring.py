@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from agkd.modeling.attribution_injection import attribution_rows_to_distributions
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -289,8 +291,6 @@ def row_fidelity(predicted: np.ndarray, teacher: np.ndarray) -> dict[str, float]
 @torch.no_grad()
 def fidelity(accelerator, model, dataloader) -> dict[str, float]:
     """Mean of the row metrics over every real target row of the held-out pairs (rank metrics skip constant rows)."""
-    from agkd.modeling.attribution_injection import attribution_rows_to_distributions
-
     model.eval()
     sums = {name: [0.0, 0] for name in FIDELITY_METRICS}
     for batch in dataloader:

@@ -22,6 +22,8 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agkd.training.cli import setup_logging
+
 logger = logging.getLogger(__name__)
 
 EXECUTORS = ("local", "ray")
@@ -121,8 +123,6 @@ def start_worker(threads: int, gpus=None) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpus.get())
     import torch
 
-    from agkd.training.cli import setup_logging
-
     torch.set_num_threads(threads)
     setup_logging(0)
 
@@ -218,8 +218,6 @@ class LocalExecutor(Executor):
 def _ray_job(job: Job, log_dir: str, threads: int) -> tuple[int, float]:
     """The body of a Ray task: the job in this Ray worker, with as many torch threads as CPUs it was given."""
     import torch
-
-    from agkd.training.cli import setup_logging
 
     torch.set_num_threads(max(1, threads))
     setup_logging(0)

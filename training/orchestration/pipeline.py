@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from agkd.datasets_scripts.attribution.configs import BASELINE, EVALUATION_SET, config_name
-from agkd.datasets_scripts.attribution.methods import CONTROLS, shuffled_control
+from agkd.datasets_scripts.attribution.methods import CONTROLS, METHODS, shuffled_control
 from agkd.datasets_scripts.release_layout import (
     RESULTS_FILE,
     RunLayout,
@@ -41,8 +41,10 @@ from agkd.datasets_scripts.release_layout import (
     student_name,
     warm_start_name,
 )
-from agkd.modeling.attribution_injection import MAP_FREE_OPERATORS
+from agkd.datasets_scripts.teachers import check_family, check_pair, teacher_spec
+from agkd.modeling.attribution_injection import MAP_FREE_OPERATORS, MAP_NORMALIZATIONS, check_choice
 from agkd.training.cli import run_as_script, stage_main
+from agkd.training.loop import check_report_to, default_report_to
 from agkd.training.orchestration.executors import EXECUTORS, Job, LocalExecutor, RayExecutor, schedule
 from agkd.training.orchestration.presets import GRID_OPERATORS, PRESETS, STUDENT_INITS
 
@@ -138,9 +140,6 @@ def finalize(args: PipelineArguments) -> PipelineArguments:
         args.jobs = torch.cuda.device_count() if torch.cuda.is_available() else min(2, os.cpu_count() or 1)
     if args.jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
-    from agkd.datasets_scripts.attribution.methods import METHODS
-    from agkd.datasets_scripts.teachers import check_family, check_pair
-
     for pair in args.pairs:
         check_pair(pair)
     for family in args.teachers:
@@ -148,14 +147,10 @@ def finalize(args: PipelineArguments) -> PipelineArguments:
     unknown = [m for m in args.methods if m not in METHODS] + [o for o in args.operators if o not in GRID_OPERATORS]
     if unknown:
         raise ValueError(f"unknown methods or operators {unknown}; methods: {[*METHODS]}, operators: {GRID_OPERATORS}")
-    from agkd.modeling.attribution_injection import MAP_NORMALIZATIONS, check_choice
-
     for normalization in args.normalizations:
         check_choice("map normalisation", normalization, MAP_NORMALIZATIONS)
     if args.student_init not in STUDENT_INITS:
         raise ValueError(f"unknown --student_init {args.student_init!r}; choose one of {STUDENT_INITS}")
-    from agkd.training.loop import check_report_to, default_report_to
-
     check_report_to(args.report_to)
     args.report_to = args.report_to or default_report_to()  # said once here, not in every job's log
     return args
@@ -169,8 +164,6 @@ def maps(family: str, pair: str, method: str, target_kind: str = "reference") ->
 def plan(args: PipelineArguments) -> list[Job]:
     """Every job of the run, in plan order, with what each reads (`needs`) and makes: each one is a stage's
     `main(argv)` that skips finished work itself, and the executors start it once its inputs exist."""
-    from agkd.datasets_scripts.teachers import teacher_spec
-
     release = RunLayout(args.runs_dir, args.preset)
     preset = PRESETS[args.preset]
     corpus = args.corpus or str(release.datasets / "agkd-parallel")

@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from agkd.datasets_scripts.attribution.methods import CONTROLS, METHODS
 from agkd.datasets_scripts.release_layout import PROTOCOLS
 from agkd.datasets_scripts.teachers import LANGUAGE_PAIRS, TEACHER_FAMILIES
+from agkd.modeling.attribution_injection import INJECTION_OPERATORS, MAP_FREE_OPERATORS
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,7 @@ class Preset:
     # show the leak beside the verdict and carry nothing).
     control_operators: tuple[str, ...] | None = None
     # The teacher-free control maps that get students (beside every method's shuffled twin, which always does).
-    control_maps: tuple[str, ...] = ("random", "uniform", "diagonal")
+    control_maps: tuple[str, ...] = tuple(CONTROLS)
     # The GPU share a student, Attributor or evaluation asks of the Ray executor (several small trainings per GPU).
     # An estimate, not measured on a GPU yet: a paper-size student step used a small part of an H200 at batch 32.
     gpu_share: float = 0.25
@@ -218,17 +220,8 @@ class Preset:
         return Path(base) / self.name
 
 
-ALL_METHODS = (
-    "attention",
-    "value_zeroing",
-    "layer_gradient_x_activation",
-    "saliency",
-    "integrated_gradients",
-    "deeplift",
-    "input_x_gradient",
-    "gradient_shap",
-)
-ALL_OPERATORS = ("add", "multiply", "average", "replace")
+ALL_METHODS = tuple(METHODS)  # the registry's methods, in its order
+ALL_OPERATORS = tuple(op for op in INJECTION_OPERATORS if op not in MAP_FREE_OPERATORS)  # the map-injecting ones
 # The leak-free design that carries the verdict (`training/verdict/report.py` says why), trained beside the paper's operators.
 PRIMARY_OPERATOR = "supervise"
 GRID_OPERATORS = (PRIMARY_OPERATOR, *ALL_OPERATORS)  # every way a grid cell can use a map, in reading order

@@ -36,6 +36,7 @@ from agkd.datasets_scripts.release_layout import (
     read_results,
 )
 from agkd.training.cli import run_as_script, stage_main
+from agkd.training.data import dataset_configs, load_dataset_config
 from agkd.training.evaluation.evaluate import BASELINE_PROTOCOL
 from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC, TokenStatistics, improvement
 from agkd.training.orchestration.presets import ALL_METHODS, GRID_OPERATORS, SCALE_FAIR_NORMALIZATION
@@ -664,8 +665,6 @@ def plot_example_maps(attributions: str, teacher: str, pair: str, split: str, pa
     """One heatmap per method of the first `split` pair, tokens on the axes (target rows, source columns)."""
     plt = _pyplot()
     import numpy as np
-
-    from agkd.training.data import dataset_configs, load_dataset_config
 
     configs = [c for c in dataset_configs(attributions) if c.startswith(f"{teacher}.{pair}.") and not c.endswith(".teacher")]
     methods = [m for m in method_order({c.split(".", 2)[2] for c in configs}) if m not in CONTROLS]
