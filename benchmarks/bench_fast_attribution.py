@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from datasets_scripts.attribution_methods import METHODS
     from datasets_scripts.attribution_teacher import Teacher
-    from datasets_scripts.extract_attributions import load_corpus
+    from datasets_scripts.hub_layout import load_config
     from datasets_scripts.fast_attribution import attribute_rows_fast, fast_batch_size
     from datasets_scripts.inseq_engine import attribute_rows
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     teacher = Teacher(args.teacher, args.pair, device, compat=True)
     rows = []
-    for r in load_corpus(args.corpus, args.pair)[args.split]:
+    for r in load_config(args.corpus, args.pair)[args.split]:
         source_ids, target_ids = teacher.encode(r["source"], r["target"])
         if max(len(source_ids), len(target_ids)) <= args.max_tokens:
             row = {"id": str(r["id"]), "source": r["source"], "target": r["target"], "target_kind": "reference"}

@@ -37,7 +37,7 @@ from datasets_scripts.attribution_card import parquet_map_scale, write_dataset_c
 from datasets_scripts.attribution_configs import TARGET_KINDS, config_name, features
 from datasets_scripts.attribution_teacher import Teacher
 from datasets_scripts.engines import ENGINES, attribute, default_batch_size, engine_for
-from datasets_scripts.hub_layout import public_ref
+from datasets_scripts.hub_layout import load_config, public_ref
 
 logger = logging.getLogger(__name__)
 
@@ -613,18 +613,6 @@ def build_shuffled(args: ExtractArguments, name: str, kind: str, teacher: str) -
     return meta
 
 
-def load_corpus(corpus: str, pair: str):
-    """agkd-parallel from a local folder (read from its parquet files, see `hub_layout.read_local_config`: the datasets
-    cache of local folders is keyed by folder name, not content) or from the Hub."""
-    import datasets
-
-    from datasets_scripts.hub_layout import read_local_config
-
-    if Path(corpus).is_dir():
-        return read_local_config(corpus, pair)
-    return datasets.load_dataset(corpus, pair)
-
-
 def main(argv: list[str] | None = None) -> int:
     import datasets
     import torch
@@ -658,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
         max_pairs(args)
         name = teacher_name(args) if shuffled and not computed else None
         if computed:
-            corpus = load_corpus(args.corpus, args.pair)
+            corpus = load_config(args.corpus, args.pair)
             teacher = Teacher(args.teacher, args.pair, state.device, args.compat, args.teacher_name)
             name = teacher.name
             # No teacher is explained without a score: recorded by `agkd teacher`, else measured here.

@@ -141,6 +141,20 @@ def split_counts(root: str | Path) -> Mapping[str, Mapping[str, int]]:
     return counts
 
 
+def load_config(root: str, config: str) -> datasets.DatasetDict:
+    """Every split of one config of a Hub-layout dataset: a local folder (`read_local_config`) or a Hub repo id."""
+    if Path(root).is_dir():
+        return read_local_config(root, config)
+    return datasets.load_dataset(root, config)
+
+
+def config_exists(root: str, config: str) -> bool:
+    """Whether a dataset folder or repo has a config of that name (a folder: its parquet files; a repo: its card)."""
+    if Path(root).is_dir():
+        return any((Path(root) / config).glob("*.parquet"))
+    return config in datasets.get_dataset_config_names(root)
+
+
 def read_local_config(root: str | Path, config: str) -> datasets.DatasetDict:
     """All splits of one config of a local Hub-layout folder, read straight from its parquet files (in memory).
 

@@ -136,6 +136,23 @@ class TranslationResult:
         return self.status, self.baseline, self.injected, self.teacher, self.figure, self.details
 
 
+def triangulation_sections(report: str, pair: str, teacher: str | None) -> list[str]:
+    """The report's "Beside the verdict" sections of the pair (plausibility, faithfulness, sanity and their agreement
+    with what each method teaches), without their plots (paths of the report's folder)."""
+    sections, current = [], None
+    for line in report.splitlines():
+        if line.startswith("## "):
+            current = None
+            heading = line.removeprefix("## ")
+            if heading.startswith("Beside the verdict") and heading.endswith(f"{pair})") and (
+                    teacher is None or f"({teacher} " in heading):
+                current = [f"#### {heading}"]
+                sections.append(current)
+        elif current is not None and not line.startswith("!["):
+            current.append(line)
+    return ["\n".join(section).strip() for section in sections]
+
+
 def _tokens(tokenizer, ids) -> list[str]:
     return tokenizer.convert_ids_to_tokens([int(i) for i in ids])
 
@@ -399,6 +416,7 @@ class SpaceApp:
         if report is not None and report.exists():
             verdicts = [line for line in report.read_text().splitlines() if line.startswith("**The paper's finding")]
             lines[2:2] = verdicts[:1]  # the primary design's verdict, as the report's first screen states it
+            lines += triangulation_sections(report.read_text(), pair, teacher)
             lines.append(f"The full report, with plots, is `{report}`.")
         return "\n\n".join(lines)
 

@@ -34,6 +34,7 @@ STAGES: dict[str, Stage] = {
         Stage("student", "training.train_student", "train an attribution-injected student (accelerate script)"),
         Stage("attributor", "training.train_attributor", "train an Attributor that reconstructs a teacher's maps"),
         Stage("instrument", "training.instrument", "positive control: can a student see a planted alignment map?"),
+        Stage("triangulate", "training.triangulation.triangulate", "beside the verdict: AER of each method's maps against silver and gold alignments, faithfulness (AOPC) and a randomisation sanity check"),
         Stage("evaluate", "training.evaluate", "BLEU/chrF and teacher-forced simulation metrics of students under each test-time map protocol"),
         Stage("report", "training.report", "write report.md and plots from results/*.jsonl"),
         Stage("pipeline", "training.pipeline", "run every stage of a preset (smoke, demo, lab, paper), skipping finished ones"),

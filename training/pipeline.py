@@ -41,7 +41,8 @@ from training.presets import GRID_OPERATORS, PRESETS, STUDENT_INITS
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("corpus", "teacher", "extract", "warm-start", "student", "attributor", "instrument", "evaluate", "report", "space")
+STAGES = ("corpus", "teacher", "extract", "warm-start", "student", "attributor", "instrument", "triangulate", "evaluate",
+          "report", "space")
 
 
 @dataclass
@@ -98,6 +99,11 @@ class PipelineArguments:
         metadata={"help": "a running Ray cluster to join: auto, HOST:PORT or ray://HOST:PORT (default: start one here)"},
     )
     retries: int = field(default=2, metadata={"help": "ray: times a job is retried after its worker died"})
+    gold_alignments: str | None = field(
+        default=None,
+        metadata={"help": "a folder of human gold word alignments (`<l1>-<l2>.<name>.src-tgt` + `.gold`, e.g. the "
+                  "Hansards en-fr set): the triangulation scores the maps of the pairs it covers against it"},
+    )
     report_to: list[str] | None = field(
         default=None,
         metadata={"help": "experiment trackers of every training job (teacher, warm start, students, Attributors): "
@@ -277,9 +283,22 @@ def plan(args: PipelineArguments) -> list[Job]:
                 needs.append(f"attributor:{attributor_name(family, pair, method)}")
         jobs.append(Job("evaluate", name, "training.evaluate", [*evaluate, "--students", name],
                         needs=tuple(needs), makes=(f"evaluated:{name}",), shared=True))
+    triangulated = []
+    for (family, pair), teacher in teachers.items():
+        # Beside the verdict, on the same maps: plausibility, faithfulness, sanity (one thread beside the students).
+        argv = ["--teacher", teacher, "--pair", pair, "--teacher_name", family, "--attributions", attributions,
+                "--corpus", corpus, "--results_dir", str(release.results), "--engine", preset.extract.engine,
+                "--methods", *args.methods, *preset.triangulation.options()]
+        argv += ["--ig_steps", str(preset.extract.ig_steps)] if preset.extract.ig_steps else []
+        argv += ["--gold_alignments", args.gold_alignments] if args.gold_alignments else []
+        names = [*args.methods, *CONTROLS, *map(shuffled_control, args.methods)]
+        jobs.append(Job("triangulate", f"{family}.{pair}", "training.triangulation.triangulate", argv,
+                        needs=("corpus", *(maps(family, pair, n) for n in names)),
+                        makes=(f"triangulated:{family}.{pair}",), shared=True))
+        triangulated.append(f"triangulated:{family}.{pair}")
     jobs.append(Job("report", "report.md", "training.report", [
         "--results_dir", str(release.results), "--attributions", attributions, "--models_dir", str(release.models),
-    ], needs=("instrument", *(f"evaluated:{s[3]}" for s in students)), makes=("report",)))
+    ], needs=("instrument", *triangulated, *(f"evaluated:{s[3]}" for s in students)), makes=("report",)))
     jobs.append(Job("space", "agkd-space", "space.repo", [
         "--folder", str(release.spaces / "agkd-space"), "--results", str(release.results / RESULTS_FILE),
     ], needs=("report",), shared=True))

@@ -74,6 +74,19 @@ class ExtractPreset:
 
 
 @dataclass(frozen=True)
+class TriangulationPreset:
+    """The yardsticks beside the verdict (`agkd triangulate`): what they cost is the randomisation check's
+    re-extraction (every method, every stage) and the silver aligner's training."""
+
+    sanity_pairs: int = 20
+    silver_train_pairs: int | None = None  # None: every train pair of the corpus
+
+    def options(self) -> list[str]:
+        options = ["--sanity_pairs", str(self.sanity_pairs)]
+        return options + (["--silver_train_pairs", str(self.silver_train_pairs)] if self.silver_train_pairs else [])
+
+
+@dataclass(frozen=True)
 class TrainingPreset:
     """Model size and training budget of the small models trained per grid cell (students, Attributors)."""
 
@@ -210,6 +223,7 @@ class Preset:
     corpus: CorpusPreset = field(default_factory=CorpusPreset)
     teacher: TeacherPreset = field(default_factory=TeacherPreset)
     extract: ExtractPreset = field(default_factory=ExtractPreset)
+    triangulation: TriangulationPreset = field(default_factory=TriangulationPreset)
     student: StudentPreset = field(default_factory=StudentPreset)
     attributor: AttributorPreset = field(default_factory=AttributorPreset)
     warm_start: WarmStartPreset = field(default_factory=WarmStartPreset)
