@@ -76,8 +76,9 @@ def test_an_input_only_map_keeps_spearman_one_and_fails(teacher, rows):
     assert not fails_sanity({FULL_STAGE: np.array([0.1, -0.2, np.nan])})
 
 
-def test_row_spearman_is_the_mean_over_rows_and_skips_constant_rows():
+def test_row_spearman_is_the_mean_over_rows_and_scores_a_flattened_row_zero():
     trained = np.array([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0], [3.0, 2.0, 1.0]])
     randomised = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0], [1.0, 2.0, 3.0]])
-    assert row_spearman(trained, randomised) == pytest.approx(0.0)  # rows +1 and -1; the constant row left out
+    assert row_spearman(trained, randomised) == pytest.approx(0.0)  # rows +1 and -1; the trained constant row left out
     assert np.isnan(row_spearman(np.ones((2, 3)), randomised[:2]))
+    assert row_spearman(trained[:1], np.zeros((1, 3))) == 0.0  # randomisation flattened the row: no ranking kept

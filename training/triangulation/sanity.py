@@ -78,15 +78,16 @@ def randomised_teacher(teacher: Teacher, stage: str, seed: int) -> Teacher:
 
 
 def row_spearman(trained: np.ndarray, randomised: np.ndarray) -> float:
-    """Mean over target rows of the Spearman correlation of the two maps' rows; rows constant in either map have no
-    ranking and are left out (NaN when no row is left)."""
+    """Mean over target rows of the Spearman correlation of the two maps' rows. A row constant in the trained map has
+    no ranking to keep and is left out (NaN when no row is left); a row that randomisation made constant (e.g. value
+    zeroing's effects all under its threshold) keeps none of the ranking and scores 0."""
     trained, randomised = np.asarray(trained, dtype=np.float64), np.asarray(randomised, dtype=np.float64)
     if trained.shape != randomised.shape:
         raise ValueError(f"maps of shapes {trained.shape} and {randomised.shape}")
     values = [
-        spearmanr(a, b).statistic
+        spearmanr(a, b).statistic if np.ptp(b) > 0 else 0.0
         for a, b in zip(trained, randomised, strict=True)
-        if np.ptp(a) > 0 and np.ptp(b) > 0
+        if np.ptp(a) > 0
     ]
     return float(np.mean(values)) if values else float("nan")
 
