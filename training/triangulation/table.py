@@ -58,7 +58,7 @@ def criteria(summary: dict, arrays: dict[str, np.ndarray], methods: list[str], u
     if stages:
         values = stack(f"sanity.{stages[-1]}")
         if values is not None:
-            out.append(Criterion.mean("sanity", 1 - values, group="sanity"))
+            out.append(Criterion.mean("sanity", 1 - values, group="test"))
     return out
 
 

@@ -71,7 +71,13 @@ class TriangulateArguments:
     silver_train_pairs: int | None = field(
         default=None, metadata={"help": "train pairs the silver aligner learns from (default: all)"}
     )
+    faithfulness_pairs: int | None = field(
+        default=None, metadata={"help": "the first N evaluation pairs of the AOPC curves (default: all)"}
+    )
     sanity_pairs: int = field(default=20, metadata={"help": "pairs of the randomisation check (it re-extracts maps)"})
+    sanity_stages: list[str] | None = field(
+        default=None, metadata={"help": "randomisation stages, cascading, ending in `full` (default: all of them)"}
+    )
     engine: str = field(default="fast", metadata={"help": "attribution engine of re-extracted maps (fast or inseq)"})
     ig_steps: int | None = field(default=None, metadata={"help": "integrated gradients' steps of re-extracted maps"})
     seed: int = field(default=0, metadata={"help": "seed of the aligner, random orders and randomised weights"})
@@ -194,29 +200,39 @@ def silver_part(args: TriangulateArguments, maps: dict[str, list[dict]], source_
 
 
 def faithfulness_part(args, teacher, maps: dict[str, list[dict]]) -> dict:
+    """AOPC of every config's maps on the first `faithfulness_pairs` pairs; the random orders are the same for
+    every config (their curves are computed once)."""
     from training.triangulation import faithfulness
 
     start = time.monotonic()
     out = {"fractions": list(faithfulness.FRACTIONS), "replacement": faithfulness.REPLACEMENT, "configs": {}}
+    random_curves = None
     for name, rows in maps.items():
+        rows = rows[: args.faithfulness_pairs]
         curves = faithfulness.deletion_insertion_curves(teacher, rows, [r["attribution"] for r in rows],
-                                                        seed=args.seed)
+                                                        seed=args.seed, random_curves=random_curves)
+        random_curves = random_curves or curves
         out["configs"][name] = faithfulness.aopc(curves)
+    out["pairs"] = len(random_curves or [])
     return {**out, "seconds": time.monotonic() - start}
 
 
 def sanity_part(args, teacher, maps: dict[str, list[dict]], methods: list[str]) -> dict:
     from training.triangulation import sanity
 
+    stages = args.sanity_stages or list(sanity.RANDOMISATION_STAGES)
+    if stages[-1] != sanity.FULL_STAGE or set(stages) - set(sanity.RANDOMISATION_STAGES):
+        raise ValueError(f"--sanity_stages {stages}: stages of {sanity.RANDOMISATION_STAGES}, the last one "
+                         f"{sanity.FULL_STAGE!r}")
     start = time.monotonic()
-    out = {"stages": list(sanity.RANDOMISATION_STAGES), "threshold": sanity.SANITY_THRESHOLD, "methods": {}}
+    out = {"stages": stages, "threshold": sanity.SANITY_THRESHOLD, "methods": {}, "fails": {}}
     for method in methods:
         rows = maps[method][: args.sanity_pairs]
         similarity = sanity.randomisation_similarity(
-            teacher, method, rows, sanity.RANDOMISATION_STAGES, engine=args.engine, ig_steps=args.ig_steps,
-            seed=args.seed,
+            teacher, method, rows, stages, engine=args.engine, ig_steps=args.ig_steps, seed=args.seed,
         )
         out["methods"][method] = {stage: np.asarray(v, dtype=float).tolist() for stage, v in similarity.items()}
+        out["fails"][method] = sanity.fails_sanity(similarity)
     return {**out, "pairs": min(args.sanity_pairs, len(next(iter(maps.values())))), "seconds": time.monotonic() - start}
 
 
@@ -315,15 +331,22 @@ def triangulate(args: TriangulateArguments) -> Path:
 def write_outputs(args: TriangulateArguments, out_dir: Path, key: str, ids: list[str], summary: dict) -> Path:
     """The figures (JSON), the per-sentence values (npz) and the attributions card's yardstick file."""
     arrays = {"ids": np.asarray(ids)}
+
+    def padded(values) -> np.ndarray:
+        """Per-sentence values of the first pairs, NaN for the rest: every array is in the evaluation order."""
+        out = np.full(len(ids), np.nan)
+        out[: len(values)] = values
+        return out
+
     for part in ("silver", "gold"):
         for name, counts in summary.get(part, {}).get("sentence_counts", {}).items():
             arrays[f"{part}.{name}"] = np.asarray(counts, dtype=np.float64)
     for name, values in summary.get("faithfulness", {}).get("configs", {}).items():
         for curve in ("deletion", "insertion"):
-            arrays[f"aopc_{curve}.{name}"] = np.asarray(values[f"sentence_{curve}"], dtype=np.float64)
+            arrays[f"aopc_{curve}.{name}"] = padded(values[f"{curve}_per_sentence"])
     for method, stages in summary.get("sanity", {}).get("methods", {}).items():
         for stage, values in stages.items():
-            arrays[f"sanity.{stage}.{method}"] = np.asarray(values, dtype=np.float64)
+            arrays[f"sanity.{stage}.{method}"] = padded(values)
     out_dir.mkdir(parents=True, exist_ok=True)
     np.savez(out_dir / f"{key}.npz", **arrays)
     figures = table_figures(summary)
@@ -339,8 +362,7 @@ def without_sentences(summary: dict) -> dict:
     """The summary without per-sentence lists (those live in the npz)."""
     def strip(value):
         if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items()
-                    if k not in ("sentence_counts", "sentence_deletion", "sentence_insertion")}
+            return {k: strip(v) for k, v in value.items() if k != "sentence_counts" and not k.endswith("_per_sentence")}
         return value
 
     out = strip(summary)
@@ -360,8 +382,6 @@ def primary_aer(part: dict, name: str) -> float | None:
 def table_figures(summary: dict) -> dict[str, dict]:
     """Per config: silver and gold AER (primary reading), AOPC deletion and insertion, sanity (mean Spearman under
     full randomisation, and whether the maps barely change)."""
-    from training.triangulation.sanity import SANITY_THRESHOLD, sanity_fails
-
     figures = {}
     for name in summary["names"]:
         row = {}
@@ -373,10 +393,8 @@ def table_figures(summary: dict) -> dict[str, dict]:
             row["aopc_deletion"], row["aopc_insertion"] = aopc["deletion"], aopc["insertion"]
         stages = summary.get("sanity", {}).get("methods", {}).get(name)
         if stages:
-            final = list(stages)[-1]
-            row["sanity_spearman"] = float(np.nanmean(stages[final]))
-            row["sanity_fails"] = bool(sanity_fails(row["sanity_spearman"]))
-            row["sanity_threshold"] = SANITY_THRESHOLD
+            row["sanity_spearman"] = float(np.nanmean(stages[summary["sanity"]["stages"][-1]]))
+            row["sanity_fails"] = summary["sanity"]["fails"][name]
         figures[name] = row
     return figures
 
