@@ -252,6 +252,7 @@ print(sorted(maps), maps["test"].num_rows, sorted(corpus), corpus["test"][0]["so
     assert "torch" not in freeze and "transformers" not in freeze
 
 
+@pytest.mark.timeout(1800)  # pip resolving evaluate (datasets, pyarrow, pandas) alone took over 600 s wall on a loaded 2-core machine
 def test_the_metric_spaces_load_and_compute_with_only_evaluate_offline(tmp_path):
     """Each released metric Space folder (`hub/spaces/<name>` as `agkd metric-spaces` writes it) in a venv with only
     `evaluate` and the folders' requirements: `evaluate.load(<folder>)` with the Hub offline, then the examples of its
