@@ -41,6 +41,8 @@ def test_smoke_plan_covers_every_stage_in_order():
     instrument = next(j for j in jobs if j.stage == "instrument")
     assert instrument.argv[instrument.argv.index("--preset") + 1] == "smoke"  # the control runs in the preset's regime
     assert [j.label for j in jobs if j.stage == "attributor"] == ["marian.de-en attention", "marian.de-en saliency"]
+    metric_spaces = next(j for j in jobs if j.module == "training.metrics.release")  # the evaluate modules as Spaces
+    assert metric_spaces.stage == "space" and metric_spaces.argv == ["--spaces_dir", "/tmp/x/smoke/hub/spaces"]
 
 
 def test_seeds_fine_tune_the_presets_warm_starts_in_turn():

@@ -41,6 +41,7 @@ STAGES: dict[str, Stage] = {
         Stage("push", "training.push", "upload the release folders to the Hub (dry-run by default)"),
         Stage("space", "space.app", "launch the Gradio Space on the local release folders"),
         Stage("space-repo", "space.repo", "write a release's Space repo folder (app.py, requirements, card, results)"),
+        Stage("metric-spaces", "training.metrics.release", "write the evaluate modules (training/metrics) into a release as Spaces"),
     )
 }
 

@@ -18,8 +18,8 @@ extraction) in this process; `--executor ray` makes every job a Ray task, retrie
 logs to `runs/<preset>/logs/`, and each training job's curves (`--report_to`, TensorBoard by default when installed)
 go to `runs/<preset>/logs/<model name>/`: `tensorboard --logdir runs/<preset>/logs` shows the whole grid.
 
-Everything lands under `runs/<preset>/`: `hub/` holds exactly what `agkd push` uploads (models, datasets and the
-Space), `results/` the result rows, `report.md` and its plots, `checkpoints/` the resumable training state. With
+Everything lands under `runs/<preset>/`: `hub/` holds exactly what `agkd push` uploads (models, datasets, the
+Space and the evaluate modules' Spaces), `results/` the result rows, `report.md` and its plots, `checkpoints/` the resumable training state. With
 Ray on several machines, `--runs_dir` must be on storage every node sees at the same path.
 """
 from __future__ import annotations
@@ -299,6 +299,8 @@ def plan(args: PipelineArguments) -> list[Job]:
     jobs.append(Job("report", "report.md", "training.report", [
         "--results_dir", str(release.results), "--attributions", attributions, "--models_dir", str(release.models),
     ], needs=("instrument", *triangulated, *(f"evaluated:{s[3]}" for s in students)), makes=("report",)))
+    # The evaluate modules (AER, AOPC, simulation) go out with every release as Spaces <org>/<name>.
+    jobs.append(Job("space", "metric Spaces", "training.metrics.release", ["--spaces_dir", str(release.spaces)], shared=True))
     jobs.append(Job("space", "agkd-space", "space.repo", [
         "--folder", str(release.spaces / "agkd-space"), "--results", str(release.results / RESULTS_FILE),
     ], needs=("report",), shared=True))
