@@ -28,8 +28,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from training.metrics.simulation import simulation
-from training.metrics.simulation.simulation import one_sided_p_value
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,7 @@ class TokenStatistics:
     tokens: np.ndarray
 
     def corpus(self) -> dict[str, float]:
-        return simulation.corpus_ratios(self.nll, self.correct, self.tokens)
+        return simulation().corpus_ratios(self.nll, self.correct, self.tokens)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -135,6 +133,14 @@ def teacher_forced_statistics(model, dataloader, n_examples: int, attributor=Non
 
 
 # ================================================================================================ statistics
+def simulation():
+    """The `simulation` evaluate module's functions, imported when first used: `import evaluate` (which the module
+    needs for its Hub class) costs seconds of start-up in every process that only reads `TokenStatistics`."""
+    from training.metrics.simulation import simulation as module
+
+    return module
+
+
 # The math of the simulation metrics (corpus ratios, their paired bootstrap, the one-sided p-value) lives in the
 # `simulation` evaluate module (training/metrics/simulation), which ships to the Hub; scoring keeps the torch parts.
 
@@ -145,7 +151,7 @@ def paired_bootstrap_tokens(
     """Paired bootstrap over sentences of system - baseline for token NLL and top-1 agreement (the `simulation`
     module's `paired_bootstrap`): per statistic the observed delta, the 2.5/97.5 percentiles of the resampled deltas
     and a one-sided p-value. Both systems must be scored on the same sentences and targets (same token counts)."""
-    return simulation.paired_bootstrap(system, baseline, samples, seed)
+    return simulation().paired_bootstrap(system, baseline, samples, seed)
 
 
 # ================================================================================================ translation
@@ -244,7 +250,7 @@ def paired_bootstrap(
         out[name] = {
             "delta": float(observed),
             "ci95": [float(np.percentile(deltas, 2.5)), float(np.percentile(deltas, 97.5))],
-            "p_value": one_sided_p_value(observed, deltas),
+            "p_value": simulation().one_sided_p_value(observed, deltas),
         }
     return out
 

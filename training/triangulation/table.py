@@ -134,7 +134,9 @@ def triangulation_section(summary: dict, arrays: dict[str, np.ndarray], methods:
         f"`results/{TRIANGULATION_DIR}/`); silver links from eflomal trained on "
         f"{summary.get('silver', {}).get('train_pairs', '-')} train pairs. AOPC (higher is more faithful): the "
         "teacher's mean drop in log p(y_t) when the top-attributed source tokens are removed (deletion), or how "
-        "close it stays with only them kept (insertion), minus the same for a random order of the row.",
+        "close it stays with only them kept (insertion), minus the same for a random order of the row. Utility is "
+        "the verdict's own estimate (primary design, with its interval and Holm mark): where the verdict above says "
+        "the finding cannot be checked, the utility ranks below carry that caveat too.",
         "",
         *figures_table(summary, utility_cells),
         "",
