@@ -1,0 +1,1 @@
+"""Triangulation beside the verdict: plausibility (AER against word alignments), faithfulness and sanity."""
