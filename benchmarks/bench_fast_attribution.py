@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from datasets_scripts.attribution_methods import METHODS
     from datasets_scripts.attribution_teacher import Teacher
-    from datasets_scripts.hub_layout import load_config
     from datasets_scripts.fast_attribution import attribute_rows_fast, fast_batch_size
+    from datasets_scripts.hub_layout import load_config
     from datasets_scripts.inseq_engine import attribute_rows
 
     (args,) = HfArgumentParser(BenchArguments).parse_args_into_dataclasses(args=argv)

@@ -29,7 +29,6 @@ import torch
 from tqdm.auto import tqdm
 
 
-
 @dataclass(frozen=True)
 class Metric:
     """A teacher-forced metric: which target the student is forced on, and what is measured per token."""

@@ -61,6 +61,16 @@ class GoldSet:
     n_possible: int  # |P| with P including S
 
 
+def gold_text(folder: str | Path, pair: str) -> Path | None:
+    """The `<L1>-<L2>.<name>.src-tgt` file of `folder` whose languages are the pair's (in either order), or None."""
+    source, target = pair.split("-")
+    for text in sorted(Path(folder).glob("*.src-tgt")):
+        first, _, second = text.name.removesuffix(".src-tgt").partition(".")[0].partition("-")
+        if {first, second} == {source, target}:
+            return text
+    return None
+
+
 def read_gold(folder: str | Path, pair: str) -> GoldSet:
     """Read `<L1>-<L2>.<name>.src-tgt` and `.gold` (L1 indexed first) for the project's `src-tgt` pair.
 
@@ -71,16 +81,14 @@ def read_gold(folder: str | Path, pair: str) -> GoldSet:
     texts = sorted(folder.glob("*.src-tgt"))
     if not texts:
         raise FileNotFoundError(f"{folder}: expected '<L1>-<L2>.<name>.src-tgt' and '.gold' files, found none")
-    for text in texts:
-        languages, _, name = text.name.removesuffix(".src-tgt").partition(".")
-        first, _, second = languages.partition("-")
-        if {first, second} == {source, target}:
-            break
-    else:
+    text = gold_text(folder, pair)
+    if text is None:
         found = ", ".join(text.name for text in texts)
         raise FileNotFoundError(
             f"{folder}: no gold set for the pair {pair} (languages {source}, {target}); found {found}"
         )
+    languages, _, name = text.name.removesuffix(".src-tgt").partition(".")
+    first, _, second = languages.partition("-")
     gold = text.with_suffix(".gold")
     if not gold.exists():
         raise FileNotFoundError(f"{folder}: {text.name} has no links file {gold.name}")

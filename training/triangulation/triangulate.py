@@ -180,9 +180,8 @@ def aer_part(maps: dict[str, list[dict]], links: list[str], source_ids, target_i
 
 
 def silver_part(args: TriangulateArguments, maps: dict[str, list[dict]], source_ids, target_ids, ok) -> dict:
-    from training.triangulation.alignment import silver_alignments
-
     from datasets_scripts.hub_layout import load_config
+    from training.triangulation.alignment import silver_alignments
 
     start = time.monotonic()
     train = load_config(args.corpus, args.pair)["train"]
@@ -239,10 +238,9 @@ def sanity_part(args, teacher, maps: dict[str, list[dict]], methods: list[str]) 
 def gold_part(args, teacher, names: list[str]) -> dict | None:
     """The teacher's maps of the gold sentences for every method and control (shuffled twins from those maps), and
     their AER against the gold links."""
-    from training.triangulation.alignment import read_gold
-
     from datasets_scripts.attribution_methods import shuffled_map
     from datasets_scripts.engines import attribute
+    from training.triangulation.alignment import read_gold
 
     start = time.monotonic()
     gold = read_gold(args.gold_alignments, args.pair)
@@ -287,9 +285,9 @@ def triangulate(args: TriangulateArguments) -> Path:
     if "gold" in parts and not args.gold_alignments:
         raise ValueError("part gold needs --gold_alignments")
     if args.gold_alignments and "gold" in parts:
-        from training.triangulation.alignment import gold_covers
+        from training.triangulation.alignment import gold_text
 
-        if not gold_covers(args.gold_alignments, args.pair):
+        if gold_text(args.gold_alignments, args.pair) is None:
             logger.warning("%s has no gold alignments of %s: gold skipped", args.gold_alignments, args.pair)
             parts = [p for p in parts if p != "gold"]
     map_parts = [p for p in parts if p != "gold"]
