@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from agkd.datasets_scripts.attribution.inseq_engine import attribute_rows
     from agkd.datasets_scripts.attribution.methods import METHODS
     from agkd.datasets_scripts.attribution.teacher import Teacher
-    from agkd.datasets_scripts.extract_attributions import load_corpus
+    from agkd.datasets_scripts.release_layout import load_config
 
     (args,) = HfArgumentParser(BenchArguments).parse_args_into_dataclasses(args=argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     teacher = Teacher(args.teacher, args.pair, device, compat=True)
     rows = []
-    for r in load_corpus(args.corpus, args.pair)[args.split]:
+    for r in load_config(args.corpus, args.pair)[args.split]:
         source_ids, target_ids = teacher.encode(r["source"], r["target"])
         if max(len(source_ids), len(target_ids)) <= args.max_tokens:
             row = {"id": str(r["id"]), "source": r["source"], "target": r["target"], "target_kind": "reference"}

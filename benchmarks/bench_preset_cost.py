@@ -142,9 +142,9 @@ def seconds_per_pair(model, method: str, args: CostArguments, ig_steps: int | No
 
 def split_sizes(args: CostArguments, pairs: tuple[str, ...]) -> dict[str, dict[str, int]]:
     if args.corpus:
-        from agkd.datasets_scripts.extract_attributions import load_corpus
+        from agkd.datasets_scripts.release_layout import load_config
 
-        return {pair: {split: len(rows) for split, rows in load_corpus(args.corpus, pair).items()} for pair in pairs}
+        return {pair: {split: len(rows) for split, rows in load_config(args.corpus, pair).items()} for pair in pairs}
     if args.train_pairs is None:
         raise ValueError("give --corpus (split sizes are read from it) or --train_pairs")
     return {pair: {"train": args.train_pairs} for pair in pairs}

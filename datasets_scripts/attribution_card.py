@@ -163,6 +163,38 @@ def _quality_section(metas: dict[str, dict]) -> list[str]:
     return [*lines, ""]
 
 
+def _yardsticks_section(root: Path) -> list[str]:
+    """The card's "Beside the verdict" table: per config, the yardsticks `agkd triangulate` measured on its maps
+    (`meta/yardsticks/<teacher>.<pair>.json`)."""
+    from agkd.datasets_scripts.release_layout import META_DIR
+
+    files = sorted((root / META_DIR / "yardsticks").glob("*.json"))
+    if not files:
+        return []
+    lines = [
+        "## Beside the verdict: plausibility, faithfulness, sanity",
+        "",
+        "Measured by `agkd triangulate` on each config's evaluation pairs (the report explains every column and sets",
+        "them beside what each method's maps teach a student): AER of the links read from the maps against silver",
+        "(eflomal) and human gold alignments (lower is better), deletion and insertion AOPC on the teacher (higher is",
+        "more faithful, 0 = a random order), and the Spearman between the maps of the trained and of a fully",
+        "randomised teacher (a method whose maps barely change fails the sanity check).",
+        "",
+        "| config | silver AER | gold AER | AOPC deletion | AOPC insertion | randomisation Spearman | sanity |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def cell(value) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    for path in files:
+        for name, row in json.loads(path.read_text()).items():
+            sanity = "-" if "sanity_fails" not in row else ("fails" if row["sanity_fails"] else "passes")
+            values = [row.get(k) for k in ("silver_aer", "gold_aer", "aopc_deletion", "aopc_insertion", "sanity_spearman")]
+            lines.append(f"| `{path.stem}.{name}` | " + " | ".join(map(cell, values)) + f" | {sanity} |")
+    return [*lines, ""]
+
+
 def write_dataset_card(output_dir: str | Path) -> Path:
     """(Re)write README.md from every config's meta/<config>.json (configs written by earlier runs included)."""
     root = Path(output_dir)
@@ -239,6 +271,7 @@ def write_dataset_card(output_dir: str | Path) -> Path:
     lines += ["Per-config details (teacher, versions, arguments, counts, fingerprints) are in `meta/<config>.json`.", ""]
     lines += _quality_section(metas)
     lines += _scale_section(metas)
+    lines += ["", *_yardsticks_section(root)]
     return write_card(
         root, "\n".join(lines), pretty_name="agkd-attributions", tags=["attribution", "translation", "xai"]
     )

@@ -50,9 +50,9 @@ from agkd.datasets_scripts.attribution.teacher import Teacher
 from agkd.datasets_scripts.attribution_card import parquet_map_scale, write_dataset_card
 from agkd.datasets_scripts.release_layout import (
     META_DIR,
+    load_config,
     maps_version,
     public_ref,
-    read_local_config,
     read_meta,
     split_path,
     write_split,
@@ -618,16 +618,6 @@ def build_shuffled(args: ExtractArguments, name: str, kind: str, teacher: str) -
     return meta
 
 
-def load_corpus(corpus: str, pair: str):
-    """agkd-parallel from a local folder (read from its parquet files, see `hub_layout.read_local_config`: the datasets
-    cache of local folders is keyed by folder name, not content) or from the Hub."""
-    import datasets
-
-    if Path(corpus).is_dir():
-        return read_local_config(corpus, pair)
-    return datasets.load_dataset(corpus, pair)
-
-
 def main(argv: list[str] | None = None) -> int:
     import datasets
     import torch
@@ -658,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
         max_pairs(args)
         name = teacher_name(args) if shuffled and not computed else None
         if computed:
-            corpus = load_corpus(args.corpus, args.pair)
+            corpus = load_config(args.corpus, args.pair)
             teacher = Teacher(args.teacher, args.pair, state.device, args.compat, args.teacher_name)
             name = teacher.name
             # No teacher is explained without a score: recorded by `agkd teacher`, else measured here.

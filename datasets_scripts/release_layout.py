@@ -149,6 +149,20 @@ def split_counts(root: str | Path) -> Mapping[str, Mapping[str, int]]:
     return counts
 
 
+def load_config(root: str, config: str) -> datasets.DatasetDict:
+    """Every split of one config of a Hub-layout dataset: a local folder (`read_local_config`) or a Hub repo id."""
+    if Path(root).is_dir():
+        return read_local_config(root, config)
+    return datasets.load_dataset(root, config)
+
+
+def config_exists(root: str, config: str) -> bool:
+    """Whether a dataset folder or repo has a config of that name (a folder: its parquet files; a repo: its card)."""
+    if Path(root).is_dir():
+        return any((Path(root) / config).glob("*.parquet"))
+    return config in datasets.get_dataset_config_names(root)
+
+
 def read_local_config(root: str | Path, config: str) -> datasets.DatasetDict:
     """All splits of one config of a local Hub-layout folder, read straight from its parquet files (in memory).
 
@@ -171,6 +185,7 @@ def read_local_config(root: str | Path, config: str) -> datasets.DatasetDict:
 
 
 RESULTS_FILE = "results.jsonl"  # results/<this>: one JSON row per student, split and protocol
+REPORT_FILE = "report.md"  # results/<this>: `agkd report`'s verdict, tables and sections (plots in results/plots/)
 INSTRUMENT_FILE = "instrument_check.json"  # results/<this>: the positive control of `agkd instrument`
 RUN_RECORD = "agkd_run.json"  # in every student and Attributor folder: what it was trained on, and its run id
 

@@ -39,7 +39,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from agkd.datasets_scripts.attribution.configs import evaluation_config  # noqa: E402
 from agkd.datasets_scripts.attribution.engines import attribute, engine_for
 from agkd.datasets_scripts.attribution.methods import CONTROLS, METHODS, method_arguments
-from agkd.datasets_scripts.release_layout import RESULTS_FILE, protocol_order, read_meta  # noqa: E402
+from agkd.datasets_scripts.release_layout import REPORT_FILE, RESULTS_FILE, protocol_order, read_meta  # noqa: E402
 from agkd.datasets_scripts.teachers import LANGUAGE_PAIRS
 from agkd.space.plots import heatmap_figure  # noqa: E402
 from agkd.space.release import (
@@ -140,6 +140,23 @@ class TranslationResult:
 
     def as_outputs(self) -> tuple:
         return self.status, self.baseline, self.injected, self.teacher, self.figure, self.details
+
+
+def triangulation_sections(report: str, pair: str, teacher: str | None) -> list[str]:
+    """The report's "Beside the verdict" sections of the pair (plausibility, faithfulness, sanity and their agreement
+    with what each method teaches), without their plots (paths of the report's folder)."""
+    sections, current = [], None
+    for line in report.splitlines():
+        if line.startswith("## "):
+            current = None
+            heading = line.removeprefix("## ")
+            if heading.startswith("Beside the verdict") and heading.endswith(f"{pair})") and (
+                    teacher is None or f"({teacher} " in heading):
+                current = [f"#### {heading}"]
+                sections.append(current)
+        elif current is not None and not line.startswith("!["):
+            current.append(line)
+    return ["\n".join(section).strip() for section in sections]
 
 
 def _tokens(tokenizer, ids) -> list[str]:
@@ -392,10 +409,11 @@ class SpaceApp:
                     f"Ranking by mean gain on `{PRIMARY_METRIC}`: "
                     + ", ".join(f"{i + 1}. {m} ({np.mean(gains[m]):+.4f})" for i, m in enumerate(ranking))
                 )
-        report = self.release.results_path.parent / "report.md" if self.release.results_path else None
+        report = self.release.results_path.parent / REPORT_FILE if self.release.results_path else None
         if report is not None and report.exists():
             verdicts = [line for line in report.read_text().splitlines() if line.startswith("**The paper's finding")]
             lines[2:2] = verdicts[:1]  # the primary design's verdict, as the report's first screen states it
+            lines += triangulation_sections(report.read_text(), pair, teacher)
             lines.append(f"The full report, with plots, is `{report}`.")
         return "\n\n".join(lines)
 

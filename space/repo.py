@@ -1,13 +1,14 @@
 """`agkd space-repo`: write the Space repo of a release (`runs/<preset>/hub/spaces/agkd-space`, what `agkd push`
 uploads) so it starts as a Hugging Face Space without this checkout.
 
-The folder holds four files:
+The folder holds these files:
 - `README.md`: the page's card with the Space YAML header (sdk gradio, `app_file: app.py`);
 - `requirements.txt`: `agkd[space]==<version>`, the installed package that holds the page's code and pins what it
   imports (gradio itself comes from the header's `sdk_version`);
 - `app.py`: a launcher that imports only installed packages and serves `agkd.space.app` on the release the environment
   names (`AGKD_HUB_ORG`, else the Space's own owner on the Hub, else the local folder `AGKD_RELEASE`);
-- `results.jsonl`: the release's evaluation rows (read by the page's results table), when there are any.
+- `results.jsonl`: the release's evaluation rows (read by the page's results table), when there are any, and
+  `report.md` beside them (the page quotes its verdict and its triangulation sections).
 
     agkd space-repo --folder runs/demo/hub/spaces/agkd-space --results runs/demo/results/results.jsonl
 """
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agkd import __version__
-from agkd.datasets_scripts.release_layout import RESULTS_FILE, atomic_folder
+from agkd.datasets_scripts.release_layout import REPORT_FILE, RESULTS_FILE, atomic_folder
 from agkd.training.cli import run_as_script, stage_main
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,9 @@ def write_space_repo(args: SpaceRepoArguments) -> Path:
         (tmp / "app.py").write_text(LAUNCHER)
         if args.results and Path(args.results).exists():
             shutil.copy2(args.results, tmp / RESULTS_FILE)
+            report = Path(args.results).with_name(REPORT_FILE)
+            if report.exists():  # the page quotes its verdict and its triangulation sections
+                shutil.copy2(report, tmp / REPORT_FILE)
     logger.info("Space repo %s: README.md, requirements.txt (agkd[space]==%s), app.py%s", folder, __version__,
                 ", results.jsonl" if (folder / RESULTS_FILE).exists() else "")
     return folder

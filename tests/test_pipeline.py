@@ -41,6 +41,12 @@ def test_smoke_plan_covers_every_stage_in_order():
     instrument = next(j for j in jobs if j.stage == "instrument")
     assert instrument.argv[instrument.argv.index("--preset") + 1] == "smoke"  # the control runs in the preset's regime
     assert [j.label for j in jobs if j.stage == "attributor"] == ["marian.de-en attention", "marian.de-en saliency"]
+    triangulate = next(j for j in jobs if j.stage == "triangulate")  # beside the verdict, on every map config
+    assert triangulate.makes == ("triangulated:marian.de-en",) and "maps:marian.de-en.saliency-shuffled" in triangulate.needs
+    assert triangulate.argv[triangulate.argv.index("--sanity_stages") + 1:][:1] == ["full"]
+    assert "triangulated:marian.de-en" in next(j for j in jobs if j.stage == "report").needs
+    metric_spaces = next(j for j in jobs if j.module == "agkd.training.metrics.release")  # the evaluate modules as Spaces
+    assert metric_spaces.stage == "space" and metric_spaces.argv == ["--spaces_dir", "/tmp/x/smoke/hub/spaces"]
 
 
 def test_seeds_fine_tune_the_presets_warm_starts_in_turn():

@@ -5,7 +5,8 @@
   `requirements.txt` installed (the built wheel standing in for PyPI), used by headless Chromium; a release without
   models gives a page that says so;
 - a student and an Attributor with only torch, transformers, safetensors and sentencepiece (remote code);
-- the maps and corpus with only `datasets`.
+- the maps and corpus with only `datasets`;
+- the `evaluate` modules' Spaces (`agkd metric-spaces`) with only `evaluate` and their requirements, offline.
 
 They cost minutes (virtual environments, pip): marked `slow` and `release`; `make test-release` runs them and CI
 calls it after `make test`.
@@ -116,6 +117,11 @@ def test_wheel_and_sdist_carry_complete_metadata(dist):
     assert {name.split("/")[0] for name in names} == {"agkd", f"agkd-{__version__}.dist-info"}  # one installed name
     assert {"agkd/__init__.py", "agkd/space/README.md", "agkd/space/app.py", "agkd/space/repo.py",
             "agkd/modeling/modeling_agkd_student.py", "agkd/datasets_scripts/attribution/engines.py"} <= names
+    from agkd.training.metrics import METRIC_MODULES
+
+    for name in METRIC_MODULES:  # the evaluate modules, whole: agkd metric-spaces copies them from the installed package
+        files = (f"{name}.py", "README.md", "app.py", "requirements.txt")
+        assert {f"agkd/training/metrics/{name}/{f}" for f in files} <= names
     assert f"agkd-{__version__}.dist-info/licenses/LICENSE" in names
     for field in ("License-Expression: Apache-2.0", "Project-URL: Homepage", "Classifier: Programming Language :: Python :: 3.11",
                   "Provides-Extra: space", "Provides-Extra: distributed", "Requires-Dist: gradio", "Description-Content-Type: text/markdown"):
@@ -247,3 +253,39 @@ print(sorted(maps), maps["test"].num_rows, sorted(corpus), corpus["test"][0]["so
     assert "['test', 'train', 'validation']" in proc.stdout
     freeze = run([str(python), "-m", "pip", "freeze"], cwd=tmp_path, env=clean_env()).stdout.lower()
     assert "torch" not in freeze and "transformers" not in freeze
+
+
+@pytest.mark.timeout(1800)  # pip resolving evaluate (datasets, pyarrow, pandas) alone took over 600 s wall on a loaded 2-core machine
+def test_the_metric_spaces_load_and_compute_with_only_evaluate_offline(tmp_path):
+    """Each released metric Space folder (`hub/spaces/<name>` as `agkd metric-spaces` writes it) in a venv with only
+    `evaluate` and the folders' requirements: `evaluate.load(<folder>)` with the Hub offline, then the examples of its
+    inputs description (what the Hub's metric page shows), in a subprocess that never saw this checkout."""
+    from agkd.training.metrics import METRIC_MODULES, release
+
+    spaces = tmp_path / "hub" / "spaces"
+    assert release.main(["--spaces_dir", str(spaces)]) == 0
+    requirements = sorted({line.strip() for name in METRIC_MODULES for line in (spaces / name / "requirements.txt").read_text().splitlines()
+                           if line.strip() and not line.startswith("#")})
+    python = fresh_venv(tmp_path / "venv", "evaluate", *requirements)
+    script = """
+import doctest, json, sys
+from pathlib import Path
+import evaluate
+
+folder = Path(sys.argv[1])
+module = evaluate.load(str(folder))
+assert isinstance(module, evaluate.Metric) and module.name == folder.name, module
+examples = module.info.inputs_description
+evaluate.load = lambda *args, **kwargs: module  # the examples load `<org>/<name>`: the Hub is offline
+test = doctest.DocTestParser().get_doctest(examples, {"evaluate": evaluate}, folder.name, None, 0)
+runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+runner.run(test)
+print(json.dumps({"tries": runner.tries, "failures": runner.failures}))
+"""
+    for name in METRIC_MODULES:
+        env = clean_env(HF_EVALUATE_OFFLINE="1", HF_HOME=str(tmp_path / "hf-home"))
+        proc = run([str(python), "-c", script, str(spaces / name)], cwd=tmp_path, env=env, timeout=600)
+        outcome = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert outcome["tries"] > 0 and outcome["failures"] == 0, (name, proc.stdout[-3000:])
+    freeze = run([str(python), "-m", "pip", "freeze"], cwd=tmp_path, env=clean_env()).stdout.lower()
+    assert "agkd" not in freeze and "torch" not in freeze

@@ -223,3 +223,44 @@ def test_spearman_interval():
     assert rho == pytest.approx(1.0) and interval[0] <= 1.0 <= interval[1] + 1e-9
     rho, _ = report.spearman_with_interval([0.1, 0.2, 0.3, 0.4], [4.0, 3.0, 2.0, 1.0], samples=50)
     assert rho == pytest.approx(-1.0)
+
+
+def write_synthetic_triangulation(results_dir, silver_aer: dict[str, float], sentences=100, fails=("saliency",)):
+    """What `agkd triangulate` writes (through its own writer), for methods whose silver AER is `silver_aer[m]`
+    in every sentence, and AOPC / sanity figures that rank the methods in the opposite order."""
+    from agkd.training.triangulation.triangulate import PRIMARY_READING, TriangulateArguments, write_outputs
+
+    methods = list(silver_aer)
+    counts = {m: [[10 * (1 - a), 10 * (1 - a), 10, 10]] * sentences for m, a in silver_aer.items()}
+    readings = {m: [{**PRIMARY_READING, "aer": a, "precision": 1 - a, "recall": 1 - a}] for m, a in silver_aer.items()}
+    aopc = {m: {"deletion": a, "insertion": a, "deletion_per_sentence": [a] * sentences,
+                "insertion_per_sentence": [a] * sentences} for m, a in silver_aer.items()}
+    summary = {
+        "teacher": "t", "teacher_name": "marian", "pair": "de-en", "split": "test", "primary_reading": PRIMARY_READING,
+        "names": methods, "methods": methods,
+        "silver": {"readings": readings, "sentence_counts": counts, "train_pairs": 5000, "sentences": sentences},
+        "faithfulness": {"configs": aopc, "pairs": sentences},
+        "sanity": {"stages": ["decoder", "full"], "threshold": 0.5, "pairs": 10,
+                   "methods": {m: {"decoder": [0.5] * 10, "full": [0.9 if m in fails else a] * 10}
+                               for m, a in silver_aer.items()},
+                   "fails": {m: m in fails for m in methods}},
+    }
+    args = TriangulateArguments(teacher="t", pair="de-en", results_dir=str(results_dir))
+    write_outputs(args, results_dir / "triangulation", "marian.de-en", [f"id{i}" for i in range(sentences)], summary)
+
+
+def test_report_sets_the_triangulation_beside_the_verdict(tmp_path):
+    """Utility ranks the methods as silver AER does (lower AER, more gain) and opposite to AOPC: the agreement table
+    must say `agree` for the first and `disagree` for the second; the failing sanity check is named."""
+    gains = {m: 0.02 * k for k, m in enumerate(ALL_METHODS)}
+    write_synthetic_results(tmp_path, with_twins(gains), None)
+    write_synthetic_triangulation(tmp_path, {m: 0.9 - 0.1 * k for k, m in enumerate(ALL_METHODS)})
+    assert report.main(["--results_dir", str(tmp_path)]) == 0
+    text = (tmp_path / "report.md").read_text()
+    section = text[text.index("## Beside the verdict"):]
+    assert text.index("## Beside the verdict") < text.index("## Instrument check")  # on the first screen
+    assert "| `saliency` |" in section and "**fails**" in section
+    assert "| utility vs 1 - silver AER | 1.00 |" in section and "| agree |" in section
+    assert "| utility vs AOPC deletion | -1.00 |" in section and "| disagree |" in section
+    assert "![ranks by criterion](plots/triangulation-" in section
+    assert len(list((tmp_path / "plots").glob("triangulation-*.png"))) == 1

@@ -121,7 +121,7 @@ def test_built_without_the_teacher_skipped_when_done_and_deterministic(extracted
         raise AssertionError("a shuffled control must not load the teacher")
 
     monkeypatch.setattr(ex, "Teacher", no_teacher)
-    monkeypatch.setattr(ex, "load_corpus", no_teacher)
+    monkeypatch.setattr(ex, "load_config", no_teacher)
     before = _meta(extracted, CONTROL)
     assert _run(extracted.parent / "unused-teacher", "unused-corpus", extracted, "--teacher_name", "marian",
                 "--methods", CONTROL) == 0

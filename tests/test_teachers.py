@@ -397,10 +397,11 @@ def test_extraction_scores_a_teacher_that_records_no_scores(untrained_marian_dir
 
     from agkd.datasets_scripts import extract_attributions
     from agkd.datasets_scripts.attribution.teacher import Teacher
-    from agkd.datasets_scripts.extract_attributions import TEACHER_SCORE_PAIRS, load_corpus
+    from agkd.datasets_scripts.extract_attributions import TEACHER_SCORE_PAIRS
+    from agkd.datasets_scripts.release_layout import load_config
 
     assert not (untrained_marian_dir / "all_results.json").exists()
-    validation = load_corpus(str(toy_corpus_dir), "de-en")["validation"]
+    validation = load_config(str(toy_corpus_dir), "de-en")["validation"]
     n = min(TEACHER_SCORE_PAIRS, len(validation))
     sources, references = validation["source"][:n], validation["target"][:n]
     hypotheses = Teacher(str(untrained_marian_dir), "de-en", "cpu", compat=True).translate(sources, 128, 1)

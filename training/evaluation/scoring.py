@@ -72,8 +72,7 @@ class TokenStatistics:
     tokens: np.ndarray
 
     def corpus(self) -> dict[str, float]:
-        total = max(int(self.tokens.sum()), 1)
-        return {"nll": float(self.nll.sum() / total), "agreement": float(self.correct.sum() / total)}
+        return simulation().corpus_ratios(self.nll, self.correct, self.tokens)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -135,36 +134,25 @@ def teacher_forced_statistics(model, dataloader, n_examples: int, attributor=Non
 
 
 # ================================================================================================ statistics
-def one_sided_p_value(observed: float, deltas: np.ndarray) -> float:
-    """One-sided: the share of resamples whose delta does not have the observed sign (+1 smoothing)."""
-    against = np.sum(deltas <= 0) if observed > 0 else np.sum(deltas >= 0)
-    return float((against + 1) / (len(deltas) + 1))
+def simulation():
+    """The `simulation` evaluate module's functions, imported when first used: `import evaluate` (which the module
+    needs for its Hub class) costs seconds of start-up in every process that only reads `TokenStatistics`."""
+    from agkd.training.metrics.simulation import simulation as module
+
+    return module
+
+
+# The math of the simulation metrics (corpus ratios, their paired bootstrap, the one-sided p-value) lives in the
+# `simulation` evaluate module (training/metrics/simulation), which ships to the Hub; scoring keeps the torch parts.
 
 
 def paired_bootstrap_tokens(
     system: TokenStatistics, baseline: TokenStatistics, samples: int, seed: int
 ) -> dict[str, dict]:
-    """Paired bootstrap over sentences of system - baseline for token NLL and top-1 agreement.
-
-    Both systems must be scored on the same sentences and targets (same token counts). Returns per statistic the
-    observed delta, the 2.5/97.5 percentiles of the resampled deltas and a one-sided p-value."""
-    if not np.array_equal(system.tokens, baseline.tokens):
-        raise ValueError("paired bootstrap needs both systems forced on the same targets (token counts differ)")
-    rng = np.random.default_rng(seed)
-    indices = rng.integers(0, len(system.tokens), size=(samples, len(system.tokens)))
-    tokens = system.tokens[indices].sum(1).clip(min=1)
-    out = {}
-    for statistic in ("nll", "agreement"):
-        values_s = system.nll if statistic == "nll" else system.correct
-        values_b = baseline.nll if statistic == "nll" else baseline.correct
-        observed = system.corpus()[statistic] - baseline.corpus()[statistic]
-        deltas = (values_s[indices].sum(1) - values_b[indices].sum(1)) / tokens
-        out[statistic] = {
-            "delta": float(observed),
-            "ci95": [float(np.percentile(deltas, 2.5)), float(np.percentile(deltas, 97.5))],
-            "p_value": one_sided_p_value(observed, deltas),
-        }
-    return out
+    """Paired bootstrap over sentences of system - baseline for token NLL and top-1 agreement (the `simulation`
+    module's `paired_bootstrap`): per statistic the observed delta, the 2.5/97.5 percentiles of the resampled deltas
+    and a one-sided p-value. Both systems must be scored on the same sentences and targets (same token counts)."""
+    return simulation().paired_bootstrap(system, baseline, samples, seed)
 
 
 # ================================================================================================ translation
@@ -263,7 +251,7 @@ def paired_bootstrap(
         out[name] = {
             "delta": float(observed),
             "ci95": [float(np.percentile(deltas, 2.5)), float(np.percentile(deltas, 97.5))],
-            "p_value": one_sided_p_value(observed, deltas),
+            "p_value": simulation().one_sided_p_value(observed, deltas),
         }
     return out
 

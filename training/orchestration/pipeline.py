@@ -18,8 +18,8 @@ extraction) in this process; `--executor ray` makes every job a Ray task, retrie
 logs to `runs/<preset>/logs/`, and each training job's curves (`--report_to`, TensorBoard by default when installed)
 go to `runs/<preset>/logs/<model name>/`: `tensorboard --logdir runs/<preset>/logs` shows the whole grid.
 
-Everything lands under `runs/<preset>/`: `hub/` holds exactly what `agkd push` uploads (models, datasets and the
-Space), `results/` the result rows, `report.md` and its plots, `checkpoints/` the resumable training state. With
+Everything lands under `runs/<preset>/`: `hub/` holds exactly what `agkd push` uploads (models, datasets, the
+Space and the evaluate modules' Spaces), `results/` the result rows, `report.md` and its plots, `checkpoints/` the resumable training state. With
 Ray on several machines, `--runs_dir` must be on storage every node sees at the same path.
 """
 from __future__ import annotations
@@ -50,7 +50,8 @@ from agkd.training.orchestration.presets import GRID_OPERATORS, PRESETS, STUDENT
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("corpus", "teacher", "extract", "warm-start", "student", "attributor", "instrument", "evaluate", "report", "space")
+STAGES = ("corpus", "teacher", "extract", "warm-start", "student", "attributor", "instrument", "evaluate", "triangulate",
+          "report", "space")
 
 
 @dataclass
@@ -107,6 +108,11 @@ class PipelineArguments:
         metadata={"help": "a running Ray cluster to join: auto, HOST:PORT or ray://HOST:PORT (default: start one here)"},
     )
     retries: int = field(default=2, metadata={"help": "ray: times a job is retried after its worker died"})
+    gold_alignments: str | None = field(
+        default=None,
+        metadata={"help": "a folder of human gold word alignments (`<l1>-<l2>.<name>.src-tgt` + `.gold`, e.g. the "
+                  "Hansards en-fr set): the triangulation scores the maps of the pairs it covers against it"},
+    )
     report_to: list[str] | None = field(
         default=None,
         metadata={"help": "experiment trackers of every training job (teacher, warm start, students, Attributors): "
@@ -277,9 +283,24 @@ def plan(args: PipelineArguments) -> list[Job]:
                 needs.append(f"attributor:{attributor_name(family, pair, method)}")
         jobs.append(Job("evaluate", name, "agkd.training.evaluation.evaluate", [*evaluate, "--students", name],
                         needs=tuple(needs), makes=(f"evaluated:{name}",), shared=True))
+    triangulated = []
+    for (family, pair), teacher in teachers.items():
+        # Beside the verdict, on the same maps: plausibility, faithfulness, sanity (one thread beside the students).
+        argv = ["--teacher", teacher, "--pair", pair, "--teacher_name", family, "--attributions", attributions,
+                "--corpus", corpus, "--results_dir", str(release.results), "--engine", preset.extract.engine,
+                "--methods", *args.methods, *preset.triangulation.options()]
+        argv += ["--ig_steps", str(preset.extract.ig_steps)] if preset.extract.ig_steps else []
+        argv += ["--gold_alignments", args.gold_alignments] if args.gold_alignments else []
+        names = [*args.methods, *CONTROLS, *map(shuffled_control, args.methods)]
+        jobs.append(Job("triangulate", f"{family}.{pair}", "agkd.training.triangulation.triangulate", argv,
+                        needs=("corpus", *(maps(family, pair, n) for n in names)),
+                        makes=(f"triangulated:{family}.{pair}",), shared=True))
+        triangulated.append(f"triangulated:{family}.{pair}")
     jobs.append(Job("report", "report.md", "agkd.training.verdict.report", [
         "--results_dir", str(release.results), "--attributions", attributions, "--models_dir", str(release.models),
-    ], needs=("instrument", *(f"evaluated:{s[3]}" for s in students)), makes=("report",)))
+    ], needs=("instrument", *triangulated, *(f"evaluated:{s[3]}" for s in students)), makes=("report",)))
+    # The evaluate modules (AER, AOPC, simulation) go out with every release as Spaces <org>/<name>.
+    jobs.append(Job("space", "metric Spaces", "agkd.training.metrics.release", ["--spaces_dir", str(release.spaces)], shared=True))
     jobs.append(Job("space", "agkd-space", "agkd.space.repo", [
         "--folder", str(release.spaces / "agkd-space"), "--results", str(release.results / RESULTS_FILE),
     ], needs=("report",), shared=True))

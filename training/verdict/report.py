@@ -31,6 +31,7 @@ from agkd.datasets_scripts.attribution.methods import CONTROLS, shuffled_control
 from agkd.datasets_scripts.release_layout import (
     INSTRUMENT_FILE,
     MAP_FREE_PROTOCOL,
+    REPORT_FILE,
     RESULTS_FILE,
     protocol_order,
     read_results,
@@ -40,6 +41,9 @@ from agkd.training.data import dataset_configs, load_dataset_config
 from agkd.training.evaluation.evaluate import BASELINE_PROTOCOL
 from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC, TokenStatistics, improvement
 from agkd.training.orchestration.presets import ALL_METHODS, GRID_OPERATORS, SCALE_FAIR_NORMALIZATION
+from agkd.training.triangulation.agreement import Criterion
+from agkd.training.triangulation.table import UTILITY, triangulation_section
+from agkd.training.triangulation.table import load as load_triangulations
 from agkd.training.verdict import statistics as verdict
 
 logger = logging.getLogger(__name__)
@@ -413,20 +417,31 @@ def design_section(result: DesignVerdict, problems: list[str], primary: bool, pl
     return [*lines, f"![gains by method]({plot.relative_to(out)})", ""]
 
 
+@dataclass
+class GroupVerdict:
+    """What `verdict_lines` found for one group: the body's sections, the first screen's, and the primary design's
+    verdict with the scores it was computed from (the triangulation section reads the utility from them)."""
+
+    body: list[str]
+    first_screen: list[str]
+    primary: DesignVerdict | None = None
+    scores: Scores | None = None
+
+
 def verdict_lines(rows: list[dict], baseline: list[dict], preconditions: Preconditions, results_dir: Path,
-                  title: str, plots: Path, out: Path) -> tuple[list[str], list[str]]:
+                  title: str, plots: Path, out: Path) -> GroupVerdict:
     """The verdict of one group: the primary design's section (for the report's first screen) and the sections of
     every other leak-free design (for the body); gold rows enter as each method's leak."""
     scores = Scores.load(rows, baseline, results_dir)
     designs = sorted({Design.of(r) for r in rows}, key=lambda d: (d.operator, d.normalization, d.protocol))
     leak_free = [d for d in designs if d.leak_free]
     if not leak_free:
-        return [f"No leak-free rows (protocols {', '.join(LEAK_FREE_PROTOCOLS)}): no verdict.", ""], []
+        return GroupVerdict([f"No leak-free rows (protocols {', '.join(LEAK_FREE_PROTOCOLS)}): no verdict.", ""], [])
     primary = next((d for d in leak_free if (d.operator, d.protocol) == PRIMARY_DESIGN
                     and d.normalization == SCALE_FAIR_NORMALIZATION), None)
     primary = primary or next((d for d in leak_free if (d.operator, d.protocol) == PRIMARY_DESIGN), None)
     methods = [m for m in ALL_METHODS if any(r["method"] == m for r in rows)]
-    lines, first_screen = [], []
+    lines, first_screen, primary_result = [], [], None
     for design in sorted(leak_free, key=lambda d: d != primary):
         gold = next((d for d in designs if d.protocol == GOLD_PROTOCOL and d.normalization == design.normalization),
                     None)
@@ -438,10 +453,29 @@ def verdict_lines(rows: list[dict], baseline: list[dict], preconditions: Precond
         slug = f"{design.operator}-{design.normalization}-{design.protocol}"
         section = design_section(result, problems, design == primary, plots / f"gains-{title}-{slug}.png", out)
         if design == primary:
-            first_screen = section
+            first_screen, primary_result = section, result
         else:
             lines += section
-    return lines, first_screen
+    return GroupVerdict(lines, first_screen, primary_result, scores)
+
+
+def utility_of(group: GroupVerdict, methods: list[str]) -> tuple[Criterion | None, dict[str, str]]:
+    """Each method's utility for the triangulation: its primary-design gain on `CLAIM_CONTRAST` (the contrast the
+    verdict's claim is tested on), per sentence averaged over the seeds, and the verdict's estimate as table cells."""
+    result, scores = group.primary, group.scores
+    if result is None or scores is None or scores.tokens is None:
+        return None, {}
+    cells = {m: format_estimate(result.contrasts[m][CLAIM_CONTRAST], result.adjusted[m, CLAIM_CONTRAST])
+             for m in methods if m in result.contrasts}
+    numerator = []
+    for m in methods:
+        method, reference = system(m, result.design), reference_system(m, CLAIM_CONTRAST, result.design)
+        seeds = sorted(set(scores.by_system.get(method, {})) & set(scores.by_system.get(reference, {})))
+        if not seeds:
+            return None, cells
+        numerator.append(np.mean([scores.by_system[reference][s] - scores.by_system[method][s] for s in seeds], axis=0))
+    tokens = np.broadcast_to(scores.tokens.astype(np.float64), (len(methods), len(scores.tokens)))
+    return Criterion(UTILITY, np.stack(numerator), tokens.copy(), group="test"), cells
 
 
 def plot_design(result: DesignVerdict, path: Path) -> Path:
@@ -754,6 +788,7 @@ def write_report(args: ReportArguments) -> Path:
     plots.mkdir(parents=True, exist_ok=True)
     groups = group_rows(rows)
     instrument, instrument_result = instrument_lines(results_dir)
+    triangulations, shown = load_triangulations(results_dir), set()
     first_screen, body = [], []
     for teacher, pair, kind, design, split in sorted({key[:5] for key in groups}):
         group = (teacher, pair, kind, design, split)
@@ -766,12 +801,18 @@ def write_report(args: ReportArguments) -> Path:
             instrument_result, [b["bleu"] for b in baseline],
             student_best_steps=best_steps(args.models_dir, map_rows, PRIMARY_DESIGN) if args.models_dir else [],
         )
-        section, primary = verdict_lines(
-            map_rows, baseline, preconditions, results_dir, "-".join(map(str, group)), plots, out
-        )
-        body += section
-        if primary:
-            first_screen += [f"## Verdict: {title}", "", *baseline_lines, *primary]
+        found = verdict_lines(map_rows, baseline, preconditions, results_dir, "-".join(map(str, group)), plots, out)
+        body += found.body
+        if found.first_screen:
+            first_screen += [f"## Verdict: {title}", "", *baseline_lines, *found.first_screen]
+            measured = triangulations.get(f"{teacher}.{pair}")
+            if measured and kind == "reference" and split == measured[0]["split"]:
+                utility, cells = utility_of(found, measured[0]["methods"])
+                first_screen += triangulation_section(
+                    *measured, measured[0]["methods"], utility, cells,
+                    plots / f"triangulation-{teacher}-{pair}-{design}.png", out,
+                )
+                shown.add(f"{teacher}.{pair}")
         else:
             body += baseline_lines
         for protocol in sorted({key[5] for key in groups if key[:5] == group} - {BASELINE_PROTOCOL}, key=protocol_order):
@@ -802,6 +843,10 @@ def write_report(args: ReportArguments) -> Path:
         *instrument,
         *body,
     ]
+    for key in sorted(set(triangulations) - shown):  # measured, but no verdict of that teacher and pair to set it by
+        summary = triangulations[key][0]
+        lines += triangulation_section(*triangulations[key], summary["methods"], None, {},
+                                       plots / f"triangulation-{key}.png", out)
     if args.models_dir:
         lines += fidelity_section(Path(args.models_dir), groups, plots, out)
         lines += learning_curves_section(Path(args.models_dir), plots, out)
@@ -811,7 +856,7 @@ def write_report(args: ReportArguments) -> Path:
             plot = plot_example_maps(args.attributions, teacher, pair, "test", plots / f"maps-{teacher}-{pair}.png")
             if plot:
                 lines += [f"## Example maps: {teacher} {pair}", "", f"![example maps]({plot.relative_to(out)})", ""]
-    path = out / "report.md"
+    path = out / REPORT_FILE
     path.write_text("\n".join(lines) + "\n")
     logger.info("wrote %s and %d plots", path, len(list(plots.glob("*.png"))))
     return path

@@ -1,0 +1,1 @@
+"""Yardsticks beside the verdict: plausibility, faithfulness, sanity, and how far they agree."""

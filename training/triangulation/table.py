@@ -1,0 +1,160 @@
+"""The report's triangulation section: per method its utility (the verdict's gain) beside plausibility (silver and
+gold AER), faithfulness (AOPC) and sanity, how far the criteria rank the methods alike, and one plot.
+
+Reads `results/triangulation/<teacher>.<pair>.json` and `.npz` (`agkd triangulate`). Every criterion is oriented so
+that higher is better before ranks are compared: 1 - AER, AOPC as is, 1 - Spearman under full randomisation (maps
+that change more are saner), and the utility gain.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from agkd.training.triangulation.agreement import AGREEMENT_LEVEL, Agreement, Criterion, agreements
+from agkd.training.triangulation.triangulate import PRIMARY_READING, SHIFT_NAMES, TRIANGULATION_DIR
+
+UTILITY = "utility"
+CRITERIA_LABELS = {
+    UTILITY: "utility",
+    "silver": "1 - silver AER",
+    "gold": "1 - gold AER",
+    "aopc_deletion": "AOPC deletion",
+    "aopc_insertion": "AOPC insertion",
+    "sanity": "1 - randomisation Spearman",
+}
+
+
+def load(results_dir: Path) -> dict[str, tuple[dict, dict[str, np.ndarray]]]:
+    """Every `<teacher>.<pair>` measured in `results_dir`: its summary and per-sentence arrays."""
+    out = {}
+    for path in sorted((Path(results_dir) / TRIANGULATION_DIR).glob("*.json")):
+        with np.load(path.with_suffix(".npz")) as data:
+            out[path.stem] = (json.loads(path.read_text()), {k: data[k] for k in data.files})
+    return out
+
+
+def criteria(summary: dict, arrays: dict[str, np.ndarray], methods: list[str], utility: Criterion | None) -> list[Criterion]:
+    """The criteria measured for all of `methods` (a criterion missing for any method is left out)."""
+    out = [utility] if utility is not None else []
+
+    def stack(prefix: str) -> np.ndarray | None:
+        keys = [f"{prefix}.{m}" for m in methods]
+        return np.stack([arrays[k] for k in keys]) if all(k in arrays for k in keys) else None
+
+    for part in ("silver", "gold"):
+        counts = stack(part)  # [M, N, 4]: |A∩S|, |A∩P|, |A|, |S|; silver over the evaluation sentences, in order
+        if counts is not None:
+            group = "test" if part == "silver" else part
+            out.append(Criterion(part, counts[..., 0] + counts[..., 1], counts[..., 2] + counts[..., 3], group=group))
+    for curve in ("aopc_deletion", "aopc_insertion"):
+        values = stack(curve)
+        if values is not None:
+            out.append(Criterion.mean(curve, values, group="test"))
+    stages = summary.get("sanity", {}).get("stages")
+    if stages:
+        values = stack(f"sanity.{stages[-1]}")
+        if values is not None:
+            out.append(Criterion.mean("sanity", 1 - values, group="test"))
+    return out
+
+
+def _cell(value, digits: int = 3) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def figures_table(summary: dict, utility_cells: dict[str, str]) -> list[str]:
+    table = summary["table"]
+    gold = "gold" in summary
+    sanity = summary.get("sanity", {})
+    head = ["method", "utility (gain over its shuffled twin, nats/token)", "silver AER"]
+    head += [f"gold AER ({summary['gold']['name']})"] if gold else []
+    head += ["AOPC deletion", "AOPC insertion", "randomisation Spearman (full)", "sanity"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, row in table.items():
+        cells = [f"`{name}`", utility_cells.get(name, "-"), _cell(row.get("silver_aer"))]
+        cells += [_cell(row.get("gold_aer"))] if gold else []
+        cells += [_cell(row.get("aopc_deletion")), _cell(row.get("aopc_insertion")), _cell(row.get("sanity_spearman"))]
+        cells.append("-" if "sanity_fails" not in row else ("**fails**" if row["sanity_fails"] else "passes"))
+        lines.append("| " + " | ".join(cells) + " |")
+    if sanity:
+        lines += ["", f"Sanity: maps of the first {sanity['pairs']} pairs from the teacher with its weights randomised "
+                  f"(stages {', '.join(f'`{s}`' for s in sanity['stages'])}); a method fails when its maps keep a "
+                  f"mean Spearman of at least {sanity['threshold']} with the trained teacher's after full "
+                  "randomisation: they do not depend on what the teacher learnt."]
+    return lines
+
+
+def agreement_table(results: list[Agreement]) -> list[str]:
+    lines = [f"| criteria | Kendall tau | {AGREEMENT_LEVEL:.0%} interval | methods | reading |", "|---|---|---|---|---|"]
+    for a in results:
+        lines.append(f"| {CRITERIA_LABELS[a.first]} vs {CRITERIA_LABELS[a.second]} | {_cell(a.tau, 2)} | "
+                     f"[{_cell(a.low, 2)}, {_cell(a.high, 2)}] | {a.methods} | {a.reading} |")
+    return lines
+
+
+def plot_ranks(found: list[Criterion], methods: list[str], title: str, path: Path) -> Path:
+    """Each method's rank under each criterion (1 = best), as a heatmap with the ranks written in."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.stats import rankdata
+
+    ranks = np.stack([rankdata(-np.nan_to_num(c.value(), nan=-np.inf)) for c in found], axis=1)
+    fig, ax = plt.subplots(figsize=(1.4 + 1.3 * len(found), 0.9 + 0.4 * len(methods)))
+    ax.imshow(ranks, cmap="viridis_r", aspect="auto")
+    ax.set_xticks(range(len(found)), [CRITERIA_LABELS[c.name] for c in found], rotation=30, ha="right")
+    ax.set_yticks(range(len(methods)), methods)
+    for i in range(len(methods)):
+        for j in range(len(found)):
+            ax.text(j, i, f"{ranks[i, j]:.0f}", ha="center", va="center", color="white", fontsize=9)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def triangulation_section(summary: dict, arrays: dict[str, np.ndarray], methods: list[str], utility: Criterion | None,
+                          utility_cells: dict[str, str], plot: Path, out: Path) -> list[str]:
+    """The report's section for one teacher and pair."""
+    reading = PRIMARY_READING
+    title = f"{summary['teacher_name']} {summary['pair']}"
+    lines = [
+        f"## Beside the verdict: plausibility, faithfulness, sanity ({title})",
+        "",
+        f"On the `{summary['split']}` pairs the verdict is measured on (`agkd triangulate`). AER (lower is better) of "
+        f"links read from each map: pieces merged by {reading['merge']}, the {reading['extraction']} source word per "
+        f"target word, at the step whose {SHIFT_NAMES[reading['shift']]} is the target word (every other reading is in "
+        f"`results/{TRIANGULATION_DIR}/`); silver links from eflomal trained on "
+        f"{summary.get('silver', {}).get('train_pairs', '-')} train pairs. AOPC (higher is more faithful): the "
+        "teacher's mean drop in log p(y_t) when the top-attributed source tokens are removed (deletion), or how "
+        "close it stays with only them kept (insertion), minus the same for a random order of the row. Utility is "
+        "the verdict's own estimate (primary design, with its interval and Holm mark): where the verdict above says "
+        "the finding cannot be checked, the utility ranks below carry that caveat too.",
+        "",
+        *figures_table(summary, utility_cells),
+        "",
+    ]
+    in_table = [m for m in methods if m in summary["table"]]
+    found = criteria(summary, arrays, in_table, utility)
+    if len(found) >= 2:
+        lines += [
+            f"How far the criteria rank the {len(in_table)} methods alike (Kendall tau; {AGREEMENT_LEVEL:.0%} "
+            "intervals from resampling sentences, criteria of the same sentences resampled together; `agree` or "
+            "`disagree` only when the interval excludes 0):",
+            "",
+            *agreement_table(agreements(found)),
+            "",
+            f"![ranks by criterion]({plot_ranks(found, in_table, f'method ranks by criterion, {title}', plot).relative_to(out)})",
+            "",
+        ]
+    return lines
+
+
+__all__ = ["CRITERIA_LABELS", "UTILITY", "criteria", "load", "triangulation_section"]

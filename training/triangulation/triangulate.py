@@ -1,0 +1,415 @@
+"""`agkd triangulate`: the yardsticks beside the verdict, measured on the same maps the students learn from.
+
+For one teacher and pair, on the evaluation split of `agkd-attributions` (the sentences the verdict is measured on):
+
+- plausibility: AER of every method's and control's maps against silver alignments of those pairs (eflomal trained
+  on the corpus' train pairs, `alignment.silver_alignments`), and against human gold where a folder of it covers the
+  pair (`--gold_alignments`: the teacher's maps of the gold sentences are computed here, with every method);
+- faithfulness: deletion and insertion AOPC of each method's maps on the teacher (`faithfulness.py`);
+- sanity: how much each method's maps change when the teacher's weights are randomised (`sanity.py`).
+
+Every AER reading is computed (pieces merged by sum or max, links by argmax or threshold, the `output` and the shifted
+`input` step reading); `PRIMARY_READING`, fixed here before any map was scored, is the one the table and the rank
+agreement use. Results go to `results/triangulation/<teacher>.<pair>.json` (figures) and `.npz` (per-sentence values,
+in the evaluation set's order, for the report's bootstrap), and into the attributions card (`meta/yardsticks/`).
+Each part is kept as it finishes (`results/triangulation/work/`): a re-run computes only what is missing.
+
+    agkd triangulate --attributions runs/demo/hub/datasets/agkd-attributions --corpus runs/demo/hub/datasets/agkd-parallel \\
+        --teacher runs/demo/hub/models/teacher-marian-de-en --pair de-en --results_dir runs/demo/results
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from agkd.datasets_scripts.attribution.configs import EVALUATION_SET, config_name
+from agkd.datasets_scripts.attribution.methods import CONTROLS, METHODS, shuffled_control, shuffled_source
+from agkd.training.cli import run_as_script, stage_main
+
+logger = logging.getLogger(__name__)
+
+TRIANGULATION_DIR = "triangulation"  # results/<this>/: one JSON and one npz per teacher and pair
+# The AER reading of the table and the agreement, fixed before any map was scored: pieces merged by SUM (a word's
+# attribution mass is its pieces' total), one link per target word at the ARGMAX source word (the literature's
+# reading of attention and saliency alignments: Kobayashi et al. 2020, Ding et al. 2019), at the step whose OUTPUT
+# is the target word (AGKD's row convention: row t explains labels[t]). The other readings are reported beside it.
+PRIMARY_READING = {"merge": "sum", "extraction": "argmax", "shift": 0}
+READINGS = [
+    {"merge": merge, "extraction": extraction, "shift": shift}
+    for merge in ("sum", "max") for extraction in ("argmax", "threshold") for shift in (0, 1)
+]
+SHIFT_NAMES = {0: "output", 1: "input"}
+PARTS = ("silver", "faithfulness", "sanity", "gold")
+
+
+@dataclass
+class TriangulateArguments:
+    teacher: str = field(metadata={"help": "the teacher whose maps are measured (folder or Hub id)"})
+    pair: str = field(metadata={"help": "language pair, e.g. de-en"})
+    results_dir: str = field(metadata={"help": "where triangulation/<teacher>.<pair>.json and .npz go"})
+    attributions: str | None = field(
+        default=None, metadata={"help": "agkd-attributions (folder or repo): the maps of silver, faithfulness, sanity"}
+    )
+    corpus: str | None = field(default=None, metadata={"help": "agkd-parallel (folder or repo): the silver aligner's train pairs"})
+    teacher_name: str = field(default="marian", metadata={"help": "the teacher's name in the config names"})
+    methods: list[str] | None = field(default=None, metadata={"help": "methods (default: every method with maps)"})
+    split: str = field(default="test", metadata={"help": "the split measured (the verdict's evaluation split)"})
+    parts: list[str] | None = field(
+        default=None, metadata={"help": f"which yardsticks ({', '.join(PARTS)}; default: every one its inputs allow)"}
+    )
+    gold_alignments: str | None = field(
+        default=None, metadata={"help": "folder of human gold alignments (`<l1>-<l2>.<name>.src-tgt` + `.gold`)"}
+    )
+    gold_max_tokens: int = field(default=128, metadata={"help": "gold sentences longer than this (pieces) are skipped"})
+    silver_train_pairs: int | None = field(
+        default=None, metadata={"help": "train pairs the silver aligner learns from (default: all)"}
+    )
+    faithfulness_pairs: int | None = field(
+        default=None, metadata={"help": "the first N evaluation pairs of the AOPC curves (default: all)"}
+    )
+    sanity_pairs: int = field(default=20, metadata={"help": "pairs of the randomisation check (it re-extracts maps)"})
+    sanity_stages: list[str] | None = field(
+        default=None, metadata={"help": "randomisation stages, cascading, ending in `full` (default: all of them)"}
+    )
+    engine: str = field(default="fast", metadata={"help": "attribution engine of re-extracted maps (fast or inseq)"})
+    ig_steps: int | None = field(default=None, metadata={"help": "integrated gradients' steps of re-extracted maps"})
+    seed: int = field(default=0, metadata={"help": "seed of the aligner, random orders and randomised weights"})
+
+
+# ================================================================================================ inputs
+def load_maps(args: TriangulateArguments, names: list[str]) -> tuple[list[str], dict[str, list[dict]]]:
+    """The evaluation split's rows of every config in `names`, in the evaluation set's order (the order of the
+    verdict's per-sentence sums), and that order's ids. Configs whose ids differ are refused."""
+    from agkd.datasets_scripts.release_layout import load_config
+
+    order = [str(i) for i in load_config(args.attributions, config_name(args.teacher_name, args.pair, EVALUATION_SET))[
+        args.split]["id"]]
+    position = {i: k for k, i in enumerate(order)}
+    maps = {}
+    for name in names:
+        rows = list(load_config(args.attributions, config_name(args.teacher_name, args.pair, name))[args.split])
+        if sorted(r["id"] for r in rows) != sorted(order):
+            raise ValueError(f"{name}: its {args.split} pairs are not the evaluation set's ({EVALUATION_SET})")
+        maps[name] = sorted(rows, key=lambda r: position[r["id"]])
+    return order, maps
+
+
+def available_configs(attributions: str, teacher_name: str, pair: str, methods: list[str] | None) -> list[str]:
+    """Methods (and then controls) of the teacher and pair that have maps: the named methods, every control, and
+    the shuffled twin of each method."""
+    from agkd.datasets_scripts.release_layout import config_exists
+
+    wanted = methods or list(METHODS)
+    names = [*wanted, *CONTROLS, *map(shuffled_control, wanted)]
+    return [n for n in names if config_exists(attributions, config_name(teacher_name, pair, n))]
+
+
+def words_of(rows: list[dict], special_tokens: set[str]) -> tuple[list, list, np.ndarray]:
+    """Per row the piece->word ids of source and target (`alignment.piece_word_ids`), and which rows have both."""
+    from agkd.training.triangulation.alignment import piece_word_ids
+
+    source_ids, target_ids = [], []
+    for r in rows:
+        source_ids.append(piece_word_ids(r["source_tokens"], r["source"].split(), special_tokens))
+        target_ids.append(piece_word_ids(r["target_tokens"], r["target"].split(), special_tokens))
+    ok = np.array([s is not None and t is not None for s, t in zip(source_ids, target_ids, strict=True)])
+    return source_ids, target_ids, ok
+
+
+# ================================================================================================ parts
+class Work:
+    """The parts finished so far (`results/triangulation/work/<teacher>.<pair>.<part>.json`): a re-run skips them."""
+
+    def __init__(self, results_dir: Path, key: str, fingerprint: dict):
+        self.dir = results_dir / TRIANGULATION_DIR / "work"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.key = key
+        self.fingerprint = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+
+    def path(self, part: str) -> Path:
+        return self.dir / f"{self.key}.{part}.json"
+
+    def get(self, part: str) -> dict | None:
+        path = self.path(part)
+        if not path.exists():
+            return None
+        done = json.loads(path.read_text())
+        return done if done.get("fingerprint") == self.fingerprint else None
+
+    def put(self, part: str, result: dict) -> dict:
+        result = {**result, "fingerprint": self.fingerprint}
+        tmp = self.path(part).with_suffix(".tmp")
+        tmp.write_text(json.dumps(result))
+        tmp.replace(self.path(part))
+        return result
+
+
+def aer_part(maps: dict[str, list[dict]], links: list[str], source_ids, target_ids, keep: np.ndarray) -> dict:
+    """AER of every config under every reading against `links` (one per row, in the project's convention), over the
+    rows in `keep`; per-sentence counts of the primary reading."""
+    from agkd.training.metrics import load as load_metric
+
+    metric = load_metric("attribution_aer")
+    index = np.flatnonzero(keep)
+    out = {}
+    for name, rows in maps.items():
+        readings = []
+        for reading in READINGS:
+            result = metric.compute(
+                predictions=[rows[i]["attribution"] for i in index],
+                references=[links[i] for i in index],
+                source_word_ids=[source_ids[i] for i in index],
+                target_word_ids=[target_ids[i] for i in index],
+                **reading,
+            )
+            readings.append({**reading, **{k: result[k] for k in ("aer", "precision", "recall")}})
+            if reading == PRIMARY_READING:  # every row, zeros where words did not match: sums are unchanged
+                counts = np.zeros((len(rows), 4))
+                counts[index] = result["sentence_counts"]
+                out.setdefault("sentence_counts", {})[name] = counts.tolist()
+        out.setdefault("readings", {})[name] = readings
+    out["sentences"] = len(index)
+    return out
+
+
+def silver_part(args: TriangulateArguments, maps: dict[str, list[dict]], source_ids, target_ids, ok) -> dict:
+    from agkd.datasets_scripts.release_layout import load_config
+    from agkd.training.triangulation.alignment import silver_alignments
+
+    start = time.monotonic()
+    train = load_config(args.corpus, args.pair)["train"]
+    if args.silver_train_pairs is not None:
+        train = train.select(range(min(args.silver_train_pairs, len(train))))
+    rows = next(iter(maps.values()))
+    links = silver_alignments(
+        list(zip(train["source"], train["target"], strict=True)), [(r["source"], r["target"]) for r in rows],
+        cache_dir=Path(args.results_dir) / TRIANGULATION_DIR / "work" / "silver", seed=args.seed,
+    )
+    aligned = time.monotonic() - start
+    result = aer_part(maps, links, source_ids, target_ids, ok)
+    return {**result, "train_pairs": len(train), "aligner_seconds": aligned, "seconds": time.monotonic() - start,
+            "skipped_words": int((~ok).sum())}
+
+
+def faithfulness_part(args, teacher, maps: dict[str, list[dict]]) -> dict:
+    """AOPC of every config's maps on the first `faithfulness_pairs` pairs; the random orders are the same for
+    every config (their curves are computed once)."""
+    from agkd.training.triangulation import faithfulness
+
+    start = time.monotonic()
+    out = {"fractions": list(faithfulness.FRACTIONS), "replacement": faithfulness.REPLACEMENT, "configs": {}}
+    random_curves = None
+    for name, rows in maps.items():
+        rows = rows[: args.faithfulness_pairs]
+        curves = faithfulness.deletion_insertion_curves(teacher, rows, [r["attribution"] for r in rows],
+                                                        seed=args.seed, random_curves=random_curves)
+        random_curves = random_curves or curves
+        out["configs"][name] = faithfulness.aopc(curves)
+    out["pairs"] = len(random_curves or [])
+    return {**out, "seconds": time.monotonic() - start}
+
+
+def sanity_part(args, teacher, maps: dict[str, list[dict]], methods: list[str]) -> dict:
+    from agkd.training.triangulation import sanity
+
+    stages = args.sanity_stages or list(sanity.RANDOMISATION_STAGES)
+    if stages[-1] != sanity.FULL_STAGE or set(stages) - set(sanity.RANDOMISATION_STAGES):
+        raise ValueError(f"--sanity_stages {stages}: stages of {sanity.RANDOMISATION_STAGES}, the last one "
+                         f"{sanity.FULL_STAGE!r}")
+    start = time.monotonic()
+    out = {"stages": stages, "threshold": sanity.SANITY_THRESHOLD, "methods": {}, "fails": {}}
+    for method in methods:
+        rows = maps[method][: args.sanity_pairs]
+        similarity = sanity.randomisation_similarity(
+            teacher, method, rows, stages, engine=args.engine, ig_steps=args.ig_steps, seed=args.seed,
+        )
+        out["methods"][method] = {stage: np.asarray(v, dtype=float).tolist() for stage, v in similarity.items()}
+        out["fails"][method] = sanity.fails_sanity(similarity)
+    return {**out, "pairs": min(args.sanity_pairs, len(next(iter(maps.values())))), "seconds": time.monotonic() - start}
+
+
+def gold_part(args, teacher, names: list[str]) -> dict | None:
+    """The teacher's maps of the gold sentences for every method and control (shuffled twins from those maps), and
+    their AER against the gold links."""
+    from agkd.datasets_scripts.attribution.engines import attribute
+    from agkd.datasets_scripts.attribution.methods import shuffled_map
+    from agkd.training.triangulation.alignment import read_gold
+
+    start = time.monotonic()
+    gold = read_gold(args.gold_alignments, args.pair)
+    rows, links, skipped = [], [], 0
+    for k, (source, target, link) in enumerate(zip(gold.sources, gold.targets, gold.links, strict=True)):
+        source_ids, target_ids = teacher.encode(source, target)
+        if max(len(source_ids), len(target_ids)) > args.gold_max_tokens:
+            skipped += 1
+            continue
+        rows.append({"id": f"{gold.name}.{k:05d}", "source": source, "target": target, "target_kind": "reference",
+                     "source_ids": source_ids, "target_ids": target_ids})
+        links.append(link)
+    maps = {}
+    for name in names:
+        base = shuffled_source(name)
+        if base is None:
+            logger.info("gold %s: %s maps of %d sentences", gold.name, name, len(rows))
+            maps[name] = attribute(args.engine, teacher, name, rows, seed=args.seed, ig_steps=args.ig_steps)
+    for name in names:
+        base = shuffled_source(name)
+        if base is not None and base in maps:
+            maps[name] = [{**r, "attribution": shuffled_map(np.asarray(r["attribution"]), r["id"], base).tolist()}
+                          for r in maps[base]]
+    special = set(teacher.tokenizer.all_special_tokens)
+    ordered = next(iter(maps.values()))
+    source_word_ids, target_word_ids, ok = words_of(ordered, special)
+    result = aer_part(maps, links, source_word_ids, target_word_ids, ok)
+    return {**result, "name": gold.name, "sentences_in_file": len(gold.links), "skipped_too_long": skipped,
+            "skipped_words": int((~ok).sum()), "seconds": time.monotonic() - start}
+
+
+# ================================================================================================ the stage
+def triangulate(args: TriangulateArguments) -> Path:
+    import torch
+
+    from agkd.datasets_scripts.attribution.teacher import Teacher
+
+    parts = args.parts or [p for p in PARTS if p != "gold" or args.gold_alignments]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise ValueError(f"unknown parts {unknown}; choose from {', '.join(PARTS)}")
+    if "gold" in parts and not args.gold_alignments:
+        raise ValueError("part gold needs --gold_alignments")
+    if args.gold_alignments and "gold" in parts:
+        from agkd.training.triangulation.alignment import gold_text
+
+        if gold_text(args.gold_alignments, args.pair) is None:
+            logger.warning("%s has no gold alignments of %s: gold skipped", args.gold_alignments, args.pair)
+            parts = [p for p in parts if p != "gold"]
+    map_parts = [p for p in parts if p != "gold"]
+    if map_parts and not args.attributions:
+        raise ValueError(f"parts {', '.join(map_parts)} read the maps: give --attributions")
+    if "silver" in parts and not args.corpus:
+        raise ValueError("part silver trains the aligner on the corpus: give --corpus")
+    key = f"{args.teacher_name}.{args.pair}"
+    out_dir = Path(args.results_dir) / TRIANGULATION_DIR
+    names = available_configs(args.attributions, args.teacher_name, args.pair, args.methods) if map_parts else (
+        [*(args.methods or METHODS), *CONTROLS, *map(shuffled_control, args.methods or METHODS)])
+    methods = [n for n in names if n in METHODS]
+    fingerprint = {k: v for k, v in asdict(args).items() if k not in ("parts", "results_dir")}
+    work = Work(Path(args.results_dir), key, {**fingerprint, "names": names})
+    teacher = Teacher(args.teacher, args.pair, torch.device("cpu"), compat=True, name=args.teacher_name)
+    summary = {"teacher": args.teacher, "teacher_name": args.teacher_name, "pair": args.pair, "split": args.split,
+               "primary_reading": PRIMARY_READING, "names": names, "methods": methods}
+    ids, maps = load_maps(args, names) if map_parts else ([], {})
+    if maps:
+        source_ids, target_ids, ok = words_of(next(iter(maps.values())), set(teacher.tokenizer.all_special_tokens))
+    for part in parts:
+        done = work.get(part)
+        if done is None:
+            logger.info("%s: %s", key, part)
+            if part == "silver":
+                done = silver_part(args, maps, source_ids, target_ids, ok)
+            elif part == "faithfulness":
+                done = faithfulness_part(args, teacher, {n: maps[n] for n in names if shuffled_source(n) is None})
+            elif part == "sanity":
+                done = sanity_part(args, teacher, maps, methods)
+            else:
+                done = gold_part(args, teacher, names)
+            done = work.put(part, done)
+            logger.info("%s: %s done in %.0f s", key, part, done.get("seconds", 0))
+        summary[part] = done
+    return write_outputs(args, out_dir, key, ids, summary)
+
+
+def write_outputs(args: TriangulateArguments, out_dir: Path, key: str, ids: list[str], summary: dict) -> Path:
+    """The figures (JSON), the per-sentence values (npz) and the attributions card's yardstick file."""
+    arrays = {"ids": np.asarray(ids)}
+
+    def padded(values) -> np.ndarray:
+        """Per-sentence values of the first pairs, NaN for the rest: every array is in the evaluation order."""
+        out = np.full(len(ids), np.nan)
+        out[: len(values)] = values
+        return out
+
+    for part in ("silver", "gold"):
+        for name, counts in summary.get(part, {}).get("sentence_counts", {}).items():
+            arrays[f"{part}.{name}"] = np.asarray(counts, dtype=np.float64)
+    for name, values in summary.get("faithfulness", {}).get("configs", {}).items():
+        for curve in ("deletion", "insertion"):
+            arrays[f"aopc_{curve}.{name}"] = padded(values[f"{curve}_per_sentence"])
+    for method, stages in summary.get("sanity", {}).get("methods", {}).items():
+        for stage, values in stages.items():
+            arrays[f"sanity.{stage}.{method}"] = padded(values)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(out_dir / f"{key}.npz", **arrays)
+    figures = table_figures(summary)
+    path = out_dir / f"{key}.json"
+    path.write_text(json.dumps({**without_sentences(summary), "table": figures}, indent=1))
+    if args.attributions and Path(args.attributions).is_dir():
+        write_card_figures(Path(args.attributions), key, figures)
+    logger.info("wrote %s and %s", path, out_dir / f"{key}.npz")
+    return path
+
+
+def without_sentences(summary: dict) -> dict:
+    """The summary without per-sentence lists (those live in the npz)."""
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k != "sentence_counts" and not k.endswith("_per_sentence")}
+        return value
+
+    out = strip(summary)
+    if "sanity" in out:
+        out["sanity"]["methods"] = {m: {s: float(np.nanmean(v)) for s, v in st.items()}
+                                    for m, st in summary["sanity"]["methods"].items()}
+    return out
+
+
+def primary_aer(part: dict, name: str) -> float | None:
+    for reading in part.get("readings", {}).get(name, []):
+        if all(reading[k] == v for k, v in PRIMARY_READING.items()):
+            return reading["aer"]
+    return None
+
+
+def table_figures(summary: dict) -> dict[str, dict]:
+    """Per config: silver and gold AER (primary reading), AOPC deletion and insertion, sanity (mean Spearman under
+    full randomisation, and whether the maps barely change)."""
+    figures = {}
+    for name in summary["names"]:
+        row = {}
+        for part in ("silver", "gold"):
+            if part in summary:
+                row[f"{part}_aer"] = primary_aer(summary[part], name)
+        aopc = summary.get("faithfulness", {}).get("configs", {}).get(name)
+        if aopc:
+            row["aopc_deletion"], row["aopc_insertion"] = aopc["deletion"], aopc["insertion"]
+        stages = summary.get("sanity", {}).get("methods", {}).get(name)
+        if stages:
+            row["sanity_spearman"] = float(np.nanmean(stages[summary["sanity"]["stages"][-1]]))
+            row["sanity_fails"] = summary["sanity"]["fails"][name]
+        figures[name] = row
+    return figures
+
+
+def write_card_figures(attributions: Path, key: str, figures: dict) -> None:
+    """The yardsticks of each config beside its maps: `meta/yardsticks/<teacher>.<pair>.json`, and the card again."""
+    from agkd.datasets_scripts.attribution_card import write_dataset_card
+    from agkd.datasets_scripts.release_layout import META_DIR
+
+    folder = attributions / META_DIR / "yardsticks"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{key}.json").write_text(json.dumps(figures, indent=1))
+    write_dataset_card(attributions)
+
+
+main = stage_main(TriangulateArguments, triangulate, prog="agkd triangulate", doc=__doc__)
+
+
+if __name__ == "__main__":
+    run_as_script(main)
