@@ -47,7 +47,7 @@ Returns:
     aer, precision (|A & P| / |A|), recall (|A & S| / |S|), n_sentences, and sentence_counts:
     per sentence [|A & S|, |A & P|, |A|, |S|] so that a caller can bootstrap the corpus AER over sentences.
 Examples:
-    >>> metric = evaluate.load("training/metrics/attribution_aer")
+    >>> metric = evaluate.load("agkd/attribution_aer")
     >>> metric.compute(predictions=[[[0.9, 0.1], [0.2, 0.8]]], references=["1-1 2-2"])["aer"]
     0.0
 """

@@ -36,7 +36,7 @@ Returns:
     deletion, insertion, source_effect: corpus means over sentences (nats);
     deletion_per_sentence, insertion_per_sentence, source_effect_per_sentence: lists of per-sentence means.
 Examples:
-    >>> aopc = evaluate.load("training/metrics/attribution_aopc")
+    >>> aopc = evaluate.load("agkd/attribution_aopc")
     >>> aopc.compute(full=[[-1.0]], empty=[[-5.0]], deletion=[[[-4.0]]], insertion=[[[-1.5]]],
     ...              random_deletion=[[[-2.0]]], random_insertion=[[[-3.0]]])["deletion"]
     2.0
