@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -57,6 +56,7 @@ from agkd.datasets_scripts.release_layout import (
     split_path,
     write_split,
 )
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 
 logger = logging.getLogger(__name__)
 
@@ -618,17 +618,14 @@ def build_shuffled(args: ExtractArguments, name: str, kind: str, teacher: str) -
     return meta
 
 
-def main(argv: list[str] | None = None) -> int:
+def extract(args: ExtractArguments) -> int:
+    """`agkd extract`: the maps of every method and target kind that are not extracted yet. Bad input (ValueError,
+    FileNotFoundError) gives exit code 2 through `stage_main`, before anything is written; a failed probability check
+    or a shuffled control whose method failed gives 1."""
     import datasets
     import torch
     from accelerate import PartialState
-    from transformers import HfArgumentParser
 
-    (args,) = HfArgumentParser(ExtractArguments).parse_args_into_dataclasses(
-        args=argv if argv is not None else sys.argv[1:]
-    )
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     datasets.disable_progress_bars()
     for noisy in ("inseq", "captum"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -644,25 +641,22 @@ def main(argv: list[str] | None = None) -> int:
     shuffled = [m for m in methods if shuffled_source(m) is not None]
     state = PartialState()
     teacher = corpus = quality = None
-    try:
-        max_pairs(args)
-        name = teacher_name(args) if shuffled and not computed else None
-        if computed:
-            corpus = load_config(args.corpus, args.pair)
-            teacher = Teacher(args.teacher, args.pair, state.device, args.compat, args.teacher_name)
-            name = teacher.name
-            # No teacher is explained without a score: recorded by `agkd teacher`, else measured here.
-            quality = check_teacher_quality(
-                args.teacher, args.pair, args.min_teacher_bleu, args.allow_weak_teacher,
-                measure=lambda: measure_teacher_scores(teacher, corpus, args.max_tokens),
-            )
-        for kind in args.target_kinds:  # a shuffled control whose method is not in this run: its maps must exist
-            for control in shuffled:
-                if shuffled_source(control) not in computed:
-                    shuffled_inputs(args, control, kind, name)
-    except ValueError as err:  # bad input: one readable line, nothing written (as every stage does)
-        logger.error("%s", err)
-        return 2
+    # Bad input raises here (ValueError: one readable line and exit code 2 from `stage_main`), nothing written yet.
+    max_pairs(args)
+    name = teacher_name(args) if shuffled and not computed else None
+    if computed:
+        corpus = load_config(args.corpus, args.pair)
+        teacher = Teacher(args.teacher, args.pair, state.device, args.compat, args.teacher_name)
+        name = teacher.name
+        # No teacher is explained without a score: recorded by `agkd teacher`, else measured here.
+        quality = check_teacher_quality(
+            args.teacher, args.pair, args.min_teacher_bleu, args.allow_weak_teacher,
+            measure=lambda: measure_teacher_scores(teacher, corpus, args.max_tokens),
+        )
+    for kind in args.target_kinds:  # a shuffled control whose method is not in this run: its maps must exist
+        for control in shuffled:
+            if shuffled_source(control) not in computed:
+                shuffled_inputs(args, control, kind, name)
     out = Path(args.output_dir)
     splits = (args.splits or list(corpus)) if computed else []
     inputs = {split: _split_rows(args, corpus, split, teacher) for split in splits}
@@ -724,5 +718,9 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
+
+main = stage_main(ExtractArguments, extract, prog="agkd extract", doc=__doc__)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run_as_script(main)

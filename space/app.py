@@ -20,7 +20,6 @@ the same maps as Inseq, one batched pass instead of one pass per target token), 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
@@ -52,6 +51,7 @@ from agkd.space.release import (
     load_teacher_model,
     stored_maps,
 )
+from agkd.training.cli import run_as_script, stage_main
 from agkd.training.data import load_dataset_config
 from agkd.training.evaluation.evaluate import BASELINE_PROTOCOL, protocol_map_config  # noqa: E402
 from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC
@@ -548,22 +548,48 @@ def warm_up(app: SpaceApp) -> None:
         logger.warning("warm-up failed: %s", err)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _on_space() -> bool:
+    return bool(os.environ.get("SPACE_ID"))  # a Hub Space serves on all interfaces
+
+
+def _release_from_env() -> str | None:
+    root = Release.from_env().root
+    return str(root) if root else None
+
+
+@dataclass
+class SpaceArguments:
+    """The defaults are read from the environment each time the parser is built (a Space sets them)."""
+
+    release: str | None = field(
+        default_factory=_release_from_env,
+        metadata={"help": "release folder (runs/<preset>/hub; env AGKD_RELEASE)"},
+    )
+    hub_org: str | None = field(
+        default_factory=lambda: Release.from_env().hub_org,
+        metadata={"help": "read the release from this Hub organisation instead (env AGKD_HUB_ORG)"},
+    )
+    results: str | None = field(
+        default_factory=lambda: os.environ.get("AGKD_RESULTS"),
+        metadata={"help": "results.jsonl (default: <release>/../results/results.jsonl)"},
+    )
+    host: str = field(
+        default_factory=lambda: os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if _on_space() else "127.0.0.1"),
+        metadata={"help": "address to serve on (0.0.0.0 for all)"},
+    )
+    port: int = field(
+        default_factory=lambda: int(os.environ.get("GRADIO_SERVER_PORT", 7860)), metadata={"help": "port"}
+    )
+    no_warm_up: bool = field(default=False, metadata={"help": "do not preload the default models at start"})
+
+
+def serve(args: SpaceArguments) -> int:
     """`agkd space`: launch the page on the local release folders (or a Hub organisation)."""
     import threading
 
-    # `agkd space` has set logging up already; a Space's `python app.py` has not (basicConfig is a no-op otherwise)
+    # `agkd space` has set logging up already; a Space's launcher (`sys.exit(main())` in its app.py) has not
+    # (basicConfig is a no-op otherwise)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    env = Release.from_env()
-    on_space = bool(os.environ.get("SPACE_ID"))  # a Hub Space serves on all interfaces
-    parser = argparse.ArgumentParser(prog="agkd space", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--release", default=str(env.root) if env.root else None, help="release folder (runs/<preset>/hub; env AGKD_RELEASE)")
-    parser.add_argument("--hub_org", default=env.hub_org, help="read the release from this Hub organisation instead (env AGKD_HUB_ORG)")
-    parser.add_argument("--results", default=os.environ.get("AGKD_RESULTS"), help="results.jsonl (default: <release>/../results/results.jsonl)")
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if on_space else "127.0.0.1"), help="address to serve on (0.0.0.0 for all)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), help="port")
-    parser.add_argument("--no_warm_up", action="store_true", help="do not preload the default models at start")
-    args = parser.parse_args(argv)
     release = Release(root=args.release, hub_org=args.hub_org, results=args.results)
     if release.root is not None:
         # Lazily cached examples go next to the release (git-ignored), not into the working directory.
@@ -576,5 +602,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+main = stage_main(SpaceArguments, serve, prog="agkd space", doc=__doc__)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run_as_script(main)

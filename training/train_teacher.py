@@ -25,7 +25,6 @@ import logging
 import os
 import random
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -37,7 +36,7 @@ from agkd.datasets_scripts.release_layout import atomic_folder, public_ref
 from agkd.datasets_scripts.teachers import LANGUAGE_PAIRS, MBART_LANG_CODES, check_family, check_pair, teacher_spec
 from agkd.training import data, loop
 from agkd.training.cards import write_teacher_card
-from agkd.training.cli import setup_logging
+from agkd.training.cli import run_as_script, stage_main
 from agkd.training.evaluation.scoring import evaluate_translation, score_translations
 from agkd.training.loop import RunArguments
 from agkd.training.orchestration.presets import (
@@ -515,21 +514,10 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
 
 
 # ================================================================================================ entry point
-def parse_args(argv: list[str] | None = None) -> TeacherArguments:
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser(TeacherArguments, prog="agkd teacher", description=__doc__.split("\n\n")[0])
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
-    return args
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        args = finalize_arguments(args)
-    except (ValueError, FileNotFoundError) as err:
-        logger.error("%s", err)
-        return 2
+def train_teachers(args: TeacherArguments) -> int:
+    """`agkd teacher`: train every teacher of `--family` and `--pairs` that is not finished yet. Bad arguments and a
+    checkpoint that cannot be resumed (ValueError, FileNotFoundError) give exit code 2 through `stage_main`."""
+    args = finalize_arguments(args)
     pairs = split_list(args.pairs)
     jobs = [[p] for p in pairs] if args.family == "marian" else [pairs]
     todo = []
@@ -538,18 +526,16 @@ def main(argv: list[str] | None = None) -> int:
         if layout.teacher_is_finished(Path(args.output_dir) / name) and not args.overwrite:
             logger.info("%s already exists in %s: skipped (pass --overwrite to retrain)", name, args.output_dir)
             continue
-        if args.resume:
-            try:  # every job is checked before any trains
-                loop.check_resumable(Path(args.checkpoint_dir) / name, run_settings(args, job))
-            except ValueError as err:
-                logger.error("%s", err)
-                return 2
+        if args.resume:  # every job is checked before any trains
+            loop.check_resumable(Path(args.checkpoint_dir) / name, run_settings(args, job))
         todo.append(job)
     for job in todo:
         train_teacher(args, job)
     return 0
 
 
+main = stage_main(TeacherArguments, train_teachers, prog="agkd teacher", doc=__doc__)
+
+
 if __name__ == "__main__":
-    setup_logging(0)
-    sys.exit(main())
+    run_as_script(main)
