@@ -11,7 +11,8 @@ with the Space's CPU cap (`LIVE_IG_STEPS`), and with `--uncapped` also with the 
 
     .venv/bin/python benchmarks/bench_space.py --release runs/demo/hub --threads 2
     .venv/bin/python benchmarks/bench_space.py --lookalike marian --threads 2 --uncapped
-    .venv/bin/python benchmarks/bench_space.py --lookalike mbart --threads 2 --methods attention saliency integrated_gradients
+    .venv/bin/python benchmarks/bench_space.py --lookalike mbart --threads 2 \\
+        --methods attention saliency integrated_gradients
 """
 
 from __future__ import annotations

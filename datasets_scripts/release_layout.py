@@ -221,7 +221,8 @@ def default_logging_dir(models_dir: str | Path) -> Path:
 
 
 def _beside_release(models: Path) -> Path:
-    """The folder that holds a models root's release: `runs/<preset>` for `runs/<preset>/hub/models`, else its parent."""
+    """The folder that holds a models root's release: `runs/<preset>` for `runs/<preset>/hub/models`, else its
+    parent."""
     return models.parent.parent if models.parent.name == "hub" else models.parent
 
 
@@ -356,7 +357,8 @@ def protocol_order(protocol: str) -> tuple[int, str]:
 
 
 def read_results(path: Path) -> list[dict]:
-    """The latest row of each (student, split, protocol): a re-evaluation appends a row that supersedes the older one."""
+    """The latest row of each (student, split, protocol): a re-evaluation appends a row that supersedes the older
+    one."""
     if not path.exists():
         return []
     latest: dict[tuple, dict] = {}

@@ -80,7 +80,8 @@ class AgkdStudentCrossAttention(MarianAttention):
         return _head_mask(self.config, self.num_heads, device)
 
     def _key_value(self, key_value_states: torch.Tensor, cache: Cache | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values `[batch, heads, src_len, head_dim]`, reusing the cross-attention cache like MarianAttention."""
+        """Keys and values `[batch, heads, src_len, head_dim]`, reusing the cross-attention cache like
+        MarianAttention."""
         cross_cache = cache.cross_attention_cache if isinstance(cache, EncoderDecoderCache) else cache
         if isinstance(cache, EncoderDecoderCache) and cache.is_updated.get(self.layer_idx):
             return cross_cache.layers[self.layer_idx].keys, cross_cache.layers[self.layer_idx].values

@@ -14,8 +14,9 @@ reference needed), `attributor` (the Attributor predicts each row from the stude
     agkd space --release runs/demo/hub            # or AGKD_RELEASE=... / AGKD_HUB_ORG=<org> python space/app.py
 
 Maps of test-split sentences are the stored rows of agkd-attributions (what `agkd evaluate` injects); a typed
-sentence's map is computed on the spot with the extraction stage's fast engine (datasets_scripts/attribution/fast_engine.py:
-the same maps as Inseq, one batched pass instead of one pass per target token), Inseq where the engine refuses.
+sentence's map is computed on the spot with the extraction stage's fast engine
+(datasets_scripts/attribution/fast_engine.py: the same maps as Inseq, one batched pass instead of one pass per target
+token), Inseq where the engine refuses.
 """
 
 from __future__ import annotations
@@ -205,8 +206,9 @@ class SpaceApp:
 
         A test-split sentence uses its stored row of `<teacher>.<pair>.<method>.teacher` (the map `agkd evaluate`
         injects; its target is the teacher's translation at extraction time). Any other sentence gets the map of
-        (source, target) computed now with the fast engine (the same maps as Inseq, datasets_scripts/attribution/fast_engine.py),
-        or with Inseq where the fast engine refuses a teacher. Returns {map, source_ids, target_ids, target, note}."""
+        (source, target) computed now with the fast engine (the same maps as Inseq,
+        datasets_scripts/attribution/fast_engine.py), or with Inseq where the fast engine refuses a teacher. Returns
+        {map, source_ids, target_ids, target, note}."""
         config = protocol_map_config(teacher, pair, method, "teacher")
         row = self._stored_row(config, source)
         if row is not None and list(row["source_ids"]) == list(source_ids):

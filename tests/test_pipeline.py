@@ -45,7 +45,8 @@ def test_smoke_plan_covers_every_stage_in_order():
     assert triangulate.makes == ("triangulated:marian.de-en",) and "maps:marian.de-en.saliency-shuffled" in triangulate.needs
     assert triangulate.argv[triangulate.argv.index("--sanity_stages") + 1:][:1] == ["full"]
     assert "triangulated:marian.de-en" in next(j for j in jobs if j.stage == "report").needs
-    metric_spaces = next(j for j in jobs if j.module == "agkd.training.metrics.release")  # the evaluate modules as Spaces
+    # the evaluate modules as Spaces
+    metric_spaces = next(j for j in jobs if j.module == "agkd.training.metrics.release")
     assert metric_spaces.stage == "space" and metric_spaces.argv == ["--spaces_dir", "/tmp/x/smoke/hub/spaces"]
 
 

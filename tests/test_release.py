@@ -119,7 +119,8 @@ def test_wheel_and_sdist_carry_complete_metadata(dist):
             "agkd/modeling/modeling_agkd_student.py", "agkd/datasets_scripts/attribution/engines.py"} <= names
     from agkd.training.metrics import METRIC_MODULES
 
-    for name in METRIC_MODULES:  # the evaluate modules, whole: agkd metric-spaces copies them from the installed package
+    # the evaluate modules, whole: agkd metric-spaces copies them from the installed package
+    for name in METRIC_MODULES:
         files = (f"{name}.py", "README.md", "app.py", "requirements.txt")
         assert {f"agkd/training/metrics/{name}/{f}" for f in files} <= names
     assert f"agkd-{__version__}.dist-info/licenses/LICENSE" in names
@@ -255,7 +256,8 @@ print(sorted(maps), maps["test"].num_rows, sorted(corpus), corpus["test"][0]["so
     assert "torch" not in freeze and "transformers" not in freeze
 
 
-@pytest.mark.timeout(1800)  # pip resolving evaluate (datasets, pyarrow, pandas) alone took over 600 s wall on a loaded 2-core machine
+# pip resolving evaluate (datasets, pyarrow, pandas) alone took over 600 s wall on a loaded 2-core machine
+@pytest.mark.timeout(1800)
 def test_the_metric_spaces_load_and_compute_with_only_evaluate_offline(tmp_path):
     """Each released metric Space folder (`hub/spaces/<name>` as `agkd metric-spaces` writes it) in a venv with only
     `evaluate` and the folders' requirements: `evaluate.load(<folder>)` with the Hub offline, then the examples of its

@@ -333,7 +333,8 @@ def test_the_app_over_loopback_with_gradio_client(served, example):
 # ================================================================================================ headless browser
 @pytest.fixture(scope="session")
 def chromium() -> tuple[str, str]:
-    """Debian's Chromium and chromedriver; installed with apt-get when missing and possible (never downloaded by a test tool)."""
+    """Debian's Chromium and chromedriver; installed with apt-get when missing and possible (never downloaded by a test
+    tool)."""
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)) and shutil.which("apt-get") and os.geteuid() == 0:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-q"], capture_output=True, timeout=300, check=False, env=env)

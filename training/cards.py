@@ -224,8 +224,8 @@ reference), under each test-time map protocol. The last column is the student mi
 
 
 def write_student_card(folder: Path, run: dict, rows: Sequence[dict] = (), evaluation_data: tuple[str, str] | None = None) -> None:
-    """The student's model card; `training/evaluation/evaluate.py` rewrites it with its result `rows` (of `evaluation_data`:
-    dataset, config) in `model-index` and a results table."""
+    """The student's model card; `training/evaluation/evaluate.py` rewrites it with its result `rows` (of
+    `evaluation_data`: dataset, config) in `model-index` and a results table."""
     results, table = student_results(rows, *evaluation_data) if rows and evaluation_data else ([], "")
     source, target = run["pair"].split("-")
     map_source = "no map (baseline)" if run["method"] == BASELINE else f"`{run['method']}` maps of the teacher"

@@ -23,8 +23,8 @@ fine-tuning of `finetune_steps` steps on `finetune_pairs` map-annotated pairs wi
   of another sentence of the same layout (q = 1: the map of another sentence; right shape, no information).
 
 Every student is scored on held-out pairs by `scoring.PRIMARY_METRIC` and compared with the shuffled control by the
-verdict's own statistics (`agkd.training.verdict.statistics.estimate`: seeds and sentences). The design passes when the true map
-gains significantly over its shuffled twin and the gains fall with corruption (`MONOTONE_SLACK`); its smallest
+verdict's own statistics (`agkd.training.verdict.statistics.estimate`: seeds and sentences). The design passes when the
+true map gains significantly over its shuffled twin and the gains fall with corruption (`MONOTONE_SLACK`); its smallest
 detectable effect (`verdict.mde`) is reported and read by the verdict. Measured figures: docs/verdict.md.
 
     agkd instrument --results_dir runs/demo/results --preset demo

@@ -4,8 +4,8 @@
 - `--family mbart`: one MBartForConditionalGeneration for all pairs with mBART-50 language codes
   (de_DE, fr_XX, ar_AR -> en_XX) and an MBart50Tokenizer (`teacher-mbart`).
 
-Sizes and budgets come from `--preset` (training/orchestration/presets.py, section `teacher`); any of them can be overridden.
-The same file runs as one CPU process, under `torchrun --nproc_per_node N` or `accelerate launch` on GPUs:
+Sizes and budgets come from `--preset` (training/orchestration/presets.py, section `teacher`); any of them can be
+overridden. The same file runs as one CPU process, under `torchrun --nproc_per_node N` or `accelerate launch` on GPUs:
 
     agkd teacher --preset demo --family marian --pairs de-en
     torchrun --nproc_per_node 2 -m agkd.training.train_teacher --preset smoke --family mbart

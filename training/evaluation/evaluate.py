@@ -12,8 +12,8 @@ Protocols (every result names its protocol):
         --corpus runs/demo/hub/datasets/agkd-parallel --results_dir runs/demo/results
 
 Scores are sacrebleu corpus BLEU and chrF of the detokenised output against the raw reference strings of the
-corpus, with their signatures, and the teacher-forced simulation metrics of `training/evaluation/scoring.py` (token NLL and
-top-1 agreement with the reference and with the teacher's own translation), computed with exactly the row's map
+corpus, with their signatures, and the teacher-forced simulation metrics of `training/evaluation/scoring.py` (token NLL
+and top-1 agreement with the reference and with the teacher's own translation), computed with exactly the row's map
 injection: under `gold` and `teacher` the protocol's map is injected row by row whatever target is forced, as in
 generation; under `attributor` the Attributor predicts the rows from the forced prefix. The primary metric
 (`scoring.PRIMARY_METRIC`, named in every row) carries the report's verdict. Every student is compared with the

@@ -1,6 +1,7 @@
-"""`agkd metric-spaces`: write AGKD's `evaluate` modules into a release as Hub Spaces (`runs/<preset>/hub/spaces/<name>`,
-what `agkd push` uploads as `<org>/<name>`), the way evaluate's community metrics live on the Hub: a Space holding
-`<name>.py`, its metric card `README.md`, `requirements.txt` and an `app.py` that serves the module's widget.
+"""`agkd metric-spaces`: write AGKD's `evaluate` modules into a release as Hub Spaces
+(`runs/<preset>/hub/spaces/<name>`, what `agkd push` uploads as `<org>/<name>`), the way evaluate's community metrics
+live on the Hub: a Space holding `<name>.py`, its metric card `README.md`, `requirements.txt` and an `app.py` that
+serves the module's widget.
 
 Each module folder of `training/metrics` is copied whole except `__init__.py` and caches; `app.py` is written anew: it
 loads `<org>/<name>` when an org is known (`--org`, else `AGKD_HUB_ORG` where it runs), else the module in its own

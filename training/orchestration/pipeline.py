@@ -10,8 +10,8 @@ re-run after a kill (or a failure) continues where the last run stopped. `--pair
     agkd pipeline --preset paper --executor ray --ray_address auto    # on a running Ray cluster
 
 The plan states what each job reads and makes (one extraction per method, one student per cell, one evaluation
-per student), and a job starts as soon as its inputs exist (`training/orchestration/executors.py`): a method's students train
-while other methods are still being extracted. `--executor local` (the default) runs the small jobs `--jobs` at a
+per student), and a job starts as soon as its inputs exist (`training/orchestration/executors.py`): a method's students
+train while other methods are still being extracted. `--executor local` (the default) runs the small jobs `--jobs` at a
 time in a pool of worker processes sharing the cores (2 processes x 1 thread trained two demo students 1.37x faster
 than one after the other with 2 threads), one GPU each on a multi-GPU machine, and the big ones (teachers,
 extraction) in this process; `--executor ray` makes every job a Ray task, retried when its worker dies. Each job
@@ -19,8 +19,9 @@ logs to `runs/<preset>/logs/`, and each training job's curves (`--report_to`, Te
 go to `runs/<preset>/logs/<model name>/`: `tensorboard --logdir runs/<preset>/logs` shows the whole grid.
 
 Everything lands under `runs/<preset>/`: `hub/` holds exactly what `agkd push` uploads (models, datasets, the
-Space and the evaluate modules' Spaces), `results/` the result rows, `report.md` and its plots, `checkpoints/` the resumable training state. With
-Ray on several machines, `--runs_dir` must be on storage every node sees at the same path.
+Space and the evaluate modules' Spaces), `results/` the result rows, `report.md` and its plots, `checkpoints/` the
+resumable training state. With Ray on several machines, `--runs_dir` must be on storage every node sees at the same
+path.
 """
 from __future__ import annotations
 

@@ -3,7 +3,8 @@ measured cost per stage is in the README), `lab` (the smallest GPU grid that ans
 intervals, docs/lab.md) and `paper` (the full grid). Each stage reads its own section; the grid fields say what to
 run.
 
-Each preset writes under `runs/<preset>/` (`datasets_scripts/release_layout.py`): `hub/models/*`, `hub/datasets/*`, `results/`.
+Each preset writes under `runs/<preset>/` (`datasets_scripts/release_layout.py`): `hub/models/*`, `hub/datasets/*`,
+`results/`.
 """
 
 from __future__ import annotations
@@ -241,7 +242,8 @@ class Preset:
 
 ALL_METHODS = tuple(METHODS)  # the registry's methods, in its order
 ALL_OPERATORS = tuple(op for op in INJECTION_OPERATORS if op not in MAP_FREE_OPERATORS)  # the map-injecting ones
-# The leak-free design that carries the verdict (`training/verdict/report.py` says why), trained beside the paper's operators.
+# The leak-free design that carries the verdict (`training/verdict/report.py` says why), trained beside the paper's
+# operators.
 PRIMARY_OPERATOR = "supervise"
 GRID_OPERATORS = (PRIMARY_OPERATOR, *ALL_OPERATORS)  # every way a grid cell can use a map, in reading order
 STUDENT_INITS = ("scratch", "warm")

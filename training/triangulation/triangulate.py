@@ -14,7 +14,8 @@ agreement use. Results go to `results/triangulation/<teacher>.<pair>.json` (figu
 in the evaluation set's order, for the report's bootstrap), and into the attributions card (`meta/yardsticks/`).
 Each part is kept as it finishes (`results/triangulation/work/`): a re-run computes only what is missing.
 
-    agkd triangulate --attributions runs/demo/hub/datasets/agkd-attributions --corpus runs/demo/hub/datasets/agkd-parallel \\
+    agkd triangulate --attributions runs/demo/hub/datasets/agkd-attributions \\
+        --corpus runs/demo/hub/datasets/agkd-parallel \\
         --teacher runs/demo/hub/models/teacher-marian-de-en --pair de-en --results_dir runs/demo/results
 """
 

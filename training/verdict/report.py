@@ -5,8 +5,8 @@ the paper's finding (holds, does not hold, inconclusive or cannot be checked, wi
 leak-free primary design (`PRIMARY_DESIGN`, fixed in code before any result is read, and why), the positive
 control's smallest detectable effect, and per method its gain on the primary metric over no map, over its own
 shuffled twin and over the diagonal control, its gain in the paper's `gold` setting and the leak between the two,
-with intervals over seeds and sentences and Holm-corrected marks (`training/verdict/statistics.py`), and one chart. Then the
-positive control (`agkd instrument`), the controls and every other leak-free design, every protocol's methods x
+with intervals over seeds and sentences and Holm-corrected marks (`training/verdict/statistics.py`), and one chart. Then
+the positive control (`agkd instrument`), the controls and every other leak-free design, every protocol's methods x
 operators tables (primary metric, BLEU / chrF), example map heatmaps (`--attributions`), Attributor fidelity
 against gain and the students' learning curves (`--models_dir`).
 
