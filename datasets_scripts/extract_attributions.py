@@ -109,7 +109,8 @@ class ExtractArguments:
     engine: str = field(
         default="inseq",
         metadata={
-            "help": "inseq (reference) or fast (teacher-forced batched engine, datasets_scripts/attribution/fast_engine.py, "
+            "help": "inseq (reference) or fast (teacher-forced batched engine, "
+            "datasets_scripts/attribution/fast_engine.py, "
             "same maps within 1e-4 relative)",
             "choices": list(ENGINES),
         },
@@ -196,7 +197,8 @@ def judge_teacher(teacher: str, pair: str, scores: dict, min_bleu: float | None,
         return True
     message = (
         f"the teacher {teacher} does not translate {pair} well enough to be explained: validation BLEU {bleu:.2f} / "
-        f"chrF {scores['chrf']:.2f} against copy-the-source BLEU {copy_bleu:.2f} / chrF {scores['copy_source_chrf']:.2f}"
+        f"chrF {scores['chrf']:.2f} against copy-the-source BLEU {copy_bleu:.2f} / chrF "
+        f"{scores['copy_source_chrf']:.2f}"
         + where
         + (f", threshold BLEU {min_bleu:g}" if min_bleu is not None else "")
         + ". Train it longer (agkd teacher ... --resume), or pass --allow_weak_teacher to explain it anyway"
@@ -249,7 +251,11 @@ def _write_shard(path: Path, rows: list[dict], meta: dict) -> None:
     try:
         schema = features()
         # A shard whose pairs were all skipped (over the token limit) is written empty, with the schema.
-        data = datasets.Dataset.from_list(rows, features=schema) if rows else datasets.Dataset.from_dict({k: [] for k in schema}, features=schema)
+        data = (
+            datasets.Dataset.from_list(rows, features=schema)
+            if rows
+            else datasets.Dataset.from_dict({k: [] for k in schema}, features=schema)
+        )
         data.to_parquet(tmp)
         os.replace(tmp, path)
     finally:
@@ -339,7 +345,13 @@ def _split_rows(args: ExtractArguments, corpus, split: str, teacher: Teacher) ->
             continue
         rows.append({"id": str(r["id"]), "source": r["source"], "target": r["target"]})
     if passed_over:
-        logger.info("%s: took the first %d pairs within %d tokens (%d longer ones passed over)", split, len(rows), args.max_tokens, passed_over)
+        logger.info(
+            "%s: took the first %d pairs within %d tokens (%d longer ones passed over)",
+            split,
+            len(rows),
+            args.max_tokens,
+            passed_over,
+        )
     return rows
 
 
@@ -406,7 +418,8 @@ def run_split(teacher: Teacher, args, state, method: str, kind: str, split: str,
             if max_check is not None and max_check > args.prob_tolerance:
                 raise ProbCheckError(
                     f"{config}/{split} shard {shard}: Inseq's probabilities differ from the teacher's forward pass by "
-                    f"{max_check:.3g} > {args.prob_tolerance:g}; shard not written (compat layer: {teacher.compat_reports.get(method)})"
+                    f"{max_check:.3g} > {args.prob_tolerance:g}; shard not written (compat layer: "
+                    f"{teacher.compat_reports.get(method)})"
                 )
             meta = {
                 "shard": shard,
@@ -478,7 +491,10 @@ def _config_meta(args, teacher: Teacher, method: str, kind: str) -> dict:
         "max_tokens": args.max_tokens,
         "seed": args.seed,
         "versions": {p: version(p) for p in ("inseq", "captum", "transformers", "torch")},
-        "orientation": "attribution[t][s]: target token t (labels[t], final </s> included) x source token s (input_ids[s], </s> included)",
+        "orientation": (
+            "attribution[t][s]: target token t (labels[t], final </s> included) "
+            "x source token s (input_ids[s], </s> included)"
+        ),
     }
     if kind == "teacher":
         meta["translation"] = {

@@ -114,7 +114,11 @@ class AgkdStudentCrossAttention(MarianAttention):
 
         scores = torch.matmul(query_states, key_states.transpose(2, 3)) * self.scaling  # [B, H, T, S]
         scores = inject(
-            scores, attribution_rows, attribution_rows_present, self.config.injection_operator, self._head_mask(scores.device)
+            scores,
+            attribution_rows,
+            attribution_rows_present,
+            self.config.injection_operator,
+            self._head_mask(scores.device),
         )
         mask = _additive_mask(attention_mask, scores.dtype)
         if mask is not None:
@@ -198,7 +202,9 @@ class AgkdStudentForConditionalGeneration(MarianMTModel):
             if operator != "none" and (operator != "supervise" or supervised):
                 decoder_inputs = next(x for x in (decoder_input_ids, decoder_inputs_embeds, labels) if x is not None)
                 past_length = cache.get_seq_length() if cache is not None else 0
-                rows, present = select_map_rows(attribution_map, attribution_map_mask, past_length, decoder_inputs.shape[1])
+                rows, present = select_map_rows(
+                    attribution_map, attribution_map_mask, past_length, decoder_inputs.shape[1]
+                )
                 kwargs["attribution_rows"] = normalize_map(rows, attention_mask, self.config.map_normalization)
                 kwargs["attribution_rows_present"] = present
                 if supervised:

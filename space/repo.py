@@ -41,7 +41,7 @@ if results.exists():
 from agkd.space.app import main  # noqa: E402  (after the environment it reads)
 
 sys.exit(main())
-'''
+'''  # noqa: E501 (the launcher it writes, byte for byte)
 
 
 @dataclass

@@ -27,7 +27,11 @@ def test_identical_and_reversed_rankings():
     same = Criterion("same", a.numerator * 2, a.denominator, "test")
     reverse = Criterion("reverse", -a.numerator, a.denominator, "test")
     by_pair = {(x.first, x.second): x for x in agreements([a, same, reverse], samples=200)}
-    assert by_pair["a", "same"].tau == pytest.approx(1) and by_pair["a", "same"].low == pytest.approx(1) and by_pair["a", "same"].reading == "agree"
+    assert (
+        by_pair["a", "same"].tau == pytest.approx(1)
+        and by_pair["a", "same"].low == pytest.approx(1)
+        and by_pair["a", "same"].reading == "agree"
+    )
     assert by_pair["a", "reverse"].tau == pytest.approx(-1) and by_pair["a", "reverse"].reading == "disagree"
 
 

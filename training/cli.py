@@ -32,20 +32,51 @@ class Stage:
 STAGES: dict[str, Stage] = {
     stage.name: stage
     for stage in (
-        Stage("corpus", "agkd.datasets_scripts.build_corpus", "build the parallel corpus agkd-parallel (de-en, fr-en, ar-en) offline"),
-        Stage("teacher", "agkd.training.train_teacher", "train a Marian or mBART teacher on agkd-parallel (accelerate script)"),
-        Stage("extract", "agkd.datasets_scripts.extract_attributions", "extract attribution maps with Inseq into agkd-attributions"),
+        Stage(
+            "corpus",
+            "agkd.datasets_scripts.build_corpus",
+            "build the parallel corpus agkd-parallel (de-en, fr-en, ar-en) offline",
+        ),
+        Stage(
+            "teacher",
+            "agkd.training.train_teacher",
+            "train a Marian or mBART teacher on agkd-parallel (accelerate script)",
+        ),
+        Stage(
+            "extract",
+            "agkd.datasets_scripts.extract_attributions",
+            "extract attribution maps with Inseq into agkd-attributions",
+        ),
         Stage("student", "agkd.training.train_student", "train an attribution-injected student (accelerate script)"),
         Stage("attributor", "agkd.training.train_attributor", "train an Attributor that reconstructs a teacher's maps"),
         Stage("instrument", "agkd.training.instrument", "positive control: can a student see a planted alignment map?"),
-        Stage("triangulate", "agkd.training.triangulation.triangulate", "beside the verdict: AER of each method's maps against silver and gold alignments, faithfulness (AOPC) and a randomisation sanity check"),
-        Stage("evaluate", "agkd.training.evaluation.evaluate", "BLEU/chrF and teacher-forced simulation metrics of students under each test-time map protocol"),
+        Stage(
+            "triangulate",
+            "agkd.training.triangulation.triangulate",
+            "beside the verdict: AER of each method's maps against silver and gold alignments, faithfulness (AOPC) and "
+            "a randomisation sanity check",
+        ),
+        Stage(
+            "evaluate",
+            "agkd.training.evaluation.evaluate",
+            "BLEU/chrF and teacher-forced simulation metrics of students under each test-time map protocol",
+        ),
         Stage("report", "agkd.training.verdict.report", "write report.md and plots from results/*.jsonl"),
-        Stage("pipeline", "agkd.training.orchestration.pipeline", "run every stage of a preset (smoke, demo, lab, paper), skipping finished ones"),
+        Stage(
+            "pipeline",
+            "agkd.training.orchestration.pipeline",
+            "run every stage of a preset (smoke, demo, lab, paper), skipping finished ones",
+        ),
         Stage("push", "agkd.training.orchestration.push", "upload the release folders to the Hub (dry-run by default)"),
         Stage("space", "agkd.space.app", "launch the Gradio Space on the local release folders"),
-        Stage("space-repo", "agkd.space.repo", "write a release's Space repo folder (app.py, requirements, card, results)"),
-        Stage("metric-spaces", "agkd.training.metrics.release", "write the evaluate modules (training/metrics) into a release as Spaces"),
+        Stage(
+            "space-repo", "agkd.space.repo", "write a release's Space repo folder (app.py, requirements, card, results)"
+        ),
+        Stage(
+            "metric-spaces",
+            "agkd.training.metrics.release",
+            "write the evaluate modules (training/metrics) into a release as Spaces",
+        ),
     )
 }
 

@@ -119,12 +119,17 @@ def train_attributor(args: AttributorArguments) -> Path:
         if split not in rows:
             raise ValueError(f"{args.attributions}/{source_config} has no split {split!r} (it has: {', '.join(rows)})")
     examples = {
-        split: data.map_examples(rows[split], tokenizer, args.max_length, f"{source_config}/{split}")[0] for split in splits
+        split: data.map_examples(rows[split], tokenizer, args.max_length, f"{source_config}/{split}")[0]
+        for split in splits
     }
     collate = data.MapCollator(tokenizer.pad_token_id)
     train_dl = DataLoader(
-        data.length_grouped_batches(examples[args.train_split], args.batch_size, seed=args.seed, max_tokens=args.max_batch_tokens),
-        batch_size=1, shuffle=True, collate_fn=collate,
+        data.length_grouped_batches(
+            examples[args.train_split], args.batch_size, seed=args.seed, max_tokens=args.max_batch_tokens
+        ),
+        batch_size=1,
+        shuffle=True,
+        collate_fn=collate,
     )
     valid_dl = DataLoader(examples[args.validation_split], batch_size=2 * args.batch_size, collate_fn=collate)
     test_dl = DataLoader(examples[args.test_split], batch_size=2 * args.batch_size, collate_fn=collate)

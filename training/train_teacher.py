@@ -393,7 +393,9 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
 
     # ---- dataloaders, optimisation (shared with the students and Attributors)
     collate = data.Seq2SeqCollator(tokenizer.pad_token_id)
-    train_batches = data.length_grouped_batches(train_examples, args.batch_size, seed=args.seed, max_tokens=args.max_batch_tokens)
+    train_batches = data.length_grouped_batches(
+        train_examples, args.batch_size, seed=args.seed, max_tokens=args.max_batch_tokens
+    )
     train_dl = DataLoader(train_batches, batch_size=1, shuffle=True, collate_fn=collate)
     valid_dl = DataLoader(valid_examples, batch_size=2 * args.batch_size, collate_fn=collate)
     model, optimizer, scheduler, train_dl, (valid_dl,), state = loop.prepare_training(
@@ -501,7 +503,8 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
         )
         if stopped_on_time:
             logger.info(
-                "stopped by --max_minutes at step %d of %d: checkpoints kept in %s; continue the same run with the same "
+                "stopped by --max_minutes at step %d of %d: checkpoints kept in %s; continue the same run with the "
+                "same "
                 "command plus --resume",
                 state.step,
                 args.max_steps,

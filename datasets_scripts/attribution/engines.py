@@ -83,7 +83,9 @@ def attribute(
     if engine == "fast":
         return fast_attribution.attribute_rows_fast(teacher, method, rows, batch_size, seed, ig_steps)
     if engine == "inseq":
-        return attribute_rows(teacher, method, rows, batch_size or default_batch_size(engine, method, None), seed, ig_steps)
+        return attribute_rows(
+            teacher, method, rows, batch_size or default_batch_size(engine, method, None), seed, ig_steps
+        )
     raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
 
 

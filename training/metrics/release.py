@@ -36,7 +36,7 @@ ORG = {org!r}
 org = ORG or os.environ.get("AGKD_HUB_ORG")
 module = evaluate.load(f"{{org}}/{name}" if org else str(Path(__file__).resolve().parent))
 launch_gradio_widget(module)
-'''
+'''  # noqa: E501 (the launcher it writes, byte for byte)
 
 
 def launcher(name: str, org: str | None = None) -> str:
@@ -48,7 +48,9 @@ def launcher(name: str, org: str | None = None) -> str:
 class MetricSpacesArguments:
     spaces_dir: str = field(metadata={"help": "the release's Space folder (runs/<preset>/hub/spaces)"})
     org: str | None = field(default=None, metadata={"help": "Hub org the release goes to: app.py loads <org>/<name>"})
-    only: list[str] | None = field(default=None, metadata={"help": f"only these modules (default: all: {', '.join(METRIC_MODULES)})"})
+    only: list[str] | None = field(
+        default=None, metadata={"help": f"only these modules (default: all: {', '.join(METRIC_MODULES)})"}
+    )
 
 
 def write_metric_spaces(args: MetricSpacesArguments) -> list[Path]:

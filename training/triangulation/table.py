@@ -37,7 +37,9 @@ def load(results_dir: Path) -> dict[str, tuple[dict, dict[str, np.ndarray]]]:
     return out
 
 
-def criteria(summary: dict, arrays: dict[str, np.ndarray], methods: list[str], utility: Criterion | None) -> list[Criterion]:
+def criteria(
+    summary: dict, arrays: dict[str, np.ndarray], methods: list[str], utility: Criterion | None
+) -> list[Criterion]:
     """The criteria measured for all of `methods` (a criterion missing for any method is left out)."""
     out = [utility] if utility is not None else []
 
@@ -89,7 +91,10 @@ def figures_table(summary: dict, utility_cells: dict[str, str]) -> list[str]:
 
 
 def agreement_table(results: list[Agreement]) -> list[str]:
-    lines = [f"| criteria | Kendall tau | {AGREEMENT_LEVEL:.0%} interval | methods | reading |", "|---|---|---|---|---|"]
+    lines = [
+        f"| criteria | Kendall tau | {AGREEMENT_LEVEL:.0%} interval | methods | reading |",
+        "|---|---|---|---|---|",
+    ]
     for a in results:
         lines.append(f"| {CRITERIA_LABELS[a.first]} vs {CRITERIA_LABELS[a.second]} | {_cell(a.tau, 2)} | "
                      f"[{_cell(a.low, 2)}, {_cell(a.high, 2)}] | {a.methods} | {a.reading} |")
@@ -151,7 +156,8 @@ def triangulation_section(summary: dict, arrays: dict[str, np.ndarray], methods:
             "",
             *agreement_table(agreements(found)),
             "",
-            f"![ranks by criterion]({plot_ranks(found, in_table, f'method ranks by criterion, {title}', plot).relative_to(out)})",
+            "![ranks by "
+            f"criterion]({plot_ranks(found, in_table, f'method ranks by criterion, {title}', plot).relative_to(out)})",
             "",
         ]
     return lines

@@ -58,7 +58,9 @@ class TriangulateArguments:
     attributions: str | None = field(
         default=None, metadata={"help": "agkd-attributions (folder or repo): the maps of silver, faithfulness, sanity"}
     )
-    corpus: str | None = field(default=None, metadata={"help": "agkd-parallel (folder or repo): the silver aligner's train pairs"})
+    corpus: str | None = field(
+        default=None, metadata={"help": "agkd-parallel (folder or repo): the silver aligner's train pairs"}
+    )
     teacher_name: str = field(default="marian", metadata={"help": "the teacher's name in the config names"})
     methods: list[str] | None = field(default=None, metadata={"help": "methods (default: every method with maps)"})
     split: str = field(default="test", metadata={"help": "the split measured (the verdict's evaluation split)"})
