@@ -40,6 +40,7 @@ from agkd.datasets_scripts.attribution.configs import evaluation_config  # noqa:
 from agkd.datasets_scripts.attribution.engines import attribute, engine_for
 from agkd.datasets_scripts.attribution.methods import CONTROLS, METHODS, method_arguments
 from agkd.datasets_scripts.release_layout import REPORT_FILE, RESULTS_FILE, protocol_order, read_meta  # noqa: E402
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.datasets_scripts.teachers import LANGUAGE_PAIRS
 from agkd.space.plots import heatmap_figure  # noqa: E402
 from agkd.space.release import (
@@ -52,7 +53,6 @@ from agkd.space.release import (
     load_teacher_model,
     stored_maps,
 )
-from agkd.training.cli import run_as_script, stage_main
 from agkd.training.data import load_dataset_config
 from agkd.training.evaluation.evaluate import BASELINE_PROTOCOL, protocol_map_config  # noqa: E402
 from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from agkd import __version__
 from agkd.datasets_scripts.release_layout import REPORT_FILE, RESULTS_FILE, atomic_folder
-from agkd.training.cli import run_as_script, stage_main
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 
 logger = logging.getLogger(__name__)
 

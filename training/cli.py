@@ -1,7 +1,7 @@
 """The `agkd` command line: one sub-command per stage of the pipeline.
 
 Every stage is a module with a `main(argv)` function, built with `stage_main` and run as a script with
-`run_as_script` (both defined in `agkd.datasets_scripts.stage`, the bottom floor, and importable from here); the
+`run_as_script` (both defined in `agkd.datasets_scripts.stage`, the bottom floor); the
 registry below is the one place that names them, so `agkd --help`, the pipeline and the docs use the same names.
 Modules are imported only when their stage runs, which keeps `agkd --help` fast.
 """
@@ -15,9 +15,9 @@ import sys
 from dataclasses import dataclass
 
 from agkd import __version__
-from agkd.datasets_scripts.stage import run_as_script, setup_logging, stage_main
+from agkd.datasets_scripts.stage import setup_logging
 
-__all__ = ["STAGES", "main", "run_as_script", "run_stage", "setup_logging", "stage_main"]
+__all__ = ["STAGES", "main", "run_stage"]
 
 logger = logging.getLogger("agkd")
 

@@ -43,9 +43,9 @@ import torch
 
 from agkd.datasets_scripts.attribution.configs import BASELINE
 from agkd.datasets_scripts.release_layout import INSTRUMENT_FILE
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
 from agkd.modeling.attribution_injection import INJECTION_OPERATORS, MAP_FREE_OPERATORS, check_choice
-from agkd.training.cli import run_as_script, stage_main
 from agkd.training.evaluation.scoring import PRIMARY_METRIC, TokenStatistics, teacher_forced_statistics
 from agkd.training.loop import TrainingState, progress
 from agkd.training.orchestration.presets import PRESETS, transformer_sizes

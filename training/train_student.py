@@ -33,10 +33,10 @@ from agkd.datasets_scripts import release_layout as layout
 from agkd.datasets_scripts.attribution.configs import BASELINE, TARGET_KINDS, config_name, evaluation_config
 from agkd.datasets_scripts.attribution.methods import resolve
 from agkd.datasets_scripts.release_layout import public_ref
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.modeling.attribution_injection import INJECTION_OPERATORS, MAP_NORMALIZATIONS, check_choice
 from agkd.training import data, loop
 from agkd.training.cards import write_student_card
-from agkd.training.cli import run_as_script, stage_main
 from agkd.training.loop import RunArguments
 from agkd.training.orchestration.presets import (
     PRESETS,

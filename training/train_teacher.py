@@ -33,10 +33,10 @@ import torch
 
 from agkd.datasets_scripts import release_layout as layout
 from agkd.datasets_scripts.release_layout import atomic_folder, public_ref
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.datasets_scripts.teachers import LANGUAGE_PAIRS, MBART_LANG_CODES, check_family, check_pair, teacher_spec
 from agkd.training import data, loop
 from agkd.training.cards import write_teacher_card
-from agkd.training.cli import run_as_script, stage_main
 from agkd.training.evaluation.scoring import evaluate_translation, score_translations
 from agkd.training.loop import RunArguments
 from agkd.training.orchestration.presets import (

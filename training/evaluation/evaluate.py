@@ -49,10 +49,10 @@ from agkd.datasets_scripts.release_layout import (
     public_ref,
     read_results,
 )
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.modeling.attribution_injection import MAP_FREE_OPERATORS
 from agkd.training import data
 from agkd.training.cards import write_student_card
-from agkd.training.cli import run_as_script, stage_main
 from agkd.training.evaluation import scoring
 from agkd.training.evaluation.scoring import (
     FORCED_TARGETS,

@@ -17,7 +17,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agkd.training.cli import run_as_script, stage_main
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.training.metrics import METRIC_MODULES
 
 logger = logging.getLogger(__name__)

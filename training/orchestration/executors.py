@@ -22,7 +22,7 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agkd.training.cli import setup_logging
+from agkd.datasets_scripts.stage import setup_logging
 
 logger = logging.getLogger(__name__)
 

@@ -42,9 +42,9 @@ from agkd.datasets_scripts.release_layout import (
     student_name,
     warm_start_name,
 )
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.datasets_scripts.teachers import check_family, check_pair, teacher_spec
 from agkd.modeling.attribution_injection import MAP_FREE_OPERATORS, MAP_NORMALIZATIONS, check_choice
-from agkd.training.cli import run_as_script, stage_main
 from agkd.training.loop import check_report_to, default_report_to
 from agkd.training.orchestration.executors import EXECUTORS, Job, LocalExecutor, RayExecutor, schedule
 from agkd.training.orchestration.presets import GRID_OPERATORS, PRESETS, STUDENT_INITS

@@ -32,7 +32,7 @@ import numpy as np
 
 from agkd.datasets_scripts.attribution.configs import EVALUATION_SET, config_name
 from agkd.datasets_scripts.attribution.methods import CONTROLS, METHODS, shuffled_control, shuffled_source
-from agkd.training.cli import run_as_script, stage_main
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 
 logger = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from agkd.datasets_scripts.release_layout import (
     protocol_order,
     read_results,
 )
-from agkd.training.cli import run_as_script, stage_main
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.training.data import dataset_configs, load_dataset_config
 from agkd.training.evaluation.evaluate import BASELINE_PROTOCOL
 from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC, TokenStatistics, improvement
