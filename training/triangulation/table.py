@@ -92,7 +92,7 @@ def figures_table(summary: dict, utility_cells: dict[str, str]) -> list[str]:
 
 def agreement_table(results: list[Agreement]) -> list[str]:
     lines = [
-        f"| criteria | Kendall tau | {AGREEMENT_LEVEL:.0%} interval | methods | reading |",
+        f"| criteria | Kendall tau | simultaneous {AGREEMENT_LEVEL:.0%} interval | methods | reading |",
         "|---|---|---|---|---|",
     ]
     for a in results:
@@ -150,9 +150,11 @@ def triangulation_section(summary: dict, arrays: dict[str, np.ndarray], methods:
     found = criteria(summary, arrays, in_table, utility)
     if len(found) >= 2:
         lines += [
-            f"How far the criteria rank the {len(in_table)} methods alike (Kendall tau; {AGREEMENT_LEVEL:.0%} "
-            "intervals from resampling sentences, criteria of the same sentences resampled together; `agree` or "
-            "`disagree` only when the interval excludes 0):",
+            f"How far the criteria rank the {len(in_table)} methods alike (Kendall tau; intervals that hold "
+            f"together at {AGREEMENT_LEVEL:.0%} over the table's pairs (Bonferroni), from resampling the test "
+            "sentences (criteria of the same sentences together) and the utility's training seeds; `agree` or "
+            "`disagree` only when the interval excludes 0; the silver aligner's and the randomisation's own draws are "
+            "not resampled):",
             "",
             *agreement_table(agreements(found)),
             "",

@@ -480,21 +480,21 @@ def verdict_lines(rows: list[dict], baseline: list[dict], preconditions: Precond
 
 def utility_of(group: GroupVerdict, methods: list[str]) -> tuple[Criterion | None, dict[str, str]]:
     """Each method's utility for the triangulation: its primary-design gain on `CLAIM_CONTRAST` (the contrast the
-    verdict's claim is tested on), per sentence averaged over the seeds, and the verdict's estimate as table cells."""
+    verdict's claim is tested on), per seed and sentence (the agreement resamples both: seed s of every method
+    fine-tuned the same warm start), and the verdict's estimate as table cells."""
     result, scores = group.primary, group.scores
     if result is None or scores is None or scores.tokens is None:
         return None, {}
     cells = {m: format_estimate(result.contrasts[m][CLAIM_CONTRAST], result.adjusted[m, CLAIM_CONTRAST])
              for m in methods if m in result.contrasts}
-    numerator = []
-    for m in methods:
-        method, reference = system(m, result.design), reference_system(m, CLAIM_CONTRAST, result.design)
-        seeds = sorted(set(scores.by_system.get(method, {})) & set(scores.by_system.get(reference, {})))
-        if not seeds:
-            return None, cells
-        numerator.append(np.mean([scores.by_system[reference][s] - scores.by_system[method][s] for s in seeds], axis=0))
+    systems = [(system(m, result.design), reference_system(m, CLAIM_CONTRAST, result.design)) for m in methods]
+    seeds = sorted(set.intersection(*(set(scores.by_system.get(k, {})) for pair in systems for k in pair)))
+    if not seeds:
+        return None, cells
+    numerator = np.stack([[scores.by_system[reference][s] - scores.by_system[method][s] for s in seeds]
+                          for method, reference in systems])
     tokens = np.broadcast_to(scores.tokens.astype(np.float64), (len(methods), len(scores.tokens)))
-    return Criterion(UTILITY, np.stack(numerator), tokens.copy(), group="test"), cells
+    return Criterion(UTILITY, numerator, tokens.copy(), group="test"), cells
 
 
 def plot_design(result: DesignVerdict, path: Path) -> Path:
