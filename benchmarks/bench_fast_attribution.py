@@ -110,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
                     rel = max(rel or 0.0, _max_rel(out_i, out_f))
             loads.append(os.getloadavg()[0])
         best_bs = min(inseq_best, key=inseq_best.get)
-        table.append((method, best_bs, inseq_best[best_bs], fast_batch_size(method, device), fast_best, rel, max(checks)))
+        table.append(
+            (method, best_bs, inseq_best[best_bs], fast_batch_size(method, device), fast_best, rel, max(checks))
+        )
         logger.info(
             "%s: inseq %s s (batch %d), fast %.2f s, max rel diff %s", method, inseq_best, best_bs, fast_best, rel
         )
@@ -128,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{sum(len(r['target_ids']) for r in timed) / n:.1f} target tokens (specials included), reference targets"
     )
     print(
-        "| method | Inseq batch | Inseq pairs/s | fast batch | fast pairs/s | speed-up | max rel. map diff | max prob_check |"
+        "| method | Inseq batch | Inseq pairs/s | fast batch | fast pairs/s | speed-up | max rel. map diff | max "
+        "prob_check |"
     )
     print("|---|---|---|---|---|---|---|---|")
     total_i = total_f = 0.0

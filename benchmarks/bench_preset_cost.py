@@ -45,8 +45,12 @@ class CostArguments:
     extraction_pairs: int = field(default=8, metadata={"help": "timed pairs per method"})
     methods: list[str] | None = field(default=None, metadata={"help": "methods to time (default: the preset's)"})
     num_threads: int | None = field(default=None, metadata={"help": "torch CPU threads"})
-    gpus: list[int] = field(default_factory=lambda: [1, 8, 64], metadata={"help": "GPU counts of the wall-time projection"})
-    mixed_precision: str = field(default="auto", metadata={"help": "auto (as the training scripts: bf16 on a GPU that has it), no, bf16, fp16"})
+    gpus: list[int] = field(
+        default_factory=lambda: [1, 8, 64], metadata={"help": "GPU counts of the wall-time projection"}
+    )
+    mixed_precision: str = field(
+        default="auto", metadata={"help": "auto (as the training scripts: bf16 on a GPU that has it), no, bf16, fp16"}
+    )
 
 
 class SizedVocabulary:
@@ -170,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     methods = args.methods or list(preset.methods)
     # The grid's jobs as the pipeline plans them (one job = one teacher, student or Attributor training).
     plan = pipeline.plan(pipeline.finalize(pipeline.PipelineArguments(preset=args.preset, methods=methods, jobs=1)))
-    jobs = {stage: sum(job.stage == stage for job in plan) for stage in ("teacher", "warm-start", "student", "attributor")}
+    jobs = {
+        stage: sum(job.stage == stage for job in plan) for stage in ("teacher", "warm-start", "student", "attributor")
+    }
     precision = resolve_mixed_precision(args.mixed_precision) or "no"
     torch.manual_seed(0)
 
@@ -191,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if jobs["warm-start"]:
         size = pairs_per_batch(args, preset.warm_start)
-        step = seconds_per_step(student_of(preset.warm_start), batch(args, size, vocab, device, False), args.steps, precision)
+        step = seconds_per_step(
+            student_of(preset.warm_start), batch(args, size, vocab, device, False), args.steps, precision
+        )
         rows.append((f"warm-start step ({size} pairs)", step, jobs["warm-start"] * preset.warm_start.max_steps))
         logger.info("warm start: %.3f s/step", step)
 
@@ -199,9 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     size = pairs_per_batch(args, preset.student)
     step = seconds_per_step(student, batch(args, size, vocab, device, True), args.steps, precision)
     rows.append((f"student step ({size} pairs)", step, jobs["student"] * preset.student.max_steps))
-    logger.info("student (%.1fM parameters): %.3f s/step, %d students", student.num_parameters() / 1e6, step, jobs["student"])
+    logger.info(
+        "student (%.1fM parameters): %.3f s/step, %d students", student.num_parameters() / 1e6, step, jobs["student"]
+    )
     before = seconds_per_step(student, batch(args, 32, vocab, device, True), args.steps, "no")
-    speed = [("before: 32 pairs, fp32", 1 / before, 32 / before), (f"after: {size} pairs, {precision}", 1 / step, size / step)]
+    speed = [
+        ("before: 32 pairs, fp32", 1 / before, 32 / before),
+        (f"after: {size} pairs, {precision}", 1 / step, size / step),
+    ]
 
     attributor_args = SimpleNamespace(**{f.name: getattr(preset.attributor, f.name) for f in fields(AttributorPreset)})
     attributor = build_attributor(attributor_args, SizedVocabulary(vocab), teacher.config).to(device)
@@ -220,8 +233,11 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((f"extract {method} (pair)", seconds, pairs))
         logger.info("extract %s: %.4f s/pair", method, seconds)
 
-    print(f"\n{args.preset} preset on {torch.cuda.get_device_name() if device.type == 'cuda' else f'CPU ({torch.get_num_threads()} threads)'}; "
-          f"batches of {args.source_tokens} source / {args.target_tokens} target tokens; torch {torch.__version__}")
+    print(
+        f"\n{args.preset} preset on "
+        f"{torch.cuda.get_device_name() if device.type == 'cuda' else f'CPU ({torch.get_num_threads()} threads)'}; "
+        f"batches of {args.source_tokens} source / {args.target_tokens} target tokens; torch {torch.__version__}"
+    )
     print("| unit | measured seconds per unit | units in the grid | product (hours) |")
     print("|---|---|---|---|")
     total = 0.0
@@ -229,7 +245,10 @@ def main(argv: list[str] | None = None) -> int:
         total += seconds * count
         print(f"| {unit} | {seconds:.4f} | {count:,} | {seconds * count / 3600:,.2f} |")
     print(f"| all (upper bound: every training runs max_steps) | | | {total / 3600:,.1f} ({total / 86400:,.1f} days) |")
-    print(f"\nStudent step, {student.num_parameters() / 1e6:.1f}M parameters, {args.source_tokens} + {args.target_tokens} tokens per pair:")
+    print(
+        f"\nStudent step, {student.num_parameters() / 1e6:.1f}M parameters, {args.source_tokens} + "
+        f"{args.target_tokens} tokens per pair:"
+    )
     print("| setting | steps/s | pairs/s |")
     print("|---|---|---|")
     for setting, steps_per_s, pairs_per_s in speed:
@@ -247,14 +266,19 @@ def projected_wall_seconds(rows, jobs: dict[str, int], share: float, gpus: int) 
     cost = {unit.split(" (")[0]: seconds * count for unit, seconds, count in rows}
     teacher = cost["teacher step"] / max(jobs["teacher"], 1) * math.ceil(jobs["teacher"] / gpus)
     extraction = sum(v for unit, v in cost.items() if unit.startswith("extract")) / gpus
-    small = (cost.get("warm-start step", 0.0) + cost["student step"] + cost["Attributor step"]) / (gpus * max(1, round(1 / share)))
+    small = (cost.get("warm-start step", 0.0) + cost["student step"] + cost["Attributor step"]) / (
+        gpus * max(1, round(1 / share))
+    )
     return teacher + extraction + small
 
 
 def print_projection(rows, jobs: dict[str, int], preset, gpu_counts: list[int]) -> None:
     per_gpu = max(1, round(1 / preset.gpu_share))
-    print(f"\nProjected wall time with `--executor ray` (a product of the measured units: teachers one GPU each, extraction "
-          f"over every GPU, {per_gpu} small trainings per GPU at the preset's gpu_share {preset.gpu_share}, an estimate):")
+    print(
+        "\nProjected wall time with `--executor ray` (a product of the measured units: teachers one GPU each, "
+        "extraction "
+        f"over every GPU, {per_gpu} small trainings per GPU at the preset's gpu_share {preset.gpu_share}, an estimate):"
+    )
     print("| GPUs | wall time (hours) |")
     print("|---|---|")
     for gpus in gpu_counts:

@@ -11,7 +11,8 @@ with the Space's CPU cap (`LIVE_IG_STEPS`), and with `--uncapped` also with the 
 
     .venv/bin/python benchmarks/bench_space.py --release runs/demo/hub --threads 2
     .venv/bin/python benchmarks/bench_space.py --lookalike marian --threads 2 --uncapped
-    .venv/bin/python benchmarks/bench_space.py --lookalike mbart --threads 2 --methods attention saliency integrated_gradients
+    .venv/bin/python benchmarks/bench_space.py --lookalike mbart --threads 2 \\
+        --methods attention saliency integrated_gradients
 """
 
 from __future__ import annotations
@@ -45,9 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--operator", default="add")
     parser.add_argument("--map_source", default="teacher", help="teacher or attributor")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--lookalike", choices=("marian", "mbart"), default=None, help="time live maps on a real-size teacher")
+    parser.add_argument(
+        "--lookalike", choices=("marian", "mbart"), default=None, help="time live maps on a real-size teacher"
+    )
     parser.add_argument("--methods", nargs="*", default=None, help="with --lookalike: these methods only")
-    parser.add_argument("--uncapped", action="store_true", help="with --lookalike: also integrated gradients at 50 steps")
+    parser.add_argument(
+        "--uncapped", action="store_true", help="with --lookalike: also integrated gradients at 50 steps"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
@@ -102,14 +107,19 @@ def live_maps_on_a_lookalike(family: str, threads: int | None, methods: list[str
         teacher = load_attribution_teacher("de-en", str(teacher_dir), family)
         loaded = time.perf_counter() - t0
         params = teacher.model.num_parameters() / 1e6
-        targets = ["And he said to them: go into the city and tell it to all.", "But the children rejoiced and praised God.",
-                    "Then the man stood up and went into his house."]
+        targets = [
+            "And he said to them: go into the city and tell it to all.",
+            "But the children rejoiced and praised God.",
+            "Then the man stood up and went into his house.",
+        ]
         print(f"{family} lookalike ({size}: {params:.0f}M parameters, vocabulary {teacher.model.config.vocab_size:,}), "
               f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs; teacher loaded in {loaded:.1f} s")
         print("| method | median s per typed sentence | max s | engine |")
         print("|---|---|---|---|")
         cap = app_module.LIVE_IG_STEPS
-        for method, steps in [(m, None) for m in methods or METHODS] + ([("integrated_gradients", 50)] if uncapped else []):
+        for method, steps in [(m, None) for m in methods or METHODS] + (
+            [("integrated_gradients", 50)] if uncapped else []
+        ):
             app_module.LIVE_IG_STEPS = steps or cap
             seconds, note = [], ""
             for source, target in zip(SENTENCES, targets, strict=True):
@@ -118,7 +128,10 @@ def live_maps_on_a_lookalike(family: str, threads: int | None, methods: list[str
                 note = app.teacher_map(family, "de-en", method, source, target, source_ids, target_ids)["note"]
                 seconds.append(time.perf_counter() - t0)
             label = method if steps is None else f"{method} (50 steps, uncapped)"
-            print(f"| {label} | {statistics.median(seconds):.2f} | {max(seconds):.2f} | {note.split(' (probability')[0]} |")
+            print(
+                f"| {label} | {statistics.median(seconds):.2f} | {max(seconds):.2f} | {note.split(' (probability')[0]} "
+                "|"
+            )
         app_module.LIVE_IG_STEPS = cap
     return 0
 

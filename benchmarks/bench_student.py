@@ -46,7 +46,12 @@ def batch_for(size: str) -> dict:
     input_ids = torch.randint(1, vocab - 1, (batch_size, length), generator=generator)
     labels = torch.randint(1, vocab - 1, (batch_size, length), generator=generator)
     attribution_map = torch.rand(batch_size, length, length, generator=generator)
-    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": labels, "attribution_map": attribution_map}
+    return {
+        "input_ids": input_ids,
+        "attention_mask": torch.ones_like(input_ids),
+        "labels": labels,
+        "attribution_map": attribution_map,
+    }
 
 
 def timed(function) -> float:
@@ -107,7 +112,10 @@ def main() -> None:
         results = measure(size, args.repeats)
         base_step, base_gen = results["marian"]
         for variant, (step, gen) in results.items():
-            print(f"{size:<13} {variant:<17} {step:>12.4f} {step / base_step:>6.2f} {gen:>12.4f} {gen / base_gen:>6.2f}")
+            print(
+                f"{size:<13} {variant:<17} {step:>12.4f} {step / base_step:>6.2f} {gen:>12.4f} {gen / base_gen:>6.2f}"
+            )
+
 
 if __name__ == "__main__":
     main()

@@ -27,7 +27,12 @@ class _ScaleAccumulator:
     beyond one number per row and statistic)."""
 
     def __init__(self):
-        self.row_stats: dict[str, list[np.ndarray]] = {"row_sum": [], "row_l1": [], "row_max_abs": [], "row_entropy": []}
+        self.row_stats: dict[str, list[np.ndarray]] = {
+            "row_sum": [],
+            "row_l1": [],
+            "row_max_abs": [],
+            "row_entropy": [],
+        }
         self.n_rows = self.n_values = self.n_negative = 0
         self.min, self.max = np.inf, -np.inf
 
@@ -61,7 +66,9 @@ class _ScaleAccumulator:
         out: dict = {"rows": self.n_rows}
         for name, parts in self.row_stats.items():
             stat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
-            quantiles = np.quantile(stat.astype(np.float64), SCALE_QUANTILES) if len(stat) else [None] * len(SCALE_QUANTILES)
+            quantiles = (
+                np.quantile(stat.astype(np.float64), SCALE_QUANTILES) if len(stat) else [None] * len(SCALE_QUANTILES)
+            )
             out[name] = {
                 f"q{round(q * 100):02d}": None if v is None else _significant(v)
                 for q, v in zip(SCALE_QUANTILES, quantiles, strict=True)
@@ -117,7 +124,8 @@ def _scale_section(metas: dict[str, dict]) -> list[str]:
         "entropy of |A| / sum |A| over log of the source length (1 = flat, 0 = one-hot). Quantiles of every split are",
         "in `meta/<config>.json` (`splits.<split>.scale`).",
         "",
-        "| config | split | median row L1 sum | median row max abs | median normalised entropy | min | max | share negative |",
+        "| config | split | median row L1 sum | median row max abs | median normalised entropy | min | max | share "
+        "negative |",
         "|---|---|---|---|---|---|---|---|",
     ]
 
@@ -190,7 +198,9 @@ def _yardsticks_section(root: Path) -> list[str]:
     for path in files:
         for name, row in json.loads(path.read_text()).items():
             sanity = "-" if "sanity_fails" not in row else ("fails" if row["sanity_fails"] else "passes")
-            values = [row.get(k) for k in ("silver_aer", "gold_aer", "aopc_deletion", "aopc_insertion", "sanity_spearman")]
+            values = [
+                row.get(k) for k in ("silver_aer", "gold_aer", "aopc_deletion", "aopc_insertion", "sanity_spearman")
+            ]
             lines.append(f"| `{path.stem}.{name}` | " + " | ".join(map(cell, values)) + f" | {sanity} |")
     return [*lines, ""]
 
@@ -202,14 +212,16 @@ def write_dataset_card(output_dir: str | Path) -> Path:
     lines = [
         "# agkd-attributions",
         "",
-        "Attribution maps of translation teachers on agkd-parallel, extracted with Inseq (or the equivalent fast engine,",
+        "Attribution maps of translation teachers on agkd-parallel, extracted with Inseq (or the equivalent fast "
+        "engine,",
         "`engine` per config) by `agkd extract`",
         "(`datasets_scripts/extract_attributions.py`), for attribution-guided knowledge distillation (AGKD).",
         "",
         "## Configs",
         "",
         "`<teacher>.<pair>.<method>`: forced decoding on the gold reference (the paper's protocol; the maps see the",
-        "reference). `<teacher>.<pair>.<method>.teacher`: the teacher attributes its own translation (`target` holds it;",
+        "reference). `<teacher>.<pair>.<method>.teacher`: the teacher attributes its own translation (`target` holds "
+        "it;",
         "leakage-free protocol). Controls `random`, `uniform`, `diagonal` take the place of the method, with the same",
         "shapes. Shuffled controls `<method>-shuffled` hold the method's own maps with each target row's values",
         "permuted over the source positions (same values, sharpness and scale per row; no alignment), every other",
@@ -238,7 +250,8 @@ def write_dataset_card(output_dir: str | Path) -> Path:
         "",
         "## Extraction details",
         "",
-        "| config | teacher | target kind | method / control | arguments | aggregation | split: rows (skipped > max tokens) | max prob_check |",
+        "| config | teacher | target kind | method / control | arguments | aggregation | split: rows (skipped > max "
+        "tokens) | max prob_check |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, m in metas.items():
@@ -268,7 +281,10 @@ def write_dataset_card(output_dir: str | Path) -> Path:
         lines += ["Inseq compatibility layer (`datasets_scripts/attribution/inseq_compat.py`), probe results:", ""]
         lines += [f"- `{c}`" for c in compat]
         lines.append("")
-    lines += ["Per-config details (teacher, versions, arguments, counts, fingerprints) are in `meta/<config>.json`.", ""]
+    lines += [
+        "Per-config details (teacher, versions, arguments, counts, fingerprints) are in `meta/<config>.json`.",
+        "",
+    ]
     lines += _quality_section(metas)
     lines += _scale_section(metas)
     lines += ["", *_yardsticks_section(root)]

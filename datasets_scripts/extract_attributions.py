@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -57,6 +56,7 @@ from agkd.datasets_scripts.release_layout import (
     split_path,
     write_split,
 )
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,8 @@ class ExtractArguments:
     engine: str = field(
         default="inseq",
         metadata={
-            "help": "inseq (reference) or fast (teacher-forced batched engine, datasets_scripts/attribution/fast_engine.py, "
+            "help": "inseq (reference) or fast (teacher-forced batched engine, "
+            "datasets_scripts/attribution/fast_engine.py, "
             "same maps within 1e-4 relative)",
             "choices": list(ENGINES),
         },
@@ -196,7 +197,8 @@ def judge_teacher(teacher: str, pair: str, scores: dict, min_bleu: float | None,
         return True
     message = (
         f"the teacher {teacher} does not translate {pair} well enough to be explained: validation BLEU {bleu:.2f} / "
-        f"chrF {scores['chrf']:.2f} against copy-the-source BLEU {copy_bleu:.2f} / chrF {scores['copy_source_chrf']:.2f}"
+        f"chrF {scores['chrf']:.2f} against copy-the-source BLEU {copy_bleu:.2f} / chrF "
+        f"{scores['copy_source_chrf']:.2f}"
         + where
         + (f", threshold BLEU {min_bleu:g}" if min_bleu is not None else "")
         + ". Train it longer (agkd teacher ... --resume), or pass --allow_weak_teacher to explain it anyway"
@@ -249,7 +251,11 @@ def _write_shard(path: Path, rows: list[dict], meta: dict) -> None:
     try:
         schema = features()
         # A shard whose pairs were all skipped (over the token limit) is written empty, with the schema.
-        data = datasets.Dataset.from_list(rows, features=schema) if rows else datasets.Dataset.from_dict({k: [] for k in schema}, features=schema)
+        data = (
+            datasets.Dataset.from_list(rows, features=schema)
+            if rows
+            else datasets.Dataset.from_dict({k: [] for k in schema}, features=schema)
+        )
         data.to_parquet(tmp)
         os.replace(tmp, path)
     finally:
@@ -339,7 +345,13 @@ def _split_rows(args: ExtractArguments, corpus, split: str, teacher: Teacher) ->
             continue
         rows.append({"id": str(r["id"]), "source": r["source"], "target": r["target"]})
     if passed_over:
-        logger.info("%s: took the first %d pairs within %d tokens (%d longer ones passed over)", split, len(rows), args.max_tokens, passed_over)
+        logger.info(
+            "%s: took the first %d pairs within %d tokens (%d longer ones passed over)",
+            split,
+            len(rows),
+            args.max_tokens,
+            passed_over,
+        )
     return rows
 
 
@@ -406,7 +418,8 @@ def run_split(teacher: Teacher, args, state, method: str, kind: str, split: str,
             if max_check is not None and max_check > args.prob_tolerance:
                 raise ProbCheckError(
                     f"{config}/{split} shard {shard}: Inseq's probabilities differ from the teacher's forward pass by "
-                    f"{max_check:.3g} > {args.prob_tolerance:g}; shard not written (compat layer: {teacher.compat_reports.get(method)})"
+                    f"{max_check:.3g} > {args.prob_tolerance:g}; shard not written (compat layer: "
+                    f"{teacher.compat_reports.get(method)})"
                 )
             meta = {
                 "shard": shard,
@@ -478,7 +491,10 @@ def _config_meta(args, teacher: Teacher, method: str, kind: str) -> dict:
         "max_tokens": args.max_tokens,
         "seed": args.seed,
         "versions": {p: version(p) for p in ("inseq", "captum", "transformers", "torch")},
-        "orientation": "attribution[t][s]: target token t (labels[t], final </s> included) x source token s (input_ids[s], </s> included)",
+        "orientation": (
+            "attribution[t][s]: target token t (labels[t], final </s> included) "
+            "x source token s (input_ids[s], </s> included)"
+        ),
     }
     if kind == "teacher":
         meta["translation"] = {
@@ -618,17 +634,14 @@ def build_shuffled(args: ExtractArguments, name: str, kind: str, teacher: str) -
     return meta
 
 
-def main(argv: list[str] | None = None) -> int:
+def extract(args: ExtractArguments) -> int:
+    """`agkd extract`: the maps of every method and target kind that are not extracted yet. Bad input (ValueError,
+    FileNotFoundError) gives exit code 2 through `stage_main`, before anything is written; a failed probability check
+    or a shuffled control whose method failed gives 1."""
     import datasets
     import torch
     from accelerate import PartialState
-    from transformers import HfArgumentParser
 
-    (args,) = HfArgumentParser(ExtractArguments).parse_args_into_dataclasses(
-        args=argv if argv is not None else sys.argv[1:]
-    )
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     datasets.disable_progress_bars()
     for noisy in ("inseq", "captum"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -644,25 +657,22 @@ def main(argv: list[str] | None = None) -> int:
     shuffled = [m for m in methods if shuffled_source(m) is not None]
     state = PartialState()
     teacher = corpus = quality = None
-    try:
-        max_pairs(args)
-        name = teacher_name(args) if shuffled and not computed else None
-        if computed:
-            corpus = load_config(args.corpus, args.pair)
-            teacher = Teacher(args.teacher, args.pair, state.device, args.compat, args.teacher_name)
-            name = teacher.name
-            # No teacher is explained without a score: recorded by `agkd teacher`, else measured here.
-            quality = check_teacher_quality(
-                args.teacher, args.pair, args.min_teacher_bleu, args.allow_weak_teacher,
-                measure=lambda: measure_teacher_scores(teacher, corpus, args.max_tokens),
-            )
-        for kind in args.target_kinds:  # a shuffled control whose method is not in this run: its maps must exist
-            for control in shuffled:
-                if shuffled_source(control) not in computed:
-                    shuffled_inputs(args, control, kind, name)
-    except ValueError as err:  # bad input: one readable line, nothing written (as every stage does)
-        logger.error("%s", err)
-        return 2
+    # Bad input raises here (ValueError: one readable line and exit code 2 from `stage_main`), nothing written yet.
+    max_pairs(args)
+    name = teacher_name(args) if shuffled and not computed else None
+    if computed:
+        corpus = load_config(args.corpus, args.pair)
+        teacher = Teacher(args.teacher, args.pair, state.device, args.compat, args.teacher_name)
+        name = teacher.name
+        # No teacher is explained without a score: recorded by `agkd teacher`, else measured here.
+        quality = check_teacher_quality(
+            args.teacher, args.pair, args.min_teacher_bleu, args.allow_weak_teacher,
+            measure=lambda: measure_teacher_scores(teacher, corpus, args.max_tokens),
+        )
+    for kind in args.target_kinds:  # a shuffled control whose method is not in this run: its maps must exist
+        for control in shuffled:
+            if shuffled_source(control) not in computed:
+                shuffled_inputs(args, control, kind, name)
     out = Path(args.output_dir)
     splits = (args.splits or list(corpus)) if computed else []
     inputs = {split: _split_rows(args, corpus, split, teacher) for split in splits}
@@ -724,5 +734,9 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
+
+main = stage_main(ExtractArguments, extract, prog="agkd extract", doc=__doc__)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run_as_script(main)

@@ -144,7 +144,8 @@ def split_counts(root: str | Path) -> Mapping[str, Mapping[str, int]]:
     for entry in configs_metadata(root):
         config = entry["config_name"]
         counts[config] = {
-            f["split"]: pq.ParquetFile(split_path(root, config, f["split"])).metadata.num_rows for f in entry["data_files"]
+            f["split"]: pq.ParquetFile(split_path(root, config, f["split"])).metadata.num_rows
+            for f in entry["data_files"]
         }
     return counts
 
@@ -221,7 +222,8 @@ def default_logging_dir(models_dir: str | Path) -> Path:
 
 
 def _beside_release(models: Path) -> Path:
-    """The folder that holds a models root's release: `runs/<preset>` for `runs/<preset>/hub/models`, else its parent."""
+    """The folder that holds a models root's release: `runs/<preset>` for `runs/<preset>/hub/models`, else its
+    parent."""
     return models.parent.parent if models.parent.name == "hub" else models.parent
 
 
@@ -244,7 +246,9 @@ def student_name(
     (the supervision weight only where it is not 1)."""
     parts = ["student", teacher_name, pair, method.replace("_", "")]
     if method != BASELINE:
-        parts.append(operator + (f"{supervision_weight:g}" if operator == "supervise" and supervision_weight != 1 else ""))
+        parts.append(
+            operator + (f"{supervision_weight:g}" if operator == "supervise" and supervision_weight != 1 else "")
+        )
     if map_normalization != "none":
         parts.append(map_normalization.replace("_", ""))
     if injection_layers is not None:
@@ -259,7 +263,9 @@ def student_name(
     return "-".join(parts)
 
 
-def baseline_name(teacher_name: str, pair: str, *, seed: int, target_kind: str = "reference", warm: bool = False) -> str:
+def baseline_name(
+    teacher_name: str, pair: str, *, seed: int, target_kind: str = "reference", warm: bool = False
+) -> str:
     """The no-map student that every cell of the same teacher, pair, target kind, seed and design is compared with."""
     return student_name(teacher_name, pair, BASELINE, seed=seed, target_kind=target_kind, warm=warm)
 
@@ -329,7 +335,11 @@ def keep_finished(
         logger.warning("%s was fine-tuned from another warm start than %s holds now: retraining", folder, init_from)
         return False
     recorded_budget = run.get("hyperparameters", {})
-    changed = {k: (recorded_budget[k], v) for k, v in (budget or {}).items() if k in recorded_budget and recorded_budget[k] != v}
+    changed = {
+        k: (recorded_budget[k], v)
+        for k, v in (budget or {}).items()
+        if k in recorded_budget and recorded_budget[k] != v
+    }
     if changed:
         logger.warning("%s was trained with another budget (%s): retraining", folder,
                        ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changed.items()))
@@ -356,7 +366,8 @@ def protocol_order(protocol: str) -> tuple[int, str]:
 
 
 def read_results(path: Path) -> list[dict]:
-    """The latest row of each (student, split, protocol): a re-evaluation appends a row that supersedes the older one."""
+    """The latest row of each (student, split, protocol): a re-evaluation appends a row that supersedes the older
+    one."""
     if not path.exists():
         return []
     latest: dict[tuple, dict] = {}

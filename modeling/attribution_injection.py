@@ -84,9 +84,13 @@ def check_attribution_map(
 ) -> None:
     """Raise a `ValueError` naming the problem before any compute: wrong rank, batch, source length or non-finite."""
     if not isinstance(attribution_map, torch.Tensor):
-        raise ValueError(f"attribution_map must be a torch.Tensor [batch, tgt_len, src_len], got {type(attribution_map)}")
+        raise ValueError(
+            f"attribution_map must be a torch.Tensor [batch, tgt_len, src_len], got {type(attribution_map)}"
+        )
     if attribution_map.dim() != 3:
-        raise ValueError(f"attribution_map must have shape [batch, tgt_len, src_len], got {tuple(attribution_map.shape)}")
+        raise ValueError(
+            f"attribution_map must have shape [batch, tgt_len, src_len], got {tuple(attribution_map.shape)}"
+        )
     if not attribution_map.is_floating_point():
         raise ValueError(f"attribution_map must be a floating point tensor, got {attribution_map.dtype}")
     got_batch, _, got_source = attribution_map.shape
@@ -138,7 +142,9 @@ def normalize_map(attribution: torch.Tensor, source_mask: torch.Tensor | None, n
     if function is None:
         return attribution
     if source_mask is None:
-        source_mask = torch.ones(attribution.shape[0], attribution.shape[-1], dtype=torch.bool, device=attribution.device)
+        source_mask = torch.ones(
+            attribution.shape[0], attribution.shape[-1], dtype=torch.bool, device=attribution.device
+        )
     return function(attribution, source_mask[:, None, :].bool())
 
 

@@ -1,4 +1,5 @@
-"""Configuration of the AGKD student: a Marian translation model whose decoder cross-attention takes attribution maps."""
+"""Configuration of the AGKD student: a Marian translation model whose decoder cross-attention takes attribution
+maps."""
 
 from __future__ import annotations
 

@@ -46,7 +46,10 @@ class AgkdAttributorModel(MarianPreTrainedModel):
     config_class = AgkdAttributorConfig
     config: AgkdAttributorConfig
     base_model_prefix = "attributor"
-    _tied_weights_keys = {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight"}
+    _tied_weights_keys = {
+        "encoder.embed_tokens.weight": "shared.weight",
+        "decoder.embed_tokens.weight": "shared.weight",
+    }
     _keys_to_ignore_on_load_missing = ["encoder.embed_positions.weight", "decoder.embed_positions.weight"]
     _keys_to_ignore_on_save = ["encoder.embed_positions.weight", "decoder.embed_positions.weight"]
 

@@ -80,7 +80,8 @@ class AgkdStudentCrossAttention(MarianAttention):
         return _head_mask(self.config, self.num_heads, device)
 
     def _key_value(self, key_value_states: torch.Tensor, cache: Cache | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values `[batch, heads, src_len, head_dim]`, reusing the cross-attention cache like MarianAttention."""
+        """Keys and values `[batch, heads, src_len, head_dim]`, reusing the cross-attention cache like
+        MarianAttention."""
         cross_cache = cache.cross_attention_cache if isinstance(cache, EncoderDecoderCache) else cache
         if isinstance(cache, EncoderDecoderCache) and cache.is_updated.get(self.layer_idx):
             return cross_cache.layers[self.layer_idx].keys, cross_cache.layers[self.layer_idx].values
@@ -113,7 +114,11 @@ class AgkdStudentCrossAttention(MarianAttention):
 
         scores = torch.matmul(query_states, key_states.transpose(2, 3)) * self.scaling  # [B, H, T, S]
         scores = inject(
-            scores, attribution_rows, attribution_rows_present, self.config.injection_operator, self._head_mask(scores.device)
+            scores,
+            attribution_rows,
+            attribution_rows_present,
+            self.config.injection_operator,
+            self._head_mask(scores.device),
         )
         mask = _additive_mask(attention_mask, scores.dtype)
         if mask is not None:
@@ -197,7 +202,9 @@ class AgkdStudentForConditionalGeneration(MarianMTModel):
             if operator != "none" and (operator != "supervise" or supervised):
                 decoder_inputs = next(x for x in (decoder_input_ids, decoder_inputs_embeds, labels) if x is not None)
                 past_length = cache.get_seq_length() if cache is not None else 0
-                rows, present = select_map_rows(attribution_map, attribution_map_mask, past_length, decoder_inputs.shape[1])
+                rows, present = select_map_rows(
+                    attribution_map, attribution_map_mask, past_length, decoder_inputs.shape[1]
+                )
                 kwargs["attribution_rows"] = normalize_map(rows, attention_mask, self.config.map_normalization)
                 kwargs["attribution_rows_present"] = present
                 if supervised:

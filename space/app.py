@@ -14,13 +14,13 @@ reference needed), `attributor` (the Attributor predicts each row from the stude
     agkd space --release runs/demo/hub            # or AGKD_RELEASE=... / AGKD_HUB_ORG=<org> python space/app.py
 
 Maps of test-split sentences are the stored rows of agkd-attributions (what `agkd evaluate` injects); a typed
-sentence's map is computed on the spot with the extraction stage's fast engine (datasets_scripts/attribution/fast_engine.py:
-the same maps as Inseq, one batched pass instead of one pass per target token), Inseq where the engine refuses.
+sentence's map is computed on the spot with the extraction stage's fast engine
+(datasets_scripts/attribution/fast_engine.py: the same maps as Inseq, one batched pass instead of one pass per target
+token), Inseq where the engine refuses.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
@@ -40,6 +40,7 @@ from agkd.datasets_scripts.attribution.configs import evaluation_config  # noqa:
 from agkd.datasets_scripts.attribution.engines import attribute, engine_for
 from agkd.datasets_scripts.attribution.methods import CONTROLS, METHODS, method_arguments
 from agkd.datasets_scripts.release_layout import REPORT_FILE, RESULTS_FILE, protocol_order, read_meta  # noqa: E402
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.datasets_scripts.teachers import LANGUAGE_PAIRS
 from agkd.space.plots import heatmap_figure  # noqa: E402
 from agkd.space.release import (
@@ -70,9 +71,72 @@ LANGUAGE_NAMES = {"de": "German", "fr": "French", "ar": "Arabic", "en": "English
 PAIR_SCRIPTS = {"de-en": "LATIN", "fr-en": "LATIN", "ar-en": "ARABIC"}
 # A few frequent function words: enough to tell German, French and English apart in a sentence of several words.
 STOPWORDS = {
-    "de": {"der", "die", "das", "und", "ist", "nicht", "ein", "eine", "ich", "zu", "mit", "sie", "es", "den", "auf", "von", "dem", "sich", "auch", "wir"},
-    "fr": {"le", "la", "les", "et", "est", "un", "une", "je", "pas", "des", "du", "que", "qui", "dans", "il", "elle", "nous", "pour", "sur", "au"},
-    "en": {"the", "and", "is", "of", "to", "a", "in", "that", "it", "was", "for", "on", "are", "with", "he", "she", "they", "this", "be", "not"},
+    "de": {
+        "der",
+        "die",
+        "das",
+        "und",
+        "ist",
+        "nicht",
+        "ein",
+        "eine",
+        "ich",
+        "zu",
+        "mit",
+        "sie",
+        "es",
+        "den",
+        "auf",
+        "von",
+        "dem",
+        "sich",
+        "auch",
+        "wir",
+    },
+    "fr": {
+        "le",
+        "la",
+        "les",
+        "et",
+        "est",
+        "un",
+        "une",
+        "je",
+        "pas",
+        "des",
+        "du",
+        "que",
+        "qui",
+        "dans",
+        "il",
+        "elle",
+        "nous",
+        "pour",
+        "sur",
+        "au",
+    },
+    "en": {
+        "the",
+        "and",
+        "is",
+        "of",
+        "to",
+        "a",
+        "in",
+        "that",
+        "it",
+        "was",
+        "for",
+        "on",
+        "are",
+        "with",
+        "he",
+        "she",
+        "they",
+        "this",
+        "be",
+        "not",
+    },
 }
 ATTRIBUTION_DATASET = "agkd-attributions"
 CORPUS_DATASET = "agkd-parallel"
@@ -105,7 +169,9 @@ def check_text(text: str | None, pair: str) -> str:
     if not text:
         raise SpaceError("Type a sentence (or pick an example below) to translate.")
     if len(text) > MAX_CHARS:
-        raise SpaceError(f"The text has {len(text)} characters; the limit is {MAX_CHARS}. Translate one sentence at a time.")
+        raise SpaceError(
+            f"The text has {len(text)} characters; the limit is {MAX_CHARS}. Translate one sentence at a time."
+        )
     source = pair.split("-")[0]
     script = dominant_script(text)
     expected = PAIR_SCRIPTS.get(pair)
@@ -113,7 +179,11 @@ def check_text(text: str | None, pair: str) -> str:
         raise SpaceError("The text has no letters: type a sentence.")
     if expected and script != expected:
         fits = [p for p, s in PAIR_SCRIPTS.items() if s == script]
-        hint = f" Choose {' or '.join(fits)}." if fits else " The models only read German, French (Latin script) and Arabic."
+        hint = (
+            f" Choose {' or '.join(fits)}."
+            if fits
+            else " The models only read German, French (Latin script) and Arabic."
+        )
         raise SpaceError(
             f"The text is in {script.title()} script, but {LANGUAGE_NAMES[source]} ({pair}) is written in "
             f"{expected.title()} script.{hint}"
@@ -179,10 +249,21 @@ class SpaceApp:
         teachers = self.release.teachers(pair) if pair else []
         teacher = teacher if teacher in teachers else (teachers[0] if teachers else None)
         methods = self.release.methods(pair, teacher) if teacher else []
-        method = method if method in methods else ("attention" if "attention" in methods else (methods[0] if methods else None))
+        method = (
+            method
+            if method in methods
+            else ("attention" if "attention" in methods else (methods[0] if methods else None))
+        )
         operators = self.release.operators(pair, teacher, method) if method else []
         operator = "add" if "add" in operators else (operators[0] if operators else None)
-        return {"teachers": teachers, "teacher": teacher, "methods": methods, "method": method, "operators": operators, "operator": operator}
+        return {
+            "teachers": teachers,
+            "teacher": teacher,
+            "methods": methods,
+            "method": method,
+            "operators": operators,
+            "operator": operator,
+        }
 
     # -------------------------------------------------------------------------------------------- maps
     def _stored_row(self, config: str, source: str) -> dict | None:
@@ -193,24 +274,35 @@ class SpaceApp:
     def _ig_steps(self, config: str) -> tuple[int, str]:
         """(steps, note) of a typed sentence's integrated gradients: those the release's maps of `config` were
         extracted with (so typed and stored maps compare), at most `LIVE_IG_STEPS` (a CPU serves the page)."""
-        meta = read_meta(self.release.dataset_ref(ATTRIBUTION_DATASET), config) if self.release.has_dataset(ATTRIBUTION_DATASET) else None
-        steps = (meta or {}).get("attribute_args", {}).get("n_steps") or method_arguments("integrated_gradients")["n_steps"]
+        meta = (
+            read_meta(self.release.dataset_ref(ATTRIBUTION_DATASET), config)
+            if self.release.has_dataset(ATTRIBUTION_DATASET)
+            else None
+        )
+        steps = (meta or {}).get("attribute_args", {}).get("n_steps") or method_arguments("integrated_gradients")[
+            "n_steps"
+        ]
         if steps <= LIVE_IG_STEPS:
             return steps, f"{steps} integrated-gradients steps as the release's maps"
         return LIVE_IG_STEPS, (f"{LIVE_IG_STEPS} integrated-gradients steps, not the release's {steps}: capped on CPU "
                                "(AGKD_LIVE_IG_STEPS); the stored maps of the examples use all of them")
 
-    def teacher_map(self, teacher: str, pair: str, method: str, source: str, target: str, source_ids, target_ids) -> dict:
+    def teacher_map(
+        self, teacher: str, pair: str, method: str, source: str, target: str, source_ids, target_ids
+    ) -> dict:
         """The teacher's raw map of `source` for `method` under the `teacher` protocol.
 
         A test-split sentence uses its stored row of `<teacher>.<pair>.<method>.teacher` (the map `agkd evaluate`
         injects; its target is the teacher's translation at extraction time). Any other sentence gets the map of
-        (source, target) computed now with the fast engine (the same maps as Inseq, datasets_scripts/attribution/fast_engine.py),
-        or with Inseq where the fast engine refuses a teacher. Returns {map, source_ids, target_ids, target, note}."""
+        (source, target) computed now with the fast engine (the same maps as Inseq,
+        datasets_scripts/attribution/fast_engine.py), or with Inseq where the fast engine refuses a teacher. Returns
+        {map, source_ids, target_ids, target, note}."""
         config = protocol_map_config(teacher, pair, method, "teacher")
         row = self._stored_row(config, source)
         if row is not None and list(row["source_ids"]) == list(source_ids):
-            same = "" if row["target"] == target else f" (of the teacher's translation at extraction: “{row['target']}”)"
+            same = (
+                "" if row["target"] == target else f" (of the teacher's translation at extraction: “{row['target']}”)"
+            )
             return {
                 "map": np.asarray(row["attribution"], dtype=np.float32),
                 "source_ids": list(row["source_ids"]),
@@ -224,7 +316,16 @@ class SpaceApp:
         if method not in METHODS:
             raise SpaceError(f"Unknown attribution method {method!r}.")
         extractor = load_attribution_teacher(pair, self.release.teacher_ref(teacher, pair), teacher)
-        rows = [{"id": "space", "source": source, "target": target, "target_kind": "teacher", "source_ids": list(source_ids), "target_ids": list(target_ids)}]
+        rows = [
+            {
+                "id": "space",
+                "source": source,
+                "target": target,
+                "target_kind": "teacher",
+                "source_ids": list(source_ids),
+                "target_ids": list(target_ids),
+            }
+        ]
         ig_steps, steps_note = self._ig_steps(config) if method == "integrated_gradients" else (None, "")
         engine = engine_for("fast", extractor, method)  # Inseq where the fast engine refuses this teacher and method
         out = attribute(engine, extractor, method, rows, batch_size=1, seed=42, ig_steps=ig_steps)[0]
@@ -259,9 +360,14 @@ class SpaceApp:
 
         if pair not in self.release.pairs():
             available = ", ".join(self.release.pairs()) or "none"
-            raise SpaceError(f"Language pair {pair!r} is not in the {self.release.describe()} (available: {available}). Run `make demo` to build it.")
+            raise SpaceError(
+                f"Language pair {pair!r} is not in the {self.release.describe()} (available: {available}). Run `make "
+                "demo` to build it."
+            )
         if teacher not in self.release.teachers(pair):
-            raise SpaceError(f"No {teacher!r} teacher students for {pair}; choose one of {', '.join(self.release.teachers(pair))}.")
+            raise SpaceError(
+                f"No {teacher!r} teacher students for {pair}; choose one of {', '.join(self.release.teachers(pair))}."
+            )
         if map_source not in MAP_SOURCES:
             raise SpaceError(f"Unknown test-time map {map_source!r}; choose one of {', '.join(MAP_SOURCES)}.")
         source = check_text(text, pair)
@@ -275,7 +381,10 @@ class SpaceApp:
         t_model, t_tokenizer, t_kwargs = load_teacher_model(teacher, pair, self.release.teacher_ref(teacher, pair))
         source_ids = t_tokenizer(source)["input_ids"]
         if len(source_ids) > MAX_TOKENS:
-            raise SpaceError(f"The sentence has {len(source_ids)} tokens; the models were trained on at most {MAX_TOKENS}. Shorten it.")
+            raise SpaceError(
+                f"The sentence has {len(source_ids)} tokens; the models were trained on at most {MAX_TOKENS}. Shorten "
+                "it."
+            )
         with torch.no_grad():
             generated = t_model.generate(torch.tensor([source_ids]), max_length=MAX_TOKENS + 1, **t_kwargs)
         result.teacher = t_tokenizer.decode(generated[0], skip_special_tokens=True)
@@ -285,9 +394,15 @@ class SpaceApp:
         if map_source == "gold":
             row = self._stored_row(protocol_map_config(teacher, pair, method, "gold"), source)
             if row is None:
-                raise SpaceError("Gold maps (the teacher force-decoded on the reference) exist only for test-split sentences: pick an example, or use the `teacher` map.")
+                raise SpaceError(
+                    "Gold maps (the teacher force-decoded on the reference) exist only for test-split sentences: pick "
+                    "an example, or use the `teacher` map."
+                )
             map_target_ids, map_source_ids = list(row["target_ids"]), list(row["source_ids"])
-            teacher_map, map_note = np.asarray(row["attribution"], dtype=np.float32), f"stored gold map (reference: “{row['target']}”)"
+            teacher_map, map_note = (
+                np.asarray(row["attribution"], dtype=np.float32),
+                f"stored gold map (reference: “{row['target']}”)",
+            )
         else:
             target_ids = t_tokenizer(text_target=result.teacher)["input_ids"]
             try:
@@ -296,7 +411,9 @@ class SpaceApp:
                 raise
             except Exception as err:  # noqa: BLE001  (an attribution failure is reported, the app keeps serving)
                 logger.exception("teacher map failed")
-                raise SpaceError(f"Could not compute the {method} map of this sentence: {type(err).__name__}: {err}") from err
+                raise SpaceError(
+                    f"Could not compute the {method} map of this sentence: {type(err).__name__}: {err}"
+                ) from err
             teacher_map, map_note = found["map"], found["note"]
             map_source_ids, map_target_ids = found["source_ids"], found["target_ids"]
         timings["teacher map"] = time.perf_counter() - tick
@@ -310,7 +427,9 @@ class SpaceApp:
         reconstruction = None
         if attributor is not None:
             with torch.no_grad():
-                reconstruction = attributor(input_ids=input_ids, labels=torch.tensor([map_target_ids])).attribution[0].numpy()
+                reconstruction = (
+                    attributor(input_ids=input_ids, labels=torch.tensor([map_target_ids])).attribution[0].numpy()
+                )
         elif map_source == "attributor":
             raise SpaceError(f"The release has no Attributor for {teacher} {pair} {method}: choose the `teacher` map.")
         timings["attributor"] = time.perf_counter() - tick
@@ -336,16 +455,30 @@ class SpaceApp:
             decoder_input_ids = s_out[:, :-1]
             if map_source == "attributor":
                 map_tensor = attributor(input_ids=input_ids, decoder_input_ids=decoder_input_ids).attribution
-            forward = s_model(input_ids=input_ids, decoder_input_ids=decoder_input_ids, attribution_map=map_tensor, output_attentions=True)
+            forward = s_model(
+                input_ids=input_ids,
+                decoder_input_ids=decoder_input_ids,
+                attribution_map=map_tensor,
+                output_attentions=True,
+            )
         cross = torch.stack([a[0] for a in forward.cross_attentions]).mean(dim=(0, 1)).numpy()  # [T, S]
         student_tokens = _tokens(s_tokenizer, s_out[0, 1:])
         timings["injected student"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
-        protocol_note = {"teacher": "teacher's map of its own translation", "gold": "gold map (reference)", "attributor": "Attributor's rows"}[map_source]
+        protocol_note = {
+            "teacher": "teacher's map of its own translation",
+            "gold": "gold map (reference)",
+            "attributor": "Attributor's rows",
+        }[map_source]
         result.figure = heatmap_figure(
             [
-                {"title": f"teacher map: {method} ({map_source})", "matrix": teacher_map, "rows": map_target_tokens, "columns": source_tokens},
+                {
+                    "title": f"teacher map: {method} ({map_source})",
+                    "matrix": teacher_map,
+                    "rows": map_target_tokens,
+                    "columns": source_tokens,
+                },
                 {
                     "title": "Attributor reconstruction",
                     "matrix": reconstruction,
@@ -353,16 +486,23 @@ class SpaceApp:
                     "columns": source_tokens,
                     "note": f"no Attributor for\n{method} in this release",
                 },
-                {"title": f"student cross-attention ({operator})", "matrix": cross, "rows": student_tokens, "columns": source_tokens},
+                {
+                    "title": f"student cross-attention ({operator})",
+                    "matrix": cross,
+                    "rows": student_tokens,
+                    "columns": source_tokens,
+                },
             ],
             title=f"{teacher} {pair}: rows = target tokens, columns = source tokens",
         )
         timings["plots"] = time.perf_counter() - tick
         result.details = (
-            f"**Students**: baseline `{baseline_info.name}`; injected `{student_info.name}` (operator `{student_info.operator}`).  \n"
+            f"**Students**: baseline `{baseline_info.name}`; injected `{student_info.name}` (operator "
+            f"`{student_info.operator}`).  \n"
             f"**Map injected at test time**: {protocol_note}; {map_note}.  \n"
             f"**Attributor**: {('`' + attributor_ref + '`') if attributor_ref else 'none in this release'}.  \n"
-            f"Maps are raw (as stored and injected); the student panel is its cross-attention averaged over layers and heads."
+            "Maps are raw (as stored and injected); the student panel is its cross-attention averaged over layers and "
+            "heads."
         )
         return result
 
@@ -371,7 +511,9 @@ class SpaceApp:
         """The report's methods x operators tables of the pair (test split), one per protocol, with a ranking."""
         if not pair:
             return f"No students in the {self.release.describe()} yet: run `make demo`."
-        rows = [r for r in self.release.results() if r["pair"] == pair and (teacher is None or r["teacher_name"] == teacher)]
+        rows = [
+            r for r in self.release.results() if r["pair"] == pair and (teacher is None or r["teacher_name"] == teacher)
+        ]
         if not rows:
             where = self.release.results_path or RESULTS_FILE
             return f"No evaluation results for {pair} yet (looked in `{where}`): run `agkd evaluate` and `agkd report`."
@@ -379,7 +521,8 @@ class SpaceApp:
         rows = [r for r in rows if r["split"] == split and r["target_kind"] == "reference"]
         lines = [
             f"### What teaches best: {teacher or ''} {pair}, `{split}` split".replace("  ", " "),
-            f"Cells: gains of the injected student over the no-map baseline, first on the primary metric `{PRIMARY_METRIC}` "
+            "Cells: gains of the injected student over the no-map baseline, first on the primary metric "
+            f"`{PRIMARY_METRIC}` "
             f"({METRICS[PRIMARY_METRIC].description}; shown as baseline minus student, so positive = better) and the "
             "top-1 agreement with the reference and with the teacher's translation, then ΔBLEU / ΔchrF; `*` p < 0.05, "
             "`**` p < 0.01 (paired bootstrap over sentences, every seed). Protocols: `gold` maps leak the reference; "
@@ -390,13 +533,23 @@ class SpaceApp:
         ]
         baselines = [r for r in rows if r["protocol"] == BASELINE_PROTOCOL]
         if baselines:
-            lines.append("Baseline (no map): BLEU " + ", ".join(f"{b['bleu']:.2f}" for b in baselines) + " / chrF " + ", ".join(f"{b['chrf']:.2f}" for b in baselines) + f" on {baselines[0]['examples']} sentences.")
+            lines.append(
+                "Baseline (no map): BLEU "
+                + ", ".join(f"{b['bleu']:.2f}" for b in baselines)
+                + " / chrF "
+                + ", ".join(f"{b['chrf']:.2f}" for b in baselines)
+                + f" on {baselines[0]['examples']} sentences."
+            )
         protocols = sorted(
-            {r["protocol"] for r in rows} - {BASELINE_PROTOCOL}, key=lambda p: (p != PRIMARY_DESIGN[1], protocol_order(p))
+            {r["protocol"] for r in rows} - {BASELINE_PROTOCOL},
+            key=lambda p: (p != PRIMARY_DESIGN[1], protocol_order(p)),
         )
         for protocol in protocols:
             group = [r for r in rows if r["protocol"] == protocol]
-            role = {PRIMARY_DESIGN[1]: ": the primary design (leak-free)", "gold": ": the paper's setting (leaks the reference)"}
+            role = {
+                PRIMARY_DESIGN[1]: ": the primary design (leak-free)",
+                "gold": ": the paper's setting (leaks the reference)",
+            }
             lines += [
                 f"#### protocol `{protocol}`{role.get(protocol, '')}",
                 results_table(group, (PRIMARY_METRIC, "agreement_reference", "agreement_teacher")),
@@ -422,7 +575,10 @@ class SpaceApp:
         """Short test-split sources of the pair: from the maps dataset (gold maps exist), else from the corpus."""
         teachers = self.release.teachers(pair)
         candidates = []
-        for dataset, config in ((ATTRIBUTION_DATASET, evaluation_config(teachers[0], pair) if teachers else None), (CORPUS_DATASET, pair)):
+        for dataset, config in (
+            (ATTRIBUTION_DATASET, evaluation_config(teachers[0], pair) if teachers else None),
+            (CORPUS_DATASET, pair),
+        ):
             if config is None or not self.release.has_dataset(dataset):
                 continue
             try:
@@ -448,7 +604,7 @@ a typed sentence's map is computed on the spot, on this Space's CPU. On a teache
 2 CPU threads, benchmarks/bench_space.py) that takes about 0.5 s for attention, 1.3 s for value zeroing, 2-3 s for the
 gradient methods, 13 s for integrated gradients (capped here at {LIVE_IG_STEPS} steps; 72 s at the 50 steps of the stored
 maps) and 22 s for GradientSHAP; at mBART-50's width (d_model 1024, 250k-token vocabulary) 7 s for attention, 9 s for
-saliency and 60 s for integrated gradients. Pick an example sentence for an instant map."""
+saliency and 60 s for integrated gradients. Pick an example sentence for an instant map."""  # noqa: E501 (the page text, byte for byte)
 
 
 def build_demo(release: Release | None = None):
@@ -470,19 +626,52 @@ def build_demo(release: Release | None = None):
             )
         with gr.Row():
             with gr.Column(scale=3):
-                text = gr.Textbox(label="Sentence (German, French or Arabic)", lines=2, max_length=MAX_CHARS * 2, elem_id="source-text")
+                text = gr.Textbox(
+                    label="Sentence (German, French or Arabic)",
+                    lines=2,
+                    max_length=MAX_CHARS * 2,
+                    elem_id="source-text",
+                )
                 with gr.Row():
-                    pair = gr.Dropdown(choices=list(pairs or LANGUAGE_PAIRS), value=pair0, label="Language pair", allow_custom_value=True, elem_id="pair")
-                    teacher = gr.Dropdown(choices=c["teachers"], value=c["teacher"], label="Teacher", allow_custom_value=True, elem_id="teacher")
+                    pair = gr.Dropdown(
+                        choices=list(pairs or LANGUAGE_PAIRS),
+                        value=pair0,
+                        label="Language pair",
+                        allow_custom_value=True,
+                        elem_id="pair",
+                    )
+                    teacher = gr.Dropdown(
+                        choices=c["teachers"],
+                        value=c["teacher"],
+                        label="Teacher",
+                        allow_custom_value=True,
+                        elem_id="teacher",
+                    )
                 with gr.Row():
-                    method = gr.Dropdown(choices=c["methods"], value=c["method"], label="Attribution method", allow_custom_value=True, elem_id="method")
-                    operator = gr.Dropdown(choices=c["operators"], value=c["operator"], label="Operator", allow_custom_value=True, elem_id="operator")
-                    map_source = gr.Radio(choices=list(MAP_SOURCES), value="teacher", label="Map at test time", elem_id="map-source")
+                    method = gr.Dropdown(
+                        choices=c["methods"],
+                        value=c["method"],
+                        label="Attribution method",
+                        allow_custom_value=True,
+                        elem_id="method",
+                    )
+                    operator = gr.Dropdown(
+                        choices=c["operators"],
+                        value=c["operator"],
+                        label="Operator",
+                        allow_custom_value=True,
+                        elem_id="operator",
+                    )
+                    map_source = gr.Radio(
+                        choices=list(MAP_SOURCES), value="teacher", label="Map at test time", elem_id="map-source"
+                    )
                 button = gr.Button("Translate", variant="primary", elem_id="translate-button")
             with gr.Column(scale=2):
                 status = gr.Markdown(elem_id="status")
                 baseline = gr.Textbox(label="Baseline student (no map)", interactive=False, elem_id="baseline-output")
-                injected = gr.Textbox(label="Attribution-injected student", interactive=False, elem_id="injected-output")
+                injected = gr.Textbox(
+                    label="Attribution-injected student", interactive=False, elem_id="injected-output"
+                )
                 teacher_out = gr.Textbox(label="Teacher", interactive=False, elem_id="teacher-output")
         plot = gr.Plot(label="Maps", elem_id="heatmaps")
         details = gr.Markdown(elem_id="details")
@@ -516,7 +705,11 @@ def build_demo(release: Release | None = None):
 
         def on_teacher(p, t):
             cp = app.choices(p, t)
-            return gr.Dropdown(choices=cp["methods"], value=cp["method"]), gr.Dropdown(choices=cp["operators"], value=cp["operator"]), app.results_markdown(p, t)
+            return (
+                gr.Dropdown(choices=cp["methods"], value=cp["method"]),
+                gr.Dropdown(choices=cp["operators"], value=cp["operator"]),
+                app.results_markdown(p, t),
+            )
 
         def on_method(p, t, m):
             cp = app.choices(p, t, m)
@@ -526,7 +719,9 @@ def build_demo(release: Release | None = None):
         teacher.input(on_teacher, [pair, teacher], [method, operator, results], api_visibility="private")
         method.input(on_method, [pair, teacher, method], [operator], api_visibility="private")
         button.click(app.translate, inputs, outputs, api_name="translate", concurrency_limit=1)
-        text.submit(app.translate, inputs, outputs, api_name="translate_submit", api_visibility="private", concurrency_limit=1)
+        text.submit(
+            app.translate, inputs, outputs, api_name="translate_submit", api_visibility="private", concurrency_limit=1
+        )
         gr.api(app.results_markdown, api_name="results")
     demo.agkd_app = app  # for tests and warm-up
     return demo
@@ -548,22 +743,48 @@ def warm_up(app: SpaceApp) -> None:
         logger.warning("warm-up failed: %s", err)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _on_space() -> bool:
+    return bool(os.environ.get("SPACE_ID"))  # a Hub Space serves on all interfaces
+
+
+def _release_from_env() -> str | None:
+    root = Release.from_env().root
+    return str(root) if root else None
+
+
+@dataclass
+class SpaceArguments:
+    """The defaults are read from the environment each time the parser is built (a Space sets them)."""
+
+    release: str | None = field(
+        default_factory=_release_from_env,
+        metadata={"help": "release folder (runs/<preset>/hub; env AGKD_RELEASE)"},
+    )
+    hub_org: str | None = field(
+        default_factory=lambda: Release.from_env().hub_org,
+        metadata={"help": "read the release from this Hub organisation instead (env AGKD_HUB_ORG)"},
+    )
+    results: str | None = field(
+        default_factory=lambda: os.environ.get("AGKD_RESULTS"),
+        metadata={"help": "results.jsonl (default: <release>/../results/results.jsonl)"},
+    )
+    host: str = field(
+        default_factory=lambda: os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if _on_space() else "127.0.0.1"),
+        metadata={"help": "address to serve on (0.0.0.0 for all)"},
+    )
+    port: int = field(
+        default_factory=lambda: int(os.environ.get("GRADIO_SERVER_PORT", 7860)), metadata={"help": "port"}
+    )
+    no_warm_up: bool = field(default=False, metadata={"help": "do not preload the default models at start"})
+
+
+def serve(args: SpaceArguments) -> int:
     """`agkd space`: launch the page on the local release folders (or a Hub organisation)."""
     import threading
 
-    # `agkd space` has set logging up already; a Space's `python app.py` has not (basicConfig is a no-op otherwise)
+    # `agkd space` has set logging up already; a Space's launcher (`sys.exit(main())` in its app.py) has not
+    # (basicConfig is a no-op otherwise)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    env = Release.from_env()
-    on_space = bool(os.environ.get("SPACE_ID"))  # a Hub Space serves on all interfaces
-    parser = argparse.ArgumentParser(prog="agkd space", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--release", default=str(env.root) if env.root else None, help="release folder (runs/<preset>/hub; env AGKD_RELEASE)")
-    parser.add_argument("--hub_org", default=env.hub_org, help="read the release from this Hub organisation instead (env AGKD_HUB_ORG)")
-    parser.add_argument("--results", default=os.environ.get("AGKD_RESULTS"), help="results.jsonl (default: <release>/../results/results.jsonl)")
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if on_space else "127.0.0.1"), help="address to serve on (0.0.0.0 for all)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), help="port")
-    parser.add_argument("--no_warm_up", action="store_true", help="do not preload the default models at start")
-    args = parser.parse_args(argv)
     release = Release(root=args.release, hub_org=args.hub_org, results=args.results)
     if release.root is not None:
         # Lazily cached examples go next to the release (git-ignored), not into the working directory.
@@ -576,5 +797,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+main = stage_main(SpaceArguments, serve, prog="agkd space", doc=__doc__)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run_as_script(main)

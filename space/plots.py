@@ -85,7 +85,11 @@ def heatmap_figure(panels: list[dict], title: str | None = None):
     # Fixed margins in inches (tick labels of up to ~12 characters): tight_layout would draw the figure once more.
     fig_w, fig_h = fig.get_size_inches()
     fig.subplots_adjust(
-        left=1.1 / fig_w, right=1 - 0.75 / fig_w, bottom=1.3 / fig_h, top=1 - (0.8 if title else 0.5) / fig_h, wspace=0.45
+        left=1.1 / fig_w,
+        right=1 - 0.75 / fig_w,
+        bottom=1.3 / fig_h,
+        top=1 - (0.8 if title else 0.5) / fig_h,
+        wspace=0.45,
     )
     plt.close(fig)  # gradio renders the figure object itself; closing keeps pyplot's registry empty
     return fig

@@ -134,7 +134,9 @@ class Release:
                 try:
                     self._model_names = sorted(m.id.split("/", 1)[1] for m in HfApi().list_models(author=self.hub_org))
                 except Exception as err:  # noqa: BLE001  (offline, no such organisation: the page says so)
-                    self.problem = f"the models of `{self.hub_org}` cannot be listed on the Hub ({type(err).__name__}: {err})"
+                    self.problem = (
+                        f"the models of `{self.hub_org}` cannot be listed on the Hub ({type(err).__name__}: {err})"
+                    )
                     self._model_names = []
             elif self.models_root.is_dir():
                 self._model_names = sorted(p.name for p in self.models_root.iterdir() if (p / "config.json").exists())
@@ -221,7 +223,9 @@ class Release:
             if s.method == method and (s.is_baseline or operator is None or s.operator == operator)
         ]
         if not matches:
-            what = "baseline student" if method == BASELINE else f"student for method {method!r} and operator {operator!r}"
+            what = (
+                "baseline student" if method == BASELINE else f"student for method {method!r} and operator {operator!r}"
+            )
             available = ", ".join(
                 sorted({f"{s.method}/{s.operator}" for s in self._variants(pair, teacher) if not s.is_baseline})
             )
@@ -240,7 +244,13 @@ class Release:
             ref = resolve_teacher(family, pair, self.models_root)
         except FileNotFoundError as err:
             # A release built with `--hub_teachers` holds no teacher folder: its students name the Hub checkpoint.
-            hub_ids = sorted({s.teacher for s in self.students() if s.pair == pair and s.teacher_name == family and is_hub_id(s.teacher)})
+            hub_ids = sorted(
+                {
+                    s.teacher
+                    for s in self.students()
+                    if s.pair == pair and s.teacher_name == family and is_hub_id(s.teacher)
+                }
+            )
             if hub_ids:
                 return hub_ids[0]
             raise SpaceError(f"The {family} teacher for {pair} is missing: {err}") from err

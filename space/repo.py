@@ -22,7 +22,7 @@ from pathlib import Path
 
 from agkd import __version__
 from agkd.datasets_scripts.release_layout import REPORT_FILE, RESULTS_FILE, atomic_folder
-from agkd.training.cli import run_as_script, stage_main
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ if results.exists():
 from agkd.space.app import main  # noqa: E402  (after the environment it reads)
 
 sys.exit(main())
-'''
+'''  # noqa: E501 (the launcher it writes, byte for byte)
 
 
 @dataclass

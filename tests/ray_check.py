@@ -1,7 +1,8 @@
 """Run a small plan on a real Ray (embedded, or `--address`) and write what happened, for tests/test_executors.py.
 
     python -m tests.ray_check OUT_DIR [--address HOST:PORT]
-    python -m tests.ray_check OUT_DIR --gpus 1    # an embedded Ray declaring one (logical) GPU, then the GPU-share plan too
+    python -m tests.ray_check OUT_DIR --gpus 1    # an embedded Ray declaring one (logical) GPU,
+                                                  # then the GPU-share plan too
 
 The GPU-share plan needs no GPU: Ray schedules by the resources a node declares and hands each task the device
 indices it was given in `CUDA_VISIBLE_DEVICES`, which the stand-in jobs record. Both plans share one Ray start.

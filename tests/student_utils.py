@@ -42,4 +42,9 @@ def tiny_batch(batch_size: int = 3, source_length: int = 7, target_length: int =
         attention_mask[-1, -2:] = 0
     labels = torch.randint(3, 99, (batch_size, target_length), generator=generator)
     attribution_map = torch.rand(batch_size, target_length, source_length, generator=generator) * 3
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels, "attribution_map": attribution_map}
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "labels": labels,
+        "attribution_map": attribution_map,
+    }

@@ -27,7 +27,11 @@ def test_identical_and_reversed_rankings():
     same = Criterion("same", a.numerator * 2, a.denominator, "test")
     reverse = Criterion("reverse", -a.numerator, a.denominator, "test")
     by_pair = {(x.first, x.second): x for x in agreements([a, same, reverse], samples=200)}
-    assert by_pair["a", "same"].tau == pytest.approx(1) and by_pair["a", "same"].low == pytest.approx(1) and by_pair["a", "same"].reading == "agree"
+    assert (
+        by_pair["a", "same"].tau == pytest.approx(1)
+        and by_pair["a", "same"].low == pytest.approx(1)
+        and by_pair["a", "same"].reading == "agree"
+    )
     assert by_pair["a", "reverse"].tau == pytest.approx(-1) and by_pair["a", "reverse"].reading == "disagree"
 
 
@@ -82,3 +86,31 @@ def test_vectorised_tau_equals_scipy():
     a, b = rng.standard_normal((20, METHODS)), rng.standard_normal((20, METHODS))
     b[:, 0] = b[:, 1]  # ties
     assert kendall_rows(a, b) == pytest.approx([kendall(x, y) for x, y in zip(a, b, strict=True)])
+
+
+def test_a_ranking_that_training_seeds_make_is_not_read_as_agreement():
+    """Utility that is pure training noise (per-seed method offsets, three seeds, little sentence noise) beside a
+    criterion with a real ranking: the two are independent, so the table should rarely claim either reading. A
+    sentence bootstrap alone sees only the small sentence noise and claims one most of the time."""
+    seeds, claims, claims_sentences_only = 3, 0, 0
+    for experiment in range(30):
+        rng = np.random.default_rng(300 + experiment)
+        numerator = rng.normal(0, 1.0, (METHODS, seeds))[:, :, None] + 0.05 * rng.standard_normal(
+            (METHODS, seeds, SENTENCES))
+        utility = Criterion("utility", numerator, np.ones((METHODS, SENTENCES)), "test")
+        real = _criterion("real", np.linspace(0, 1, METHODS), 0.3, rng)
+        claims += agreements([utility, real], samples=400, seed=experiment)[0].reading != "unresolved"
+        sentences_only = Criterion("utility", numerator.mean(axis=1), np.ones((METHODS, SENTENCES)), "test")
+        claims_sentences_only += agreements([sentences_only, real], samples=400, seed=experiment)[0].reading != "unresolved"
+    assert claims <= 3
+    assert claims_sentences_only >= 10  # what the seed noise prevents
+
+
+def test_intervals_hold_together_over_the_table():
+    """Five criteria of equal methods (10 pairs): with Bonferroni the whole table should rarely claim anything."""
+    claims = 0
+    for experiment in range(10):
+        rng = np.random.default_rng(200 + experiment)
+        found = [_criterion(name, np.zeros(METHODS), 1.0, rng) for name in "abcde"]
+        claims += any(a.reading != "unresolved" for a in agreements(found, samples=800, seed=experiment))
+    assert claims <= 2

@@ -131,7 +131,8 @@ def test_trust_remote_code_in_a_fresh_process(tmp_path):
         from transformers import AutoModel
         model = AutoModel.from_pretrained({str(model_dir)!r}, trust_remote_code=True).eval()
         assert "modeling" not in sys.modules and "agkd" not in sys.modules, "the repo package was imported"
-        assert type(model).__name__ == "AgkdAttributorModel" and type(model).__module__.startswith("transformers_modules")
+        assert type(model).__name__ == "AgkdAttributorModel"
+        assert type(model).__module__.startswith("transformers_modules")
         b = torch.load({str(tmp_path / "batch.pt")!r})
         with torch.no_grad():
             out = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"])
@@ -141,6 +142,8 @@ def test_trust_remote_code_in_a_fresh_process(tmp_path):
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1")
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK" in result.stdout

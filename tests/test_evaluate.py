@@ -37,7 +37,15 @@ def test_protocols_sort_in_reading_order():
     """Cards and the Space list results in one order: the baseline, the map protocols from the most map information
     at test time to the least, then any other protocol by name."""
     names = ["train-only", "zeta", "attributor", "none", "teacher", "gold", "alpha"]
-    assert sorted(names, key=layout.protocol_order) == ["none", "gold", "teacher", "attributor", "train-only", "alpha", "zeta"]
+    assert sorted(names, key=layout.protocol_order) == [
+        "none",
+        "gold",
+        "teacher",
+        "attributor",
+        "train-only",
+        "alpha",
+        "zeta",
+    ]
 
 
 def test_rows_for_every_protocol_with_provenance(evaluated):
@@ -45,7 +53,11 @@ def test_rows_for_every_protocol_with_provenance(evaluated):
     rows = layout.read_results(results / "results.jsonl")
     by_protocol = {(r["method"], r["protocol"]): r for r in rows}
     assert set(by_protocol) == {
-        ("none", "none"), ("attention", "gold"), ("attention", "teacher"), ("attention", "train-only"), ("attention", "attributor")
+        ("none", "none"),
+        ("attention", "gold"),
+        ("attention", "teacher"),
+        ("attention", "train-only"),
+        ("attention", "attributor"),
     }
     for row in rows:
         assert row["examples"] == 48 and row["split"] == "test"
@@ -58,7 +70,9 @@ def test_rows_for_every_protocol_with_provenance(evaluated):
     assert gold["examples_without_map"] == 0
     for row in rows:  # teacher-forced on every target, with the row's injection
         assert row["primary_metric"] == "nll_reference" and row["student_init"] == "scratch"
-        assert all(row[m] is not None for m in metrics) and 0 <= row["agreement_teacher"] <= 1 and row["nll_reference"] > 0
+        assert (
+            all(row[m] is not None for m in metrics) and 0 <= row["agreement_teacher"] <= 1 and row["nll_reference"] > 0
+        )
         assert row["forced_tokens"]["reference"] > 48 and row["forced_tokens"]["teacher"] > 48
         assert (results / "token_statistics" / f"{row['student']}.test.{row['protocol']}.reference.npz").exists()
     # The stored per-sentence sums reproduce the row's figure and its paired bootstrap; the map changes the forced
@@ -91,7 +105,9 @@ def test_cards_carry_the_results_in_model_index(evaluated, tiny_students_dir):
             assert bleu.metric_value == pytest.approx(row["bleu"], abs=1e-4)
             assert bleu.metric_args["signature"] == row["bleu_signature"]
             assert bleu.dataset_config == "marian.de-en.uniform" and bleu.task_type == "translation"
-            assert entries["nll_reference", row["protocol"], row["split"]].metric_value == pytest.approx(row["nll_reference"], abs=1e-4)
+            assert entries["nll_reference", row["protocol"], row["split"]].metric_value == pytest.approx(
+                row["nll_reference"], abs=1e-4
+            )
         assert "| protocol | split |" in card.text
         order = [(e.dataset_split, e.metric_config) for e in card.data.eval_results if e.metric_type == "bleu"]
         assert order == sorted(order, key=lambda key: (key[0], layout.protocol_order(key[1])))
@@ -102,7 +118,9 @@ def test_cards_carry_the_results_in_model_index(evaluated, tiny_students_dir):
     assert all(fidelity[m] == pytest.approx(run["fidelity"][m], abs=1e-4) for m in fidelity)
 
 
-def test_release_files_name_no_path_of_this_machine(evaluated, tiny_students_dir, tiny_attributions_dir, tmp_path_factory):
+def test_release_files_name_no_path_of_this_machine(
+    evaluated, tiny_students_dir, tiny_attributions_dir, tmp_path_factory
+):
     """What `agkd push` uploads (cards, run records, configs, dataset metadata, tokenizer files) names models and
     datasets by their repo names, never by a folder of the machine that built them."""
     base = str(tmp_path_factory.getbasetemp()).encode()
@@ -147,7 +165,11 @@ def test_re_extracted_maps_re_evaluate_rows_and_retrain_the_student(
     from agkd.datasets_scripts.release_layout import maps_version
 
     attributions, models, results = tmp_path / "attributions", tmp_path / "models", tmp_path / "results"
-    for source, copy in [(tiny_attributions_dir, attributions), (tiny_students_dir, models), (tiny_results_dir, results)]:
+    for source, copy in [
+        (tiny_attributions_dir, attributions),
+        (tiny_students_dir, models),
+        (tiny_results_dir, results),
+    ]:
         shutil.copytree(source, copy)
     argv = evaluate_argv(models, attributions, toy_corpus_dir, results)
     student = "student-marian-de-en-attention-add-s0"

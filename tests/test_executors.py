@@ -118,8 +118,15 @@ def map_fingerprints(root: Path) -> dict[str, dict]:
     for path in sorted((dataset / "meta").glob("*.json")):
         for split, entry in json.loads(path.read_text())["splits"].items():
             fingerprint = {k: v for k, v in entry["fingerprint"].items() if k not in ("corpus", "teacher")}
-            maps = pq.read_table(sorted((dataset / path.stem).glob(f"{split}*.parquet"))).column("attribution").to_pylist()
-            out[path.stem, split] = {"fingerprint": fingerprint, "rows": entry["rows"], "scale": entry["scale"], "maps": maps}
+            maps = (
+                pq.read_table(sorted((dataset / path.stem).glob(f"{split}*.parquet"))).column("attribution").to_pylist()
+            )
+            out[path.stem, split] = {
+                "fingerprint": fingerprint,
+                "rows": entry["rows"],
+                "scale": entry["scale"],
+                "maps": maps,
+            }
     return out
 
 
@@ -159,7 +166,9 @@ def test_smoke_grid_on_a_two_node_ray_cluster_equals_the_local_run_with_a_worker
 
     watcher = threading.Thread(target=kill_after_first_checkpoint, daemon=True)
     watcher.start()
-    pipeline = " ".join([*command, "--runs_dir", str(distributed), "--executor", "ray", "--ray_address", "127.0.0.1:6380"])
+    pipeline = " ".join(
+        [*command, "--runs_dir", str(distributed), "--executor", "ray", "--ray_address", "127.0.0.1:6380"]
+    )
     temp = tempfile.mkdtemp(prefix="agkd-ray-", dir="/tmp")  # Ray's sockets need a short path
     try:
         cluster = RAY_CLUSTER.format(ray=RAY, temp=temp)

@@ -253,7 +253,20 @@ def test_skips_pairs_over_the_token_limit(tiny_marian_dir, toy_corpus_dir, tmp_p
     encoded = [tok(r["source"], text_target=r["target"]) for r in test]
     lengths = [max(len(e["input_ids"]), len(e["labels"])) for e in encoded]
     limit = sorted(lengths)[len(lengths) // 2]
-    assert _run(tiny_marian_dir, toy_corpus_dir, tmp_path, "--splits", "test", "--methods", "diagonal", "--max_tokens", limit) == 0
+    assert (
+        _run(
+            tiny_marian_dir,
+            toy_corpus_dir,
+            tmp_path,
+            "--splits",
+            "test",
+            "--methods",
+            "diagonal",
+            "--max_tokens",
+            limit,
+        )
+        == 0
+    )
     meta = json.loads((tmp_path / "meta" / "marian.de-en.diagonal.json").read_text())
     kept = _load(tmp_path, "marian.de-en.diagonal")
     skipped = len(test) - len(kept)
@@ -261,7 +274,22 @@ def test_skips_pairs_over_the_token_limit(tiny_marian_dir, toy_corpus_dir, tmp_p
     assert f"test: {len(kept)} ({skipped})" in (tmp_path / "README.md").read_text()
     # With a cap, the first N pairs that fit are taken: a small run is not emptied by long pairs.
     capped = tmp_path / "capped"
-    assert _run(tiny_marian_dir, toy_corpus_dir, capped, "--splits", "test", "--methods", "diagonal", "--max_tokens", limit, "--limit", 5) == 0
+    assert (
+        _run(
+            tiny_marian_dir,
+            toy_corpus_dir,
+            capped,
+            "--splits",
+            "test",
+            "--methods",
+            "diagonal",
+            "--max_tokens",
+            limit,
+            "--limit",
+            5,
+        )
+        == 0
+    )
     fitting = [r["id"] for r, n in zip(test, lengths, strict=True) if n <= limit][:5]
     assert _load(capped, "marian.de-en.diagonal")["id"] == fitting
 

@@ -205,7 +205,9 @@ def test_ig_steps_reach_both_engines_and_the_records(tiny_marian_dir, toy_corpus
     config = config_name("marian", "de-en", "integrated_gradients")
     maps = {}
     for steps, engine in ((3, "fast"), (3, "inseq"), (5, "fast")):
-        argv = [*map(str, common), "--engine", engine, "--ig_steps", str(steps)] + (["--overwrite"] if engine == "inseq" else [])
+        argv = [*map(str, common), "--engine", engine, "--ig_steps", str(steps)] + (
+            ["--overwrite"] if engine == "inseq" else []
+        )
         assert ex.main(argv) == 0
         meta = read_meta(tmp_path, config)
         assert meta["attribute_args"]["n_steps"] == steps

@@ -96,7 +96,10 @@ def synthetic(gains: dict[str, float], noise: float = 0.01, seeds: int = 3, seed
     tokens = rng.integers(5, 12, 100)
     base = rng.normal(2.0, 0.3, 100)
     return {
-        kind: [TokenStatistics((base - gain + rng.normal(0, noise, 100)) * tokens, tokens * 0, tokens) for _ in range(seeds)]
+        kind: [
+            TokenStatistics((base - gain + rng.normal(0, noise, 100)) * tokens, tokens * 0, tokens)
+            for _ in range(seeds)
+        ]
         for kind, gain in gains.items()
     }
 

@@ -39,7 +39,9 @@ def test_probability_check_projects_a_250k_vocabulary_in_chunks(lookalike_mbart_
     assert abs(full - probs[:2]).max() < 1e-6
 
 
-def test_fast_extraction_on_the_mbart_layout_falls_back_to_inseq_for_deeplift(lookalike_mbart_dir, toy_corpus_dir, tmp_path):
+def test_fast_extraction_on_the_mbart_layout_falls_back_to_inseq_for_deeplift(
+    lookalike_mbart_dir, toy_corpus_dir, tmp_path
+):
     """mBART-50's ReLU modules: captum rescales them in DeepLIFT, the fast engine does not, so that method comes from
     Inseq while saliency stays on the fast engine; the extraction finishes and each config records its engine."""
     out = tmp_path / "agkd-attributions"

@@ -77,7 +77,9 @@ def test_card_shows_scale_and_renders_older_meta_without_it(tmp_path):
     scale = ac.map_scale([[[0.0, 1.0e-6, -2.0e-6, 0.0]]])
     counts = {"rows": 1, "skipped_too_long": 0, "max_prob_check": 1e-6}
     metas = {
-        "marian.de-en.saliency": _meta({"test": {**counts, "scale": {**scale, "max": 9.0}}, "train": {**counts, "scale": scale}}),
+        "marian.de-en.saliency": _meta(
+            {"test": {**counts, "scale": {**scale, "max": 9.0}}, "train": {**counts, "scale": scale}}
+        ),
         "marian.de-en.attention": _meta({"test": counts}),  # written before `scale` existed
     }
     for name, meta in metas.items():

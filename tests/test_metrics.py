@@ -41,12 +41,18 @@ def test_the_registry_lists_exactly_the_module_folders():
     present = {p.name for p in metrics.METRICS_DIR.iterdir() if p.is_dir() and (p / f"{p.name}.py").is_file()}
     assert set(metrics.METRIC_MODULES) == present and "simulation" in present
     for name, folder in metrics.METRIC_MODULES.items():
-        assert {"__init__.py", "README.md", "app.py", "requirements.txt", f"{name}.py"} <= {p.name for p in folder.iterdir()}
+        assert {"__init__.py", "README.md", "app.py", "requirements.txt", f"{name}.py"} <= {
+            p.name for p in folder.iterdir()
+        }
         card = (folder / "README.md").read_text()
         assert card.startswith("---\n") and "app_file: app.py" in card and "- evaluate\n- metric" in card, name
         assert (folder / "__init__.py").read_text() == ""
         # evaluate's loader reads one import per line: `import a, b` would make it look for a module named "a,"
-        assert not [line for line in (folder / f"{name}.py").read_text().splitlines() if line.startswith("import ") and "," in line]
+        assert not [
+            line
+            for line in (folder / f"{name}.py").read_text().splitlines()
+            if line.startswith("import ") and "," in line
+        ]
     with pytest.raises(KeyError, match="simulation"):
         metrics.load("nonexistent")
 
@@ -86,7 +92,10 @@ def toy_forced_decode(seed: int = 0):
     keep = labels != -100
     predictions = [lp.argmax(-1)[k].tolist() for lp, k in zip(log_probs, keep, strict=True)]
     references = [y[k].tolist() for y, k in zip(labels, keep, strict=True)]
-    nll = [(-lp.gather(-1, y.clamp(min=0)[:, None])[:, 0])[k].tolist() for lp, y, k in zip(log_probs, labels, keep, strict=True)]
+    nll = [
+        (-lp.gather(-1, y.clamp(min=0)[:, None])[:, 0])[k].tolist()
+        for lp, y, k in zip(log_probs, labels, keep, strict=True)
+    ]
     return logits, labels, {"predictions": predictions, "references": references, "nll": nll}
 
 
@@ -138,7 +147,9 @@ def test_the_release_writes_every_module_as_a_space_and_push_plans_them(tmp_path
     assert release.main(["--spaces_dir", str(spaces)]) == 0
     for name, folder in metrics.METRIC_MODULES.items():
         written = spaces / name
-        expected = {p.name for p in folder.iterdir() if p.name != "__init__.py" and not p.name.startswith((".", "__pycache__"))}
+        expected = {
+            p.name for p in folder.iterdir() if p.name != "__init__.py" and not p.name.startswith((".", "__pycache__"))
+        }
         assert {p.name for p in written.iterdir()} == expected, name
         assert (written / f"{name}.py").read_bytes() == (folder / f"{name}.py").read_bytes()
         assert (written / "app.py").read_text() == release.launcher(name)

@@ -34,18 +34,27 @@ def test_smoke_plan_covers_every_stage_in_order():
     warm = [j for j in jobs if j.stage == "warm-start"]
     assert len(warm) == 1 and "--train_corpus" in warm[0].argv
     student_jobs = [j for j in jobs if j.stage == "student"]
-    assert all(j.argv[j.argv.index("--init_from") + 1] == "/tmp/x/smoke/hub/models/warmstart-marian-de-en-s0" for j in student_jobs)
+    assert all(
+        j.argv[j.argv.index("--init_from") + 1] == "/tmp/x/smoke/hub/models/warmstart-marian-de-en-s0"
+        for j in student_jobs
+    )
     assert {j.argv[j.argv.index("--map_normalization") + 1] for j in student_jobs[1:]} == {"row_sum"}
     shuffled = next(j for j in jobs if j.label == "marian.de-en saliency-shuffled")
-    assert shuffled.needs == ("maps:marian.de-en.saliency",) and shuffled.makes == ("maps:marian.de-en.saliency-shuffled",)
+    assert shuffled.needs == ("maps:marian.de-en.saliency",) and shuffled.makes == (
+        "maps:marian.de-en.saliency-shuffled",
+    )
     instrument = next(j for j in jobs if j.stage == "instrument")
     assert instrument.argv[instrument.argv.index("--preset") + 1] == "smoke"  # the control runs in the preset's regime
     assert [j.label for j in jobs if j.stage == "attributor"] == ["marian.de-en attention", "marian.de-en saliency"]
     triangulate = next(j for j in jobs if j.stage == "triangulate")  # beside the verdict, on every map config
-    assert triangulate.makes == ("triangulated:marian.de-en",) and "maps:marian.de-en.saliency-shuffled" in triangulate.needs
+    assert (
+        triangulate.makes == ("triangulated:marian.de-en",)
+        and "maps:marian.de-en.saliency-shuffled" in triangulate.needs
+    )
     assert triangulate.argv[triangulate.argv.index("--sanity_stages") + 1:][:1] == ["full"]
     assert "triangulated:marian.de-en" in next(j for j in jobs if j.stage == "report").needs
-    metric_spaces = next(j for j in jobs if j.module == "agkd.training.metrics.release")  # the evaluate modules as Spaces
+    # the evaluate modules as Spaces
+    metric_spaces = next(j for j in jobs if j.module == "agkd.training.metrics.release")
     assert metric_spaces.stage == "space" and metric_spaces.argv == ["--spaces_dir", "/tmp/x/smoke/hub/spaces"]
 
 
@@ -56,7 +65,9 @@ def test_seeds_fine_tune_the_presets_warm_starts_in_turn():
     assert starts[1].makes == ("warm-start:marian.de-en.s1",)
     for seed, start in ((0, 0), (1, 1), (2, 0)):
         cells = [j for j in jobs if j.stage == "student" and j.label.endswith(f"s{seed}")]
-        assert {j.argv[j.argv.index("--init_from") + 1] for j in cells} == {f"/tmp/x/demo/hub/models/warmstart-marian-de-en-s{start}"}
+        assert {j.argv[j.argv.index("--init_from") + 1] for j in cells} == {
+            f"/tmp/x/demo/hub/models/warmstart-marian-de-en-s{start}"
+        }
         assert all(f"warm-start:marian.de-en.s{start}" in j.needs for j in cells)
 
 
@@ -92,7 +103,9 @@ def test_hub_teachers_skip_training():
     assert all("--allow_weak_teacher" in j.argv for j in jobs if j.stage == "extract")
 
 
-@pytest.mark.parametrize(("argv", "message"), [(["--methods", "lime"], "unknown methods"), (["--stop_after", "deploy"], "unknown stage")])
+@pytest.mark.parametrize(
+    ("argv", "message"), [(["--methods", "lime"], "unknown methods"), (["--stop_after", "deploy"], "unknown stage")]
+)
 def test_bad_grid_is_refused(argv, message, caplog):
     with caplog.at_level("ERROR"):
         assert pipeline.main(["--preset", "smoke", *argv]) == 2
@@ -112,14 +125,18 @@ def test_every_job_needs_only_what_earlier_jobs_make_and_students_wait_for_their
     student = next(j for j in jobs if j.label == "marian.de-en saliency add row_sum s0")
     assert set(student.needs) == {"maps:marian.de-en.saliency", "warm-start:marian.de-en.s0"}
     assert student.shared and not extract[0].shared
-    evaluation = next(j for j in jobs if j.stage == "evaluate" and j.label.startswith("student-marian-de-en-saliency-add-rowsum"))
+    evaluation = next(
+        j for j in jobs if j.stage == "evaluate" and j.label.startswith("student-marian-de-en-saliency-add-rowsum")
+    )
     assert "evaluated:student-marian-de-en-none-warm-s0" in evaluation.needs
     assert evaluation.argv[evaluation.argv.index("--students") + 1] == evaluation.label
     report = next(j for j in jobs if j.stage == "report")
     assert sum(n.startswith("evaluated:") for n in report.needs) == 10
     assert all("--resume" in j.argv for j in jobs if j.stage in ("student", "attributor", "warm-start", "teacher"))
     # a given corpus is not waited for
-    assert all("corpus" not in j.needs for j in plan_for("--preset", "smoke", "--corpus", "/data/c", "--runs_dir", "/tmp/x"))
+    assert all(
+        "corpus" not in j.needs for j in plan_for("--preset", "smoke", "--corpus", "/data/c", "--runs_dir", "/tmp/x")
+    )
 
 
 def test_parallel_jobs_log_to_files_and_a_failure_stops_the_run(tmp_path, monkeypatch, caplog):
@@ -192,7 +209,9 @@ def test_smoke_pipeline_end_to_end_and_rerun(tmp_path):
     leaks = [str(p) for p in (root / "hub").rglob("*") if p.is_file() and str(runs).encode() in p.read_bytes()]
     assert not leaks, leaks[:10]
     uploads = push.planned_uploads(root / "hub", "org")
-    assert {u.repo_id for u in uploads} == {f"org/{p.name}" for kind in ("models", "datasets", "spaces") for p in (root / "hub" / kind).iterdir()}
+    assert {u.repo_id for u in uploads} == {
+        f"org/{p.name}" for kind in ("models", "datasets", "spaces") for p in (root / "hub" / kind).iterdir()
+    }
     # The README's user-side snippets, against the smoke release folders, in a fresh process.
     snippet = textwrap.dedent(f"""
         import datasets, torch
@@ -206,10 +225,14 @@ def test_smoke_pipeline_end_to_end_and_rerun(tmp_path):
         out = model.generate(**inputs, attribution_map=torch.tensor([row["attribution"]]), max_new_tokens=20)
         print(tokenizer.batch_decode(out, skip_special_tokens=True)[0])
         from transformers import AutoModel
-        attributor = AutoModel.from_pretrained("{root}/hub/models/attributor-marian-de-en-attention", trust_remote_code=True)
+        attributor = AutoModel.from_pretrained(
+            "{root}/hub/models/attributor-marian-de-en-attention", trust_remote_code=True
+        )
         out = model.generate(**inputs, attributor=attributor, max_new_tokens=20)
     """)
-    snippet_run = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    snippet_run = subprocess.run(
+        [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
     assert snippet_run.returncode == 0, snippet_run.stderr[-3000:]
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-4000:]

@@ -98,7 +98,10 @@ def space_venv(dist, space_release_dir, tmp_path_factory) -> tuple[Path, Path]:
     from agkd.space import repo
 
     folder = tmp_path_factory.mktemp("space-repo") / "agkd-space"
-    assert repo.main(["--folder", str(folder), "--results", str(space_release_dir.parent / "results" / "results.jsonl")]) == 0
+    assert (
+        repo.main(["--folder", str(folder), "--results", str(space_release_dir.parent / "results" / "results.jsonl")])
+        == 0
+    )
     python = fresh_venv(tmp_path_factory.mktemp("venv-space") / "venv", torch=True)
     run([str(python), "-m", "pip", "install", "-q", "--find-links", str(dist), "-r", str(folder / "requirements.txt")],
         cwd=folder, env=clean_env(), timeout=1500)
@@ -119,12 +122,20 @@ def test_wheel_and_sdist_carry_complete_metadata(dist):
             "agkd/modeling/modeling_agkd_student.py", "agkd/datasets_scripts/attribution/engines.py"} <= names
     from agkd.training.metrics import METRIC_MODULES
 
-    for name in METRIC_MODULES:  # the evaluate modules, whole: agkd metric-spaces copies them from the installed package
+    # the evaluate modules, whole: agkd metric-spaces copies them from the installed package
+    for name in METRIC_MODULES:
         files = (f"{name}.py", "README.md", "app.py", "requirements.txt")
         assert {f"agkd/training/metrics/{name}/{f}" for f in files} <= names
     assert f"agkd-{__version__}.dist-info/licenses/LICENSE" in names
-    for field in ("License-Expression: Apache-2.0", "Project-URL: Homepage", "Classifier: Programming Language :: Python :: 3.11",
-                  "Provides-Extra: space", "Provides-Extra: distributed", "Requires-Dist: gradio", "Description-Content-Type: text/markdown"):
+    for field in (
+        "License-Expression: Apache-2.0",
+        "Project-URL: Homepage",
+        "Classifier: Programming Language :: Python :: 3.11",
+        "Provides-Extra: space",
+        "Provides-Extra: distributed",
+        "Requires-Dist: gradio",
+        "Description-Content-Type: text/markdown",
+    ):
         assert field in metadata, field
     assert "# AGKD" in metadata  # the README is the long description
     with tarfile.open(sdist) as tf:
@@ -136,7 +147,9 @@ def test_the_space_folder_starts_and_serves_a_visitor_in_chromium(space_venv, sp
     """`python app.py` in a copy of the Space folder, in the venv of its requirements only: the page translates a typed
     German sentence and draws the heatmaps; pointed at a release without models it shows why, not a traceback."""
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.skip("Debian's chromium and chromium-driver are not installed (apt-get install -y chromium chromium-driver)")
+        pytest.skip(
+            "Debian's chromium and chromium-driver are not installed (apt-get install -y chromium chromium-driver)"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -162,7 +175,9 @@ def test_the_space_folder_starts_and_serves_a_visitor_in_chromium(space_venv, sp
         log = tmp_path / f"{name}.log"
         env = clean_env(AGKD_RELEASE=str(release), GRADIO_SERVER_PORT=str(port), OMP_NUM_THREADS="1",
                         GRADIO_EXAMPLES_CACHE=str(tmp_path / f"{name}-cache"))
-        proc = subprocess.Popen([str(python), "app.py"], cwd=space, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [str(python), "app.py"], cwd=space, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
+        )
         url = f"http://127.0.0.1:{port}/"
         wait_for_page(url, proc, log)
         return proc, url, log
@@ -181,8 +196,12 @@ def test_the_space_folder_starts_and_serves_a_visitor_in_chromium(space_venv, sp
         box = wait.until(lambda d: next(iter(d.find_elements(By.CSS_SELECTOR, "#source-text textarea")), None))
         box.send_keys("Der Mann sah das Haus und die Frau.")
         driver.find_element(By.ID, "translate-button").click()
-        injected = wait.until(lambda d: next(
-            (e for e in d.find_elements(By.CSS_SELECTOR, "#injected-output textarea") if e.get_attribute("value")), None))
+        injected = wait.until(
+            lambda d: next(
+                (e for e in d.find_elements(By.CSS_SELECTOR, "#injected-output textarea") if e.get_attribute("value")),
+                None,
+            )
+        )
         image = wait.until(lambda d: next(iter(d.find_elements(By.CSS_SELECTOR, "#heatmaps img")), None))
         wait.until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image))
         assert injected.get_attribute("value").strip()
@@ -255,7 +274,8 @@ print(sorted(maps), maps["test"].num_rows, sorted(corpus), corpus["test"][0]["so
     assert "torch" not in freeze and "transformers" not in freeze
 
 
-@pytest.mark.timeout(1800)  # pip resolving evaluate (datasets, pyarrow, pandas) alone took over 600 s wall on a loaded 2-core machine
+# pip resolving evaluate (datasets, pyarrow, pandas) alone took over 600 s wall on a loaded 2-core machine
+@pytest.mark.timeout(1800)
 def test_the_metric_spaces_load_and_compute_with_only_evaluate_offline(tmp_path):
     """Each released metric Space folder (`hub/spaces/<name>` as `agkd metric-spaces` writes it) in a venv with only
     `evaluate` and the folders' requirements: `evaluate.load(<folder>)` with the Hub offline, then the examples of its
@@ -264,8 +284,14 @@ def test_the_metric_spaces_load_and_compute_with_only_evaluate_offline(tmp_path)
 
     spaces = tmp_path / "hub" / "spaces"
     assert release.main(["--spaces_dir", str(spaces)]) == 0
-    requirements = sorted({line.strip() for name in METRIC_MODULES for line in (spaces / name / "requirements.txt").read_text().splitlines()
-                           if line.strip() and not line.startswith("#")})
+    requirements = sorted(
+        {
+            line.strip()
+            for name in METRIC_MODULES
+            for line in (spaces / name / "requirements.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")
+        }
+    )
     python = fresh_venv(tmp_path / "venv", "evaluate", *requirements)
     script = """
 import doctest, json, sys

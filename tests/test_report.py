@@ -28,7 +28,11 @@ def row(method, operator, delta, p=0.5, seed=0, protocol="gold"):
 
 
 def test_table_cells_marks_and_seed_spread():
-    rows = [row("attention", "add", 1.0, p=0.001), row("attention", "add", 3.0, p=0.03, seed=1), row("saliency", "replace", -0.5)]
+    rows = [
+        row("attention", "add", 1.0, p=0.001),
+        row("attention", "add", 3.0, p=0.03, seed=1),
+        row("saliency", "replace", -0.5),
+    ]
     table = report.results_table(rows)
     assert "| method | add | replace |" in table
     assert "| attention | +2.00±1.41* / +4.00±2.83* |  |" in table  # weakest mark over the seeds
@@ -118,7 +122,9 @@ def test_preconditions_make_it_cannot_be_checked():
 
 def test_a_control_passed_at_steps_the_students_never_reached_certifies_nothing():
     control = {**PASSED, "cells": [{"map": "oracle@0", "best_step": 240}] * 3 + [{"map": "none", "best_step": 240}]}
-    problems = report.Preconditions(control, [8.0], student_best_steps=[40, 40, 80]).failures(PRIMARY, list(ALL_METHODS), 3)
+    problems = report.Preconditions(control, [8.0], student_best_steps=[40, 40, 80]).failures(
+        PRIMARY, list(ALL_METHODS), 3
+    )
     assert problems == [
         "the positive control passed with its students at step 240 (median), but the real students kept the weights of "
         "step 40: a regime they did not reach (more map-annotated pairs would give them that room)"
@@ -154,16 +160,36 @@ def write_synthetic_results(results_dir, effects: dict[str, float], instrument: 
                 np.savez(results_dir / "token_statistics" / f"{student}.test.{protocol}.reference.npz", nll=nll,
                          correct=np.zeros_like(scores.tokens), tokens=scores.tokens)
                 gain = float(scores.by_system[report.BASELINE][seed].sum() - nll.sum()) / scores.tokens.sum()
-                f.write(json.dumps({
-                    "student": student, "method": method, "operator": operator, "map_normalization": normalization,
-                    "protocol": protocol, "seed": seed, "teacher_name": "marian", "pair": "de-en", "target_kind": "reference",
-                    "student_init": "warm", "split": "test", "bleu": 8.0, "chrf": 30.0, "examples": 100,
-                    "bleu_signature": "sig", "nll_reference": float(nll.sum() / scores.tokens.sum()),
-                    "bootstrap": {} if method == report.BASELINE else {
-                        "bleu": {"delta": 0.0, "p_value": 0.5}, "chrf": {"delta": 0.0, "p_value": 0.5},
-                        "nll_reference": {"delta": -gain, "p_value": 0.01},
-                    },
-                }) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "student": student,
+                            "method": method,
+                            "operator": operator,
+                            "map_normalization": normalization,
+                            "protocol": protocol,
+                            "seed": seed,
+                            "teacher_name": "marian",
+                            "pair": "de-en",
+                            "target_kind": "reference",
+                            "student_init": "warm",
+                            "split": "test",
+                            "bleu": 8.0,
+                            "chrf": 30.0,
+                            "examples": 100,
+                            "bleu_signature": "sig",
+                            "nll_reference": float(nll.sum() / scores.tokens.sum()),
+                            "bootstrap": {}
+                            if method == report.BASELINE
+                            else {
+                                "bleu": {"delta": 0.0, "p_value": 0.5},
+                                "chrf": {"delta": 0.0, "p_value": 0.5},
+                                "nll_reference": {"delta": -gain, "p_value": 0.01},
+                            },
+                        }
+                    )
+                    + "\n"
+                )
     if instrument is not None:
         (results_dir / "instrument_check.json").write_text(json.dumps(instrument))
 
@@ -176,7 +202,10 @@ def test_report_leads_with_the_verdict_on_the_primary_design(tmp_path):
     rng = np.random.default_rng(5)
     tokens = rng.integers(5, 10, 50)
     def stats(effect):
-        return [TokenStatistics((2.0 - effect + rng.normal(0, 0.01, 50)) * tokens, tokens * 0, tokens) for _ in range(3)]
+        return [
+            TokenStatistics((2.0 - effect + rng.normal(0, 0.01, 50)) * tokens, tokens * 0, tokens) for _ in range(3)
+        ]
+
     kinds = {"none": 0.0, "shuffled": 0.0, **{f"oracle@{q:g}": 0.3 * (1 - q) for q in (0, 0.25, 0.5, 0.75, 1)}}
     instrument = {"config": {**vars(InstrumentConfig()), "seeds": [0, 1, 2]}, "primary_metric": "nll_reference",
                   "criteria": {"power": 0.8}, "seconds": 1.0, "cells": [{"map": "oracle@0", "best_step": 80}],
@@ -196,7 +225,14 @@ def test_report_leads_with_the_verdict_on_the_primary_design(tmp_path):
 
 
 def test_report_from_real_results(tiny_results_dir, tiny_attributions_dir, tiny_students_dir, tmp_path):
-    argv = ["--results_dir", str(tiny_results_dir), "--attributions", str(tiny_attributions_dir), "--output_dir", str(tmp_path)]
+    argv = [
+        "--results_dir",
+        str(tiny_results_dir),
+        "--attributions",
+        str(tiny_attributions_dir),
+        "--output_dir",
+        str(tmp_path),
+    ]
     assert report.main([*argv, "--models_dir", str(tiny_students_dir)]) == 0
     text = (tmp_path / "report.md").read_text()
     assert "## Verdict: marian de-en, targets `reference`, init `scratch`, split `test`" in text

@@ -74,7 +74,9 @@ def test_arabic_labels_are_shaped_and_in_visual_order():
     assert label != "_الكلب"  # reshaped into contextual forms and reordered
     assert label.startswith("ﺐ") and label.endswith("_")  # the last letter, final form, is drawn first (leftmost)
     assert display_token("\u2581Hund") == "_Hund"
-    fig = heatmap_figure([{"title": "ar", "matrix": np.eye(3), "rows": ["▁the", "▁dog", "</s>"], "columns": ["▁يرى", "▁الكلب", "</s>"]}])
+    fig = heatmap_figure(
+        [{"title": "ar", "matrix": np.eye(3), "rows": ["▁the", "▁dog", "</s>"], "columns": ["▁يرى", "▁الكلب", "</s>"]}]
+    )
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert labels[1] == label
 
@@ -146,7 +148,14 @@ def test_live_maps_equal_the_extraction_maps(app, tiny_marian_dir, method, monke
     live = app.teacher_map("marian", "de-en", method, source, target, source_ids, target_ids)
     assert live["note"].startswith("computed now with the fast engine")
     reference = Teacher(str(tiny_marian_dir), "de-en", torch.device("cpu"), compat=True)
-    row = {"id": "x", "source": source, "target": target, "target_kind": "teacher", "source_ids": source_ids, "target_ids": target_ids}
+    row = {
+        "id": "x",
+        "source": source,
+        "target": target,
+        "target_kind": "teacher",
+        "source_ids": source_ids,
+        "target_ids": target_ids,
+    }
     expected = np.asarray(attribute_rows(reference, method, [row], batch_size=1, seed=42)[0]["attribution"])
     np.testing.assert_allclose(live["map"], expected, rtol=1e-3, atol=1e-5 * np.abs(expected).max())
 
@@ -160,7 +169,9 @@ def live_ig_map(app, teacher_dir, release_steps: int) -> tuple[dict, list[int], 
 
     teacher = release_module.load_attribution_teacher("de-en", str(teacher_dir), "marian")
     source_ids, target_ids = teacher.encode(IG_SOURCE, IG_TARGET)
-    meta = Path(app.release.dataset_ref("agkd-attributions")) / META_DIR / "marian.de-en.integrated_gradients.teacher.json"
+    meta = (
+        Path(app.release.dataset_ref("agkd-attributions")) / META_DIR / "marian.de-en.integrated_gradients.teacher.json"
+    )
     meta.write_text(json.dumps({"attribute_args": {"n_steps": release_steps, "internal_batch_size": 16}, "splits": {}}))
     try:
         live = app.teacher_map("marian", "de-en", "integrated_gradients", IG_SOURCE, IG_TARGET, source_ids, target_ids)
@@ -179,7 +190,14 @@ def test_live_integrated_gradients_use_the_release_steps(app, tiny_marian_dir):
     live, source_ids, target_ids = live_ig_map(app, tiny_marian_dir, 4)
     assert "4 integrated-gradients steps" in live["note"], live["note"]
     reference = Teacher(str(tiny_marian_dir), "de-en", torch.device("cpu"), compat=True)
-    row = {"id": "x", "source": IG_SOURCE, "target": IG_TARGET, "target_kind": "teacher", "source_ids": source_ids, "target_ids": target_ids}
+    row = {
+        "id": "x",
+        "source": IG_SOURCE,
+        "target": IG_TARGET,
+        "target_kind": "teacher",
+        "source_ids": source_ids,
+        "target_ids": target_ids,
+    }
     expected = np.asarray(attribute_rows(reference, "integrated_gradients", [row], 1, 42, ig_steps=4)[0]["attribution"])
     np.testing.assert_allclose(live["map"], expected, rtol=1e-3, atol=1e-5 * np.abs(expected).max())
     default = attribute_rows(reference, "integrated_gradients", [row], 1, 42)[0]["attribution"]
@@ -216,7 +234,9 @@ def test_a_release_built_with_hub_teachers_serves_their_hub_checkpoint(space_rel
 def test_a_teacher_the_fast_engine_refuses_falls_back_to_inseq(app, tiny_marian_dir, monkeypatch):
     from agkd.datasets_scripts.attribution import fast_engine as fast_attribution
 
-    monkeypatch.setattr(fast_attribution, "refusal", lambda model, method: "no embedding divisor reproduces this teacher")
+    monkeypatch.setattr(
+        fast_attribution, "refusal", lambda model, method: "no embedding divisor reproduces this teacher"
+    )
     source, target = "die Frau kennt heute den Baum.", "The woman knows the tree today."
     teacher = release_module.load_attribution_teacher("de-en", str(tiny_marian_dir), "marian")
     source_ids, target_ids = teacher.encode(source, target)
@@ -277,13 +297,19 @@ def test_a_missing_model_folder_is_reported(space_release_dir, tmp_path, example
 def test_results_table_of_the_pair(app):
     text = app.results_markdown("de-en", "marian")
     assert "| method | add |" in text and "| attention |" in text
-    assert "#### protocol `gold`" in text and "Baseline (no map): BLEU" in text and "Ranking by mean gain on `nll_reference`" in text
+    assert (
+        "#### protocol `gold`" in text
+        and "Baseline (no map): BLEU" in text
+        and "Ranking by mean gain on `nll_reference`" in text
+    )
     sections = [line.split("`")[1] for line in text.splitlines() if line.startswith("#### protocol")]
     # The primary design's protocol first (it carries the verdict), then the reading order.
     assert sections[0] == "train-only" and "the primary design (leak-free)" in text
     assert len(sections) > 1 and sections[1:] == sorted(sections[1:], key=protocol_order)
     assert "**Primary design** (carries the report's verdict): operator `supervise`" in text
-    assert "No evaluation results" in SpaceApp(Release(app.release.root, results=app.release.root / "none.jsonl")).results_markdown("de-en")
+    assert "No evaluation results" in SpaceApp(
+        Release(app.release.root, results=app.release.root / "none.jsonl")
+    ).results_markdown("de-en")
 
 
 def test_an_empty_release_still_builds_a_page(tmp_path):
@@ -326,20 +352,36 @@ def test_the_app_over_loopback_with_gradio_client(served, example):
     assert status.startswith("⚠️ Type a sentence")
     status, *_ = client.predict(example, "de-en", "marian", "attention", "replace", "teacher", api_name="/translate")
     assert status.startswith("⚠️ No student")
-    assert client.predict(example, "de-en", "marian", "attention", "add", "gold", api_name="/translate")[0].startswith("✅")
+    assert client.predict(example, "de-en", "marian", "attention", "add", "gold", api_name="/translate")[0].startswith(
+        "✅"
+    )
     assert "| attention |" in client.predict("de-en", "marian", api_name="/results")
 
 
 # ================================================================================================ headless browser
 @pytest.fixture(scope="session")
 def chromium() -> tuple[str, str]:
-    """Debian's Chromium and chromedriver; installed with apt-get when missing and possible (never downloaded by a test tool)."""
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)) and shutil.which("apt-get") and os.geteuid() == 0:
+    """Debian's Chromium and chromedriver; installed with apt-get when missing and possible (never downloaded by a test
+    tool)."""
+    if (
+        not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER))
+        and shutil.which("apt-get")
+        and os.geteuid() == 0
+    ):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-q"], capture_output=True, timeout=300, check=False, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"], capture_output=True, timeout=600, check=False, env=env)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"],
+            capture_output=True,
+            timeout=600,
+            check=False,
+            env=env,
+        )
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.skip("Debian's chromium and chromium-driver are not installed and could not be installed (apt-get install -y chromium chromium-driver)")
+        pytest.skip(
+            "Debian's chromium and chromium-driver are not installed and could not be installed (apt-get install -y "
+            "chromium chromium-driver)"
+        )
     pytest.importorskip("selenium", reason="selenium is not installed (pip install selenium; it is in the dev extra)")
     return CHROMIUM, CHROMEDRIVER
 
@@ -354,8 +396,16 @@ def test_a_visitor_submits_an_example_in_chromium(served, chromium, tmp_path):
     options = webdriver.ChromeOptions()
     options.binary_location = chromium[0]
     for flag in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1400,2200",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,2200",
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
     ):
         options.add_argument(flag)
@@ -365,11 +415,21 @@ def test_a_visitor_submits_an_example_in_chromium(served, chromium, tmp_path):
         driver.get(url)
         wait = WebDriverWait(driver, 60)
         # The first example row of the Examples table (lazily cached: the first click runs the models).
-        cell = wait.until(lambda d: next(iter(d.find_elements(By.CSS_SELECTOR, "#examples tbody tr td, #examples button.gallery-item, #examples .gallery-item")), None))
+        cell = wait.until(
+            lambda d: next(
+                iter(
+                    d.find_elements(
+                        By.CSS_SELECTOR, "#examples tbody tr td, #examples button.gallery-item, #examples .gallery-item"
+                    )
+                ),
+                None,
+            )
+        )
         cell.click()
         injected = wait.until(
             lambda d: next(
-                (e for e in d.find_elements(By.CSS_SELECTOR, "#injected-output textarea") if e.get_attribute("value")), None
+                (e for e in d.find_elements(By.CSS_SELECTOR, "#injected-output textarea") if e.get_attribute("value")),
+                None,
             )
         )
         image = wait.until(lambda d: next(iter(d.find_elements(By.CSS_SELECTOR, "#heatmaps img")), None))
@@ -428,7 +488,9 @@ def test_the_space_repo_folder_is_self_sufficient(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "app.py", "requirements.txt", "results.jsonl"]
     header = yaml.safe_load((folder / "README.md").read_text().split("---")[1])
     assert header["sdk"] == "gradio" and header["app_file"] == "app.py" and header["sdk_version"].startswith("6.")
-    pins = [line for line in (folder / "requirements.txt").read_text().splitlines() if line and not line.startswith("#")]
+    pins = [
+        line for line in (folder / "requirements.txt").read_text().splitlines() if line and not line.startswith("#")
+    ]
     assert pins == [f"agkd[space]=={__version__}"]
     imported = {
         (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]

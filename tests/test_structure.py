@@ -37,7 +37,11 @@ def module_name(path: Path) -> str:
 def is_package_module(path: Path, top: Path) -> bool:
     """A file of a package: every folder from `top` down to it has an `__init__.py` (so the self-contained
     `evaluate` module folders of `training/metrics/<name>/` are not part of the package)."""
-    return all((folder / "__init__.py").exists() for folder in [path.parent, *path.parent.parents] if top in folder.parents or folder == top)
+    return all(
+        (folder / "__init__.py").exists()
+        for folder in [path.parent, *path.parent.parents]
+        if top in folder.parents or folder == top
+    )
 
 
 def project_modules() -> dict[str, Path]:
@@ -95,7 +99,8 @@ def test_the_bottom_floor_imports_only_itself(graph):
         f"{source} -> {target}"
         for source, targets in graph.items()
         for target in targets
-        if source.startswith(("agkd.modeling", "agkd.datasets_scripts")) and target.split(".")[:2] != source.split(".")[:2]
+        if source.startswith(("agkd.modeling", "agkd.datasets_scripts"))
+        and target.split(".")[:2] != source.split(".")[:2]
     ]
     assert not crossing, ", ".join(sorted(crossing))
 

@@ -261,7 +261,10 @@ def test_trust_remote_code_in_a_fresh_process(tmp_path):
     torch.save(batch, tmp_path / "batch.pt")
     with torch.no_grad():
         torch.save(model(**batch).logits, tmp_path / "expected.pt")
-        torch.save(model.generate(**{k: v for k, v in batch.items() if k != "labels"}, num_beams=2, max_new_tokens=5), tmp_path / "expected_gen.pt")
+        torch.save(
+            model.generate(**{k: v for k, v in batch.items() if k != "labels"}, num_beams=2, max_new_tokens=5),
+            tmp_path / "expected_gen.pt",
+        )
     script = textwrap.dedent(
         f"""
         import sys, torch
@@ -272,7 +275,8 @@ def test_trust_remote_code_in_a_fresh_process(tmp_path):
         batch = torch.load({str(tmp_path / "batch.pt")!r})
         with torch.no_grad():
             torch.testing.assert_close(model(**batch).logits, torch.load({str(tmp_path / "expected.pt")!r}))
-            generated = model.generate(**{{k: v for k, v in batch.items() if k != "labels"}}, num_beams=2, max_new_tokens=5)
+            inputs = {{k: v for k, v in batch.items() if k != "labels"}}
+            generated = model.generate(**inputs, num_beams=2, max_new_tokens=5)
         assert torch.equal(generated, torch.load({str(tmp_path / "expected_gen.pt")!r}))
         print("OK", type(model).__name__)
         """

@@ -28,14 +28,27 @@ def _event_files(folder):
     return sorted(folder.rglob("events.out.tfevents.*"))
 
 
-def test_tensorboard_curves_read_back_to_the_runs_log_and_record(tiny_attributions_dir, tiny_marian_dir, tmp_path, caplog):
+def test_tensorboard_curves_read_back_to_the_runs_log_and_record(
+    tiny_attributions_dir, tiny_marian_dir, tmp_path, caplog
+):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     models = tmp_path / "models"
     with caplog.at_level("INFO", logger="agkd.training.loop"):
-        code = _train(tiny_attributions_dir, tiny_marian_dir, models, "--method", "attention", "--operator", "supervise",
-                      "--report_to", "tensorboard", "--log_steps", "2")
+        code = _train(
+            tiny_attributions_dir,
+            tiny_marian_dir,
+            models,
+            "--method",
+            "attention",
+            "--operator",
+            "supervise",
+            "--report_to",
+            "tensorboard",
+            "--log_steps",
+            "2",
+        )
     assert code == 0
     logs = tmp_path / "logs" / SUPERVISED  # beside the models root, one folder per model
     assert _event_files(logs)
@@ -101,7 +114,12 @@ def test_a_tracker_that_is_not_installed_is_left_out_with_a_warning(monkeypatch,
     with caplog.at_level("WARNING"):
         names = loop.tracker_names(["clearml", "none"])
     assert names == [] and "clearml is not installed" in caplog.text  # clearml is not a dependency of any extra
-    assert loop.tracker_config({"a": [1, 2], "b": None, "c": 0.5, "d": "x"}) == {"a": "[1, 2]", "b": "null", "c": 0.5, "d": "x"}
+    assert loop.tracker_config({"a": [1, 2], "b": None, "c": 0.5, "d": "x"}) == {
+        "a": "[1, 2]",
+        "b": "null",
+        "c": 0.5,
+        "d": "x",
+    }
 
 
 TRAINING_STAGES = {"teacher", "warm-start", "student", "attributor"}
@@ -157,8 +175,13 @@ def test_the_pipelines_default_is_tensorboard_when_installed_else_none_said_once
 
 def _record(method: str, seed: int, losses: list[float], operator: str = "supervise") -> dict:
     return {
-        "teacher_name": "marian", "pair": "de-en", "method": method, "operator": "none" if method == "none" else operator,
-        "map_normalization": "none" if method == "none" else "row_sum", "seed": seed, "target_kind": "reference",
+        "teacher_name": "marian",
+        "pair": "de-en",
+        "method": method,
+        "operator": "none" if method == "none" else operator,
+        "map_normalization": "none" if method == "none" else "row_sum",
+        "seed": seed,
+        "target_kind": "reference",
         "student_init": "scratch",
         "validation_history": [{"step": 10 * (i + 1), "validation_loss": loss} for i, loss in enumerate(losses)],
     }
@@ -180,14 +203,19 @@ def test_the_report_draws_learning_curves_from_run_records(tmp_path, monkeypatch
     real_plot = report.plot_learning_curves
 
     def plot(curves, title, path):
-        drawn.update({label: {step: list(losses) for step, losses in by_step.items()} for label, by_step in curves.items()})
+        drawn.update(
+            {label: {step: list(losses) for step, losses in by_step.items()} for label, by_step in curves.items()}
+        )
         return real_plot(curves, title, path)
 
     monkeypatch.setattr(report, "plot_learning_curves", plot)
     lines = report.learning_curves_section(models, plots, tmp_path)
     # The primary design's students and the baseline, seeds side by side at each step (the `add` student is not drawn).
-    assert drawn == {"none": {10: [5.0, 5.2], 20: [4.0, 4.2], 30: [3.5, 3.7]},
-                     "attention": {10: [4.5, 4.7], 20: [3.5, 3.6], 30: [3.0]}, "uniform": {10: [5.0], 20: [4.1], 30: [3.6]}}
+    assert drawn == {
+        "none": {10: [5.0, 5.2], 20: [4.0, 4.2], 30: [3.5, 3.7]},
+        "attention": {10: [4.5, 4.7], 20: [3.5, 3.6], 30: [3.0]},
+        "uniform": {10: [5.0], 20: [4.1], 30: [3.6]},
+    }
     assert lines[0] == "## Learning curves"
     assert "![learning curves](plots/learning-curves-marian-de-en.png)" in lines
     assert (plots / "learning-curves-marian-de-en.png").stat().st_size > 1000
@@ -206,10 +234,14 @@ def test_a_teacher_logs_its_curves_and_final_scores(toy_corpus_dir, tmp_path):
     assert train_teacher.main([*argv, "--report_to", "tensorboard"]) == 0
     events = EventAccumulator(str(tmp_path / "logs" / "teacher-marian-de-en"))
     events.Reload()
-    assert {"train/loss", "validation/loss", "validation/de-en/bleu", "validation/de-en/chrf"} <= set(events.Tags()["scalars"])
+    assert {"train/loss", "validation/loss", "validation/de-en/bleu", "validation/de-en/chrf"} <= set(
+        events.Tags()["scalars"]
+    )
     record = json.loads((tmp_path / "models" / "teacher-marian-de-en" / "all_results.json").read_text())
     assert [e.step for e in events.Scalars("validation/loss")] == [h["step"] for h in record["validation_history"]]
-    assert events.Scalars("validation/de-en/bleu")[0].value == pytest.approx(record["results"]["de-en/validation"]["bleu"])
+    assert events.Scalars("validation/de-en/bleu")[0].value == pytest.approx(
+        record["results"]["de-en/validation"]["bleu"]
+    )
 
 
 def test_an_attributor_logs_its_curves_and_held_out_fidelity(tiny_attributions_dir, tiny_marian_dir, tmp_path):

@@ -61,7 +61,9 @@ def test_finished_student_is_skipped(attributions_dir, tiny_marian_dir, tmp_path
     assert (models / "student-marian-de-en-none-s0" / "model.safetensors").stat().st_mtime_ns == stamp
 
 
-def test_map_that_disagrees_with_the_tokenizer_is_named_before_training(attributions_dir, tiny_marian_dir, tmp_path, caplog):
+def test_map_that_disagrees_with_the_tokenizer_is_named_before_training(
+    attributions_dir, tiny_marian_dir, tmp_path, caplog
+):
     bad = tmp_path / "bad-attributions"
     ds = datasets.load_dataset(str(attributions_dir), "marian.de-en.attention")
     train = ds["train"].to_list()
@@ -106,7 +108,9 @@ def test_names():
     assert train_student.run_name(args) == "student-marian-de-en-valuezeroing-add-rowsum-teacher-warm-s0"
 
 
-def test_warm_start_on_the_corpus_then_cells_fine_tune_it(attributions_dir, tiny_marian_dir, toy_corpus_dir, tmp_path, caplog):
+def test_warm_start_on_the_corpus_then_cells_fine_tune_it(
+    attributions_dir, tiny_marian_dir, toy_corpus_dir, tmp_path, caplog
+):
     """The `warm` design: a no-map warm start trained on the corpus pairs, then a baseline and a map cell that both
     start from its weights, named, recorded and retrained when the warm start changes."""
     from safetensors.torch import load_file
@@ -118,7 +122,10 @@ def test_warm_start_on_the_corpus_then_cells_fine_tune_it(attributions_dir, tiny
     assert run["attribution_config"] is None and run["train_examples"] == 400  # the toy corpus's train split
     assert run["student_init"] == "scratch" and run["maps_version"] is None
 
-    for extra in (["--method", "none"], ["--method", "attention", "--operator", "add", "--map_normalization", "row_sum"]):
+    for extra in (
+        ["--method", "none"],
+        ["--method", "attention", "--operator", "add", "--map_normalization", "row_sum"],
+    ):
         assert _train(attributions_dir, tiny_marian_dir, models, *extra, "--init_from", warm, "--max_steps", "1") == 0
     baseline = models / "student-marian-de-en-none-warm-s0"
     cell = models / "student-marian-de-en-attention-add-rowsum-warm-s0"
@@ -133,15 +140,37 @@ def test_warm_start_on_the_corpus_then_cells_fine_tune_it(attributions_dir, tiny
     assert AutoModelForSeq2SeqLM.from_pretrained(cell, trust_remote_code=True).config.map_normalization == "row_sum"
 
     # A retrained warm start (new run id) makes its cells stale: they are fine-tuned again.
-    assert _train(attributions_dir, tiny_marian_dir, models, "--method", "none", "--train_corpus", toy_corpus_dir, "--overwrite") == 0
+    assert (
+        _train(
+            attributions_dir,
+            tiny_marian_dir,
+            models,
+            "--method",
+            "none",
+            "--train_corpus",
+            toy_corpus_dir,
+            "--overwrite",
+        )
+        == 0
+    )
     with caplog.at_level("WARNING"):
-        assert _train(attributions_dir, tiny_marian_dir, models, "--method", "none", "--init_from", warm, "--max_steps", "1") == 0
+        assert (
+            _train(
+                attributions_dir, tiny_marian_dir, models, "--method", "none", "--init_from", warm, "--max_steps", "1"
+            )
+            == 0
+        )
     assert "fine-tuned from another warm start" in caplog.text
     assert json.loads((baseline / "agkd_run.json").read_text())["init_run_id"] != run["run_id"]
     # Another budget (`agkd pipeline --student_max_steps`) is another student: retrained, not kept.
     caplog.clear()
     with caplog.at_level("WARNING"):
-        assert _train(attributions_dir, tiny_marian_dir, models, "--method", "none", "--init_from", warm, "--max_steps", "2") == 0
+        assert (
+            _train(
+                attributions_dir, tiny_marian_dir, models, "--method", "none", "--init_from", warm, "--max_steps", "2"
+            )
+            == 0
+        )
     assert "trained with another budget (max_steps 1 -> 2)" in caplog.text
     assert json.loads((baseline / "agkd_run.json").read_text())["steps"] == 2
 
@@ -160,7 +189,10 @@ def test_a_supervise_student_trains_toward_the_maps_and_records_it(attributions_
 
 def test_warm_start_arguments_are_checked(attributions_dir, tiny_marian_dir, tmp_path, caplog):
     with caplog.at_level("ERROR"):
-        assert _train(attributions_dir, tiny_marian_dir, tmp_path / "m", "--method", "attention", "--train_corpus", "x") == 2
+        assert (
+            _train(attributions_dir, tiny_marian_dir, tmp_path / "m", "--method", "attention", "--train_corpus", "x")
+            == 2
+        )
         assert _train(attributions_dir, tiny_marian_dir, tmp_path / "m", "--init_from", tmp_path / "nothing") == 2
     assert "takes --method none" in caplog.text and "not a finished student folder" in caplog.text
 
@@ -175,7 +207,8 @@ def test_token_budget_batches_fill_each_step_by_tokens():
     rng = random.Random(0)
     lengths = [rng.randint(3, 60) for _ in range(1000)]  # a translation is about as long as its source
     examples = [
-        {"index": i, "input_ids": [5] * n, "labels": [6] * max(2, n + rng.randint(-3, 3))} for i, n in enumerate(lengths)
+        {"index": i, "input_ids": [5] * n, "labels": [6] * max(2, n + rng.randint(-3, 3))}
+        for i, n in enumerate(lengths)
     ]
     batches = length_grouped_batches(examples, batch_size=256, seed=1, max_tokens=2048)
     assert sorted(e["index"] for b in batches for e in b) == list(range(1000))

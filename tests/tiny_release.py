@@ -42,7 +42,10 @@ def tiny_students_dir(tiny_attributions_dir, tiny_marian_dir, tmp_path_factory):
 
     models = tmp_path_factory.mktemp("release") / "models"
     assert train_tiny_student(tiny_attributions_dir, tiny_marian_dir, models, "--method", "none") == 0
-    assert train_tiny_student(tiny_attributions_dir, tiny_marian_dir, models, "--method", "attention", "--operator", "add") == 0
+    assert (
+        train_tiny_student(tiny_attributions_dir, tiny_marian_dir, models, "--method", "attention", "--operator", "add")
+        == 0
+    )
     assert train_tiny_student(
         tiny_attributions_dir, tiny_marian_dir, models, "--method", "attention", "--operator", "supervise"
     ) == 0
@@ -92,7 +95,9 @@ def _tiny_attributor(teacher_dir: Path, out: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def space_release_dir(tiny_marian_dir, tiny_students_dir, tiny_attributions_dir, toy_corpus_dir, tiny_results_dir, tmp_path_factory):
+def space_release_dir(
+    tiny_marian_dir, tiny_students_dir, tiny_attributions_dir, toy_corpus_dir, tiny_results_dir, tmp_path_factory
+):
     """`<root>/hub/{models,datasets}` and `<root>/results` as `make demo` writes them."""
     root = tmp_path_factory.mktemp("space-release")
     hub = root / "hub"

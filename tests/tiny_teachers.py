@@ -89,7 +89,9 @@ def _marian_tokenizer(out: Path, rows: list[dict], vocab_size: int | None = None
 
     pieces = ["</s>", "<unk>"]
     for side in ("source", "target"):
-        (out / f"{side}.spm").write_bytes(_train_spm([r[side] for r in rows], 60, bos_id=-1, eos_id=2, unk_id=1, pad_id=-1))
+        (out / f"{side}.spm").write_bytes(
+            _train_spm([r[side] for r in rows], 60, bos_id=-1, eos_id=2, unk_id=1, pad_id=-1)
+        )
         sp = spm.SentencePieceProcessor(model_file=str(out / f"{side}.spm"))
         pieces += [p for p in (sp.id_to_piece(i) for i in range(sp.get_piece_size())) if p not in pieces and p != "<s>"]
     vocab = (_padded_pieces(pieces, vocab_size - 1) if vocab_size else pieces) + ["<pad>"]
@@ -104,7 +106,9 @@ def _mbart_tokenizer(rows: list[dict], spm_pieces: int | None = None):
     import sentencepiece as spm
     from transformers import MBart50Tokenizer
 
-    sp = spm.SentencePieceProcessor(model_proto=_train_spm([r["source"] for r in rows] + [r["target"] for r in rows], 100))
+    sp = spm.SentencePieceProcessor(
+        model_proto=_train_spm([r["source"] for r in rows] + [r["target"] for r in rows], 100)
+    )
     vocab = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
     if spm_pieces:
         vocab += [(p, -100.0) for p in _padded_pieces([p for p, _ in vocab], spm_pieces)[len(vocab):]]
@@ -125,8 +129,14 @@ def _untrained_teacher(family: str, tokenizer, dims: dict, seed: int, **config):
     )
     torch.manual_seed(seed)
     if family == "marian":
-        return MarianMTModel(MarianConfig(vocab_size=tokenizer.vocab_size, decoder_start_token_id=tokenizer.pad_token_id,
-                                          share_encoder_decoder_embeddings=True, **config))
+        return MarianMTModel(
+            MarianConfig(
+                vocab_size=tokenizer.vocab_size,
+                decoder_start_token_id=tokenizer.pad_token_id,
+                share_encoder_decoder_embeddings=True,
+                **config,
+            )
+        )
     if family == "mbart":
         config = {"bos_token_id": tokenizer.bos_token_id, **config}
         model = MBartForConditionalGeneration(MBartConfig(vocab_size=len(tokenizer),

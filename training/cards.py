@@ -169,7 +169,7 @@ The copy-the-source baseline scores the untranslated source sentences as hypothe
 
 Signatures: BLEU `{signature.get("bleu_signature", "")}`, chrF `{signature.get("chrf_signature", "")}`.
 All figures were measured by `training/train_teacher.py` at the end of training; `all_results.json` has the details.
-"""
+"""  # noqa: E501 (the card text, byte for byte)
     write_model_card(
         folder,
         model_name=name,
@@ -195,22 +195,34 @@ def student_results(rows: Sequence[dict], dataset: str, config: str) -> tuple[li
                 args = {"description": METRICS[metric].description}
             else:
                 args = {"signature": row[f"{metric}_signature"], "num_beams": row.get("num_beams")}
-            entries.append(MetricResult(
-                dataset, dataset, config, row["split"], metric, row[metric],
-                metric_name=f"{METRIC_NAMES.get(metric, metric.replace('_', ' '))} ({protocol})", metric_config=protocol,
-                metric_args=args,
-            ))
+            entries.append(
+                MetricResult(
+                    dataset,
+                    dataset,
+                    config,
+                    row["split"],
+                    metric,
+                    row[metric],
+                    metric_name=f"{METRIC_NAMES.get(metric, metric.replace('_', ' '))} ({protocol})",
+                    metric_config=protocol,
+                    metric_args=args,
+                )
+            )
         gain = (row.get("bootstrap") or {}).get(PRIMARY_METRIC)
         versus = (
-            f"{gain['delta']:+.4f} [{gain['ci95'][0]:+.4f}, {gain['ci95'][1]:+.4f}], p={gain['p_value']:.3f}" if gain else "-"
+            f"{gain['delta']:+.4f} [{gain['ci95'][0]:+.4f}, {gain['ci95'][1]:+.4f}], p={gain['p_value']:.3f}"
+            if gain
+            else "-"
         )
         lines.append(
             f"| {protocol} | {row['split']} | {row['examples']} | {row['bleu']:.2f} | {row['chrf']:.2f} | "
-            f"{row.get(PRIMARY_METRIC, float('nan')):.4f} | {row.get('agreement_reference', float('nan')):.3f} | {versus} |"
+            f"{row.get(PRIMARY_METRIC, float('nan')):.4f} | {row.get('agreement_reference', float('nan')):.3f} | "
+            f"{versus} |"
         )
     if not lines:
         return entries, ""
-    table = f"""## Evaluation
+    table = (
+        f"""## Evaluation
 
 `agkd evaluate` on the `{config}` pairs of `{dataset}`: sacrebleu corpus BLEU and chrF, and the teacher-forced
 simulation metrics ({PRIMARY_METRIC.replace("_", " ")}: nats per token, lower is better; top-1 agreement with the
@@ -219,13 +231,18 @@ reference), under each test-time map protocol. The last column is the student mi
 
 | protocol | split | sentences | BLEU | chrF | {PRIMARY_METRIC.replace("_", " ")} | agreement reference | {PRIMARY_METRIC.replace("_", " ")} - baseline |
 |---|---|---:|---:|---:|---:|---:|---|
-""" + "\n".join(lines) + "\n"
+"""  # noqa: E501 (the card text, byte for byte)
+        + "\n".join(lines)
+        + "\n"
+    )
     return entries, table
 
 
-def write_student_card(folder: Path, run: dict, rows: Sequence[dict] = (), evaluation_data: tuple[str, str] | None = None) -> None:
-    """The student's model card; `training/evaluation/evaluate.py` rewrites it with its result `rows` (of `evaluation_data`:
-    dataset, config) in `model-index` and a results table."""
+def write_student_card(
+    folder: Path, run: dict, rows: Sequence[dict] = (), evaluation_data: tuple[str, str] | None = None
+) -> None:
+    """The student's model card; `training/evaluation/evaluate.py` rewrites it with its result `rows` (of
+    `evaluation_data`: dataset, config) in `model-index` and a results table."""
     results, table = student_results(rows, *evaluation_data) if rows and evaluation_data else ([], "")
     source, target = run["pair"].split("-")
     map_source = "no map (baseline)" if run["method"] == BASELINE else f"`{run['method']}` maps of the teacher"
@@ -248,16 +265,16 @@ def write_student_card(folder: Path, run: dict, rows: Sequence[dict] = (), evalu
         else "trained from scratch (design `scratch`, the paper's)"
     )
     body = f"""
-# {run['name']}
+# {run["name"]}
 
 An AGKD student: a Marian-style translation model ({source} -> {target}) {design}, {map_use}.
 Its gain over the no-map baseline (teacher-forced token NLL of the reference, BLEU, chrF) scores how much the
 attribution method teaches.
 
-- Teacher: `{run['teacher']}` (its tokenizer is used); data from `{run['attributions']}`, config `{run['attribution_config'] or run['pair']}`.
-- Targets: `{run['target_kind']}` ({'gold references, the paper protocol' if run['target_kind'] == 'reference' else "the teacher's own translations: forward simulation"}).
-- Seed {run['seed']}, preset `{run['preset']}`, {run['train_examples']} training pairs, {run['steps']} steps
-  (best validation loss {run['best_validation_loss']:.4f} at step {run['best_step']}), {run['parameters'] / 1e6:.2f}M parameters.
+- Teacher: `{run["teacher"]}` (its tokenizer is used); data from `{run["attributions"]}`, config `{run["attribution_config"] or run["pair"]}`.
+- Targets: `{run["target_kind"]}` ({"gold references, the paper protocol" if run["target_kind"] == "reference" else "the teacher's own translations: forward simulation"}).
+- Seed {run["seed"]}, preset `{run["preset"]}`, {run["train_examples"]} training pairs, {run["steps"]} steps
+  (best validation loss {run["best_validation_loss"]:.4f} at step {run["best_step"]}), {run["parameters"] / 1e6:.2f}M parameters.
 
 ## How to use
 
@@ -273,7 +290,7 @@ out = model.generate(**inputs, attribution_map=attribution_map)  # or attributor
 
 Remote code: pin `revision=` to a commit you have read. Training details are in `agkd_run.json`.
 
-{table}"""
+{table}"""  # noqa: E501 (the card text, byte for byte)
     write_model_card(
         folder,
         model_name=run["name"],
@@ -330,6 +347,12 @@ For pairs the teacher never explained it is a cheap map source, as faithful as t
         if fid.get(metric) is not None
     ]
     write_model_card(
-        folder, model_name=run["name"], body=body, languages=[source, target], pipeline_tag=None, results=results,
-        tags=("attribution", "agkd", "custom_code"), datasets=[run["attributions"]] if "/" in run["attributions"] else (),
+        folder,
+        model_name=run["name"],
+        body=body,
+        languages=[source, target],
+        pipeline_tag=None,
+        results=results,
+        tags=("attribution", "agkd", "custom_code"),
+        datasets=[run["attributions"]] if "/" in run["attributions"] else (),
     )

@@ -1,8 +1,9 @@
 """The `agkd` command line: one sub-command per stage of the pipeline.
 
-Every stage is a module with a `main(argv)` function; the registry below is the one place that names them,
-so `agkd --help`, the pipeline and the docs use the same names. Modules are imported only when their stage
-runs, which keeps `agkd --help` fast.
+Every stage is a module with a `main(argv)` function, built with `stage_main` and run as a script with
+`run_as_script` (both defined in `agkd.datasets_scripts.stage`, the bottom floor); the
+registry below is the one place that names them, so `agkd --help`, the pipeline and the docs use the same names.
+Modules are imported only when their stage runs, which keeps `agkd --help` fast.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import sys
 from dataclasses import dataclass
 
 from agkd import __version__
+from agkd.datasets_scripts.stage import setup_logging
+
+__all__ = ["STAGES", "main", "run_stage"]
 
 logger = logging.getLogger("agkd")
 
@@ -28,29 +32,53 @@ class Stage:
 STAGES: dict[str, Stage] = {
     stage.name: stage
     for stage in (
-        Stage("corpus", "agkd.datasets_scripts.build_corpus", "build the parallel corpus agkd-parallel (de-en, fr-en, ar-en) offline"),
-        Stage("teacher", "agkd.training.train_teacher", "train a Marian or mBART teacher on agkd-parallel (accelerate script)"),
-        Stage("extract", "agkd.datasets_scripts.extract_attributions", "extract attribution maps with Inseq into agkd-attributions"),
+        Stage(
+            "corpus",
+            "agkd.datasets_scripts.build_corpus",
+            "build the parallel corpus agkd-parallel (de-en, fr-en, ar-en) offline",
+        ),
+        Stage(
+            "teacher",
+            "agkd.training.train_teacher",
+            "train a Marian or mBART teacher on agkd-parallel (accelerate script)",
+        ),
+        Stage(
+            "extract",
+            "agkd.datasets_scripts.extract_attributions",
+            "extract attribution maps with Inseq into agkd-attributions",
+        ),
         Stage("student", "agkd.training.train_student", "train an attribution-injected student (accelerate script)"),
         Stage("attributor", "agkd.training.train_attributor", "train an Attributor that reconstructs a teacher's maps"),
         Stage("instrument", "agkd.training.instrument", "positive control: can a student see a planted alignment map?"),
-        Stage("triangulate", "agkd.training.triangulation.triangulate", "beside the verdict: AER of each method's maps against silver and gold alignments, faithfulness (AOPC) and a randomisation sanity check"),
-        Stage("evaluate", "agkd.training.evaluation.evaluate", "BLEU/chrF and teacher-forced simulation metrics of students under each test-time map protocol"),
+        Stage(
+            "triangulate",
+            "agkd.training.triangulation.triangulate",
+            "beside the verdict: AER of each method's maps against silver and gold alignments, faithfulness (AOPC) and "
+            "a randomisation sanity check",
+        ),
+        Stage(
+            "evaluate",
+            "agkd.training.evaluation.evaluate",
+            "BLEU/chrF and teacher-forced simulation metrics of students under each test-time map protocol",
+        ),
         Stage("report", "agkd.training.verdict.report", "write report.md and plots from results/*.jsonl"),
-        Stage("pipeline", "agkd.training.orchestration.pipeline", "run every stage of a preset (smoke, demo, lab, paper), skipping finished ones"),
+        Stage(
+            "pipeline",
+            "agkd.training.orchestration.pipeline",
+            "run every stage of a preset (smoke, demo, lab, paper), skipping finished ones",
+        ),
         Stage("push", "agkd.training.orchestration.push", "upload the release folders to the Hub (dry-run by default)"),
         Stage("space", "agkd.space.app", "launch the Gradio Space on the local release folders"),
-        Stage("space-repo", "agkd.space.repo", "write a release's Space repo folder (app.py, requirements, card, results)"),
-        Stage("metric-spaces", "agkd.training.metrics.release", "write the evaluate modules (training/metrics) into a release as Spaces"),
+        Stage(
+            "space-repo", "agkd.space.repo", "write a release's Space repo folder (app.py, requirements, card, results)"
+        ),
+        Stage(
+            "metric-spaces",
+            "agkd.training.metrics.release",
+            "write the evaluate modules (training/metrics) into a release as Spaces",
+        ),
     )
 }
-
-
-def setup_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    if verbosity < 1:  # accelerate logs every file of every checkpoint at INFO
-        logging.getLogger("accelerate").setLevel(logging.WARNING)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,32 +134,6 @@ def with_extract_preset(argv: list[str]) -> list[str]:
             group = []
         group.append(token)
     return rest + options
-
-
-def stage_main(arguments_type, body, *, prog: str, doc: str | None):
-    """A stage's `main(argv) -> int`: parse a dataclass of arguments with `HfArgumentParser` (each field's help is
-    its metadata), then run `body(args)`. Bad input (ValueError, FileNotFoundError, PermissionError) is logged as
-    one readable line and gives exit code 2; finished work stays on disk. `body` may return an exit code."""
-
-    def main(argv: list[str] | None = None) -> int:
-        from transformers import HfArgumentParser
-
-        parser = HfArgumentParser(arguments_type, prog=prog, description=(doc or "").split("\n\n")[0])
-        (args,) = parser.parse_args_into_dataclasses(args=argv)
-        try:
-            code = body(args)
-        except (ValueError, FileNotFoundError, PermissionError) as err:
-            logger.error("%s", err)
-            return 2
-        return code if isinstance(code, int) else 0
-
-    return main
-
-
-def run_as_script(main) -> None:
-    """`python -m <stage module>`: log at INFO and exit with the stage's code."""
-    setup_logging(0)
-    sys.exit(main())
 
 
 def main(argv: list[str] | None = None) -> int:

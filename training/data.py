@@ -98,7 +98,8 @@ def length_grouped_batches(
         chunk = sorted(order[start : start + group * batch_size], key=lambda i: sum(length(i)))
         if max_tokens is None:
             batches += [
-                [examples[i] for i in chunk[b : b + batch_size]] for b in range(0, len(chunk) - batch_size + 1, batch_size)
+                [examples[i] for i in chunk[b : b + batch_size]]
+                for b in range(0, len(chunk) - batch_size + 1, batch_size)
             ]
             continue
         current, longest = [], (0, 0)

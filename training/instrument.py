@@ -23,8 +23,8 @@ fine-tuning of `finetune_steps` steps on `finetune_pairs` map-annotated pairs wi
   of another sentence of the same layout (q = 1: the map of another sentence; right shape, no information).
 
 Every student is scored on held-out pairs by `scoring.PRIMARY_METRIC` and compared with the shuffled control by the
-verdict's own statistics (`agkd.training.verdict.statistics.estimate`: seeds and sentences). The design passes when the true map
-gains significantly over its shuffled twin and the gains fall with corruption (`MONOTONE_SLACK`); its smallest
+verdict's own statistics (`agkd.training.verdict.statistics.estimate`: seeds and sentences). The design passes when the
+true map gains significantly over its shuffled twin and the gains fall with corruption (`MONOTONE_SLACK`); its smallest
 detectable effect (`verdict.mde`) is reported and read by the verdict. Measured figures: docs/verdict.md.
 
     agkd instrument --results_dir runs/demo/results --preset demo
@@ -43,9 +43,9 @@ import torch
 
 from agkd.datasets_scripts.attribution.configs import BASELINE
 from agkd.datasets_scripts.release_layout import INSTRUMENT_FILE
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
 from agkd.modeling.attribution_injection import INJECTION_OPERATORS, MAP_FREE_OPERATORS, check_choice
-from agkd.training.cli import run_as_script, stage_main
 from agkd.training.evaluation.scoring import PRIMARY_METRIC, TokenStatistics, teacher_forced_statistics
 from agkd.training.loop import TrainingState, progress
 from agkd.training.orchestration.presets import PRESETS, transformer_sizes
@@ -319,7 +319,9 @@ def train_steps(model, split: PlantedSplit, kind: str | None, steps: int, learni
     batches drawn from the first `pairs` examples of `split`, in an order fixed by `seed`. With `validation`, as the
     real students' loop (`loop.fit`): the validation loss (no map) every `eval_steps` and at the end, early stopping
     after `patience` evaluations without improvement, and the best step's weights restored."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=(0.9, 0.98), weight_decay=0.01, foreach=True)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=learning_rate, betas=(0.9, 0.98), weight_decay=0.01, foreach=True
+    )
     generator = torch.Generator().manual_seed(seed)
     state, best = TrainingState(patience=patience), None
     model.train()
@@ -363,7 +365,9 @@ def fine_tune(task: PlantedTask, corpus: PlantedSplit, validation: PlantedSplit,
     keeping its best validation step as the real students do; `seed` fixes the batch order, so the cells of one seed
     differ only in their map. Returns the model and the step whose weights it has."""
     torch.manual_seed(seed)
-    model = AgkdStudentForConditionalGeneration(student_config(task, config, BASELINE if kind is None else config.operator))
+    model = AgkdStudentForConditionalGeneration(
+        student_config(task, config, BASELINE if kind is None else config.operator)
+    )
     model.load_state_dict(weights)
     state = train_steps(model, corpus, kind, config.finetune_steps, config.finetune_learning_rate, config.batch_size,
                         seed, config.finetune_pairs, validation, config.eval_steps, config.patience)
@@ -472,7 +476,8 @@ def failures(result: dict) -> list[str]:
     if not result["detects"]:
         true_map = result["levels"][0]["over_shuffled"]
         reasons.append(
-            f"the true map gains {true_map['mean']:+.4f} [{true_map['low']:+.4f}, {true_map['high']:+.4f}] nats/token over "
+            f"the true map gains {true_map['mean']:+.4f} [{true_map['low']:+.4f}, {true_map['high']:+.4f}] nats/token "
+            "over "
             "its shuffled twin, an interval that does not lie above 0"
         )
     reasons += [f"the gains do not fall with corruption ({v})" for v in result["violations"]]
@@ -485,7 +490,8 @@ def instrument_section(result: dict) -> list[str]:
     lines = [
         "## Instrument check: a graded planted alignment in the verdict's regime",
         "",
-        f"A synthetic translation task with planted alignments ({config['words']} one-to-one words, {config['phrases']} "
+        f"A synthetic translation task with planted alignments ({config['words']} one-to-one words, "
+        f"{config['phrases']} "
         f"two-word phrases translated by one word, a seeded target order). Regime: a no-map warm start "
         f"({config['warm_steps']} steps on {config['corpus_pairs']} pairs), then per seed "
         f"({', '.join(map(str, config['seeds']))}) and map a fine-tuning of {config['finetune_steps']} steps on "
@@ -505,7 +511,8 @@ def instrument_section(result: dict) -> list[str]:
     lines += [
         f"| shuffled twin | - | {_interval(result['shuffled_over_baseline'])} |",
         "",
-        f"No-map baseline: NLL {result['baseline']['nll']:.3f} nats/token, top-1 agreement {result['baseline']['agreement']:.3f}. "
+        f"No-map baseline: NLL {result['baseline']['nll']:.3f} nats/token, top-1 agreement "
+        f"{result['baseline']['agreement']:.3f}. "
         f"Smallest gain over the shuffled twin this design detects here with {result['criteria']['power']:.0%} power "
         f"(MDE): {result['mde']:.4f} nats/token.",
         "",
@@ -530,22 +537,36 @@ def _interval(estimate: dict) -> str:
 @dataclass
 class InstrumentArguments:
     results_dir: str = field(metadata={"help": f"where {INSTRUMENT_FILE} goes"})
-    preset: str = field(default="demo", metadata={"help": "whose regime to reproduce: its students' steps, batch, pairs, seeds"})
-    operator: str = field(default=InstrumentConfig.operator, metadata={"help": "the design under test (supervise, add, ...)"})
+    preset: str = field(
+        default="demo", metadata={"help": "whose regime to reproduce: its students' steps, batch, pairs, seeds"}
+    )
+    operator: str = field(
+        default=InstrumentConfig.operator, metadata={"help": "the design under test (supervise, add, ...)"}
+    )
     seeds: list[int] | None = field(
-        default=None, metadata={"help": f"training seeds (default: as many as the preset's from {CHECK_SEED_OFFSET} on)"}
+        default=None,
+        metadata={"help": f"training seeds (default: as many as the preset's from {CHECK_SEED_OFFSET} on)"},
     )
     warm_steps: int = field(default=InstrumentConfig.warm_steps, metadata={"help": "no-map warm-start steps"})
     finetune_steps: int | None = field(default=None, metadata={"help": "fine-tuning steps (default: the preset's)"})
     finetune_pairs: int | None = field(default=None, metadata={"help": "map-annotated pairs (default: the preset's)"})
-    supervision_weight: float = field(default=InstrumentConfig.supervision_weight, metadata={"help": "supervise: weight"})
-    corpus_pairs: int = field(default=InstrumentConfig.corpus_pairs, metadata={"help": "planted pairs of the warm start"})
+    supervision_weight: float = field(
+        default=InstrumentConfig.supervision_weight, metadata={"help": "supervise: weight"}
+    )
+    corpus_pairs: int = field(
+        default=InstrumentConfig.corpus_pairs, metadata={"help": "planted pairs of the warm start"}
+    )
     test_pairs: int = field(default=InstrumentConfig.test_pairs, metadata={"help": "held-out planted pairs scored"})
 
 
 def instrument_and_log(args: InstrumentArguments) -> None:
-    overrides = {"operator": args.operator, "warm_steps": args.warm_steps, "supervision_weight": args.supervision_weight,
-                 "corpus_pairs": args.corpus_pairs, "test_pairs": args.test_pairs}
+    overrides = {
+        "operator": args.operator,
+        "warm_steps": args.warm_steps,
+        "supervision_weight": args.supervision_weight,
+        "corpus_pairs": args.corpus_pairs,
+        "test_pairs": args.test_pairs,
+    }
     overrides |= {k: v for k, v in (("finetune_steps", args.finetune_steps), ("finetune_pairs", args.finetune_pairs))
                   if v is not None}
     if args.seeds is not None:

@@ -47,15 +47,19 @@ class RunArguments:
 
     preset: str = field(default="demo", metadata={"help": "smoke, demo, lab or paper: fills every size/budget default"})
     output_dir: str | None = field(
-        default=None, metadata={"help": "models root; the model goes to <output_dir>/<name> (default: runs/<preset>/hub/models)"}
+        default=None,
+        metadata={"help": "models root; the model goes to <output_dir>/<name> (default: runs/<preset>/hub/models)"},
     )
     checkpoint_dir: str | None = field(
-        default=None, metadata={"help": "where checkpoints go (default: runs/<preset>/checkpoints, or next to <output_dir>)"}
+        default=None,
+        metadata={"help": "where checkpoints go (default: runs/<preset>/checkpoints, or next to <output_dir>)"},
     )
     resume: bool = field(
         default=False,
-        metadata={"help": "continue from the newest checkpoint of an interrupted run (refused if it was made with other "
-                  "model, data or optimisation options; max_steps and the evaluation options may change)"},
+        metadata={
+            "help": "continue from the newest checkpoint of an interrupted run (refused if it was made with other "
+            "model, data or optimisation options; max_steps and the evaluation options may change)"
+        },
     )
     overwrite: bool = field(default=False, metadata={"help": "retrain a model whose finished folder exists"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation, sampling and data order"})
@@ -73,8 +77,10 @@ class RunArguments:
     )
     logging_dir: str | None = field(
         default=None,
-        metadata={"help": "trackers write under <logging_dir>/<model name> (default: runs/<preset>/logs, or `logs` next "
-                  "to the models root)"},
+        metadata={
+            "help": "trackers write under <logging_dir>/<model name> (default: runs/<preset>/logs, or `logs` next "
+            "to the models root)"
+        },
     )
 
     def tracking(self, name: str, config: dict) -> Tracking:
@@ -424,7 +430,10 @@ def prepare_training(
     if resume:
         latest = resume_from_latest(accelerator)
         if latest is None:
-            logger.info("--resume: no checkpoint in %s yet, starting from scratch", Path(accelerator.project_dir) / "checkpoints")
+            logger.info(
+                "--resume: no checkpoint in %s yet, starting from scratch",
+                Path(accelerator.project_dir) / "checkpoints",
+            )
         else:
             logger.info("resumed from %s at step %d (epoch %d)", latest, state.step, state.epoch)
     return model, optimizer, scheduler, train_dl, eval_dls, state
@@ -661,7 +670,9 @@ def fit(
             state.epoch += 1
             state.batches_in_epoch = 0
         if out_of_time:
-            logger.info("time budget of %s used at step %d of %d: stopping", format_seconds(max_seconds), state.step, max_steps)
+            logger.info(
+                "time budget of %s used at step %d of %d: stopping", format_seconds(max_seconds), state.step, max_steps
+            )
             break
     bar.close()
     seconds = time.perf_counter() - start
@@ -674,12 +685,16 @@ def fit(
         from safetensors.torch import load_file
 
         # Tied weights are not in the file (missing keys are expected); unexpected ones mean another model.
-        _, unexpected = accelerator.unwrap_model(model).load_state_dict(load_file(best_dir / "model.safetensors"), strict=False)
+        _, unexpected = accelerator.unwrap_model(model).load_state_dict(
+            load_file(best_dir / "model.safetensors"), strict=False
+        )
         if unexpected:
             raise RuntimeError(f"best weights in {best_dir} do not fit the model: {unexpected[:5]}")
         logger.info("restored the best weights of step %d (validation loss %.4f)", state.best_step, state.best_loss)
     elif best_step is not None and best_step != state.best_step:
-        logger.warning("best weights on disk are from step %s, not %d: keeping the last weights", best_step, state.best_step)
+        logger.warning(
+            "best weights on disk are from step %s, not %d: keeping the last weights", best_step, state.best_step
+        )
     return seconds
 
 

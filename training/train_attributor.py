@@ -22,9 +22,9 @@ from agkd.datasets_scripts import release_layout as layout
 from agkd.datasets_scripts.attribution.configs import config_name
 from agkd.datasets_scripts.attribution.methods import METHODS
 from agkd.datasets_scripts.release_layout import public_ref
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.training import data, loop
 from agkd.training.cards import write_attributor_card
-from agkd.training.cli import run_as_script, stage_main
 from agkd.training.evaluation.scoring import fidelity
 from agkd.training.loop import RunArguments
 from agkd.training.orchestration.presets import (
@@ -119,12 +119,17 @@ def train_attributor(args: AttributorArguments) -> Path:
         if split not in rows:
             raise ValueError(f"{args.attributions}/{source_config} has no split {split!r} (it has: {', '.join(rows)})")
     examples = {
-        split: data.map_examples(rows[split], tokenizer, args.max_length, f"{source_config}/{split}")[0] for split in splits
+        split: data.map_examples(rows[split], tokenizer, args.max_length, f"{source_config}/{split}")[0]
+        for split in splits
     }
     collate = data.MapCollator(tokenizer.pad_token_id)
     train_dl = DataLoader(
-        data.length_grouped_batches(examples[args.train_split], args.batch_size, seed=args.seed, max_tokens=args.max_batch_tokens),
-        batch_size=1, shuffle=True, collate_fn=collate,
+        data.length_grouped_batches(
+            examples[args.train_split], args.batch_size, seed=args.seed, max_tokens=args.max_batch_tokens
+        ),
+        batch_size=1,
+        shuffle=True,
+        collate_fn=collate,
     )
     valid_dl = DataLoader(examples[args.validation_split], batch_size=2 * args.batch_size, collate_fn=collate)
     test_dl = DataLoader(examples[args.test_split], batch_size=2 * args.batch_size, collate_fn=collate)

@@ -33,10 +33,10 @@ from agkd.datasets_scripts import release_layout as layout
 from agkd.datasets_scripts.attribution.configs import BASELINE, TARGET_KINDS, config_name, evaluation_config
 from agkd.datasets_scripts.attribution.methods import resolve
 from agkd.datasets_scripts.release_layout import public_ref
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.modeling.attribution_injection import INJECTION_OPERATORS, MAP_NORMALIZATIONS, check_choice
 from agkd.training import data, loop
 from agkd.training.cards import write_student_card
-from agkd.training.cli import run_as_script, stage_main
 from agkd.training.loop import RunArguments
 from agkd.training.orchestration.presets import (
     PRESETS,
@@ -60,11 +60,14 @@ class StudentArguments(RunArguments, BudgetArguments):
     )
     operator: str = field(
         default="add",
-        metadata={"help": "how the map is used: add, multiply, average or replace (injected at train and test time), or "
-                  "supervise (the cross-attention is trained toward the map's rows; no map at test time)"},
+        metadata={
+            "help": "how the map is used: add, multiply, average or replace (injected at train and test time), or "
+            "supervise (the cross-attention is trained toward the map's rows; no map at test time)"
+        },
     )
     supervision_weight: float = field(
-        default=1.0, metadata={"help": "supervise: weight of KL(map row || cross-attention row) beside the translation loss"}
+        default=1.0,
+        metadata={"help": "supervise: weight of KL(map row || cross-attention row) beside the translation loss"},
     )
     map_normalization: str = field(
         default="none", metadata={"help": "none, row_sum, row_max, row_minmax or row_softmax (applied at injection)"}
@@ -102,7 +105,9 @@ def finalize_arguments(args: StudentArguments) -> StudentArguments:
     if args.train_corpus is not None and (args.method != BASELINE or args.init_from is not None):
         raise ValueError("--train_corpus trains the no-map warm start: it takes --method none and no --init_from")
     if args.init_from is not None and not layout.is_finished(args.init_from):
-        raise FileNotFoundError(f"--init_from {args.init_from}: not a finished student folder (train the warm start first)")
+        raise FileNotFoundError(
+            f"--init_from {args.init_from}: not a finished student folder (train the warm start first)"
+        )
     if args.method == BASELINE:
         args.operator = "none"
     if args.supervision_weight < 0:
@@ -166,7 +171,9 @@ def build_student(args: StudentArguments, tokenizer, teacher_config, forced_bos_
     if args.init_from is not None:
         config = AgkdStudentConfig.from_pretrained(args.init_from, dropout=args.dropout, **injection)
         if config.vocab_size != len(tokenizer):
-            raise ValueError(f"--init_from {args.init_from} has a vocabulary of {config.vocab_size}, the teacher {len(tokenizer)}")
+            raise ValueError(
+                f"--init_from {args.init_from} has a vocabulary of {config.vocab_size}, the teacher {len(tokenizer)}"
+            )
         args.d_model, args.layers, args.heads = config.d_model, config.encoder_layers, config.encoder_attention_heads
         args.ffn_dim = config.encoder_ffn_dim
         model = AgkdStudentForConditionalGeneration.from_pretrained(args.init_from, config=config)
@@ -212,7 +219,9 @@ def train_student(args: StudentArguments) -> Path:
     settings = run_settings(args)
     name = run_name(args)
     final_dir, work_dir = Path(args.output_dir) / name, Path(args.checkpoint_dir) / name
-    budget = {k: getattr(args, k) for k in ("max_steps", "batch_size", "max_batch_tokens", "learning_rate", "warmup_steps")}
+    budget = {
+        k: getattr(args, k) for k in ("max_steps", "batch_size", "max_batch_tokens", "learning_rate", "warmup_steps")
+    }
     if not args.overwrite and layout.keep_finished(final_dir, args.attributions, config, args.init_from, budget):
         return final_dir
     provenance = layout.map_provenance(args.attributions, config)  # the maps' version as read now
@@ -228,7 +237,9 @@ def train_student(args: StudentArguments) -> Path:
 
     # ---- data: attribution rows, checked against the teacher's tokenizer before anything is trained (or, for the
     # warm start, the corpus pairs in the teacher's tokenisation)
-    tokenizer, teacher_config, forced_bos_token_id = data.load_teacher_tokenizer(args.teacher, args.teacher_name, args.pair)
+    tokenizer, teacher_config, forced_bos_token_id = data.load_teacher_tokenizer(
+        args.teacher, args.teacher_name, args.pair
+    )
     with accelerator.main_process_first():
         rows = data.load_dataset_config(source, source_config)
     for split in (args.train_split, args.validation_split):
@@ -254,7 +265,9 @@ def train_student(args: StudentArguments) -> Path:
     if len(train_examples) < args.batch_size:
         raise ValueError(f"only {len(train_examples)} training pairs for a batch size of {args.batch_size}")
     collate = data.MapCollator(tokenizer.pad_token_id, with_maps=args.operator != "none")
-    train_batches = data.length_grouped_batches(train_examples, args.batch_size, seed=args.seed, max_tokens=args.max_batch_tokens)
+    train_batches = data.length_grouped_batches(
+        train_examples, args.batch_size, seed=args.seed, max_tokens=args.max_batch_tokens
+    )
     train_dl = DataLoader(train_batches, batch_size=1, shuffle=True, collate_fn=collate)
     valid_dl = DataLoader(valid_examples, batch_size=2 * args.batch_size, collate_fn=collate)
 
@@ -321,7 +334,9 @@ def train_student(args: StudentArguments) -> Path:
     return final_dir
 
 
-main = stage_main(StudentArguments, lambda args: train_student(finalize_arguments(args)), prog="agkd student", doc=__doc__)
+main = stage_main(
+    StudentArguments, lambda args: train_student(finalize_arguments(args)), prog="agkd student", doc=__doc__
+)
 
 
 if __name__ == "__main__":

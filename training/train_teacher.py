@@ -4,8 +4,8 @@
 - `--family mbart`: one MBartForConditionalGeneration for all pairs with mBART-50 language codes
   (de_DE, fr_XX, ar_AR -> en_XX) and an MBart50Tokenizer (`teacher-mbart`).
 
-Sizes and budgets come from `--preset` (training/orchestration/presets.py, section `teacher`); any of them can be overridden.
-The same file runs as one CPU process, under `torchrun --nproc_per_node N` or `accelerate launch` on GPUs:
+Sizes and budgets come from `--preset` (training/orchestration/presets.py, section `teacher`); any of them can be
+overridden. The same file runs as one CPU process, under `torchrun --nproc_per_node N` or `accelerate launch` on GPUs:
 
     agkd teacher --preset demo --family marian --pairs de-en
     torchrun --nproc_per_node 2 -m agkd.training.train_teacher --preset smoke --family mbart
@@ -25,7 +25,6 @@ import logging
 import os
 import random
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -34,10 +33,10 @@ import torch
 
 from agkd.datasets_scripts import release_layout as layout
 from agkd.datasets_scripts.release_layout import atomic_folder, public_ref
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.datasets_scripts.teachers import LANGUAGE_PAIRS, MBART_LANG_CODES, check_family, check_pair, teacher_spec
 from agkd.training import data, loop
 from agkd.training.cards import write_teacher_card
-from agkd.training.cli import setup_logging
 from agkd.training.evaluation.scoring import evaluate_translation, score_translations
 from agkd.training.loop import RunArguments
 from agkd.training.orchestration.presets import (
@@ -394,7 +393,9 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
 
     # ---- dataloaders, optimisation (shared with the students and Attributors)
     collate = data.Seq2SeqCollator(tokenizer.pad_token_id)
-    train_batches = data.length_grouped_batches(train_examples, args.batch_size, seed=args.seed, max_tokens=args.max_batch_tokens)
+    train_batches = data.length_grouped_batches(
+        train_examples, args.batch_size, seed=args.seed, max_tokens=args.max_batch_tokens
+    )
     train_dl = DataLoader(train_batches, batch_size=1, shuffle=True, collate_fn=collate)
     valid_dl = DataLoader(valid_examples, batch_size=2 * args.batch_size, collate_fn=collate)
     model, optimizer, scheduler, train_dl, (valid_dl,), state = loop.prepare_training(
@@ -502,7 +503,8 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
         )
         if stopped_on_time:
             logger.info(
-                "stopped by --max_minutes at step %d of %d: checkpoints kept in %s; continue the same run with the same "
+                "stopped by --max_minutes at step %d of %d: checkpoints kept in %s; continue the same run with the "
+                "same "
                 "command plus --resume",
                 state.step,
                 args.max_steps,
@@ -515,21 +517,10 @@ def train_teacher(args: TeacherArguments, pairs: list[str]) -> Path:
 
 
 # ================================================================================================ entry point
-def parse_args(argv: list[str] | None = None) -> TeacherArguments:
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser(TeacherArguments, prog="agkd teacher", description=__doc__.split("\n\n")[0])
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
-    return args
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        args = finalize_arguments(args)
-    except (ValueError, FileNotFoundError) as err:
-        logger.error("%s", err)
-        return 2
+def train_teachers(args: TeacherArguments) -> int:
+    """`agkd teacher`: train every teacher of `--family` and `--pairs` that is not finished yet. Bad arguments and a
+    checkpoint that cannot be resumed (ValueError, FileNotFoundError) give exit code 2 through `stage_main`."""
+    args = finalize_arguments(args)
     pairs = split_list(args.pairs)
     jobs = [[p] for p in pairs] if args.family == "marian" else [pairs]
     todo = []
@@ -538,18 +529,16 @@ def main(argv: list[str] | None = None) -> int:
         if layout.teacher_is_finished(Path(args.output_dir) / name) and not args.overwrite:
             logger.info("%s already exists in %s: skipped (pass --overwrite to retrain)", name, args.output_dir)
             continue
-        if args.resume:
-            try:  # every job is checked before any trains
-                loop.check_resumable(Path(args.checkpoint_dir) / name, run_settings(args, job))
-            except ValueError as err:
-                logger.error("%s", err)
-                return 2
+        if args.resume:  # every job is checked before any trains
+            loop.check_resumable(Path(args.checkpoint_dir) / name, run_settings(args, job))
         todo.append(job)
     for job in todo:
         train_teacher(args, job)
     return 0
 
 
+main = stage_main(TeacherArguments, train_teachers, prog="agkd teacher", doc=__doc__)
+
+
 if __name__ == "__main__":
-    setup_logging(0)
-    sys.exit(main())
+    run_as_script(main)

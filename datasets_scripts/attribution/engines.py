@@ -2,8 +2,8 @@
 (`extract_attributions.py`) and by the Space's maps of typed sentences (`space/app.py`).
 
 - a control of `attribution_methods.CONTROLS` is built directly (no engine, `prob_check` null);
-- engine `inseq` (the reference, `attribution/inseq_engine.py`) or `fast` (teacher-forced and batched, the same maps within 1e-4
-  relative, `attribution/fast_engine.py`) computes a method's maps.
+- engine `inseq` (the reference, `attribution/inseq_engine.py`) or `fast` (teacher-forced and batched, the same maps
+  within 1e-4 relative, `attribution/fast_engine.py`) computes a method's maps.
 
 Both engines return rows of the same schema (`attribution_configs.map_row`). `engine_for` says which engine computes
 a method's maps: `fast` falls back to `inseq` for a method it refuses on a teacher (DeepLIFT on a model with ReLU-like
@@ -83,7 +83,9 @@ def attribute(
     if engine == "fast":
         return fast_attribution.attribute_rows_fast(teacher, method, rows, batch_size, seed, ig_steps)
     if engine == "inseq":
-        return attribute_rows(teacher, method, rows, batch_size or default_batch_size(engine, method, None), seed, ig_steps)
+        return attribute_rows(
+            teacher, method, rows, batch_size or default_batch_size(engine, method, None), seed, ig_steps
+        )
     raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
 
 

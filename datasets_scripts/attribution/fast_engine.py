@@ -3,8 +3,8 @@
 Inseq attributes one target step at a time (T forward + backward passes per pair, times n_steps for integrated
 gradients, times S for value zeroing). With teacher forcing and the causal decoder mask, one forward pass gives every
 step's output, every step's gradient comes from one batched vector-Jacobian product, and value zeroing runs the S
-zeroed copies of a pair as one decoder batch. What has to match Inseq 0.7.1 (`attribution/inseq_engine.py`; checked pair by
-pair in tests/test_fast_attribution.py):
+zeroed copies of a pair as one decoder batch. What has to match Inseq 0.7.1 (`attribution/inseq_engine.py`; checked pair
+by pair in tests/test_fast_attribution.py):
 
 - inputs are Inseq's *scaled* embeddings (`get_input_embeddings()(ids) * encoder.embed_scale`, where Inseq takes the
   encoder's `embed_scale` and mBART has none); the model is fed them through `inputs_embeds`, divided by what a

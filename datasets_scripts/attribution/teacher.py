@@ -126,7 +126,8 @@ class Teacher:
         torch.set_grad_enabled(True)
 
     def load_tokenizer(self):
-        """A fresh tokenizer of the teacher with the pair's language codes (a saved one keeps those it was saved with)."""
+        """A fresh tokenizer of the teacher with the pair's language codes (a saved one keeps those it was saved
+        with)."""
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(self.path, **self.tokenizer_kwargs)

@@ -1,1 +1,2 @@
-"""Evaluation: students under each test-time map protocol (`evaluate.py`) and every figure a result carries (`scoring.py`)."""
+"""Evaluation: students under each test-time map protocol (`evaluate.py`) and every figure a result carries
+(`scoring.py`)."""

@@ -12,8 +12,8 @@ Protocols (every result names its protocol):
         --corpus runs/demo/hub/datasets/agkd-parallel --results_dir runs/demo/results
 
 Scores are sacrebleu corpus BLEU and chrF of the detokenised output against the raw reference strings of the
-corpus, with their signatures, and the teacher-forced simulation metrics of `training/evaluation/scoring.py` (token NLL and
-top-1 agreement with the reference and with the teacher's own translation), computed with exactly the row's map
+corpus, with their signatures, and the teacher-forced simulation metrics of `training/evaluation/scoring.py` (token NLL
+and top-1 agreement with the reference and with the teacher's own translation), computed with exactly the row's map
 injection: under `gold` and `teacher` the protocol's map is injected row by row whatever target is forced, as in
 generation; under `attributor` the Attributor predicts the rows from the forced prefix. The primary metric
 (`scoring.PRIMARY_METRIC`, named in every row) carries the report's verdict. Every student is compared with the
@@ -49,10 +49,10 @@ from agkd.datasets_scripts.release_layout import (
     public_ref,
     read_results,
 )
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.modeling.attribution_injection import MAP_FREE_OPERATORS
 from agkd.training import data
 from agkd.training.cards import write_student_card
-from agkd.training.cli import run_as_script, stage_main
 from agkd.training.evaluation import scoring
 from agkd.training.evaluation.scoring import (
     FORCED_TARGETS,
@@ -78,7 +78,9 @@ class EvaluateArguments:
     students: list[str] | None = field(default=None, metadata={"help": "student folder names (default: all student-*)"})
     protocols: list[str] = field(default_factory=lambda: list(PROTOCOLS), metadata={"help": "protocols to run"})
     splits: list[str] = field(default_factory=lambda: ["test"], metadata={"help": "splits to evaluate on"})
-    num_beams: int | None = field(default=None, metadata={"help": "beam size (default: each student's generation_config)"})
+    num_beams: int | None = field(
+        default=None, metadata={"help": "beam size (default: each student's generation_config)"}
+    )
     batch_size: int = field(default=32, metadata={"help": "sentences per generate call"})
     max_examples: int | None = field(default=None, metadata={"help": "evaluate only the first N pairs of a split"})
     bootstrap_samples: int = field(default=1000, metadata={"help": "paired bootstrap resamples"})
@@ -110,13 +112,18 @@ def load_evaluation_set(args: EvaluateArguments, teacher_name: str, pair: str, s
     reference_by_id = dict(zip(corpus["id"], corpus["target"], strict=True))
     missing = [i for i in rows["id"] if i not in reference_by_id]
     if missing:
-        raise ValueError(f"{len(missing)} pairs of the maps are not in {args.corpus}/{pair}/{split} (e.g. {missing[0]!r})")
+        raise ValueError(
+            f"{len(missing)} pairs of the maps are not in {args.corpus}/{pair}/{split} (e.g. {missing[0]!r})"
+        )
     ids = list(rows["id"])
     return EvaluationSet(
         ids,
         list(rows["source_ids"]),
         [reference_by_id[i] for i in ids],
-        {"reference": list(rows["target_ids"]), "teacher": teacher_translation_ids(args, teacher_name, pair, split, ids)},
+        {
+            "reference": list(rows["target_ids"]),
+            "teacher": teacher_translation_ids(args, teacher_name, pair, split, ids),
+        },
     )
 
 
@@ -129,7 +136,9 @@ def teacher_translation_ids(args: EvaluateArguments, teacher_name: str, pair: st
         return None
     rows = data.load_dataset_config(args.attributions, config)
     if split not in rows:
-        logger.warning("%s: %s has no split %s, so no agreement with the teacher's translations", args.attributions, config, split)
+        logger.warning(
+            "%s: %s has no split %s, so no agreement with the teacher's translations", args.attributions, config, split
+        )
         return None
     by_id = dict(zip(rows[split]["id"], rows[split]["target_ids"], strict=True))
     if any(i not in by_id for i in ids):
@@ -143,7 +152,10 @@ def maps_for(args: EvaluateArguments, config: str, split: str, ids: list[str]) -
     rows = data.load_dataset_config(args.attributions, config)
     if split not in rows:
         raise ValueError(f"{args.attributions}: {config} has no split {split!r}")
-    by_id = {row_id: np.asarray(attribution, dtype=np.float32) for row_id, attribution in zip(rows[split]["id"], rows[split]["attribution"], strict=True)}
+    by_id = {
+        row_id: np.asarray(attribution, dtype=np.float32)
+        for row_id, attribution in zip(rows[split]["id"], rows[split]["attribution"], strict=True)
+    }
     maps = [by_id.get(i) for i in ids]
     return maps, sum(m is None for m in maps)
 
@@ -173,7 +185,9 @@ def evaluation_examples(evaluation: EvaluationSet, maps: list | None, target: st
     for index, source_ids in enumerate(evaluation.source_ids):
         example = {"index": index, "input_ids": source_ids}
         if maps is not None:
-            example["attribution"] = maps[index] if maps[index] is not None else np.zeros((0, len(source_ids)), np.float32)
+            example["attribution"] = (
+                maps[index] if maps[index] is not None else np.zeros((0, len(source_ids)), np.float32)
+            )
         if target is not None:
             example["labels"] = evaluation.forced_targets[target][index]
         examples.append(example)
@@ -294,7 +308,19 @@ def evaluate(args: EvaluateArguments) -> list[dict]:
                 stats.save(token_statistics_file(args, name, split, protocol, target))
             row = {
                 "student": name,
-                **{k: run[k] for k in ("method", "operator", "map_normalization", "target_kind", "teacher_name", "pair", "seed", "preset")},
+                **{
+                    k: run[k]
+                    for k in (
+                        "method",
+                        "operator",
+                        "map_normalization",
+                        "target_kind",
+                        "teacher_name",
+                        "pair",
+                        "seed",
+                        "preset",
+                    )
+                },
                 "student_init": run.get("student_init", "scratch"),
                 "split": split,
                 "protocol": protocol,
@@ -310,7 +336,11 @@ def evaluate(args: EvaluateArguments) -> list[dict]:
                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             if protocol != BASELINE_PROTOCOL:
-                row.update(compare_with_baseline(args, run, split, protocol, scores.hypotheses, evaluation.references, statistics))
+                row.update(
+                    compare_with_baseline(
+                        args, run, split, protocol, scores.hypotheses, evaluation.references, statistics
+                    )
+                )
             append_result(results_path, row)
             written.append(row)
             primary = row["bootstrap"].get(row["primary_metric"]) if row.get("bootstrap") else None
@@ -344,14 +374,18 @@ def write_result_cards(args: EvaluateArguments, models_dir: Path, runs: dict[str
     dataset = public_ref(args.attributions)
     for name, run in runs.items():
         if rows.get(name):
-            write_student_card(models_dir / name, run, rows[name], (dataset, evaluation_config(run["teacher_name"], run["pair"])))
+            write_student_card(
+                models_dir / name, run, rows[name], (dataset, evaluation_config(run["teacher_name"], run["pair"]))
+            )
 
 
 def protocol_map_config(teacher_name: str, pair: str, method: str, protocol: str) -> str:
     """The agkd-attributions config whose maps a protocol injects at test time: `gold` the teacher's maps of the
     reference, `teacher` those of its own translation. The Space shows the same maps by calling this."""
     if protocol not in STORED_MAP_PROTOCOLS:
-        raise ValueError(f"protocol {protocol!r} injects no stored map (those that do: {', '.join(STORED_MAP_PROTOCOLS)})")
+        raise ValueError(
+            f"protocol {protocol!r} injects no stored map (those that do: {', '.join(STORED_MAP_PROTOCOLS)})"
+        )
     return config_name(teacher_name, pair, method, STORED_MAP_PROTOCOLS[protocol])
 
 
@@ -380,7 +414,9 @@ def row_inputs(args: EvaluateArguments, models_dir: Path, run: dict, protocol: s
     if protocol in STORED_MAP_PROTOCOLS:
         inputs["maps"] = maps_version(args.attributions, map_config(run, protocol))
     elif protocol == "attributor":
-        inputs["attributor"] = layout.run_id_of(models_dir / attributor_name(run["teacher_name"], run["pair"], run["method"]))
+        inputs["attributor"] = layout.run_id_of(
+            models_dir / attributor_name(run["teacher_name"], run["pair"], run["method"])
+        )
     if protocol != BASELINE_PROTOCOL:
         inputs["baseline"] = layout.run_id_of(models_dir / baseline_of(run))
     return inputs

@@ -121,7 +121,9 @@ def teacher_forced_statistics(model, dataloader, n_examples: int, attributor=Non
         if attributor is not None:
             decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=labels)
             batch["attribution_map"] = attributor(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], decoder_input_ids=decoder_input_ids
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                decoder_input_ids=decoder_input_ids,
             ).attribution
             batch["attribution_map_mask"] = labels != -100
         logits = model(**batch).logits
@@ -292,7 +294,8 @@ def fidelity(accelerator, model, dataloader) -> dict[str, float]:
             n_source = int(source_mask[b].sum())
             for t in torch.nonzero(row_mask[b]).flatten().tolist():
                 for name, value in row_fidelity(
-                    predicted[b, t, :n_source].double().cpu().numpy(), teacher_rows[b, t, :n_source].double().cpu().numpy()
+                    predicted[b, t, :n_source].double().cpu().numpy(),
+                    teacher_rows[b, t, :n_source].double().cpu().numpy(),
                 ).items():
                     if not math.isnan(value):
                         sums[name][0] += value

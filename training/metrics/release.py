@@ -1,6 +1,7 @@
-"""`agkd metric-spaces`: write AGKD's `evaluate` modules into a release as Hub Spaces (`runs/<preset>/hub/spaces/<name>`,
-what `agkd push` uploads as `<org>/<name>`), the way evaluate's community metrics live on the Hub: a Space holding
-`<name>.py`, its metric card `README.md`, `requirements.txt` and an `app.py` that serves the module's widget.
+"""`agkd metric-spaces`: write AGKD's `evaluate` modules into a release as Hub Spaces
+(`runs/<preset>/hub/spaces/<name>`, what `agkd push` uploads as `<org>/<name>`), the way evaluate's community metrics
+live on the Hub: a Space holding `<name>.py`, its metric card `README.md`, `requirements.txt` and an `app.py` that
+serves the module's widget.
 
 Each module folder of `training/metrics` is copied whole except `__init__.py` and caches; `app.py` is written anew: it
 loads `<org>/<name>` when an org is known (`--org`, else `AGKD_HUB_ORG` where it runs), else the module in its own
@@ -16,7 +17,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agkd.training.cli import run_as_script, stage_main
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.training.metrics import METRIC_MODULES
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ ORG = {org!r}
 org = ORG or os.environ.get("AGKD_HUB_ORG")
 module = evaluate.load(f"{{org}}/{name}" if org else str(Path(__file__).resolve().parent))
 launch_gradio_widget(module)
-'''
+'''  # noqa: E501 (the launcher it writes, byte for byte)
 
 
 def launcher(name: str, org: str | None = None) -> str:
@@ -47,7 +48,9 @@ def launcher(name: str, org: str | None = None) -> str:
 class MetricSpacesArguments:
     spaces_dir: str = field(metadata={"help": "the release's Space folder (runs/<preset>/hub/spaces)"})
     org: str | None = field(default=None, metadata={"help": "Hub org the release goes to: app.py loads <org>/<name>"})
-    only: list[str] | None = field(default=None, metadata={"help": f"only these modules (default: all: {', '.join(METRIC_MODULES)})"})
+    only: list[str] | None = field(
+        default=None, metadata={"help": f"only these modules (default: all: {', '.join(METRIC_MODULES)})"}
+    )
 
 
 def write_metric_spaces(args: MetricSpacesArguments) -> list[Path]:

@@ -1,1 +1,2 @@
-"""Orchestration: presets (`presets.py`), the pipeline of a preset (`pipeline.py`), where its jobs run (`executors.py`) and the upload of a release (`push.py`)."""
+"""Orchestration: presets (`presets.py`), the pipeline of a preset (`pipeline.py`), where its jobs run (`executors.py`)
+and the upload of a release (`push.py`)."""

@@ -22,7 +22,7 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agkd.training.cli import setup_logging
+from agkd.datasets_scripts.stage import setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,10 @@ def run_logged(job: Job, log_dir: Path) -> tuple[int, float]:
     with open(log, "a") as out:
         _flush_standard_streams()
         os.dup2(out.fileno(), 1), os.dup2(out.fileno(), 2)
-        out.write(f"==== {time.time():.3f} {job.stage} {job.label}: started in process {os.getpid()} on {os.uname().nodename}\n")
+        out.write(
+            f"==== {time.time():.3f} {job.stage} {job.label}: started in process {os.getpid()} on "
+            f"{os.uname().nodename}\n"
+        )
         out.flush()
         code = 1
         try:
@@ -183,7 +186,9 @@ class LocalExecutor(Executor):
                     gpus.put(worker % torch.cuda.device_count())
                 logger.info("%d workers on %d GPUs, one GPU each", self.jobs, torch.cuda.device_count())
             threads = max(1, (os.cpu_count() or 1) // self.jobs)
-            self.pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=start_worker, initargs=(threads, gpus))
+            self.pool = ProcessPoolExecutor(
+                self.jobs, mp_context=context, initializer=start_worker, initargs=(threads, gpus)
+            )
         return self.pool
 
     def in_driver(self, job: Job) -> bool:
@@ -289,7 +294,9 @@ class RayExecutor(Executor):
             try:
                 code, seconds = self.ray.get(ref)
             except self.ray.exceptions.RayError as err:  # the worker died more often than it may be retried
-                logger.error("%s %s: lost after %d retries (%s)", job.stage, job.label, self.retries, type(err).__name__)
+                logger.error(
+                    "%s %s: lost after %d retries (%s)", job.stage, job.label, self.retries, type(err).__name__
+                )
                 code, seconds = 1, time.perf_counter() - start
             outcomes.append(Outcome(job, code, seconds, job_log(job, self.log_dir)))
         return outcomes
@@ -333,7 +340,9 @@ def schedule(jobs: list[Job], executor) -> tuple[list[Outcome], dict[str, float]
     seconds: Counter = Counter()
     progress = Progress(len(jobs))
     while pending or executor.busy:
-        while not failed and (ready := next((j for j in pending if set(j.needs) <= made and executor.can_start(j)), None)):
+        while not failed and (
+            ready := next((j for j in pending if set(j.needs) <= made and executor.can_start(j)), None)
+        ):
             pending.remove(ready)
             progress.running[ready.stage] += 1
             progress.bar.set_description(f"{ready.stage}: {ready.label}")

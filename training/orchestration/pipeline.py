@@ -10,8 +10,8 @@ re-run after a kill (or a failure) continues where the last run stopped. `--pair
     agkd pipeline --preset paper --executor ray --ray_address auto    # on a running Ray cluster
 
 The plan states what each job reads and makes (one extraction per method, one student per cell, one evaluation
-per student), and a job starts as soon as its inputs exist (`training/orchestration/executors.py`): a method's students train
-while other methods are still being extracted. `--executor local` (the default) runs the small jobs `--jobs` at a
+per student), and a job starts as soon as its inputs exist (`training/orchestration/executors.py`): a method's students
+train while other methods are still being extracted. `--executor local` (the default) runs the small jobs `--jobs` at a
 time in a pool of worker processes sharing the cores (2 processes x 1 thread trained two demo students 1.37x faster
 than one after the other with 2 threads), one GPU each on a multi-GPU machine, and the big ones (teachers,
 extraction) in this process; `--executor ray` makes every job a Ray task, retried when its worker dies. Each job
@@ -19,8 +19,9 @@ logs to `runs/<preset>/logs/`, and each training job's curves (`--report_to`, Te
 go to `runs/<preset>/logs/<model name>/`: `tensorboard --logdir runs/<preset>/logs` shows the whole grid.
 
 Everything lands under `runs/<preset>/`: `hub/` holds exactly what `agkd push` uploads (models, datasets, the
-Space and the evaluate modules' Spaces), `results/` the result rows, `report.md` and its plots, `checkpoints/` the resumable training state. With
-Ray on several machines, `--runs_dir` must be on storage every node sees at the same path.
+Space and the evaluate modules' Spaces), `results/` the result rows, `report.md` and its plots, `checkpoints/` the
+resumable training state. With Ray on several machines, `--runs_dir` must be on storage every node sees at the same
+path.
 """
 from __future__ import annotations
 
@@ -41,17 +42,28 @@ from agkd.datasets_scripts.release_layout import (
     student_name,
     warm_start_name,
 )
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.datasets_scripts.teachers import check_family, check_pair, teacher_spec
 from agkd.modeling.attribution_injection import MAP_FREE_OPERATORS, MAP_NORMALIZATIONS, check_choice
-from agkd.training.cli import run_as_script, stage_main
 from agkd.training.loop import check_report_to, default_report_to
 from agkd.training.orchestration.executors import EXECUTORS, Job, LocalExecutor, RayExecutor, schedule
 from agkd.training.orchestration.presets import GRID_OPERATORS, PRESETS, STUDENT_INITS
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("corpus", "teacher", "extract", "warm-start", "student", "attributor", "instrument", "evaluate", "triangulate",
-          "report", "space")
+STAGES = (
+    "corpus",
+    "teacher",
+    "extract",
+    "warm-start",
+    "student",
+    "attributor",
+    "instrument",
+    "evaluate",
+    "triangulate",
+    "report",
+    "space",
+)
 
 
 @dataclass
@@ -67,8 +79,10 @@ class PipelineArguments:
     seeds: list[int] | None = field(default=None, metadata={"help": "student seeds (default: the preset's)"})
     normalizations: list[str] | None = field(
         default=None,
-        metadata={"help": "map normalisations of the grid: row_sum (scale-fair, carries the verdict), none (the paper's "
-                  "raw maps), ... (default: the preset's)"},
+        metadata={
+            "help": "map normalisations of the grid: row_sum (scale-fair, carries the verdict), none (the paper's "
+            "raw maps), ... (default: the preset's)"
+        },
     )
     student_init: str | None = field(
         default=None,
@@ -105,7 +119,9 @@ class PipelineArguments:
     )
     ray_address: str | None = field(
         default=None,
-        metadata={"help": "a running Ray cluster to join: auto, HOST:PORT or ray://HOST:PORT (default: start one here)"},
+        metadata={
+            "help": "a running Ray cluster to join: auto, HOST:PORT or ray://HOST:PORT (default: start one here)"
+        },
     )
     retries: int = field(default=2, metadata={"help": "ray: times a job is retried after its worker died"})
     gold_alignments: str | None = field(
@@ -139,7 +155,9 @@ def finalize(args: PipelineArguments) -> PipelineArguments:
     if args.executor not in EXECUTORS:
         raise ValueError(f"unknown --executor {args.executor!r}; choose one of {', '.join(EXECUTORS)}")
     if args.executor == "ray" and importlib.util.find_spec("ray") is None:
-        raise ValueError("--executor ray needs Ray: pip install 'agkd[distributed]' (or 'ray[default]' for its dashboard)")
+        raise ValueError(
+            "--executor ray needs Ray: pip install 'agkd[distributed]' (or 'ray[default]' for its dashboard)"
+        )
     if args.jobs is None:
         import torch
 
@@ -192,8 +210,16 @@ def plan(args: PipelineArguments) -> list[Job]:
                 argv = [*common, "--family", family, "--pairs", ",".join(job_pairs), "--corpus", corpus]
                 argv += ["--output_dir", str(release.models), "--checkpoint_dir", str(release.checkpoints), "--resume"]
                 argv += tracking
-                jobs.append(Job("teacher", teacher_spec(family, job_pairs[0]).local_name, "agkd.training.train_teacher", argv,
-                                needs=("corpus",), makes=tuple(f"teacher:{family}.{p}" for p in job_pairs)))
+                jobs.append(
+                    Job(
+                        "teacher",
+                        teacher_spec(family, job_pairs[0]).local_name,
+                        "agkd.training.train_teacher",
+                        argv,
+                        needs=("corpus",),
+                        makes=tuple(f"teacher:{family}.{p}" for p in job_pairs),
+                    )
+                )
     # The teacher's translations of the test split are the simulatability metrics' targets (in every control
     # config); the methods' maps of them are extracted only where the `teacher` protocol is evaluated.
     teacher_kind_methods = [*args.methods, *CONTROLS] if "teacher" in preset.protocols else [*CONTROLS]
@@ -227,9 +253,25 @@ def plan(args: PipelineArguments) -> list[Job]:
     # student seed s fine-tunes warm start s mod their count, so the seeds vary the warm start too.
     for (family, pair), teacher in teachers.items():
         for start in warm_starts:
-            argv = [*student_argv(family, pair, teacher), "--seed", str(start), "--method", BASELINE, "--train_corpus", corpus]
-            jobs.append(Job("warm-start", f"{family}.{pair} s{start}", "agkd.training.train_student", argv,
-                            needs=("corpus", f"teacher:{family}.{pair}"), makes=(f"warm-start:{family}.{pair}.s{start}",)))
+            argv = [
+                *student_argv(family, pair, teacher),
+                "--seed",
+                str(start),
+                "--method",
+                BASELINE,
+                "--train_corpus",
+                corpus,
+            ]
+            jobs.append(
+                Job(
+                    "warm-start",
+                    f"{family}.{pair} s{start}",
+                    "agkd.training.train_student",
+                    argv,
+                    needs=("corpus", f"teacher:{family}.{pair}"),
+                    makes=(f"warm-start:{family}.{pair}.s{start}",),
+                )
+            )
     budget = ["--max_steps", str(args.student_max_steps)] if args.student_max_steps else []
     students = []  # (family, pair, method, name, baseline name)
     for (family, pair), teacher in teachers.items():
@@ -240,9 +282,17 @@ def plan(args: PipelineArguments) -> list[Job]:
             after_warm_start = (f"warm-start:{family}.{pair}.s{start}",) if warm else ()
             base = [*where, "--seed", str(seed), *init, *budget]
             baseline = baseline_name(family, pair, seed=seed, warm=warm)
-            jobs.append(Job("student", f"{family}.{pair} baseline s{seed}", "agkd.training.train_student", [*base, "--method", BASELINE],
-                            needs=(maps(family, pair, EVALUATION_SET), *after_warm_start), makes=(f"student:{baseline}",),
-                            shared=True))
+            jobs.append(
+                Job(
+                    "student",
+                    f"{family}.{pair} baseline s{seed}",
+                    "agkd.training.train_student",
+                    [*base, "--method", BASELINE],
+                    needs=(maps(family, pair, EVALUATION_SET), *after_warm_start),
+                    makes=(f"student:{baseline}",),
+                    shared=True,
+                )
+            )
             students.append((family, pair, BASELINE, baseline, None))
             controls = [*preset.control_maps, *(shuffled_control(m) for m in args.methods)]
             for normalization in args.normalizations:
@@ -254,18 +304,39 @@ def plan(args: PipelineArguments) -> list[Job]:
                             continue  # a map-free student reads rows as distributions: every normalisation is the same
                         name = student_name(family, pair, method, seed=seed, operator=operator,
                                             map_normalization=normalization, warm=warm)
-                        jobs.append(Job(
-                            "student", f"{family}.{pair} {method} {operator} {normalization} s{seed}", "agkd.training.train_student",
-                            [*base, "--method", method, "--operator", operator, "--map_normalization", normalization],
-                            needs=(maps(family, pair, method), *after_warm_start), makes=(f"student:{name}",), shared=True,
-                        ))
+                        jobs.append(
+                            Job(
+                                "student",
+                                f"{family}.{pair} {method} {operator} {normalization} s{seed}",
+                                "agkd.training.train_student",
+                                [
+                                    *base,
+                                    "--method",
+                                    method,
+                                    "--operator",
+                                    operator,
+                                    "--map_normalization",
+                                    normalization,
+                                ],
+                                needs=(maps(family, pair, method), *after_warm_start),
+                                makes=(f"student:{name}",),
+                                shared=True,
+                            )
+                        )
                         students.append((family, pair, method, name, baseline))
     for (family, pair), teacher in teachers.items():
         for method in args.methods:
-            jobs.append(Job("attributor", f"{family}.{pair} {method}", "agkd.training.train_attributor",
-                            [*student_argv(family, pair, teacher), "--method", method],
-                            needs=(maps(family, pair, method),), makes=(f"attributor:{attributor_name(family, pair, method)}",),
-                            shared=True))
+            jobs.append(
+                Job(
+                    "attributor",
+                    f"{family}.{pair} {method}",
+                    "agkd.training.train_attributor",
+                    [*student_argv(family, pair, teacher), "--method", method],
+                    needs=(maps(family, pair, method),),
+                    makes=(f"attributor:{attributor_name(family, pair, method)}",),
+                    shared=True,
+                )
+            )
     jobs.append(Job("instrument", "planted alignments", "agkd.training.instrument",
                     ["--results_dir", str(release.results), *common]
                     + (["--finetune_steps", str(args.student_max_steps)] if args.student_max_steps else []),
@@ -300,7 +371,15 @@ def plan(args: PipelineArguments) -> list[Job]:
         "--results_dir", str(release.results), "--attributions", attributions, "--models_dir", str(release.models),
     ], needs=("instrument", *triangulated, *(f"evaluated:{s[3]}" for s in students)), makes=("report",)))
     # The evaluate modules (AER, AOPC, simulation) go out with every release as Spaces <org>/<name>.
-    jobs.append(Job("space", "metric Spaces", "agkd.training.metrics.release", ["--spaces_dir", str(release.spaces)], shared=True))
+    jobs.append(
+        Job(
+            "space",
+            "metric Spaces",
+            "agkd.training.metrics.release",
+            ["--spaces_dir", str(release.spaces)],
+            shared=True,
+        )
+    )
     jobs.append(Job("space", "agkd-space", "agkd.space.repo", [
         "--folder", str(release.spaces / "agkd-space"), "--results", str(release.results / RESULTS_FILE),
     ], needs=("report",), shared=True))
@@ -314,7 +393,9 @@ def plan(args: PipelineArguments) -> list[Job]:
 
 def make_executor(args: PipelineArguments, log_dir: Path):
     if args.executor == "ray":
-        return RayExecutor(log_dir, address=args.ray_address, retries=args.retries, gpu_share=PRESETS[args.preset].gpu_share)
+        return RayExecutor(
+            log_dir, address=args.ray_address, retries=args.retries, gpu_share=PRESETS[args.preset].gpu_share
+        )
     return LocalExecutor(args.jobs, log_dir)
 
 
@@ -347,7 +428,8 @@ def run(args: PipelineArguments) -> int:
         f"  models: {len(list(release.models.glob('*')))} in {release.models}",
         f"  datasets: {', '.join(p.name for p in release.datasets.glob('*'))}",
         f"  report: {release.results / 'report.md'} (plots in {release.results / 'plots'})",
-        f"  Space: agkd space --release {release.hub}   (or: AGKD_RELEASE={release.hub} python {release.spaces / 'agkd-space' / 'app.py'})",
+        f"  Space: agkd space --release {release.hub}   (or: AGKD_RELEASE={release.hub} python "
+        f"{release.spaces / 'agkd-space' / 'app.py'})",
     ]
     logger.info("\n".join(summary))
     return 0

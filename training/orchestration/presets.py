@@ -3,7 +3,8 @@ measured cost per stage is in the README), `lab` (the smallest GPU grid that ans
 intervals, docs/lab.md) and `paper` (the full grid). Each stage reads its own section; the grid fields say what to
 run.
 
-Each preset writes under `runs/<preset>/` (`datasets_scripts/release_layout.py`): `hub/models/*`, `hub/datasets/*`, `results/`.
+Each preset writes under `runs/<preset>/` (`datasets_scripts/release_layout.py`): `hub/models/*`, `hub/datasets/*`,
+`results/`.
 """
 
 from __future__ import annotations
@@ -241,7 +242,8 @@ class Preset:
 
 ALL_METHODS = tuple(METHODS)  # the registry's methods, in its order
 ALL_OPERATORS = tuple(op for op in INJECTION_OPERATORS if op not in MAP_FREE_OPERATORS)  # the map-injecting ones
-# The leak-free design that carries the verdict (`training/verdict/report.py` says why), trained beside the paper's operators.
+# The leak-free design that carries the verdict (`training/verdict/report.py` says why), trained beside the paper's
+# operators.
 PRIMARY_OPERATOR = "supervise"
 GRID_OPERATORS = (PRIMARY_OPERATOR, *ALL_OPERATORS)  # every way a grid cell can use a map, in reading order
 STUDENT_INITS = ("scratch", "warm")
@@ -284,20 +286,44 @@ PRESETS: dict[str, Preset] = {
             max_length=48,
             max_train_examples=5000,  # per pair: seconds even on the real corpus
         ),
-        extract=ExtractPreset(max_pairs={"train": 64, "validation": 16, "test": 16}, max_tokens=64, weak_teacher_ok=True),
+        extract=ExtractPreset(
+            max_pairs={"train": 64, "validation": 16, "test": 16}, max_tokens=64, weak_teacher_ok=True
+        ),
         triangulation=TriangulationPreset(
             faithfulness_pairs=8, sanity_pairs=4, sanity_stages=("full",), silver_train_pairs=2000
         ),
         student=StudentPreset(
-            d_model=32, layers=1, heads=2, ffn_dim=64, max_steps=30, batch_size=16, warmup_steps=5, eval_steps=10,
+            d_model=32,
+            layers=1,
+            heads=2,
+            ffn_dim=64,
+            max_steps=30,
+            batch_size=16,
+            warmup_steps=5,
+            eval_steps=10,
             num_beams=2,
         ),
         attributor=AttributorPreset(
-            d_model=32, layers=1, heads=2, ffn_dim=64, scoring_heads=2, head_gate_dim=16, max_steps=20, batch_size=16,
-            warmup_steps=2, eval_steps=10,
+            d_model=32,
+            layers=1,
+            heads=2,
+            ffn_dim=64,
+            scoring_heads=2,
+            head_gate_dim=16,
+            max_steps=20,
+            batch_size=16,
+            warmup_steps=2,
+            eval_steps=10,
         ),
         warm_start=WarmStartPreset(
-            d_model=32, layers=1, heads=2, ffn_dim=64, max_steps=40, batch_size=16, warmup_steps=5, eval_steps=20,
+            d_model=32,
+            layers=1,
+            heads=2,
+            ffn_dim=64,
+            max_steps=40,
+            batch_size=16,
+            warmup_steps=5,
+            eval_steps=20,
             max_length=48,
         ),
     ),
@@ -339,7 +365,10 @@ PRESETS: dict[str, Preset] = {
         # Gauss-Legendre steps instead of 50 costs a third; on 16 test pairs its maps differ from the 50-step maps by
         # at most 1.1e-2 relative, with the same top source token in every row (docs/attributions.md).
         extract=ExtractPreset(
-            max_pairs={"train": 600, "validation": 100, "test": 100}, max_tokens=48, engine="fast", ig_steps=16,
+            max_pairs={"train": 600, "validation": 100, "test": 100},
+            max_tokens=48,
+            engine="fast",
+            ig_steps=16,
             min_teacher_bleu=5.0,
         ),
         # Beside the verdict within the demo's hour (docs/triangulation.md): silver links from 50,000 of the 117,776
@@ -377,20 +406,55 @@ PRESETS: dict[str, Preset] = {
         # The measured recipe itself (docs/teachers.md, on these pairs): 2.5e-4 after 300 warm-up steps.
         teacher=replace(PAPER_TEACHER, max_steps=20_000, eval_steps=1000, save_steps=1000),
         extract=ExtractPreset(
-            max_pairs={"train": 20_000, "validation": None, "test": None}, max_tokens=128, engine="fast", ig_steps=16,
+            max_pairs={"train": 20_000, "validation": None, "test": None},
+            max_tokens=128,
+            engine="fast",
+            ig_steps=16,
             min_teacher_bleu=5.0,
         ),
         warm_start=WarmStartPreset(
-            d_model=512, layers=6, heads=8, ffn_dim=2048, dropout=0.1, max_steps=10_000, batch_size=128,
-            max_batch_tokens=4096, learning_rate=2.5e-4, warmup_steps=300, max_length=128, eval_steps=500, patience=4,
+            d_model=512,
+            layers=6,
+            heads=8,
+            ffn_dim=2048,
+            dropout=0.1,
+            max_steps=10_000,
+            batch_size=128,
+            max_batch_tokens=4096,
+            learning_rate=2.5e-4,
+            warmup_steps=300,
+            max_length=128,
+            eval_steps=500,
+            patience=4,
         ),
         student=StudentPreset(
-            d_model=512, layers=6, heads=8, ffn_dim=2048, max_steps=1500, batch_size=128, max_batch_tokens=4096,
-            learning_rate=1e-4, warmup_steps=100, max_length=128, eval_steps=250, patience=3, num_beams=4,
+            d_model=512,
+            layers=6,
+            heads=8,
+            ffn_dim=2048,
+            max_steps=1500,
+            batch_size=128,
+            max_batch_tokens=4096,
+            learning_rate=1e-4,
+            warmup_steps=100,
+            max_length=128,
+            eval_steps=250,
+            patience=3,
+            num_beams=4,
         ),
         attributor=AttributorPreset(
-            d_model=512, layers=3, heads=8, ffn_dim=2048, scoring_heads=8, head_gate_dim=128, max_steps=4000,
-            batch_size=64, learning_rate=1e-4, warmup_steps=200, max_length=128, eval_steps=250,
+            d_model=512,
+            layers=3,
+            heads=8,
+            ffn_dim=2048,
+            scoring_heads=8,
+            head_gate_dim=128,
+            max_steps=4000,
+            batch_size=64,
+            learning_rate=1e-4,
+            warmup_steps=200,
+            max_length=128,
+            eval_steps=250,
         ),
     ),
     "paper": Preset(
@@ -406,12 +470,30 @@ PRESETS: dict[str, Preset] = {
         # Token-budget batches (up to 128 pairs, 4,096 tokens: twice the tokens of the 32-pair batches the step
         # cost was measured at) for half the steps: the same tokens seen.
         student=StudentPreset(
-            d_model=512, layers=6, heads=8, ffn_dim=2048, max_steps=25_000, batch_size=128, max_batch_tokens=4096,
-            max_length=128, warmup_steps=1000, eval_steps=500,
+            d_model=512,
+            layers=6,
+            heads=8,
+            ffn_dim=2048,
+            max_steps=25_000,
+            batch_size=128,
+            max_batch_tokens=4096,
+            max_length=128,
+            warmup_steps=1000,
+            eval_steps=500,
         ),
         attributor=AttributorPreset(
-            d_model=512, layers=3, heads=8, ffn_dim=2048, scoring_heads=8, head_gate_dim=128, max_steps=20_000,
-            batch_size=64, learning_rate=1e-4, warmup_steps=500, max_length=128, eval_steps=500,
+            d_model=512,
+            layers=3,
+            heads=8,
+            ffn_dim=2048,
+            scoring_heads=8,
+            head_gate_dim=128,
+            max_steps=20_000,
+            batch_size=64,
+            learning_rate=1e-4,
+            warmup_steps=500,
+            max_length=128,
+            eval_steps=500,
         ),
         extract=ExtractPreset(max_tokens=128, min_teacher_bleu=5.0),
     ),

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agkd.training.cli import run_as_script, stage_main
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,9 @@ class PushArguments:
     runs_dir: str = field(default="runs", metadata={"help": "root of the run folders"})
     only: list[str] | None = field(default=None, metadata={"help": "upload only these repo names"})
     private: bool = field(default=False, metadata={"help": "create private repos"})
-    no_dry_run: bool = field(default=False, metadata={"help": "really upload (needs a token: HF_TOKEN or hf auth login)"})
+    no_dry_run: bool = field(
+        default=False, metadata={"help": "really upload (needs a token: HF_TOKEN or hf auth login)"}
+    )
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,16 @@ def planned_uploads(hub_dir: Path, org: str, only: list[str] | None = None) -> l
         for folder in sorted(p for p in (hub_dir / kind).glob("*") if p.is_dir() and not p.name.startswith(".")):
             if only and folder.name not in only:
                 continue
-            files = [f for f in folder.rglob("*") if f.is_file() and not any(part.startswith(".") for part in f.relative_to(folder).parts)]
-            uploads.append(Upload(folder, f"{org}/{folder.name}", REPO_TYPES[kind], len(files), sum(f.stat().st_size for f in files)))
+            files = [
+                f
+                for f in folder.rglob("*")
+                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(folder).parts)
+            ]
+            uploads.append(
+                Upload(
+                    folder, f"{org}/{folder.name}", REPO_TYPES[kind], len(files), sum(f.stat().st_size for f in files)
+                )
+            )
     return uploads
 
 

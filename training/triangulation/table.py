@@ -37,7 +37,9 @@ def load(results_dir: Path) -> dict[str, tuple[dict, dict[str, np.ndarray]]]:
     return out
 
 
-def criteria(summary: dict, arrays: dict[str, np.ndarray], methods: list[str], utility: Criterion | None) -> list[Criterion]:
+def criteria(
+    summary: dict, arrays: dict[str, np.ndarray], methods: list[str], utility: Criterion | None
+) -> list[Criterion]:
     """The criteria measured for all of `methods` (a criterion missing for any method is left out)."""
     out = [utility] if utility is not None else []
 
@@ -89,7 +91,10 @@ def figures_table(summary: dict, utility_cells: dict[str, str]) -> list[str]:
 
 
 def agreement_table(results: list[Agreement]) -> list[str]:
-    lines = [f"| criteria | Kendall tau | {AGREEMENT_LEVEL:.0%} interval | methods | reading |", "|---|---|---|---|---|"]
+    lines = [
+        f"| criteria | Kendall tau | simultaneous {AGREEMENT_LEVEL:.0%} interval | methods | reading |",
+        "|---|---|---|---|---|",
+    ]
     for a in results:
         lines.append(f"| {CRITERIA_LABELS[a.first]} vs {CRITERIA_LABELS[a.second]} | {_cell(a.tau, 2)} | "
                      f"[{_cell(a.low, 2)}, {_cell(a.high, 2)}] | {a.methods} | {a.reading} |")
@@ -145,13 +150,16 @@ def triangulation_section(summary: dict, arrays: dict[str, np.ndarray], methods:
     found = criteria(summary, arrays, in_table, utility)
     if len(found) >= 2:
         lines += [
-            f"How far the criteria rank the {len(in_table)} methods alike (Kendall tau; {AGREEMENT_LEVEL:.0%} "
-            "intervals from resampling sentences, criteria of the same sentences resampled together; `agree` or "
-            "`disagree` only when the interval excludes 0):",
+            f"How far the criteria rank the {len(in_table)} methods alike (Kendall tau; intervals that hold "
+            f"together at {AGREEMENT_LEVEL:.0%} over the table's pairs (Bonferroni), from resampling the test "
+            "sentences (criteria of the same sentences together) and the utility's training seeds; `agree` or "
+            "`disagree` only when the interval excludes 0; the silver aligner's and the randomisation's own draws are "
+            "not resampled):",
             "",
             *agreement_table(agreements(found)),
             "",
-            f"![ranks by criterion]({plot_ranks(found, in_table, f'method ranks by criterion, {title}', plot).relative_to(out)})",
+            "![ranks by "
+            f"criterion]({plot_ranks(found, in_table, f'method ranks by criterion, {title}', plot).relative_to(out)})",
             "",
         ]
     return lines

@@ -14,7 +14,8 @@ agreement use. Results go to `results/triangulation/<teacher>.<pair>.json` (figu
 in the evaluation set's order, for the report's bootstrap), and into the attributions card (`meta/yardsticks/`).
 Each part is kept as it finishes (`results/triangulation/work/`): a re-run computes only what is missing.
 
-    agkd triangulate --attributions runs/demo/hub/datasets/agkd-attributions --corpus runs/demo/hub/datasets/agkd-parallel \\
+    agkd triangulate --attributions runs/demo/hub/datasets/agkd-attributions \\
+        --corpus runs/demo/hub/datasets/agkd-parallel \\
         --teacher runs/demo/hub/models/teacher-marian-de-en --pair de-en --results_dir runs/demo/results
 """
 
@@ -31,7 +32,7 @@ import numpy as np
 
 from agkd.datasets_scripts.attribution.configs import EVALUATION_SET, config_name
 from agkd.datasets_scripts.attribution.methods import CONTROLS, METHODS, shuffled_control, shuffled_source
-from agkd.training.cli import run_as_script, stage_main
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,9 @@ class TriangulateArguments:
     attributions: str | None = field(
         default=None, metadata={"help": "agkd-attributions (folder or repo): the maps of silver, faithfulness, sanity"}
     )
-    corpus: str | None = field(default=None, metadata={"help": "agkd-parallel (folder or repo): the silver aligner's train pairs"})
+    corpus: str | None = field(
+        default=None, metadata={"help": "agkd-parallel (folder or repo): the silver aligner's train pairs"}
+    )
     teacher_name: str = field(default="marian", metadata={"help": "the teacher's name in the config names"})
     methods: list[str] | None = field(default=None, metadata={"help": "methods (default: every method with maps)"})
     split: str = field(default="test", metadata={"help": "the split measured (the verdict's evaluation split)"})

@@ -5,8 +5,8 @@ the paper's finding (holds, does not hold, inconclusive or cannot be checked, wi
 leak-free primary design (`PRIMARY_DESIGN`, fixed in code before any result is read, and why), the positive
 control's smallest detectable effect, and per method its gain on the primary metric over no map, over its own
 shuffled twin and over the diagonal control, its gain in the paper's `gold` setting and the leak between the two,
-with intervals over seeds and sentences and Holm-corrected marks (`training/verdict/statistics.py`), and one chart. Then the
-positive control (`agkd instrument`), the controls and every other leak-free design, every protocol's methods x
+with intervals over seeds and sentences and Holm-corrected marks (`training/verdict/statistics.py`), and one chart. Then
+the positive control (`agkd instrument`), the controls and every other leak-free design, every protocol's methods x
 operators tables (primary metric, BLEU / chrF), example map heatmaps (`--attributions`), Attributor fidelity
 against gain and the students' learning curves (`--models_dir`).
 
@@ -36,7 +36,7 @@ from agkd.datasets_scripts.release_layout import (
     protocol_order,
     read_results,
 )
-from agkd.training.cli import run_as_script, stage_main
+from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.training.data import dataset_configs, load_dataset_config
 from agkd.training.evaluation.evaluate import BASELINE_PROTOCOL
 from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC, TokenStatistics, improvement
@@ -57,7 +57,9 @@ class ReportArguments:
     models_dir: str | None = field(
         default=None, metadata={"help": "folder with attributor-* models: fidelity vs gain (table and scatter plot)"}
     )
-    output_dir: str | None = field(default=None, metadata={"help": "where report.md and plots go (default: results_dir)"})
+    output_dir: str | None = field(
+        default=None, metadata={"help": "where report.md and plots go (default: results_dir)"}
+    )
 
 
 # ================================================================================================ tables
@@ -82,7 +84,9 @@ def group_rows(rows: list[dict]) -> dict[tuple, list[dict]]:
     groups = defaultdict(list)
     for row in rows:
         design = row.get("student_init", "scratch")
-        groups[(row["teacher_name"], row["pair"], row["target_kind"], design, row["split"], row["protocol"])].append(row)
+        groups[(row["teacher_name"], row["pair"], row["target_kind"], design, row["split"], row["protocol"])].append(
+            row
+        )
     return groups
 
 
@@ -93,7 +97,9 @@ def cell(rows: list[dict], metrics: tuple[str, ...] = ("bleu", "chrf")) -> str:
         gains = [g for r in rows if (g := row_gain(r, metric)) is not None]
         if not gains:
             return "n/a"
-        marks = min((significance(r["bootstrap"][metric]["p_value"]) for r in rows if row_gain(r, metric) is not None), key=len)
+        marks = min(
+            (significance(r["bootstrap"][metric]["p_value"]) for r in rows if row_gain(r, metric) is not None), key=len
+        )
         if len({math.copysign(1, g) for g in gains}) > 1:  # seeds that disagree in sign earn no mark
             marks = ""
         parts.append(f"{mean_spread(gains, digits_of(metric))}{marks}")
@@ -120,7 +126,11 @@ def results_table(rows: list[dict], metrics: tuple[str, ...] = ("bleu", "chrf"))
         for method in methods:
             cells = []
             for operator in operators:
-                selected = [r for r in rows if (r["method"], r["operator"], r["map_normalization"]) == (method, operator, normalisation)]
+                selected = [
+                    r
+                    for r in rows
+                    if (r["method"], r["operator"], r["map_normalization"]) == (method, operator, normalisation)
+                ]
                 cells.append(cell(selected, metrics) if selected else "")
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -303,7 +313,9 @@ class Preconditions:
 
     def regime_mismatch(self) -> str | None:
         """Why the passed control does not certify these students, or None."""
-        control = [c["best_step"] for c in self.instrument.get("cells", []) if c["map"] == "oracle@0" and "best_step" in c]
+        control = [
+            c["best_step"] for c in self.instrument.get("cells", []) if c["map"] == "oracle@0" and "best_step" in c
+        ]
         if not control or not self.student_best_steps:
             return None
         students, planted = statistics.median(self.student_best_steps), statistics.median(control)
@@ -362,7 +374,11 @@ def format_estimate(estimate: verdict.Estimate | None, adjusted_p: float | None 
     if estimate is None:
         return "-"
     if not estimate.usable:
-        return f"n/a ({estimate.reason})" if math.isnan(estimate.mean) else f"{estimate.mean:+.{digits}f} ({estimate.reason})"
+        return (
+            f"n/a ({estimate.reason})"
+            if math.isnan(estimate.mean)
+            else f"{estimate.mean:+.{digits}f} ({estimate.reason})"
+        )
     star = "*" if adjusted_p is not None and verdict.star(estimate, adjusted_p) else ""
     return f"{estimate.mean:+.{digits}f}{star} [{estimate.low:+.{digits}f}, {estimate.high:+.{digits}f}]"
 
@@ -370,7 +386,8 @@ def format_estimate(estimate: verdict.Estimate | None, adjusted_p: float | None 
 def method_table(result: DesignVerdict) -> list[str]:
     gold_label = f"gold gain ({result.gold_design.operator}, leaks)" if result.gold_design else "gold gain"
     lines = [
-        f"| method | gain over no map | over its shuffled twin | over diagonal | {gold_label} | leak (gold minus this design) |",
+        f"| method | gain over no map | over its shuffled twin | over diagonal | {gold_label} | leak (gold minus this "
+        "design) |",
         "|---|---|---|---|---|---|",
     ]
     for method, contrasts in result.contrasts.items():
@@ -389,7 +406,8 @@ def control_lines(result: DesignVerdict) -> list[str]:
     if confounds:
         lines += [
             "",
-            f"**Confound**: {', '.join(confounds)}, built without the teacher's alignment, gain significantly over no map: "
+            f"**Confound**: {', '.join(confounds)}, built without the teacher's alignment, gain significantly over no "
+            "map: "
             "that much of a method's gain over no map comes without the teacher's knowledge.",
         ]
     return lines
@@ -404,7 +422,8 @@ def design_section(result: DesignVerdict, problems: list[str], primary: bool, pl
         verdict_sentence(result, problems),
         "",
         f"Gains on `{PRIMARY_METRIC}` in nats/token (positive = the student is better), mean over seeds [95% interval "
-        "over seeds and test sentences, `training/verdict/statistics.py`]; `*`: significant after Holm over the family of every "
+        "over seeds and test sentences, `training/verdict/statistics.py`]; `*`: significant after Holm over the family "
+        "of every "
         "method-vs-control comparison of this design, with every seed agreeing in sign. The leak is how much more the "
         "method gains when its test-time map is the teacher's map of the reference.",
         "",
@@ -461,21 +480,21 @@ def verdict_lines(rows: list[dict], baseline: list[dict], preconditions: Precond
 
 def utility_of(group: GroupVerdict, methods: list[str]) -> tuple[Criterion | None, dict[str, str]]:
     """Each method's utility for the triangulation: its primary-design gain on `CLAIM_CONTRAST` (the contrast the
-    verdict's claim is tested on), per sentence averaged over the seeds, and the verdict's estimate as table cells."""
+    verdict's claim is tested on), per seed and sentence (the agreement resamples both: seed s of every method
+    fine-tuned the same warm start), and the verdict's estimate as table cells."""
     result, scores = group.primary, group.scores
     if result is None or scores is None or scores.tokens is None:
         return None, {}
     cells = {m: format_estimate(result.contrasts[m][CLAIM_CONTRAST], result.adjusted[m, CLAIM_CONTRAST])
              for m in methods if m in result.contrasts}
-    numerator = []
-    for m in methods:
-        method, reference = system(m, result.design), reference_system(m, CLAIM_CONTRAST, result.design)
-        seeds = sorted(set(scores.by_system.get(method, {})) & set(scores.by_system.get(reference, {})))
-        if not seeds:
-            return None, cells
-        numerator.append(np.mean([scores.by_system[reference][s] - scores.by_system[method][s] for s in seeds], axis=0))
+    systems = [(system(m, result.design), reference_system(m, CLAIM_CONTRAST, result.design)) for m in methods]
+    seeds = sorted(set.intersection(*(set(scores.by_system.get(k, {})) for pair in systems for k in pair)))
+    if not seeds:
+        return None, cells
+    numerator = np.stack([[scores.by_system[reference][s] - scores.by_system[method][s] for s in seeds]
+                          for method, reference in systems])
     tokens = np.broadcast_to(scores.tokens.astype(np.float64), (len(methods), len(scores.tokens)))
-    return Criterion(UTILITY, np.stack(numerator), tokens.copy(), group="test"), cells
+    return Criterion(UTILITY, numerator, tokens.copy(), group="test"), cells
 
 
 def plot_design(result: DesignVerdict, path: Path) -> Path:
@@ -507,7 +526,9 @@ def plot_design(result: DesignVerdict, path: Path) -> Path:
 
 
 # ================================================================================================ fidelity vs gain
-def spearman_with_interval(x: list[float], y: list[float], samples: int = 1000, seed: int = 0) -> tuple[float, list[float]]:
+def spearman_with_interval(
+    x: list[float], y: list[float], samples: int = 1000, seed: int = 0
+) -> tuple[float, list[float]]:
     """Spearman rho across methods and a 95% bootstrap interval (methods resampled; degenerate resamples skipped)."""
     import numpy as np
     from scipy.stats import spearmanr
@@ -529,7 +550,11 @@ def fidelity_section(models_dir: Path, groups: dict, plots: Path, out: Path) -> 
     Spearman rho across methods with a bootstrap interval, and a scatter plot."""
     operator, main_protocol = PRIMARY_DESIGN
     lines = []
-    attributors = [json.loads((d / "agkd_run.json").read_text()) for d in sorted(models_dir.glob("attributor-*")) if (d / "agkd_run.json").exists()]
+    attributors = [
+        json.loads((d / "agkd_run.json").read_text())
+        for d in sorted(models_dir.glob("attributor-*"))
+        if (d / "agkd_run.json").exists()
+    ]
     for teacher, pair, design in sorted({(k[0], k[1], k[3]) for k in groups}):
         rows = [r for r in groups.get((teacher, pair, "reference", design, "test", main_protocol), [])
                 if r["operator"] == operator]
@@ -538,12 +563,15 @@ def fidelity_section(models_dir: Path, groups: dict, plots: Path, out: Path) -> 
         points = [
             (a["method"], a["fidelity"]["spearman"], statistics.mean(gains[a["method"]]))
             for a in attributors
-            if (a["teacher_name"], a["pair"]) == (teacher, pair) and a["method"] in gains and "spearman" in a["fidelity"]
+            if (a["teacher_name"], a["pair"]) == (teacher, pair)
+            and a["method"] in gains
+            and "spearman" in a["fidelity"]
         ]
         if not points:
             continue
         lines += [
-            f"## Attributor fidelity vs gain: {teacher} {pair}, `{design}`, design `{operator}` (protocol `{main_protocol}`)",
+            f"## Attributor fidelity vs gain: {teacher} {pair}, `{design}`, design `{operator}` (protocol "
+            f"`{main_protocol}`)",
             "",
             f"| method | Attributor Spearman with the teacher's rows (held out) | mean gain on `{PRIMARY_METRIC}` |",
             "|---|---|---|",
@@ -552,7 +580,11 @@ def fidelity_section(models_dir: Path, groups: dict, plots: Path, out: Path) -> 
         ]
         if len(points) >= 3:
             rho, interval = spearman_with_interval([p[1] for p in points], [p[2] for p in points])
-            plot = plot_fidelity(points, f"{teacher} {pair} ({design}): rho = {rho:.2f}", plots / f"fidelity-{teacher}-{pair}-{design}.png")
+            plot = plot_fidelity(
+                points,
+                f"{teacher} {pair} ({design}): rho = {rho:.2f}",
+                plots / f"fidelity-{teacher}-{pair}-{design}.png",
+            )
             lines += [
                 f"Spearman rho between fidelity and gain across {len(points)} methods: {rho:.2f} "
                 f"(95% bootstrap interval {interval[0]:.2f} to {interval[1]:.2f}).",
@@ -561,7 +593,10 @@ def fidelity_section(models_dir: Path, groups: dict, plots: Path, out: Path) -> 
                 "",
             ]
         else:
-            lines += [f"Only {len(points)} method(s) with both an Attributor and students: no correlation computed.", ""]
+            lines += [
+                f"Only {len(points)} method(s) with both an Attributor and students: no correlation computed.",
+                "",
+            ]
     return lines
 
 
@@ -685,7 +720,8 @@ def map_scale_lines(attributions: str, teacher: str, pair: str, split: str = "tr
     lines = [
         f"## Map scale: {teacher} {pair} (`{split}` rows, medians)",
         "",
-        "Normalised entropy of |A| / sum |A| over log S: 1 = flat, 0 = one-hot. A shuffled twin has its method's values.",
+        "Normalised entropy of |A| / sum |A| over log S: 1 = flat, 0 = one-hot. A shuffled twin has its method's "
+        "values.",
         "",
         "| map | row L1 sum | row max abs | normalised entropy |",
         "|---|---|---|---|",
@@ -700,7 +736,9 @@ def plot_example_maps(attributions: str, teacher: str, pair: str, split: str, pa
     plt = _pyplot()
     import numpy as np
 
-    configs = [c for c in dataset_configs(attributions) if c.startswith(f"{teacher}.{pair}.") and not c.endswith(".teacher")]
+    configs = [
+        c for c in dataset_configs(attributions) if c.startswith(f"{teacher}.{pair}.") and not c.endswith(".teacher")
+    ]
     methods = [m for m in method_order({c.split(".", 2)[2] for c in configs}) if m not in CONTROLS]
     if not methods:
         return None
@@ -720,7 +758,9 @@ def plot_example_maps(attributions: str, teacher: str, pair: str, split: str, pa
         ax.set_title(method, fontsize=9)
         ax.set_xticks(range(len(row["source_tokens"])), row["source_tokens"], rotation=90, fontsize=6)
         ax.set_yticks(range(len(row["target_tokens"])), row["target_tokens"], fontsize=6)
-    fig.suptitle(f"{teacher} {pair}: example maps ({split} pair 0; rows = target tokens, columns = source tokens)", fontsize=10)
+    fig.suptitle(
+        f"{teacher} {pair}: example maps ({split} pair 0; rows = target tokens, columns = source tokens)", fontsize=10
+    )
     return _save_figure(fig, path, dpi=110)
 
 
@@ -731,10 +771,20 @@ def instrument_lines(results_dir: Path) -> tuple[list[str], dict | None]:
 
     path = results_dir / INSTRUMENT_FILE
     if not path.exists():
-        return ["## Instrument check", "", f"Not run: no `{path}` (run `agkd instrument --results_dir {results_dir}`).", ""], None
+        return [
+            "## Instrument check",
+            "",
+            f"Not run: no `{path}` (run `agkd instrument --results_dir {results_dir}`).",
+            "",
+        ], None
     result = json.loads(path.read_text())
     if "levels" not in result:  # written by an older `agkd instrument`: no graded control to read
-        return ["## Instrument check", "", f"`{path}` predates the graded control: run `agkd instrument` again.", ""], None
+        return [
+            "## Instrument check",
+            "",
+            f"`{path}` predates the graded control: run `agkd instrument` again.",
+            "",
+        ], None
     return [*instrument_section(result), ""], result
 
 
@@ -765,14 +815,18 @@ def design_reason(instrument: dict | None) -> str:
     """Why the primary design carries the verdict, and what its positive control measured."""
     operator, protocol = PRIMARY_DESIGN
     control = (
-        "the positive control was not run" if instrument is None else
-        f"its graded positive control in the preset's regime {'passed' if instrument['passed'] else 'failed'}; smallest "
+        "the positive control was not run"
+        if instrument is None
+        else "its graded positive control in the preset's regime "
+        f"{'passed' if instrument['passed'] else 'failed'}; smallest "
         f"gain over the shuffled twin it detects there (MDE): {instrument['mde']:.4f} nats/token"
     )
     return (
-        f"Primary design: operator `{operator}`, protocol `{protocol}`: the student's cross-attention is trained toward "
+        f"Primary design: operator `{operator}`, protocol `{protocol}`: the student's cross-attention is trained "
+        "toward "
         "the map's rows and no map is used at test time, so nothing the student sees at test time was computed from "
-        "the reference, and every method and control can be judged alike (fixed in `training/verdict/report.py` before any "
+        "the reference, and every method and control can be judged alike (fixed in `training/verdict/report.py` before "
+        "any "
         f"result was read; the paper's own `gold` setting leaks the reference and is shown beside it as each method's "
         f"leak). The claim is tested on each method's gain over its own shuffled twin ({control})."
     )
@@ -815,7 +869,9 @@ def write_report(args: ReportArguments) -> Path:
                 shown.add(f"{teacher}.{pair}")
         else:
             body += baseline_lines
-        for protocol in sorted({key[5] for key in groups if key[:5] == group} - {BASELINE_PROTOCOL}, key=protocol_order):
+        for protocol in sorted(
+            {key[5] for key in groups if key[:5] == group} - {BASELINE_PROTOCOL}, key=protocol_order
+        ):
             body += [
                 f"### Protocol `{protocol}`: all cells",
                 "",

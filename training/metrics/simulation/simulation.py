@@ -70,7 +70,9 @@ class SentenceSums(NamedTuple):
 def sentence_sums(predictions, references, nll) -> SentenceSums:
     """Per-token inputs (top-1 ids, target ids, token NLLs; one list per sentence) summed per sentence."""
     if not len(predictions) == len(references) == len(nll):
-        raise ValueError(f"predictions, references and nll hold {len(predictions)}, {len(references)} and {len(nll)} sentences")
+        raise ValueError(
+            f"predictions, references and nll hold {len(predictions)}, {len(references)} and {len(nll)} sentences"
+        )
     sums, correct, tokens = [], [], []
     for i, (pred, ref, values) in enumerate(zip(predictions, references, nll, strict=True)):
         if not len(pred) == len(ref) == len(values):
@@ -78,7 +80,9 @@ def sentence_sums(predictions, references, nll) -> SentenceSums:
         sums.append(float(np.sum(np.asarray(values, dtype=np.float64))))
         correct.append(int(np.sum(np.asarray(pred, dtype=np.int64) == np.asarray(ref, dtype=np.int64))))
         tokens.append(len(ref))
-    return SentenceSums(np.asarray(sums, dtype=np.float64), np.asarray(correct, dtype=np.int64), np.asarray(tokens, dtype=np.int64))
+    return SentenceSums(
+        np.asarray(sums, dtype=np.float64), np.asarray(correct, dtype=np.int64), np.asarray(tokens, dtype=np.int64)
+    )
 
 
 def corpus_ratios(nll: np.ndarray, correct: np.ndarray, tokens: np.ndarray) -> dict[str, float]:
