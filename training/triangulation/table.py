@@ -115,8 +115,10 @@ def plot_ranks(found: list[Criterion], methods: list[str], title: str, path: Pat
     ax.set_yticks(range(len(methods)), methods)
     for i in range(len(methods)):
         for j in range(len(found)):
-            ax.text(j, i, f"{ranks[i, j]:.0f}", ha="center", va="center", color="white", fontsize=9)
-    ax.set_title(title, fontsize=10)
+            bright = ranks[i, j] <= (len(methods) + 1) / 2  # the light half of the colour map
+            color = "black" if bright else "white"
+            ax.text(j, i, f"{ranks[i, j]:.0f}", ha="center", va="center", color=color, fontsize=9)
+    ax.set_title(f"{title} (1 = best)", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -152,7 +154,7 @@ def triangulation_section(summary: dict, arrays: dict[str, np.ndarray], methods:
             f"How far the criteria rank the {len(in_table)} methods alike (Kendall tau; intervals that hold "
             f"together at {AGREEMENT_LEVEL:.0%} over the table's pairs (Bonferroni), from resampling the test "
             "sentences (criteria of the same sentences together) and the utility's training seeds; `agree` or "
-            "`disagree` only when the interval excludes 0; the silver aligner's and the randomisation's own draws are "
+            "`disagree` only when the interval excludes 0; the silver aligner's own draws are "
             "not resampled):",
             "",
             *agreement_table(agreements(found)),
