@@ -53,10 +53,11 @@ from agkd.space.release import (
     load_teacher_model,
     stored_maps,
 )
+from agkd.space.repo import triangulation_sections
 from agkd.training.data import load_dataset_config
 from agkd.training.evaluation.evaluate import BASELINE_PROTOCOL, protocol_map_config  # noqa: E402
 from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC
-from agkd.training.verdict.report import PRIMARY_DESIGN, method_gains, results_table
+from agkd.training.verdict.report import PRIMARY_DESIGN, VERDICT_LEAD, method_gains, results_table
 
 logger = logging.getLogger(__name__)
 
@@ -210,23 +211,6 @@ class TranslationResult:
 
     def as_outputs(self) -> tuple:
         return self.status, self.baseline, self.injected, self.teacher, self.figure, self.details
-
-
-def triangulation_sections(report: str, pair: str, teacher: str | None) -> list[str]:
-    """The report's "Beside the verdict" sections of the pair (plausibility, faithfulness, sanity and their agreement
-    with what each method teaches), without their plots (paths of the report's folder)."""
-    sections, current = [], None
-    for line in report.splitlines():
-        if line.startswith("## "):
-            current = None
-            heading = line.removeprefix("## ")
-            if heading.startswith("Beside the verdict") and heading.endswith(f"{pair})") and (
-                    teacher is None or f"({teacher} " in heading):
-                current = [f"#### {heading}"]
-                sections.append(current)
-        elif current is not None and not line.startswith("!["):
-            current.append(line)
-    return ["\n".join(section).strip() for section in sections]
 
 
 def _tokens(tokenizer, ids) -> list[str]:
@@ -564,7 +548,7 @@ class SpaceApp:
                 )
         report = self.release.results_path.parent / REPORT_FILE if self.release.results_path else None
         if report is not None and report.exists():
-            verdicts = [line for line in report.read_text().splitlines() if line.startswith("**The paper's finding")]
+            verdicts = [line for line in report.read_text().splitlines() if line.startswith(VERDICT_LEAD)]
             lines[2:2] = verdicts[:1]  # the primary design's verdict, as the report's first screen states it
             lines += triangulation_sections(report.read_text(), pair, teacher)
             lines.append(f"The full report, with plots, is `{report}`.")

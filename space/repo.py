@@ -8,7 +8,7 @@ The folder holds these files:
 - `app.py`: a launcher that imports only installed packages and serves `agkd.space.app` on the release the environment
   names (`AGKD_HUB_ORG`, else the Space's own owner on the Hub, else the local folder `AGKD_RELEASE`);
 - `results.jsonl`: the release's evaluation rows (read by the page's results table), when there are any, and
-  `report.md` beside them (the page quotes its verdict and its triangulation sections).
+  `report.md`: the report's verdict sentences and triangulation sections, which the page quotes (`page_excerpt`).
 
     agkd space-repo --folder runs/demo/hub/spaces/agkd-space --results runs/demo/results/results.jsonl
 """
@@ -23,6 +23,8 @@ from pathlib import Path
 from agkd import __version__
 from agkd.datasets_scripts.release_layout import REPORT_FILE, RESULTS_FILE, atomic_folder
 from agkd.datasets_scripts.stage import run_as_script, stage_main
+from agkd.training.triangulation.table import TRIANGULATION_HEADING
+from agkd.training.verdict.report import VERDICT_LEAD
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,36 @@ from agkd.space.app import main  # noqa: E402  (after the environment it reads)
 
 sys.exit(main())
 '''  # noqa: E501 (the launcher it writes, byte for byte)
+
+
+def triangulation_sections(report: str, pair: str, teacher: str | None) -> list[str]:
+    """The report's "Beside the verdict" sections of the pair (plausibility, faithfulness, sanity and their agreement
+    with what each method teaches), without their plots (paths of the report's folder)."""
+    sections, current = [], None
+    for line in report.splitlines():
+        if line.startswith("## "):
+            current = None
+            heading = line.removeprefix("## ")
+            if heading.startswith(TRIANGULATION_HEADING) and heading.endswith(f"{pair})") and (
+                teacher is None or f"({teacher} " in heading
+            ):
+                current = [f"#### {heading}"]
+                sections.append(current)
+        elif current is not None and not line.startswith("!["):
+            current.append(line)
+    return ["\n".join(section).strip() for section in sections]
+
+
+def page_excerpt(report: str) -> str:
+    """What the page quotes of a report and nothing else: its verdict sentences and its "Beside the verdict" sections
+    without plots. The Space folder gets this, not the whole report, whose header names the build machine's folders."""
+    keep, inside = [], False
+    for line in report.splitlines():
+        if line.startswith("## "):
+            inside = line.removeprefix("## ").startswith(TRIANGULATION_HEADING)
+        if line.startswith(VERDICT_LEAD) or (inside and not line.startswith("![")):
+            keep.append(line)
+    return "\n".join(keep) + "\n"
 
 
 @dataclass
@@ -68,8 +100,8 @@ def write_space_repo(args: SpaceRepoArguments) -> Path:
         if args.results and Path(args.results).exists():
             shutil.copy2(args.results, tmp / RESULTS_FILE)
             report = Path(args.results).with_name(REPORT_FILE)
-            if report.exists():  # the page quotes its verdict and its triangulation sections
-                shutil.copy2(report, tmp / REPORT_FILE)
+            if report.exists():
+                (tmp / REPORT_FILE).write_text(page_excerpt(report.read_text()))
     logger.info("Space repo %s: README.md, requirements.txt (agkd[space]==%s), app.py%s", folder, __version__,
                 ", results.jsonl" if (folder / RESULTS_FILE).exists() else "")
     return folder

@@ -18,6 +18,7 @@ from agkd.training.triangulation.agreement import AGREEMENT_LEVEL, Agreement, Cr
 from agkd.training.triangulation.triangulate import PRIMARY_READING, SHIFT_NAMES, TRIANGULATION_DIR
 
 UTILITY = "utility"
+TRIANGULATION_HEADING = "Beside the verdict"  # the report's section title (the Space quotes the sections under it)
 # The sanity check is a pass/fail rule (`SANITY_THRESHOLD`), not a scale that ranks methods: among methods that pass,
 # the Spearman after full randomisation sits near 0 for all of them, and its order comes from one draw of random
 # weights that no resample covers. So it stands in the table and stays out of the rank agreement. Decided after the
@@ -132,7 +133,7 @@ def triangulation_section(summary: dict, arrays: dict[str, np.ndarray], methods:
     reading = PRIMARY_READING
     title = f"{summary['teacher_name']} {summary['pair']}"
     lines = [
-        f"## Beside the verdict: plausibility, faithfulness, sanity ({title})",
+        f"## {TRIANGULATION_HEADING}: plausibility, faithfulness, sanity ({title})",
         "",
         f"On the `{summary['split']}` pairs the verdict is measured on (`agkd triangulate`). AER (lower is better) of "
         f"links read from each map: pieces merged by {reading['merge']}, the {reading['extraction']} source word per "

@@ -357,15 +357,18 @@ class Preconditions:
         return problems
 
 
+VERDICT_LEAD = "**The paper's finding"  # how every verdict sentence starts: the Space quotes the lines that do
+
+
 def verdict_sentence(result: DesignVerdict, problems: list[str]) -> str:
     """The paper's finding (attention, value zeroing and layer gradient x activation each teach more than each of the
     other five) under this design: holds, does not hold, inconclusive or cannot be checked, with the reason."""
     if problems:
-        return "**The paper's finding cannot be checked here**: " + "; ".join(problems) + "."
+        return f"{VERDICT_LEAD} cannot be checked here**: " + "; ".join(problems) + "."
     claim = result.claim
     words = {"holds": "holds here", "does not hold": "does not hold here", "inconclusive": "is inconclusive here"}
     return (
-        f"**The paper's finding {words[claim.answer]}** (each of {', '.join(verdict.PAPER_TOP)} gains more over its "
+        f"{VERDICT_LEAD} {words[claim.answer]}** (each of {', '.join(verdict.PAPER_TOP)} gains more over its "
         f"shuffled twin than each of the other five: 15 contrasts, Holm-corrected): {claim.reason}."
     )
 
