@@ -18,27 +18,21 @@ from agkd.training.triangulation.faithfulness import (
     replacement_id,
     top_order,
 )
-from tests.conftest import toy_pairs
+from tests.tiny_teachers import encoded_test_rows
 
-pytest_plugins = ["tests.tiny_teachers"]  # the tiny_marian_dir fixture
+pytest_plugins = ["tests.tiny_teachers"]  # the tiny_marian_teacher fixture
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def teacher(tiny_marian_dir):
-    from agkd.datasets_scripts.attribution.teacher import Teacher
-
-    return Teacher(str(tiny_marian_dir), "de-en", "cpu", compat=True)
+def teacher(tiny_marian_teacher):
+    return tiny_marian_teacher
 
 
 @pytest.fixture(scope="module")
 def rows(teacher):
-    out = []
-    for pair in toy_pairs("de-en", 520, seed=2)[440:470]:  # the toy corpus's test pairs
-        source_ids, target_ids = teacher.encode(pair["source"], pair["target"])
-        out.append({"id": pair["id"], "source_ids": source_ids, "target_ids": target_ids})
-    return out
+    return encoded_test_rows(teacher, 30)
 
 
 def oracle_maps(teacher, rows) -> list[np.ndarray]:

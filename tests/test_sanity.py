@@ -17,25 +17,19 @@ from agkd.training.triangulation.sanity import (
     randomised_teacher,
     row_spearman,
 )
-from tests.conftest import toy_pairs
+from tests.tiny_teachers import encoded_test_rows
 
-pytest_plugins = ["tests.tiny_teachers"]  # the tiny_marian_dir fixture
+pytest_plugins = ["tests.tiny_teachers"]  # the tiny_marian_teacher fixture
 
 
 @pytest.fixture(scope="module")
-def teacher(tiny_marian_dir):
-    from agkd.datasets_scripts.attribution.teacher import Teacher
-
-    return Teacher(str(tiny_marian_dir), "de-en", "cpu", compat=True)
+def teacher(tiny_marian_teacher):
+    return tiny_marian_teacher
 
 
 @pytest.fixture(scope="module")
 def rows(teacher):
-    out = []
-    for pair in toy_pairs("de-en", 520, seed=2)[440:446]:
-        source_ids, target_ids = teacher.encode(pair["source"], pair["target"])
-        out.append({**pair, "target_kind": "reference", "source_ids": source_ids, "target_ids": target_ids})
-    return out
+    return encoded_test_rows(teacher, 6)
 
 
 def _changed(before: dict, model) -> set[str]:

@@ -189,6 +189,23 @@ def tiny_mbart_dir(tmp_path_factory) -> Path:
     return build_tiny_teacher(tmp_path_factory.mktemp("teachers") / "tiny-mbart", "mbart")
 
 
+@pytest.fixture(scope="module")
+def tiny_marian_teacher(tiny_marian_dir):
+    """The tiny Marian loaded for attribution (`Teacher`, de-en, CPU)."""
+    from agkd.datasets_scripts.attribution.teacher import Teacher
+
+    return Teacher(str(tiny_marian_dir), PAIR, "cpu", compat=True)
+
+
+def encoded_test_rows(teacher, n: int) -> list[dict]:
+    """The first `n` test pairs of the toy corpus as attribution rows (id, texts, target kind, the teacher's ids)."""
+    rows = []
+    for pair in toy_pairs(PAIR, 520, seed=2)[440 : 440 + n]:  # pairs 440-519 are the toy corpus's test split
+        source_ids, target_ids = teacher.encode(pair["source"], pair["target"])
+        rows.append({**pair, "target_kind": "reference", "source_ids": source_ids, "target_ids": target_ids})
+    return rows
+
+
 # ================================================================================================ lookalikes
 # The layouts of the real Hub teachers with tiny (untrained) weights: the real tokenizer classes, special-token ids,
 # activation functions and vocabulary sizes, so the paths that depend on them (Inseq's and the fast engine's rules for

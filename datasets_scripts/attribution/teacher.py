@@ -92,6 +92,16 @@ def label_probs(model, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return torch.cat(probs).reshape(labels.shape)
 
 
+def forced_states(model, batch: PairBatch) -> torch.Tensor:
+    """The decoder's last hidden states [B, T, d] of a teacher-forced batch (the input of `label_probs`)."""
+    return model.base_model(
+        input_ids=batch.src,
+        attention_mask=batch.src_mask,
+        decoder_input_ids=batch.dec_in,
+        decoder_attention_mask=batch.dec_mask,
+    ).last_hidden_state
+
+
 def prob_deviation(engine_probs, model_probs: np.ndarray) -> float:
     """A row's `prob_check`: max |engine probability - plain forward pass probability| over its target tokens."""
     return float(np.abs(np.asarray(engine_probs) - model_probs).max())
@@ -158,14 +168,8 @@ class Teacher:
         projection runs in chunks (`label_probs`), so a 250k-token vocabulary costs no more memory than a small one."""
         batch = make_batch(self.model, source_ids, target_ids)
         with torch.no_grad():
-            hidden = self.model.base_model(
-                input_ids=batch.src,
-                attention_mask=batch.src_mask,
-                decoder_input_ids=batch.dec_in,
-                decoder_attention_mask=batch.dec_mask,
-            ).last_hidden_state
-            probs = label_probs(self.model, hidden, batch.labels).cpu().numpy()
+            probs = label_probs(self.model, forced_states(self.model, batch), batch.labels).cpu().numpy()
         return [probs[i, : len(t)] for i, t in enumerate(target_ids)]
 
 
-__all__ = ["PairBatch", "Teacher", "label_probs", "make_batch", "prob_deviation", "seed_everything"]
+__all__ = ["PairBatch", "Teacher", "forced_states", "label_probs", "make_batch", "prob_deviation", "seed_everything"]

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from agkd.datasets_scripts.attribution.teacher import Teacher, label_probs, make_batch
+from agkd.datasets_scripts.attribution.teacher import Teacher, forced_states, label_probs, make_batch
 from agkd.training.metrics.attribution_aopc.attribution_aopc import CURVE_FIELDS, aopc_scores
 
 logger = logging.getLogger(__name__)
@@ -92,12 +92,7 @@ def _log_probs(teacher: Teacher, needs: dict[tuple, set[int]], target_ids: list[
         picks = [(b, t) for b, src in enumerate(chunk) for t in sorted(needs[src])]
         index_b, index_t = torch.tensor(picks, device=batch.src.device).T
         with torch.no_grad():
-            hidden = teacher.model.base_model(
-                input_ids=batch.src,
-                attention_mask=batch.src_mask,
-                decoder_input_ids=batch.dec_in,
-                decoder_attention_mask=batch.dec_mask,
-            ).last_hidden_state  # [B, T_prefix, d]
+            hidden = forced_states(teacher.model, batch)  # [B, T_prefix, d]
             p = label_probs(teacher.model, hidden[index_b, index_t][:, None], batch.labels[index_b, index_t][:, None])
         logp = p[:, 0].double().log().clamp_min(LOG_P_FLOOR).cpu().numpy()
         out.update({(chunk[b], t): value for (b, t), value in zip(picks, logp.tolist(), strict=True)})
