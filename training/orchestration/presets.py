@@ -253,9 +253,10 @@ SCALE_FAIR_NORMALIZATION = "row_sum"  # the setting that carries the verdict (se
 # steps) stayed source-blind for 4,000 steps on an H200; peak 2.5e-4 after 300 steps (the demo's working 1e-3 scaled
 # by width, 128 -> 512) left the plateau by step 800 and reached test BLEU 13.17 at step 1,740 on the Bible part, at
 # this size, on CPU (docs/teachers.md). The full corpus with that recipe is not measured yet.
+# The paper's model width, shared by its teacher, students and Attributors (which differ in depth and budget).
+PAPER_WIDTH = dict(d_model=512, heads=8, ffn_dim=2048)
 PAPER_TEACHER = TeacherPreset(
-    vocab_size=16000, d_model=512, layers=6, heads=8, ffn_dim=2048, max_steps=100_000, learning_rate=2.5e-4,
-    warmup_steps=300,
+    vocab_size=16000, **PAPER_WIDTH, layers=6, max_steps=100_000, learning_rate=2.5e-4, warmup_steps=300
 )
 
 PRESETS: dict[str, Preset] = {
@@ -413,10 +414,8 @@ PRESETS: dict[str, Preset] = {
             min_teacher_bleu=5.0,
         ),
         warm_start=WarmStartPreset(
-            d_model=512,
+            **PAPER_WIDTH,
             layers=6,
-            heads=8,
-            ffn_dim=2048,
             dropout=0.1,
             max_steps=10_000,
             batch_size=128,
@@ -428,10 +427,8 @@ PRESETS: dict[str, Preset] = {
             patience=4,
         ),
         student=StudentPreset(
-            d_model=512,
+            **PAPER_WIDTH,
             layers=6,
-            heads=8,
-            ffn_dim=2048,
             max_steps=1500,
             batch_size=128,
             max_batch_tokens=4096,
@@ -443,10 +440,8 @@ PRESETS: dict[str, Preset] = {
             num_beams=4,
         ),
         attributor=AttributorPreset(
-            d_model=512,
+            **PAPER_WIDTH,
             layers=3,
-            heads=8,
-            ffn_dim=2048,
             scoring_heads=8,
             head_gate_dim=128,
             max_steps=4000,
@@ -470,10 +465,8 @@ PRESETS: dict[str, Preset] = {
         # Token-budget batches (up to 128 pairs, 4,096 tokens: twice the tokens of the 32-pair batches the step
         # cost was measured at) for half the steps: the same tokens seen.
         student=StudentPreset(
-            d_model=512,
+            **PAPER_WIDTH,
             layers=6,
-            heads=8,
-            ffn_dim=2048,
             max_steps=25_000,
             batch_size=128,
             max_batch_tokens=4096,
@@ -482,10 +475,8 @@ PRESETS: dict[str, Preset] = {
             eval_steps=500,
         ),
         attributor=AttributorPreset(
-            d_model=512,
+            **PAPER_WIDTH,
             layers=3,
-            heads=8,
-            ffn_dim=2048,
             scoring_heads=8,
             head_gate_dim=128,
             max_steps=20_000,
