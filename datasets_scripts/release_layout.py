@@ -188,6 +188,21 @@ def read_local_config(root: str | Path, config: str) -> datasets.DatasetDict:
 RESULTS_FILE = "results.jsonl"  # results/<this>: one JSON row per student, split and protocol
 REPORT_FILE = "report.md"  # results/<this>: `agkd report`'s verdict, tables and sections (plots in results/plots/)
 INSTRUMENT_FILE = "instrument_check.json"  # results/<this>: the positive control of `agkd instrument`
+VERDICT_FILE = "verdict.json"  # results/<this>: the primary design's verdict as data, which the Space and cards quote
+ANALYSIS_PLAN_FILE = "analysis_plan.json"  # results/<this>: the verdict's plan, written before any training job
+TOKEN_STATISTICS_DIR = "token_statistics"  # results/<this>/: per-sentence forced-decoding sums of every result row
+# Which sentences a row's per-sentence sums cover: the map-annotated test pairs (every row), or the whole test split
+# (rows that need no map at test time: the no-map baseline and `train-only`), which the verdict is scored on.
+SENTENCE_SETS = ("annotated", "all")
+
+
+def token_statistics_path(results_dir: str | Path, student: str, split: str, protocol: str, target: str,
+                          sentences: str = "annotated") -> Path:
+    """`results/token_statistics/<student>.<split>.<protocol>.<target>[.all].npz`."""
+    if sentences not in SENTENCE_SETS:
+        raise ValueError(f"unknown sentence set {sentences!r}; choose one of {SENTENCE_SETS}")
+    suffix = "" if sentences == "annotated" else f".{sentences}"
+    return Path(results_dir) / TOKEN_STATISTICS_DIR / f"{student}.{split}.{protocol}.{target}{suffix}.npz"
 RUN_RECORD = "agkd_run.json"  # in every student and Attributor folder: what it was trained on, and its run id
 
 

@@ -57,7 +57,8 @@ from agkd.space.repo import triangulation_sections
 from agkd.training.data import load_dataset_config
 from agkd.training.evaluation.evaluate import BASELINE_PROTOCOL, protocol_map_config  # noqa: E402
 from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC
-from agkd.training.verdict.report import PRIMARY_DESIGN, VERDICT_LEAD, method_gains, results_table
+from agkd.training.verdict.design import PRIMARY_DESIGN, VERDICT_LEAD
+from agkd.training.verdict.report import method_gains, results_table
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from agkd import __version__
 from agkd.datasets_scripts.release_layout import REPORT_FILE, RESULTS_FILE, atomic_folder
 from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.training.triangulation.table import TRIANGULATION_HEADING
-from agkd.training.verdict.report import VERDICT_LEAD
+from agkd.training.verdict.design import VERDICT_LEAD
 
 logger = logging.getLogger(__name__)
 

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from agkd.datasets_scripts.attribution.methods import CONTROLS, shuffled_control
 from agkd.training.orchestration.presets import ALL_METHODS
-from agkd.training.verdict import report
+from agkd.training.verdict import design, report
 from agkd.training.verdict import statistics as verdict
 
 pytest_plugins = ["tests.tiny_teachers", "tests.tiny_release"]
 
-PRIMARY = report.Design("supervise", "row_sum", "train-only")
-GOLD = report.Design("add", "row_sum", "gold")
-PASSED = {"config": {"operator": "supervise"}, "passed": True, "mde": 0.01}
+PRIMARY = design.Design("supervise", "row_sum", "train-only")
+GOLD = design.Design("add", "row_sum", "gold")
+PASSED = {"config": {"operator": "supervise"}, "passed": True, "mde": 0.01, "checks": []}
+LEAD = design.VERDICT_LEAD + ", " + design.MECHANISM
+
+
+def lead(answer: str) -> str:
+    return f"{LEAD}, {design.ANSWER_WORDS[answer]}**"
 
 
 def row(method, operator, delta, p=0.5, seed=0, protocol="gold"):
@@ -27,7 +33,7 @@ def row(method, operator, delta, p=0.5, seed=0, protocol="gold"):
     }
 
 
-def test_table_cells_marks_and_seed_spread():
+def test_table_cells_show_the_seed_spread_and_no_marks():
     rows = [
         row("attention", "add", 1.0, p=0.001),
         row("attention", "add", 3.0, p=0.03, seed=1),
@@ -35,10 +41,8 @@ def test_table_cells_marks_and_seed_spread():
     ]
     table = report.results_table(rows)
     assert "| method | add | replace |" in table
-    assert "| attention | +2.00±1.41* / +4.00±2.83* |  |" in table  # weakest mark over the seeds
-    assert "| saliency |  | -0.50 / -1.00 |" in table
-    disagree = [row("attention", "add", 1.0, p=0.001), row("attention", "add", -0.2, p=0.01, seed=1)]
-    assert "*" not in report.results_table(disagree).splitlines()[-1]  # seeds disagree in sign: no mark
+    assert "| attention | +2.00±1.41 / +4.00±2.83 |  |" in table  # a per-row bootstrap is not the verdict's rule
+    assert "| saliency |  | -0.50 / -1.00 |" in table and "*" not in table
 
 
 def synthetic_scores(effects: dict[str, float], seeds=3, sentences=100, seed_noise=0.002, rng=0) -> report.Scores:
@@ -49,101 +53,114 @@ def synthetic_scores(effects: dict[str, float], seeds=3, sentences=100, seed_noi
     tokens = generator.integers(10, 40, sentences)
     difficulty = generator.normal(3.0, 0.5, sentences)
     by_system = {}
-    for name, effect in {report.BASELINE: 0.0, **effects}.items():
+    for name, effect in {design.BASELINE: 0.0, **effects}.items():
         offsets = generator.normal(0, seed_noise, seeds)
-        by_system[name if name == report.BASELINE else key_of(name)] = {
+        by_system[name if name == design.BASELINE else key_of(name)] = {
             s: (difficulty - effect + offsets[s] + generator.normal(0, 0.05, sentences)) * tokens for s in range(seeds)
         }
-    return report.Scores(by_system, tokens)
+    return design.Scores(by_system, tokens)
 
 
 def key_of(name: str) -> str:
-    method, _, design = name.partition("@")
-    return report.system(method, GOLD if design == "gold" else PRIMARY)
+    method, _, where = name.partition("@")
+    return design.system(method, GOLD if where == "gold" else PRIMARY)
 
 
-def judged(effects: dict[str, float], **kwargs) -> tuple[report.DesignVerdict, str]:
+def judged(effects: dict[str, float], **kwargs) -> tuple[design.DesignVerdict, str]:
     methods = [m for m in ALL_METHODS if m in effects]
     controls = [c for c in (*CONTROLS, *(shuffled_control(m) for m in methods)) if c in effects]
-    result = report.judge_design(synthetic_scores(effects, **kwargs), PRIMARY, methods, controls, GOLD)
-    problems = report.Preconditions(PASSED, [8.0, 8.1, 7.9]).failures(PRIMARY, methods, 3)
-    return result, report.verdict_sentence(result, problems)
+    result = design.judge_design(synthetic_scores(effects, **kwargs), PRIMARY, methods, controls, GOLD,
+                                 mde_experiments=200)
+    problems = design.Preconditions(PASSED, [8.0, 8.1, 7.9]).failures(PRIMARY, methods, 3)
+    return result, design.verdict_sentence(result, problems)
 
 
 def with_twins(gains: dict[str, float], twin: float = 0.0) -> dict[str, float]:
     return {**gains, **{shuffled_control(m): twin for m in gains}, "diagonal": 0.0, "random": 0.0, "uniform": 0.0}
 
 
-def test_the_claim_holds_when_the_three_teach_more_alignment_than_the_five():
+def test_the_claim_holds_when_the_three_teach_more_than_the_five():
     gains = {m: 0.20 if m in verdict.PAPER_TOP else 0.05 for m in ALL_METHODS}
     result, sentence = judged(with_twins(gains))
-    assert sentence.startswith("**The paper's finding holds here**"), sentence
-    assert result.contrasts["attention"]["shuffled"].mean == pytest.approx(0.20, abs=0.02)
+    assert sentence.startswith(lead(verdict.HOLDS)), sentence
+    assert "attention silent" not in sentence and "15 direct contrasts" in sentence
+    assert result.claim_contrasts[("attention", "saliency")].mean == pytest.approx(0.15, abs=0.02)
+    assert result.content.answer == verdict.HOLDS and result.disagreement() is None
+    assert result.seeds == [0, 1, 2] and len(set(result.units.values())) == 3
 
 
-def test_a_gain_that_the_shuffled_twin_has_too_is_not_alignment():
+def test_a_gain_that_the_shuffled_twin_has_too_is_flagged_by_the_content_check():
     # Built to fool a gain-over-baseline verdict: the three gain much more over no map, but so do their shuffled
-    # twins (sharpness, not alignment): over the twins every method gains the same.
+    # twins (sharpness, not alignment): the direct claim holds, the content check does not, and the section says so.
     gains = {m: 0.20 if m in verdict.PAPER_TOP else 0.05 for m in ALL_METHODS}
     twins = {shuffled_control(m): g - 0.05 for m, g in gains.items()}
     result, sentence = judged({**with_twins(gains), **twins})
-    assert result.claim.answer != "holds" and "The paper's finding holds" not in sentence
-    assert result.contrasts["attention"]["baseline"].mean > 0.15
+    assert result.claim.answer == verdict.HOLDS and result.content.answer != verdict.HOLDS
+    assert result.disagreement() is not None
+    section = "\n".join(report.design_section(result, [], True, Path("/tmp/agkd-test-plot.png"), Path("/tmp")))
+    assert "**The two disagree**" in section
 
 
 def test_one_strong_method_cannot_carry_its_group_and_a_negative_contrast_refutes():
     gains = {m: 0.05 for m in ALL_METHODS} | {"attention": 0.5, "saliency": 0.15}
     _, sentence = judged(with_twins(gains))
-    assert sentence.startswith("**The paper's finding does not hold here**"), sentence
+    assert sentence.startswith(lead(verdict.DOES_NOT_HOLD)), sentence
     assert "saliency" in sentence
 
 
 def test_wide_noise_is_inconclusive_not_a_refutation():
     gains = {m: 0.0 for m in ALL_METHODS}
     _, sentence = judged(with_twins(gains), seed_noise=0.2)
-    assert sentence.startswith("**The paper's finding is inconclusive here**"), sentence
+    assert sentence.startswith(lead(verdict.INCONCLUSIVE)), sentence
 
 
 def test_preconditions_make_it_cannot_be_checked():
     gains = with_twins({m: 0.2 for m in ALL_METHODS})
     result, _ = judged(gains)
-    failed = {"config": {"operator": "supervise"}, "passed": False, "mde": 0.3, "detects": False, "violations": [],
-              "levels": [{"over_shuffled": {"mean": 0.01, "low": -0.2, "high": 0.22}}]}
-    problems = report.Preconditions(failed, [8.0]).failures(PRIMARY, list(ALL_METHODS), 3)
-    sentence = report.verdict_sentence(result, problems)
-    assert sentence.startswith("**The paper's finding cannot be checked here**: this design cannot detect a planted")
+    failed = {"config": {"operator": "supervise"}, "passed": False, "mde": 0.3,
+              "checks": [{"name": "content over layout", "passed": False, "reason": "content over layout: no"}]}
+    problems = design.Preconditions(failed, [8.0]).failures(PRIMARY, list(ALL_METHODS), 3)
+    sentence = design.verdict_sentence(result, problems)
+    assert sentence.startswith(f"{LEAD}, cannot be checked here**: this design cannot detect planted alignment")
+    assert "content over layout: no" in sentence
     assert "0.3000 nats/token" in sentence
-    weak = report.Preconditions(PASSED, [0.18]).failures(PRIMARY, ALL_METHODS[:-1], 1)
+    weak = design.Preconditions(PASSED, [0.18]).failures(PRIMARY, ALL_METHODS[:-1], 1)
     assert any("BLEU 0.18 (< 5)" in p for p in weak) and "no results for gradient_shap" in weak
-    assert "1 seed(s): no interval across seeds" in weak
-    assert report.Preconditions(None, [8.0]).failures(PRIMARY, list(ALL_METHODS), 3)[0].startswith(
+    assert "1 independent replicate(s): no interval across trainings" in weak
+    assert design.Preconditions(None, [8.0]).failures(PRIMARY, list(ALL_METHODS), 3)[0].startswith(
         "the positive control was not run")
 
 
 def test_a_control_passed_at_steps_the_students_never_reached_certifies_nothing():
     control = {**PASSED, "cells": [{"map": "oracle@0", "best_step": 240}] * 3 + [{"map": "none", "best_step": 240}]}
-    problems = report.Preconditions(control, [8.0], student_best_steps=[40, 40, 80]).failures(
+    problems = design.Preconditions(control, [8.0], student_best_steps=[40, 40, 80]).failures(
         PRIMARY, list(ALL_METHODS), 3
     )
     assert problems == [
         "the positive control passed with its students at step 240 (median), but the real students kept the weights of "
         "step 40: a regime they did not reach (more map-annotated pairs would give them that room)"
     ]
-    assert not report.Preconditions(control, [8.0], student_best_steps=[240, 200, 240]).failures(
+    assert not design.Preconditions(control, [8.0], student_best_steps=[240, 200, 240]).failures(
         PRIMARY, list(ALL_METHODS), 3)
+    regime = {"operator": "supervise", "student_init": "warm", "finetune_steps": 80, "dropout": 0.0}
+    other = {**PASSED, "regime": {**regime, "finetune_steps": 240, "dropout": 0.1}}
+    problems = design.Preconditions(other, [8.0], student_regime=regime).failures(PRIMARY, list(ALL_METHODS), 3)
+    assert problems == ["the positive control ran another regime than the students (finetune_steps: control 240, "
+                        "students 80)"]  # the dropout difference is listed in the report, it does not void
 
 
 def test_missing_seeds_and_the_gold_leak():
     gains = with_twins({m: 0.05 for m in ALL_METHODS}) | {f"{m}@gold": 0.30 for m in ALL_METHODS}
     scores = synthetic_scores(gains)
-    del scores.by_system[report.system("deeplift", PRIMARY)][1]
-    del scores.by_system[report.system("deeplift", PRIMARY)][2]
-    result = report.judge_design(scores, PRIMARY, list(ALL_METHODS), [], GOLD)
-    assert result.claim.answer == "inconclusive" and "deeplift" in result.claim.reason
+    del scores.by_system[design.system("deeplift", PRIMARY)][1]
+    del scores.by_system[design.system("deeplift", PRIMARY)][2]
+    result = design.judge_design(scores, PRIMARY, list(ALL_METHODS), [], GOLD, mde_experiments=0)
+    assert result.claim.answer == verdict.INCONCLUSIVE and "common seed set" in result.claim.reason
+    assert "deeplift | supervise | row_sum | train-only (seeds 1, 2)" in result.claim.reason
     assert result.leak["attention"].mean == pytest.approx(0.25, abs=0.02)  # gold gain minus leak-free gain
     table = "\n".join(report.method_table(result))
     assert "| deeplift | -0.0" in table or "| deeplift | +0.0" in table
-    assert "(fewer than 2 seeds (1))" in table.split("| deeplift |")[1].splitlines()[0]
+    assert "(fewer than 2 independent replicates (1))" in table.split("| deeplift |")[1].splitlines()[0]
 
 
 def write_synthetic_results(results_dir, effects: dict[str, float], instrument: dict | None) -> None:
@@ -153,13 +170,14 @@ def write_synthetic_results(results_dir, effects: dict[str, float], instrument: 
     with (results_dir / "results.jsonl").open("w") as f:
         for key, per_seed in scores.by_system.items():
             method, operator, normalization, protocol = (
-                (report.BASELINE, "none", "none", report.BASELINE) if key == report.BASELINE else key.split(" | ")
+                (design.BASELINE, "none", "none", design.BASELINE) if key == design.BASELINE else key.split(" | ")
             )
             for seed, nll in per_seed.items():
                 student = f"student-{method}-{operator}-{protocol}-s{seed}"
-                np.savez(results_dir / "token_statistics" / f"{student}.test.{protocol}.reference.npz", nll=nll,
-                         correct=np.zeros_like(scores.tokens), tokens=scores.tokens)
-                gain = float(scores.by_system[report.BASELINE][seed].sum() - nll.sum()) / scores.tokens.sum()
+                for suffix in ("", ".all") if protocol in ("train-only", design.BASELINE) else ("",):
+                    np.savez(results_dir / "token_statistics" / f"{student}.test.{protocol}.reference{suffix}.npz",
+                             nll=nll, correct=np.zeros_like(scores.tokens), tokens=scores.tokens)
+                gain = float(scores.by_system[design.BASELINE][seed].sum() - nll.sum()) / scores.tokens.sum()
                 f.write(
                     json.dumps(
                         {
@@ -180,7 +198,7 @@ def write_synthetic_results(results_dir, effects: dict[str, float], instrument: 
                             "bleu_signature": "sig",
                             "nll_reference": float(nll.sum() / scores.tokens.sum()),
                             "bootstrap": {}
-                            if method == report.BASELINE
+                            if method == design.BASELINE
                             else {
                                 "bleu": {"delta": 0.0, "p_value": 0.5},
                                 "chrf": {"delta": 0.0, "p_value": 0.5},
@@ -196,32 +214,39 @@ def write_synthetic_results(results_dir, effects: dict[str, float], instrument: 
 
 def test_report_leads_with_the_verdict_on_the_primary_design(tmp_path):
     from agkd.training.evaluation.scoring import TokenStatistics
-    from agkd.training.instrument import InstrumentConfig, judge
+    from agkd.training.verdict.control import InstrumentConfig, judge
 
-    # A real judged instrument result (synthetic statistics) so the report reads what `agkd instrument` writes.
+    # A real judged positive control (synthetic statistics) so the report reads what `agkd instrument` writes.
     rng = np.random.default_rng(5)
     tokens = rng.integers(5, 10, 50)
+
     def stats(effect):
         return [
             TokenStatistics((2.0 - effect + rng.normal(0, 0.01, 50)) * tokens, tokens * 0, tokens) for _ in range(3)
         ]
 
     kinds = {"none": 0.0, "shuffled": 0.0, **{f"oracle@{q:g}": 0.3 * (1 - q) for q in (0, 0.25, 0.5, 0.75, 1)}}
-    instrument = {"config": {**vars(InstrumentConfig()), "seeds": [0, 1, 2]}, "primary_metric": "nll_reference",
+    config = InstrumentConfig(seeds=(0, 1, 2))
+    instrument = {"config": vars(config), "regime": config.regime(), "primary_metric": "nll_reference",
                   "criteria": {"power": 0.8}, "seconds": 1.0, "cells": [{"map": "oracle@0", "best_step": 80}],
-                  **judge({k: stats(e) for k, e in kinds.items()}, InstrumentConfig())}
+                  **judge({k: stats(e) for k, e in kinds.items()}, ["a", "b", "c"])}
     assert instrument["passed"]
     gains = with_twins({m: 0.20 if m in verdict.PAPER_TOP else 0.05 for m in ALL_METHODS})
     write_synthetic_results(tmp_path, gains | {f"{m}@gold": 0.3 for m in ALL_METHODS}, instrument)
     assert report.main(["--results_dir", str(tmp_path)]) == 0
     text = (tmp_path / "report.md").read_text()
-    first_screen = text[: text.index("## Instrument check")]
+    first_screen = text[: text.index("## Positive control")]
     assert "Primary design: operator `supervise`, protocol `train-only`" in first_screen
-    assert "**The paper's finding holds here**" in first_screen
+    assert lead(verdict.HOLDS) in first_screen
     assert "| attention | +0.2" in first_screen and "gold gain (add, leaks)" in first_screen
+    assert "the whole test split" in first_screen and "Variance of the typical contrast" in first_screen
+    assert "No analysis plan was written before this run" in first_screen
     assert "![gains by method](plots/gains-" in first_screen
-    assert "The design sees a planted alignment" in text
+    assert "The design sees planted alignment content" in text
     assert len(list((tmp_path / "plots").glob("gains-*.png"))) == 1
+    record = json.loads((tmp_path / "verdict.json").read_text())
+    (only,) = record.values()
+    assert only["answer"] == verdict.HOLDS and only["methods"]["attention"]["baseline"]["mark"]
 
 
 def test_report_from_real_results(tiny_results_dir, tiny_attributions_dir, tiny_students_dir, tmp_path):
@@ -238,10 +263,10 @@ def test_report_from_real_results(tiny_results_dir, tiny_attributions_dir, tiny_
     assert "## Verdict: marian de-en, targets `reference`, init `scratch`, split `test`" in text
     assert "### Design `supervise` (`none`), protocol `train-only` (carries the verdict)" in text
     assert "### Protocol `gold`: all cells" in text and "### Protocol `train-only`: all cells" in text
-    assert "## Instrument check" in text and "Not run" in text
+    assert "## Positive control" in text and "Not run" in text
     assert "Baseline (no map): BLEU" in text
     assert "## Map scale: marian de-en (`train` rows, medians)" in text and "| attention | 1 |" in text
-    assert "The paper's finding cannot be checked here**: the positive control was not run" in text
+    assert f"{LEAD}, cannot be checked here**: the positive control was not run" in text
     assert "no results for value_zeroing" in text
     pngs = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
     assert "maps-marian-de-en.png" in pngs and any(p.startswith("gains-") for p in pngs)
@@ -294,7 +319,7 @@ def test_report_sets_the_triangulation_beside_the_verdict(tmp_path):
     assert report.main(["--results_dir", str(tmp_path)]) == 0
     text = (tmp_path / "report.md").read_text()
     section = text[text.index("## Beside the verdict"):]
-    assert text.index("## Beside the verdict") < text.index("## Instrument check")  # on the first screen
+    assert text.index("## Beside the verdict") < text.index("## Positive control")  # on the first screen
     assert "| `saliency` |" in section and "**fails**" in section
     assert "| utility vs 1 - silver AER | 1.00 |" in section and "| agree |" in section
     assert "| utility vs AOPC deletion | -1.00 |" in section and "| disagree |" in section
@@ -304,5 +329,5 @@ def test_report_sets_the_triangulation_beside_the_verdict(tmp_path):
 
     excerpt = page_excerpt(text)  # what the release's Space folder gets: no folder of this machine, no plots
     assert str(tmp_path) in text and str(tmp_path) not in excerpt and "![" not in excerpt
-    assert "**The paper's finding" in excerpt and "| utility vs 1 - silver AER | 1.00 |" in excerpt
+    assert design.VERDICT_LEAD in excerpt and "| utility vs 1 - silver AER | 1.00 |" in excerpt
     assert triangulation_sections(excerpt, "de-en", "marian") == triangulation_sections(text, "de-en", "marian")

@@ -49,7 +49,11 @@ STAGES: dict[str, Stage] = {
         ),
         Stage("student", "agkd.training.train_student", "train an attribution-injected student (accelerate script)"),
         Stage("attributor", "agkd.training.train_attributor", "train an Attributor that reconstructs a teacher's maps"),
-        Stage("instrument", "agkd.training.instrument", "positive control: can a student see a planted alignment map?"),
+        Stage(
+            "instrument",
+            "agkd.training.verdict.instrument",
+            "the verdict's positive control: can the students' regime see planted alignment content?",
+        ),
         Stage(
             "triangulate",
             "agkd.training.triangulation.triangulate",

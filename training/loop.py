@@ -392,6 +392,24 @@ def start_run(
     return accelerator
 
 
+# The training recipe of every model here (teachers, warm starts, students, Attributors, the positive control's cells):
+# AdamW with the Transformer's betas (Vaswani et al.) and a light weight decay, a warm-up then a `get_scheduler` shape.
+ADAM_BETAS = (0.9, 0.98)
+WEIGHT_DECAY = 0.01
+MAX_GRAD_NORM = 1.0
+
+
+def make_optimizer(model, *, learning_rate: float, warmup_steps: int, max_steps: int,
+                   betas: tuple[float, float] = ADAM_BETAS, weight_decay: float = WEIGHT_DECAY,
+                   lr_scheduler: str = "linear"):
+    """AdamW and its learning-rate schedule (warm-up, then `lr_scheduler`'s shape over `max_steps`)."""
+    from transformers import get_scheduler
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=betas, weight_decay=weight_decay)
+    scheduler = get_scheduler(lr_scheduler, optimizer, num_warmup_steps=warmup_steps, num_training_steps=max_steps)
+    return optimizer, scheduler
+
+
 def prepare_training(
     accelerator,
     model,
@@ -403,8 +421,8 @@ def prepare_training(
     max_steps: int,
     patience: int,
     resume: bool,
-    betas: tuple[float, float] = (0.9, 0.98),
-    weight_decay: float = 0.01,
+    betas: tuple[float, float] = ADAM_BETAS,
+    weight_decay: float = WEIGHT_DECAY,
     lr_scheduler: str = "linear",
 ):
     """AdamW and a warm-up schedule, everything through `accelerator.prepare`, and the run's `TrainingState`
@@ -412,14 +430,10 @@ def prepare_training(
 
     Returns `(model, optimizer, scheduler, train_dl, eval_dls, state)`. Schedules count steps of every process,
     as `accelerate` steps a prepared scheduler once per process."""
-    from transformers import get_scheduler
-
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, betas=betas, weight_decay=weight_decay)
-    scheduler = get_scheduler(
-        lr_scheduler,
-        optimizer,
-        num_warmup_steps=warmup_steps * accelerator.num_processes,
-        num_training_steps=max_steps * accelerator.num_processes,
+    optimizer, scheduler = make_optimizer(
+        model, learning_rate=learning_rate, warmup_steps=warmup_steps * accelerator.num_processes,
+        max_steps=max_steps * accelerator.num_processes, betas=betas, weight_decay=weight_decay,
+        lr_scheduler=lr_scheduler,
     )
     eval_dls = list(eval_dls)
     model, optimizer, train_dl, *eval_dls, scheduler = accelerator.prepare(
@@ -617,7 +631,7 @@ def fit(
                 loss, terms = _loss_and_terms(loss_fn(model, batch))
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), 1.0)
+                    accelerator.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()

@@ -20,6 +20,8 @@ generation; under `attributor` the Attributor predicts the rows from the forced 
 baseline of the same teacher, pair, target kind, seed and design by paired bootstrap resampling over sentences
 (delta, 95% interval, p-value, for every metric). The evaluation set of a split is the
 pairs of the `uniform` control config, which every method shares; a pair whose map a protocol lacks gets no map.
+Students that take no map at test time (the baseline, `train-only`) are also scored teacher-forced on the whole test
+split (`whole_split` in the row, `.all` sums): the verdict reads those, since it needs no map.
 Rows are appended, never rewritten: a (student, split, protocol) already in the file is skipped, so a killed
 evaluation continues where it stopped. Each row records its `inputs` (the student's run id, the version of the
 test-time maps or the Attributor's run id, the baseline's run id); when one of them changes (a retrained student,
@@ -47,7 +49,9 @@ from agkd.datasets_scripts.release_layout import (
     attributor_name,
     maps_version,
     public_ref,
+    read_meta,
     read_results,
+    token_statistics_path,
 )
 from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.modeling.attribution_injection import MAP_FREE_OPERATORS
@@ -67,6 +71,9 @@ logger = logging.getLogger(__name__)
 
 STORED_MAP_PROTOCOLS = {"gold": "reference", "teacher": "teacher"}  # protocol -> target kind of its stored maps
 BASELINE_PROTOCOL = BASELINE  # the no-map baseline is evaluated without a map, under its own name
+# Protocols whose students take no map at test time: besides the map-annotated pairs, they are scored teacher-forced
+# on the whole test split (`load_whole_split`), which the verdict reads: power at the cost of a forward pass.
+MAP_FREE_SCORING = (BASELINE_PROTOCOL, MAP_FREE_PROTOCOL)
 
 
 @dataclass
@@ -125,6 +132,26 @@ def load_evaluation_set(args: EvaluateArguments, teacher_name: str, pair: str, s
             "teacher": teacher_translation_ids(args, teacher_name, pair, split, ids),
         },
     )
+
+
+def load_whole_split(args: EvaluateArguments, teacher_name: str, pair: str, split: str, tokenizer) -> EvaluationSet:
+    """Every pair of the corpus split that fits the maps' token limit (`max_tokens` of the evaluation config's meta),
+    in corpus order, with the reference as the only forced target: what a student that needs no map at test time
+    is scored on for the verdict (the map-annotated pairs are its first ones)."""
+    meta = read_meta(args.attributions, evaluation_config(teacher_name, pair)) or {}
+    limit = meta.get("max_tokens")
+    corpus = data.load_dataset_config(args.corpus, pair)[split]
+    ids, sources, references, targets = [], [], [], []
+    for row in corpus:
+        encoded = tokenizer(row["source"], text_target=row["target"])
+        source_ids, target_ids = list(encoded["input_ids"]), list(encoded["labels"])
+        if limit is not None and (len(source_ids) > limit or len(target_ids) > limit):
+            continue
+        ids.append(str(row["id"]))
+        sources.append(source_ids)
+        references.append(row["target"])
+        targets.append(target_ids)
+    return EvaluationSet(ids, sources, references, {"reference": targets, "teacher": None})
 
 
 def teacher_translation_ids(args: EvaluateArguments, teacher_name: str, pair: str, split: str, ids: list[str]):
@@ -306,6 +333,13 @@ def evaluate(args: EvaluateArguments) -> list[dict]:
             statistics = simulate(model, tokenizer, evaluation, maps, args, attributor)
             for target, stats in statistics.items():
                 stats.save(token_statistics_file(args, name, split, protocol, target))
+            whole = {}
+            if protocol in MAP_FREE_SCORING:  # no map at test time: the verdict scores every test pair
+                if ("all",) + key not in evaluation_sets:
+                    evaluation_sets[("all",) + key] = load_whole_split(args, *key, tokenizer)
+                whole = simulate(model, tokenizer, evaluation_sets[("all",) + key], None, args)
+                for target, stats in whole.items():
+                    stats.save(token_statistics_file(args, name, split, protocol, target, "all"))
             row = {
                 "student": name,
                 **{
@@ -322,12 +356,15 @@ def evaluate(args: EvaluateArguments) -> list[dict]:
                     )
                 },
                 "student_init": run.get("student_init", "scratch"),
+                "init_from": run.get("init_from"),  # the warm start: the seed's independent replicate unit
                 "split": split,
                 "protocol": protocol,
                 "examples": len(evaluation.ids),
                 "examples_without_map": missing,
                 **scores.as_dict(),
                 **simulation_fields(statistics),
+                **({"whole_split": {"examples": len(evaluation_sets[("all",) + key].ids),
+                                    **simulation_fields(whole)}} if whole else {}),
                 "num_beams": args.num_beams or model.generation_config.num_beams,
                 "hypotheses": str(hypotheses_file.relative_to(args.results_dir)),
                 "seconds": round(time.perf_counter() - start, 1),
@@ -402,9 +439,11 @@ def baseline_of(run: dict) -> str:
     )
 
 
-def token_statistics_file(args: EvaluateArguments, student: str, split: str, protocol: str, target: str) -> Path:
-    """Where a row's per-sentence forced-decoding sums are kept, for the paired bootstrap of later rows."""
-    return Path(args.results_dir) / "token_statistics" / f"{student}.{split}.{protocol}.{target}.npz"
+def token_statistics_file(args: EvaluateArguments, student: str, split: str, protocol: str, target: str,
+                          sentences: str = "annotated") -> Path:
+    """Where a row's per-sentence forced-decoding sums are kept, for the paired bootstrap of later rows and the
+    verdict (`release_layout.token_statistics_path`)."""
+    return token_statistics_path(args.results_dir, student, split, protocol, target, sentences)
 
 
 def row_inputs(args: EvaluateArguments, models_dir: Path, run: dict, protocol: str) -> dict:
@@ -426,6 +465,8 @@ def is_current(row: dict | None, inputs: dict) -> bool:
     """Whether a stored row still measures these inputs (rows written before rows recorded their inputs stay current
     while the student is the same unversioned one; rows written before the simulation metrics existed do not)."""
     if row is None or "primary_metric" not in row:
+        return False
+    if row["protocol"] in MAP_FREE_SCORING and "whole_split" not in row:  # written before the verdict's whole split
         return False
     if "inputs" not in row:
         return inputs["student"] is None

@@ -48,6 +48,7 @@ from agkd.modeling.attribution_injection import MAP_FREE_OPERATORS, MAP_NORMALIZ
 from agkd.training.loop import check_report_to, default_report_to
 from agkd.training.orchestration.executors import EXECUTORS, Job, LocalExecutor, RayExecutor, schedule
 from agkd.training.orchestration.presets import GRID_OPERATORS, PRESETS, STUDENT_INITS
+from agkd.training.verdict.plan import plan_for, write_plan
 
 logger = logging.getLogger(__name__)
 
@@ -337,10 +338,11 @@ def plan(args: PipelineArguments) -> list[Job]:
                     shared=True,
                 )
             )
-    jobs.append(Job("instrument", "planted alignments", "agkd.training.instrument",
-                    ["--results_dir", str(release.results), *common]
+    # The positive control in the students' regime, scored on as many planted pairs as the verdict's test split has.
+    jobs.append(Job("instrument", "planted alignments", "agkd.training.verdict.instrument",
+                    ["--results_dir", str(release.results), *common, "--corpus", corpus, "--pair", args.pairs[0]]
                     + (["--finetune_steps", str(args.student_max_steps)] if args.student_max_steps else []),
-                    makes=("instrument",)))
+                    needs=("corpus",), makes=("instrument",)))
     evaluate = ["--models_dir", str(release.models), "--attributions", attributions, "--corpus", corpus,
                 "--results_dir", str(release.results), "--protocols", *preset.protocols]
     for family, pair, method, name, baseline in students:
@@ -402,6 +404,9 @@ def make_executor(args: PipelineArguments, log_dir: Path):
 def run(args: PipelineArguments) -> int:
     jobs = plan(args)
     release = RunLayout(args.runs_dir, args.preset)
+    analysis = plan_for(args.preset, args.seeds, args.student_init)
+    logger.info("analysis plan %s written before any job: %s", analysis.sha256()[:12],
+                write_plan(release.results, analysis))
     executor = make_executor(args, release.logs)
     logger.info(
         "pipeline %s: %d jobs (%s) -> %s; executor %s%s",

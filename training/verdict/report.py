@@ -15,7 +15,6 @@ against gain and the students' learning curves (`--models_dir`).
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import math
@@ -27,24 +26,44 @@ from pathlib import Path
 import numpy as np
 
 from agkd.datasets_scripts.attribution.configs import BASELINE, config_name
-from agkd.datasets_scripts.attribution.methods import CONTROLS, shuffled_control, shuffled_source
+from agkd.datasets_scripts.attribution.methods import CONTROLS, shuffled_control
 from agkd.datasets_scripts.release_layout import (
     INSTRUMENT_FILE,
-    MAP_FREE_PROTOCOL,
     REPORT_FILE,
     RESULTS_FILE,
+    VERDICT_FILE,
     protocol_order,
     read_results,
 )
 from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.training.data import dataset_configs, load_dataset_config
 from agkd.training.evaluation.evaluate import BASELINE_PROTOCOL
-from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC, TokenStatistics, improvement
-from agkd.training.orchestration.presets import ALL_METHODS, GRID_OPERATORS, SCALE_FAIR_NORMALIZATION
+from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC, improvement
+from agkd.training.orchestration.presets import ALL_METHODS, GRID_OPERATORS, PRESETS, SCALE_FAIR_NORMALIZATION
 from agkd.training.triangulation.agreement import Criterion
 from agkd.training.triangulation.table import UTILITY, triangulation_section
 from agkd.training.triangulation.table import load as load_triangulations
 from agkd.training.verdict import statistics as verdict
+from agkd.training.verdict.control import instrument_section
+from agkd.training.verdict.design import (
+    ANSWER_WORDS,
+    CONTRASTS,
+    GOLD_PROTOCOL,
+    LEAK_FREE_PROTOCOLS,
+    PRIMARY_DESIGN,
+    Design,
+    DesignVerdict,
+    Preconditions,
+    Scores,
+    control_regime_differences,
+    format_estimate,
+    is_control,
+    judge_design,
+    reference_system,
+    system,
+    verdict_sentence,
+)
+from agkd.training.verdict.plan import AnalysisPlan, plan_for, plan_line
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +82,6 @@ class ReportArguments:
 
 
 # ================================================================================================ tables
-def significance(p_value: float | None) -> str:
-    if p_value is None:
-        return ""
-    return "**" if p_value < 0.01 else "*" if p_value < 0.05 else ""
-
-
 def digits_of(metric: str) -> int:
     return 4 if metric in METRICS else 2
 
@@ -91,18 +104,14 @@ def group_rows(rows: list[dict]) -> dict[tuple, list[dict]]:
 
 
 def cell(rows: list[dict], metrics: tuple[str, ...] = ("bleu", "chrf")) -> str:
-    """Gains on each metric over seeds, joined by ` / `; the marks need every seed significant in the same direction."""
+    """Gains on each metric over seeds (mean ± sd), joined by ` / `: no marks, since a per-row bootstrap on one seed
+    is not the verdict's rule (only the verdict marks a difference)."""
     parts = []
     for metric in metrics:
         gains = [g for r in rows if (g := row_gain(r, metric)) is not None]
         if not gains:
             return "n/a"
-        marks = min(
-            (significance(r["bootstrap"][metric]["p_value"]) for r in rows if row_gain(r, metric) is not None), key=len
-        )
-        if len({math.copysign(1, g) for g in gains}) > 1:  # seeds that disagree in sign earn no mark
-            marks = ""
-        parts.append(f"{mean_spread(gains, digits_of(metric))}{marks}")
+        parts.append(mean_spread(gains, digits_of(metric)))
     return " / ".join(parts)
 
 
@@ -154,239 +163,8 @@ def row_gain(row: dict, metric: str) -> float | None:
 
 
 # ================================================================================================ the verdict
-# The leak-free design that carries the verdict, fixed before any real result is read. Every map that reaches a
-# student at test time must be computable without the answer: `supervise` uses no map at test time (evaluated
-# `train-only`), so every method AND every control can be judged in it, while the `attributor` protocol would need an
-# Attributor per control. Its power in the demo's regime is measured by the graded positive control
-# (`agkd instrument --operator supervise`); when that control cannot see a planted alignment, the verdict says so.
-PRIMARY_DESIGN = ("supervise", MAP_FREE_PROTOCOL)  # (operator, protocol)
-# The paper's claim is tested on each method's gain over its own shuffled twin (its row values permuted over the
-# source: the same values, sharpness and scale without the alignment). Why, from the positive control before real
-# results: under `supervise` the planted true map gained less over no map than over its shuffled twin (pulling
-# attention anywhere has a cost of its own; docs/verdict.md), so only the matched contrast isolates what the map's
-# alignment teaches, and it falls with corruption as content should.
-CLAIM_CONTRAST = "shuffled"
-LEAK_FREE_PROTOCOLS = (MAP_FREE_PROTOCOL, "attributor")  # no test-time map computed from the reference
-GOLD_PROTOCOL = "gold"  # the paper's setting: the teacher's maps of the reference, which leak it
-# Below this test BLEU the no-map baseline does not translate, and what a map teaches cannot show.
-MIN_BASELINE_BLEU = 5.0
-
-
-def is_control(method: str) -> bool:
-    return method in CONTROLS or shuffled_source(method) is not None
-
-
-@dataclass(frozen=True)
-class Design:
-    """How a map reaches the students of a result row: operator, map normalisation and test-time protocol."""
-
-    operator: str
-    normalization: str
-    protocol: str
-
-    @classmethod
-    def of(cls, row: dict) -> Design:
-        return cls(row["operator"], row["map_normalization"], row["protocol"])
-
-    def __str__(self) -> str:
-        return f"`{self.operator}` (`{self.normalization}`), protocol `{self.protocol}`"
-
-    @property
-    def leak_free(self) -> bool:
-        return self.protocol in LEAK_FREE_PROTOCOLS
-
-
-def system(method: str, design: Design) -> str:
-    """The key of a method's (or control's) students under a design in `Scores`."""
-    return f"{method} | {design.operator} | {design.normalization} | {design.protocol}"
-
-
-@dataclass
-class Scores:
-    """Per-sentence reference NLL sums of every student of one teacher, pair, target kind, init and split, by system
-    (`system(...)`, or BASELINE for the no-map baseline) and seed, read from `results/token_statistics/`."""
-
-    by_system: dict[str, dict[int, np.ndarray]]
-    tokens: np.ndarray | None
-
-    @classmethod
-    def load(cls, rows: list[dict], baseline: list[dict], results_dir: Path) -> Scores:
-        target = METRICS[PRIMARY_METRIC].target
-        by_system: dict[str, dict[int, np.ndarray]] = defaultdict(dict)
-        tokens = None
-        for row in [*baseline, *rows]:
-            path = results_dir / "token_statistics" / f"{row['student']}.{row['split']}.{row['protocol']}.{target}.npz"
-            if not path.exists():
-                logger.warning("no per-sentence sums %s: %s left out of the verdict", path, row["student"])
-                continue
-            stats = TokenStatistics.load(path)
-            if tokens is not None and not np.array_equal(tokens, stats.tokens):
-                raise ValueError(f"{path}: scored on other targets than the rest of its group")
-            tokens = stats.tokens
-            key = BASELINE if row["method"] == BASELINE else system(row["method"], Design.of(row))
-            by_system[key][row["seed"]] = stats.nll
-        return cls(dict(by_system), tokens)
-
-    def has(self, key: str) -> bool:
-        return key in self.by_system
-
-    def estimate(self, weights: dict[str, float]) -> verdict.Estimate:
-        """`verdict.estimate` of a contrast over the seeds that every system of it has (paired by seed)."""
-        missing = [key for key in weights if key not in self.by_system]
-        if missing or self.tokens is None:
-            return verdict._unusable(f"no results for {', '.join(missing)}", [], 0)
-        seeds = sorted(set.intersection(*(set(self.by_system[key]) for key in weights)))
-        scores = {key: np.stack([self.by_system[key][s] for s in seeds]) if seeds else np.zeros((0, len(self.tokens)))
-                  for key in weights}
-        return verdict.estimate(scores, self.tokens, weights)
-
-
-CONTRASTS = ("baseline", "shuffled", "diagonal")  # what a method's gain is measured over, in the table's order
-
-
-def reference_system(method: str, over: str, design: Design) -> str:
-    """What a method's gain is measured over (`CONTRASTS`): the no-map baseline, its own shuffled twin or a control."""
-    if over == "baseline":
-        return BASELINE
-    return system(shuffled_control(method) if over == "shuffled" else over, design)
-
-
-def contrast_weights(method: str, over: str, design: Design) -> dict[str, float]:
-    """A method's gain under `design` over the no-map baseline, its own shuffled twin or the diagonal control."""
-    return verdict.gain(system(method, design), over=reference_system(method, over, design))
-
-
-@dataclass
-class DesignVerdict:
-    """What one design's rows say: per method its contrasts (Holm over the whole method-vs-control family), the
-    controls' gains over the baseline, the paper's claim on `CLAIM_CONTRAST`, and the gold leak per method."""
-
-    design: Design
-    contrasts: dict[str, dict[str, verdict.Estimate]]  # method -> contrast name -> estimate
-    adjusted: dict[tuple[str, str], float]  # Holm over every (method, contrast)
-    controls: dict[str, verdict.Estimate]  # control -> gain over the baseline
-    controls_adjusted: dict[str, float]
-    claim: verdict.ClaimVerdict
-    gold: dict[str, verdict.Estimate]  # method -> gold gain over the baseline (the paper's setting)
-    leak: dict[str, verdict.Estimate]  # method -> gold gain minus this design's gain over the baseline
-    gold_design: Design | None
-
-
-def judge_design(scores: Scores, design: Design, methods: list[str], controls: list[str],
-                 gold_design: Design | None) -> DesignVerdict:
-    contrasts = {m: {c: scores.estimate(contrast_weights(m, c, design)) for c in CONTRASTS} for m in methods}
-    keys = [(m, c) for m in methods for c in CONTRASTS]
-    adjusted = dict(zip(keys, verdict.holm([_p(contrasts[m][c]) for m, c in keys]), strict=True))
-    control_gains = {c: scores.estimate(verdict.gain(system(c, design), over=BASELINE)) for c in controls}
-    controls_adjusted = verdict.family(control_gains)
-    claim = verdict.claim_verdict({
-        (top, rest): scores.estimate(verdict.gain_difference(
-            system(top, design), system(rest, design),
-            over_a=reference_system(top, CLAIM_CONTRAST, design), over_b=reference_system(rest, CLAIM_CONTRAST, design),
-        ))
-        for top, rest in itertools.product(verdict.PAPER_TOP, verdict.PAPER_REST)
-    })
-    gold, leak = {}, {}
-    if gold_design is not None:
-        for m in methods:
-            if scores.has(system(m, gold_design)):
-                gold[m] = scores.estimate(verdict.gain(system(m, gold_design), over=BASELINE))
-                leak[m] = scores.estimate({system(m, design): 1.0, system(m, gold_design): -1.0})
-    return DesignVerdict(design, contrasts, adjusted, control_gains, controls_adjusted, claim, gold, leak, gold_design)
-
-
-def _p(estimate: verdict.Estimate) -> float:
-    return estimate.p_value if estimate.usable else 1.0
-
-
-@dataclass
-class Preconditions:
-    """What the verdict needs before it can say anything: a positive control that sees a planted alignment in this
-    design, students that translate, every method, and seeds for intervals."""
-
-    instrument: dict | None  # instrument_check.json, None: not run
-    baseline_bleu: list[float]
-    min_baseline_bleu: float = MIN_BASELINE_BLEU
-    # The steps whose weights the real students kept (their run records, `--models_dir`): a control that passed with
-    # its students kept at later steps passed in a regime the real ones did not reach. Empty: not checked.
-    student_best_steps: list[int] = field(default_factory=list)
-
-    def regime_mismatch(self) -> str | None:
-        """Why the passed control does not certify these students, or None."""
-        control = [
-            c["best_step"] for c in self.instrument.get("cells", []) if c["map"] == "oracle@0" and "best_step" in c
-        ]
-        if not control or not self.student_best_steps:
-            return None
-        students, planted = statistics.median(self.student_best_steps), statistics.median(control)
-        if students >= planted:
-            return None
-        return (
-            f"the positive control passed with its students at step {planted:g} (median), but the real students kept "
-            f"the weights of step {students:g}: a regime they did not reach (more map-annotated pairs would give them "
-            "that room)"
-        )
-
-    def failures(self, design: Design, methods: list[str], seeds: int) -> list[str]:
-        problems = []
-        if self.instrument is None:
-            problems.append("the positive control was not run (`agkd instrument`)")
-        elif self.instrument["config"]["operator"] != design.operator:
-            problems.append(f"the positive control measured `{self.instrument['config']['operator']}`, not this design")
-        elif not self.instrument["passed"]:
-            from agkd.training.instrument import failures
-
-            problems.append(
-                "this design cannot detect a planted alignment at this budget (" + "; ".join(failures(self.instrument))
-                + f"; smallest detectable effect there {self.instrument['mde']:.4f} nats/token)"
-            )
-        elif mismatch := self.regime_mismatch():
-            problems.append(mismatch)
-        if not self.baseline_bleu:
-            problems.append("there is no baseline result")
-        elif min(self.baseline_bleu) < self.min_baseline_bleu:
-            problems.append(
-                f"the no-map baseline reaches only BLEU {min(self.baseline_bleu):.2f} (< {self.min_baseline_bleu:g}): "
-                "students that do not translate cannot show what a map teaches"
-            )
-        missing = [m for m in ALL_METHODS if m not in methods]
-        if missing:
-            problems.append(f"no results for {', '.join(missing)}")
-        if seeds < verdict.MIN_SEEDS:
-            problems.append(f"{seeds} seed(s): no interval across seeds")
-        return problems
-
-
-VERDICT_LEAD = "**The paper's finding"  # how every verdict sentence starts: the Space quotes the lines that do
-
-
-def verdict_sentence(result: DesignVerdict, problems: list[str]) -> str:
-    """The paper's finding (attention, value zeroing and layer gradient x activation each teach more than each of the
-    other five) under this design: holds, does not hold, inconclusive or cannot be checked, with the reason."""
-    if problems:
-        return f"{VERDICT_LEAD} cannot be checked here**: " + "; ".join(problems) + "."
-    claim = result.claim
-    words = {"holds": "holds here", "does not hold": "does not hold here", "inconclusive": "is inconclusive here"}
-    return (
-        f"{VERDICT_LEAD} {words[claim.answer]}** (each of {', '.join(verdict.PAPER_TOP)} gains more over its "
-        f"shuffled twin than each of the other five: 15 contrasts, Holm-corrected): {claim.reason}."
-    )
-
-
-def format_estimate(estimate: verdict.Estimate | None, adjusted_p: float | None = None, digits: int = 4) -> str:
-    if estimate is None:
-        return "-"
-    if not estimate.usable:
-        return (
-            f"n/a ({estimate.reason})"
-            if math.isnan(estimate.mean)
-            else f"{estimate.mean:+.{digits}f} ({estimate.reason})"
-        )
-    star = "*" if adjusted_p is not None and verdict.star(estimate, adjusted_p) else ""
-    return f"{estimate.mean:+.{digits}f}{star} [{estimate.low:+.{digits}f}, {estimate.high:+.{digits}f}]"
-
-
 def method_table(result: DesignVerdict) -> list[str]:
+    """Per method its gains over no map, its shuffled twin and diagonal, its gold gain and the leak."""
     gold_label = f"gold gain ({result.gold_design.operator}, leaks)" if result.gold_design else "gold gain"
     lines = [
         f"| method | gain over no map | over its shuffled twin | over diagonal | {gold_label} | leak (gold minus this "
@@ -400,35 +178,94 @@ def method_table(result: DesignVerdict) -> list[str]:
     return lines
 
 
+def claim_table(result: DesignVerdict) -> list[str]:
+    """The 15 direct contrasts of the claim beside the same pairs over the shuffled twins (the content check)."""
+    twin = result.content_contrasts
+    lines = ["| top method | other method | top gains more (direct) | Holm p | by gains over the twins |",
+             "|---|---|---|---|---|"]
+    for pair, estimate in result.claim_contrasts.items():
+        adjusted = result.claim.adjusted_p.get(pair)
+        lines.append(f"| {pair[0]} | {pair[1]} | {format_estimate(estimate)} | "
+                     f"{'-' if adjusted is None else f'{adjusted:.3g}'} | {format_estimate(twin.get(pair))} |")
+    return lines
+
+
+def power_lines(result: DesignVerdict) -> list[str]:
+    """The seeds and warm starts used, the variance split of the typical contrast and each decision's MDE."""
+    units = sorted(set(result.units.values()))
+    lines = [
+        f"Scored on {result.sentence_count} test sentences ({result.tokens} reference tokens; "
+        f"{'the whole test split' if result.sentences == 'all' else 'the map-annotated test pairs'}); seeds "
+        f"{', '.join(map(str, result.seeds)) or 'none'} on {len(units)} independent warm start(s) "
+        f"({', '.join(f'seed {s}: {result.units[s]}' for s in result.seeds)}); the seeds of one warm start are "
+        "averaged into one replicate.",
+    ]
+    split = result.split
+    if split is not None:
+        shares = split.shares()
+        lines += [
+            "",
+            f"Variance of the typical contrast's mean (median over the 15; crossed random effects, each term once): "
+            f"sentences {shares['sentence']:.0%}, replicates (training) {shares['replicate']:.0%}, their interaction "
+            f"{shares['interaction']:.0%}; se {math.sqrt(split.variance):.4f} nats/token with "
+            f"{split.replicates - 1} df.",
+        ]
+    if result.claim.mdes:
+        mdes = result.claim.mdes
+        lines += [
+            "",
+            f"Smallest effects each decision detects with {verdict.POWER:.0%} power here (simulated through the "
+            f"decision rule with this variance split): \"holds\" {mdes[verdict.HOLDS]:.4f} (every one of the three "
+            f"better than every one of the five by that much), \"does not hold\" {mdes[verdict.DOES_NOT_HOLD]:.4f} "
+            f"(one pair reversed by that much), equivalence within {mdes[verdict.NOT_RELEVANT]:.4f} "
+            f"(reachable when below the bound {verdict.EQUIVALENCE_BOUND}).",
+        ]
+    return lines
+
+
 def control_lines(result: DesignVerdict) -> list[str]:
     if not result.controls:
         return []
     lines = ["| control | gain over no map |", "|---|---|"]
     lines += [f"| {c} | {format_estimate(e, result.controls_adjusted[c])} |" for c, e in result.controls.items()]
-    confounds = [c for c, e in result.controls.items() if verdict.star(e, result.controls_adjusted[c]) and e.mean > 0]
+    confounds = [c for c, e in result.controls.items()
+                 if verdict.significant(e, result.controls_adjusted[c]) and e.mean > 0]
     if confounds:
         lines += [
             "",
             f"**Confound**: {', '.join(confounds)}, built without the teacher's alignment, gain significantly over no "
-            "map: "
-            "that much of a method's gain over no map comes without the teacher's knowledge.",
+            "map: that much of a method's gain over no map comes without the teacher's knowledge.",
         ]
     return lines
 
 
-def design_section(result: DesignVerdict, problems: list[str], primary: bool, plot: Path, out: Path) -> list[str]:
-    """One design's verdict: the sentence, the method table, the controls and the chart."""
+def design_section(result: DesignVerdict, problems: list[str], primary: bool, plot: Path, out: Path,
+                   plan_line: str | None = None) -> list[str]:
+    """One design's verdict: the sentence, the content check, the power, the claim's contrasts, the method table,
+    the controls and the chart. Below a "cannot be checked" sentence the claim's numbers are printed for the record."""
     role = "carries the verdict" if primary else "reported beside the verdict, carries nothing"
+    content = (f"Content check (the same 15 pairs on each method's gain over its own shuffled twin: same values, "
+               f"no alignment): {verdict_words(result.content)}: {result.content.reason}.")
+    if problems:
+        content = "For the record (the verdict cannot be checked): " + content
+    elif (disagreement := result.disagreement()) is not None:
+        content = f"**The two disagree**: {disagreement}{content}"
     lines = [
         f"### Design {result.design} ({role})",
         "",
         verdict_sentence(result, problems),
         "",
-        f"Gains on `{PRIMARY_METRIC}` in nats/token (positive = the student is better), mean over seeds [95% interval "
-        "over seeds and test sentences, `training/verdict/statistics.py`]; `*`: significant after Holm over the family "
-        "of every "
-        "method-vs-control comparison of this design, with every seed agreeing in sign. The leak is how much more the "
-        "method gains when its test-time map is the teacher's map of the reference.",
+        *([plan_line, ""] if plan_line else []),
+        content,
+        "",
+        *power_lines(result),
+        "",
+        *claim_table(result),
+        "",
+        f"Gains on `{PRIMARY_METRIC}` in nats/token (positive = the student is better), mean over replicates [95% "
+        "interval over trainings and test sentences, `training/verdict/statistics.py`]; `*`: significant after Holm "
+        "over the family of every method-vs-control comparison of this design. The leak is how much more the method "
+        "gains when its test-time map is the teacher's map of the reference (on the map-annotated pairs).",
         "",
         *method_table(result),
         "",
@@ -437,6 +274,10 @@ def design_section(result: DesignVerdict, problems: list[str], primary: bool, pl
     ]
     plot_design(result, plot)
     return [*lines, f"![gains by method]({plot.relative_to(out)})", ""]
+
+
+def verdict_words(claim: verdict.ClaimVerdict) -> str:
+    return ANSWER_WORDS[claim.answer].removesuffix(" here")
 
 
 @dataclass
@@ -448,13 +289,27 @@ class GroupVerdict:
     first_screen: list[str]
     primary: DesignVerdict | None = None
     scores: Scores | None = None
+    record: dict | None = None  # the primary design's `verdict_record`
+
+
+def primary_scores(rows: list[dict], baseline: list[dict], results_dir: Path, design: Design) -> Scores:
+    """The primary design's scores on the whole test split when every one of its rows and baselines has them (a
+    map-free design needs no map at test time), else on the map-annotated pairs."""
+    if design.map_free:
+        selected = [r for r in rows if Design.of(r) == design]
+        everything = Scores.load(selected, baseline, results_dir, "all")
+        if sum(len(seeds) for seeds in everything.by_system.values()) == len(selected) + len(baseline):
+            return everything
+        logger.warning("not every row of %s has per-sentence sums on the whole test split: the verdict is scored on "
+                       "the map-annotated pairs", design)
+    return Scores.load([r for r in rows if Design.of(r) == design], baseline, results_dir)
 
 
 def verdict_lines(rows: list[dict], baseline: list[dict], preconditions: Preconditions, results_dir: Path,
-                  title: str, plots: Path, out: Path) -> GroupVerdict:
+                  title: str, plots: Path, out: Path, plan_line: str | None = None) -> GroupVerdict:
     """The verdict of one group: the primary design's section (for the report's first screen) and the sections of
     every other leak-free design (for the body); gold rows enter as each method's leak."""
-    scores = Scores.load(rows, baseline, results_dir)
+    annotated = Scores.load(rows, baseline, results_dir)
     designs = sorted({Design.of(r) for r in rows}, key=lambda d: (d.operator, d.normalization, d.protocol))
     leak_free = [d for d in designs if d.leak_free]
     if not leak_free:
@@ -463,34 +318,40 @@ def verdict_lines(rows: list[dict], baseline: list[dict], preconditions: Precond
                     and d.normalization == SCALE_FAIR_NORMALIZATION), None)
     primary = primary or next((d for d in leak_free if (d.operator, d.protocol) == PRIMARY_DESIGN), None)
     methods = [m for m in ALL_METHODS if any(r["method"] == m for r in rows)]
-    lines, first_screen, primary_result = [], [], None
+    lines, first_screen, primary_result, primary_scored, record = [], [], None, None, None
     for design in sorted(leak_free, key=lambda d: d != primary):
         gold = next((d for d in designs if d.protocol == GOLD_PROTOCOL and d.normalization == design.normalization),
                     None)
         present = {r["method"] for r in rows if Design.of(r) == design}
         controls = [c for c in (*CONTROLS, *map(shuffled_control, methods)) if c in present]
-        result = judge_design(scores, design, methods, controls, gold)
-        seeds = max((len(scores.by_system.get(system(m, design), {})) for m in methods), default=0)
-        problems = preconditions.failures(design, [m for m in methods if m in present], seeds)
+        scores = primary_scores(rows, baseline, results_dir, design)
+        result = judge_design(scores, design, methods, controls, gold, gold_scores=annotated)
+        problems = preconditions.failures(design, [m for m in methods if m in present], len(set(result.units.values())))
         slug = f"{design.operator}-{design.normalization}-{design.protocol}"
-        section = design_section(result, problems, design == primary, plots / f"gains-{title}-{slug}.png", out)
+        section = design_section(result, problems, design == primary, plots / f"gains-{title}-{slug}.png", out,
+                                 plan_line if design == primary else None)
         if design == primary:
-            first_screen, primary_result = section, result
+            first_screen, primary_result, primary_scored = section, result, scores
+            record = verdict_record(result, problems, verdict_sentence(result, problems))
         else:
             lines += section
-    return GroupVerdict(lines, first_screen, primary_result, scores)
+    return GroupVerdict(lines, first_screen, primary_result, primary_scored, record)
+
+
+# Each method's utility beside the yardsticks: its gain over no map in the primary design, the per-method quantity
+# whose pairwise differences are the claim's direct contrasts.
+UTILITY_CONTRAST = "baseline"
 
 
 def utility_of(group: GroupVerdict, methods: list[str]) -> tuple[Criterion | None, dict[str, str]]:
-    """Each method's utility for the triangulation: its primary-design gain on `CLAIM_CONTRAST` (the contrast the
-    verdict's claim is tested on), per seed and sentence (the agreement resamples both: seed s of every method
-    fine-tuned the same warm start), and the verdict's estimate as table cells."""
+    """Each method's utility for the triangulation: its primary-design gain on `UTILITY_CONTRAST`, per seed and
+    sentence (the agreement resamples both), and the verdict's estimate as table cells."""
     result, scores = group.primary, group.scores
     if result is None or scores is None or scores.tokens is None:
         return None, {}
-    cells = {m: format_estimate(result.contrasts[m][CLAIM_CONTRAST], result.adjusted[m, CLAIM_CONTRAST])
+    cells = {m: format_estimate(result.contrasts[m][UTILITY_CONTRAST], result.adjusted[m, UTILITY_CONTRAST])
              for m in methods if m in result.contrasts}
-    systems = [(system(m, result.design), reference_system(m, CLAIM_CONTRAST, result.design)) for m in methods]
+    systems = [(system(m, result.design), reference_system(m, UTILITY_CONTRAST, result.design)) for m in methods]
     seeds = sorted(set.intersection(*(set(scores.by_system.get(k, {})) for pair in systems for k in pair)))
     if not seeds:
         return None, cells
@@ -770,22 +631,20 @@ def plot_example_maps(attributions: str, teacher: str, pair: str, split: str, pa
 # ================================================================================================ report
 def instrument_lines(results_dir: Path) -> tuple[list[str], dict | None]:
     """The positive control's section from `instrument_check.json` (written by `agkd instrument`), and its result."""
-    from agkd.training.instrument import instrument_section
-
     path = results_dir / INSTRUMENT_FILE
     if not path.exists():
         return [
-            "## Instrument check",
+            "## Positive control",
             "",
             f"Not run: no `{path}` (run `agkd instrument --results_dir {results_dir}`).",
             "",
         ], None
     result = json.loads(path.read_text())
-    if "levels" not in result:  # written by an older `agkd instrument`: no graded control to read
+    if "checks" not in result:  # written by an older `agkd instrument`: no content checks to read
         return [
-            "## Instrument check",
+            "## Positive control",
             "",
-            f"`{path}` predates the graded control: run `agkd instrument` again.",
+            f"`{path}` predates the content checks in the students' regime: run `agkd instrument` again.",
             "",
         ], None
     return [*instrument_section(result), ""], result
@@ -799,19 +658,52 @@ def baseline_line(baseline: list[dict]) -> str:
         + ", ".join(f"{b['bleu']:.2f}" for b in seeds)
         + " / chrF " + ", ".join(f"{b['chrf']:.2f}" for b in seeds)
         + (f" / `{PRIMARY_METRIC}` " + ", ".join(f"{v:.4f}" for v in primary) if None not in primary else "")
-        + f" (seeds {', '.join(str(b['seed']) for b in seeds)}, {seeds[0]['examples']} sentences, "
+        + f" (seeds {', '.join(str(b['seed']) for b in seeds)}, {seeds[0]['examples']} map-annotated sentences, "
         f"`{seeds[0]['bleu_signature']}`)."
     )
 
 
-def best_steps(models_dir: str, rows: list[dict], design: tuple[str, str]) -> list[int]:
-    """The steps whose weights the students of `design` kept (`best_step` of their run records in `models_dir`)."""
-    steps = []
+def current_plan(rows: list[dict]) -> AnalysisPlan | None:
+    """The plan the rows were made under, as far as they tell: their preset, seeds and init."""
+    presets = {r.get("preset") for r in rows}
+    if len(presets) != 1 or next(iter(presets)) not in PRESETS:
+        return None
+    inits = {r.get("student_init", "scratch") for r in rows}
+    return plan_for(next(iter(presets)), sorted({r["seed"] for r in rows}), next(iter(inits)) if len(inits) == 1
+                    else None)
+
+
+def student_records(models_dir: str, rows: list[dict], design: tuple[str, str]) -> list[dict]:
+    """The run records (`agkd_run.json` in `models_dir`) of the students of `design`."""
+    records = []
     for row in rows:
         record = Path(models_dir) / row["student"] / "agkd_run.json"
         if (row["operator"], row["protocol"]) == design and record.exists():
-            steps.append(json.loads(record.read_text())["best_step"])
-    return steps
+            records.append(json.loads(record.read_text()))
+    return records
+
+
+def student_regime(records: list[dict], test_sentences: int | None) -> dict:
+    """The students' regime in the positive control's terms (`InstrumentConfig.regime`), where every record agrees."""
+    if not records:
+        return {}
+    values: dict[str, set] = defaultdict(set)
+    for record in records:
+        hyper = record.get("hyperparameters", {})
+        values["operator"].add(record["operator"])
+        values["student_init"].add(record.get("student_init", "scratch"))
+        values["supervision_weight"].add(record.get("supervision_weight"))
+        values["finetune_steps"].add(hyper.get("max_steps"))
+        values["finetune_pairs"].add(record.get("train_examples"))
+        for key in ("d_model", "layers", "heads", "ffn_dim", "dropout", "learning_rate", "warmup_steps",
+                    "eval_steps", "patience", "batch_size"):
+            values[key].add(hyper.get(key))
+    regime = {key: next(iter(found)) for key, found in values.items() if len(found) == 1}
+    units = {record.get("init_from") or f"seed {record['seed']}" for record in records}
+    regime["replicates"] = len(units)
+    if test_sentences:
+        regime["test_sentences"] = test_sentences
+    return regime
 
 
 def design_reason(instrument: dict | None) -> str:
@@ -820,19 +712,51 @@ def design_reason(instrument: dict | None) -> str:
     control = (
         "the positive control was not run"
         if instrument is None
-        else "its graded positive control in the preset's regime "
-        f"{'passed' if instrument['passed'] else 'failed'}; smallest "
-        f"gain over the shuffled twin it detects there (MDE): {instrument['mde']:.4f} nats/token"
+        else "its positive control in the students' regime "
+        f"{'passed' if instrument['passed'] else 'failed'}; smallest gain of planted content it detects there (MDE): "
+        f"{instrument['mde']:.4f} nats/token"
     )
     return (
         f"Primary design: operator `{operator}`, protocol `{protocol}`: the student's cross-attention is trained "
-        "toward "
-        "the map's rows and no map is used at test time, so nothing the student sees at test time was computed from "
-        "the reference, and every method and control can be judged alike (fixed in `training/verdict/report.py` before "
-        "any "
-        f"result was read; the paper's own `gold` setting leaks the reference and is shown beside it as each method's "
-        f"leak). The claim is tested on each method's gain over its own shuffled twin ({control})."
+        "toward the map's rows and no map is used at test time, so nothing the student sees at test time was computed "
+        "from the reference, and every method and control can be judged alike (`training/verdict/design.py`; the "
+        "paper's own `gold` setting leaks the reference and is shown beside it as each method's leak). The claim is "
+        "tested on direct contrasts between students trained identically but for the map, with each method's gain "
+        f"over its own shuffled twin as the content check ({control})."
     )
+
+
+def regime_lines(instrument: dict | None, regime: dict) -> list[str]:
+    """The control's whole configuration against the students' run records: what differs."""
+    if instrument is None or not regime or "regime" not in instrument:
+        return []
+    voiding, listed = control_regime_differences(instrument["regime"], regime)
+    same = sorted(key for key in set(instrument["regime"]) & set(regime) if instrument["regime"][key] == regime[key])
+    lines = [f"The positive control against the students' run records: the same {', '.join(same) or 'nothing'}."]
+    if voiding or listed:
+        lines.append("Differences: " + "; ".join(voiding + listed) + ".")
+    return [*lines, ""]
+
+
+def verdict_record(result: DesignVerdict, problems: list[str], sentence: str) -> dict:
+    """The primary design's verdict as data (`results/verdict.json`): what the Space, the cards and the README quote,
+    so that every place says what the report says, with its marks."""
+
+    def entry(estimate: verdict.Estimate | None, adjusted: float | None = None) -> dict | None:
+        if estimate is None:
+            return None
+        return {"mean": estimate.mean, "low": estimate.low, "high": estimate.high, "usable": estimate.usable,
+                "mark": bool(adjusted is not None and verdict.significant(estimate, adjusted)),
+                "text": format_estimate(estimate, adjusted)}
+
+    return {
+        "design": list(PRIMARY_DESIGN), "normalization": result.design.normalization, "sentence": sentence,
+        "answer": "cannot be checked" if problems else result.claim.answer, "problems": problems,
+        "content_check": result.content.answer, "mdes": result.claim.mdes, "seeds": result.seeds,
+        "warm_starts": sorted(set(result.units.values())), "sentences": result.sentence_count,
+        "methods": {m: {c: entry(result.contrasts[m][c], result.adjusted[(m, c)]) for c in CONTRASTS}
+                    for m in result.contrasts},
+    }
 
 
 def write_report(args: ReportArguments) -> Path:
@@ -846,7 +770,7 @@ def write_report(args: ReportArguments) -> Path:
     groups = group_rows(rows)
     instrument, instrument_result = instrument_lines(results_dir)
     triangulations, shown = load_triangulations(results_dir), set()
-    first_screen, body = [], []
+    first_screen, body, verdicts = [], [], {}
     for teacher, pair, kind, design, split in sorted({key[:5] for key in groups}):
         group = (teacher, pair, kind, design, split)
         baseline = groups.get((*group, BASELINE_PROTOCOL), [])
@@ -854,14 +778,19 @@ def write_report(args: ReportArguments) -> Path:
         body += [f"## {title}", ""]
         baseline_lines = [baseline_line(baseline), ""] if baseline else []
         map_rows = [r for key, rs in groups.items() if key[:5] == group and key[5] != BASELINE_PROTOCOL for r in rs]
-        preconditions = Preconditions(
-            instrument_result, [b["bleu"] for b in baseline],
-            student_best_steps=best_steps(args.models_dir, map_rows, PRIMARY_DESIGN) if args.models_dir else [],
-        )
-        found = verdict_lines(map_rows, baseline, preconditions, results_dir, "-".join(map(str, group)), plots, out)
+        records = student_records(args.models_dir, map_rows, PRIMARY_DESIGN) if args.models_dir else []
+        whole = [r["whole_split"]["examples"] for r in baseline if "whole_split" in r]
+        regime = student_regime(records, whole[0] if whole else None)
+        preconditions = Preconditions(instrument_result, [b["bleu"] for b in baseline], student_regime=regime,
+                                      student_best_steps=[r["best_step"] for r in records])
+        current = current_plan(map_rows + baseline)
+        found = verdict_lines(map_rows, baseline, preconditions, results_dir, "-".join(map(str, group)), plots, out,
+                              plan_line(results_dir, current))
         body += found.body
         if found.first_screen:
-            first_screen += [f"## Verdict: {title}", "", *baseline_lines, *found.first_screen]
+            first_screen += [f"## Verdict: {title}", "", *baseline_lines, *regime_lines(instrument_result, regime),
+                             *found.first_screen]
+            verdicts[title] = found.record
             measured = triangulations.get(f"{teacher}.{pair}")
             if measured and kind == "reference" and split == measured[0]["split"]:
                 utility, cells = utility_of(found, measured[0]["methods"])
@@ -879,9 +808,8 @@ def write_report(args: ReportArguments) -> Path:
                 f"### Protocol `{protocol}`: all cells",
                 "",
                 f"Gain on `{PRIMARY_METRIC}` / `agreement_reference` / `agreement_teacher` per student against its own "
-                "baseline (mean over seeds ± their standard deviation; `*` p < 0.05, `**` p < 0.01 by paired bootstrap "
-                "over sentences for every seed, all seeds gaining in the same direction; not corrected for the many "
-                "cells: the verdict above is):",
+                "baseline on the map-annotated pairs (mean over seeds ± their standard deviation; unmarked: only the "
+                "verdict's rules above mark a difference):",
                 "",
                 results_table(groups[(*group, protocol)], (PRIMARY_METRIC, "agreement_reference", "agreement_teacher")),
                 "",
@@ -917,6 +845,7 @@ def write_report(args: ReportArguments) -> Path:
                 lines += [f"## Example maps: {teacher} {pair}", "", f"![example maps]({plot.relative_to(out)})", ""]
     path = out / REPORT_FILE
     path.write_text("\n".join(lines) + "\n")
+    (out / VERDICT_FILE).write_text(json.dumps(verdicts, indent=2) + "\n")
     logger.info("wrote %s and %d plots", path, len(list(plots.glob("*.png"))))
     return path
 

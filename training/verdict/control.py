@@ -1,4 +1,5 @@
-"""Instrument check: can the verdict's design see a planted alignment, in the demo's regime, and how small an effect?
+"""The verdict's positive control: can its design see planted alignment CONTENT, in the students' own regime, and how
+small an effect?
 
 A graded positive control for the whole measurement (map use, training, teacher-forced metrics, statistics), run
 before any attribution method is judged. A synthetic translation task is built from token ids (no tokenizer) so
@@ -13,55 +14,54 @@ that the true alignment of every target token is known exactly:
 Ids follow `tests/student_utils.TINY_MARIAN`: pad 1 (also the decoder start), `</s>` 2, `<s>` 0 unused. A map is
 `[len(labels), len(input_ids)]`, row t = labels[t] (final `</s>` included), column s = input_ids[s], as the real maps.
 
-The regime is the demo's (`--preset`): a no-map warm start trained on planted pairs, then per seed and map a
-fine-tuning of `finetune_steps` steps on `finetune_pairs` map-annotated pairs with the design's operator (for
-`supervise`: the map trains the attention and is absent at test time). Maps, per seed:
+The regime is the preset's students' (`InstrumentConfig.for_preset`): their model size, dropout, learning rate and
+schedule, batch, fine-tuning steps, best-step selection, map-annotated pairs, init (`warm`: each replicate fine-tunes
+its own no-map warm start, as the students' seeds do; `scratch`: from random weights) and test size. Per training
+seed and map, one student; maps:
 
-- `shuffled`: the true map with each row's values permuted over the source positions (the matched null: same
-  values and sharpness, no alignment), the control every graded map is compared with;
+- `shuffled`: the true map with each row's values permuted over the source positions (same values, no alignment);
 - `oracle@q` for q in `CORRUPTION_LEVELS`: the true map with a share q of each sentence's rows replaced by the rows
-  of another sentence of the same layout (q = 1: the map of another sentence; right shape, no information).
+  of another sentence of the same layout (q = 1: the map of another sentence: right layout, no content).
 
-Every student is scored on held-out pairs by `scoring.PRIMARY_METRIC` and compared with the shuffled control by the
-verdict's own statistics (`agkd.training.verdict.statistics.estimate`: seeds and sentences). The design passes when the
-true map gains significantly over its shuffled twin and the gains fall with corruption (`MONOTONE_SLACK`); its smallest
-detectable effect (`verdict.mde`) is reported and read by the verdict. Measured figures: docs/verdict.md.
-
-    agkd instrument --results_dir runs/demo/results --preset demo
+Every student is scored on held-out pairs by `scoring.PRIMARY_METRIC` and compared by the verdict's own statistics
+(`statistics.estimate`: replicates and sentences). It passes on content (`CHECKS`): the true map gains over the map of
+another sentence of the same layout and over its shuffled twin, and the gains fall with corruption (a negative
+slope); its smallest detectable effect is the content contrast's. The budgets were explored on task seed 0 and the
+check runs on `CHECK_TASK_SEED`, so that passing is not the exploration's own selection. Measured: docs/verdict.md.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from agkd.datasets_scripts.attribution.configs import BASELINE
-from agkd.datasets_scripts.release_layout import INSTRUMENT_FILE
-from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
 from agkd.modeling.attribution_injection import INJECTION_OPERATORS, MAP_FREE_OPERATORS, check_choice
 from agkd.training.evaluation.scoring import PRIMARY_METRIC, TokenStatistics, teacher_forced_statistics
-from agkd.training.loop import TrainingState, progress
+from agkd.training.loop import MAX_GRAD_NORM, TrainingState, make_optimizer, progress
 from agkd.training.orchestration.presets import PRESETS, transformer_sizes
 from agkd.training.verdict import statistics as verdict
+from agkd.training.verdict.design import control_failures
 
 logger = logging.getLogger(__name__)
 
 CORRUPTION_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)  # shares of rows replaced by other sentences' rows
 SHUFFLED = "shuffled"
-# A rise of the mean gain from one corruption level to the next counts against monotonicity only beyond this many
-# standard errors of the larger one: adjacent levels differ by a quarter of the effect, and noise of one se is expected.
-MONOTONE_SLACK = 1.0
-
-# The presets' budgets were chosen on the check's seeds 0, 1, 2 (docs/verdict.md): a preset's check runs as many seeds
-# as the preset has (at least verdict.MIN_SEEDS) from this one on, so that passing it is not the choice's own selection.
+# The task seed the budgets and rules were explored on is 0; every preset's check draws another lexicon and order.
+CHECK_TASK_SEED = 1
+# A preset's check trains as many replicates as the preset has seeds (at least MIN_REPLICATES), from this training
+# seed on: the seeds 0-2 were used while exploring.
 CHECK_SEED_OFFSET = 3
+# The planted map must teach content, not a layout: it passes only when all three checks pass (`judge`).
+CHECKS = ("content over layout", "content over twin", "graded")
 
 PAD_ID, EOS_ID, BOS_ID = 1, 2, 0
 FIRST_WORD_ID = 3
@@ -76,58 +76,89 @@ def oracle(level: float) -> str:
 class InstrumentConfig:
     """The planted task, the regime and the grid of the check; `for_preset` takes the regime from a preset."""
 
-    task_seed: int = 0
+    task_seed: int = CHECK_TASK_SEED
     words: int = 32  # source words that translate one-to-one
     phrases: int = 4  # two-word source phrases that translate to one target word
     phrase_rate: float = 0.25  # chance that a sampled unit is a phrase
     min_units: int = 2
     max_units: int = 6
-    corpus_pairs: int = 4000  # the warm start's no-map pairs (the corpus)
-    validation_pairs: int = 200  # held out for the fine-tuning's best-step selection, as the demo's validation split
+    corpus_pairs: int = 4000  # the warm start's no-map pairs (the corpus); the map-annotated pairs are its first ones
+    validation_pairs: int = 200  # held out for the fine-tuning's best-step selection, as the students' validation
     test_pairs: int = 200
+    # The students' model and recipe (the preset's `student` section).
     d_model: int = 64
     ffn_dim: int = 128
     layers: int = 1
     heads: int = 4
-    dropout: float = 0.0  # a noiseless measurement: what a map changes is all that differs between cells
-    warm_steps: int = 150  # the warm start translates but has not converged (as the demo's: see docs/verdict.md)
+    dropout: float = 0.0
+    student_init: str = "warm"  # warm: each replicate fine-tunes its own no-map warm start; scratch: random weights
+    warm_starts: int = 0  # warm: distinct warm starts, seed s fine-tunes warm start s mod this (0: one per seed)
+    warm_steps: int = 150  # the planted warm start translates but has not converged (as the demo's)
     warm_learning_rate: float = 3e-3
-    finetune_steps: int = 80  # the demo's student budget
-    finetune_pairs: int = 600  # the demo's map-annotated pairs
-    finetune_learning_rate: float = 1e-3  # the demo's ratio of student to warm-start learning rate (3e-4 / 1e-3)
-    eval_steps: int = 40  # validation loss every N fine-tuning steps; the best step's weights are kept, as the demo's
-    patience: int = 2  # evaluations without improvement before the fine-tuning stops (0: never), as the demo's
+    warm_batch_size: int = 32
+    finetune_steps: int = 80
+    finetune_pairs: int = 600
+    learning_rate: float = 1e-3
+    warmup_steps: int = 0
+    eval_steps: int = 40  # validation loss every N fine-tuning steps; the best step's weights are kept
+    patience: int = 2  # evaluations without improvement before the fine-tuning stops (0: never)
     batch_size: int = 32
     operator: str = "supervise"
     supervision_weight: float = 1.0
     seeds: tuple[int, ...] = (0, 1, 2)
-    bootstrap_samples: int = 1000
     num_threads: int = 1  # tiny models gain nothing from intra-op threads
 
     def __post_init__(self):
         check_choice("injection_operator", self.operator, INJECTION_OPERATORS)
         if self.operator == BASELINE:
             raise ValueError("the operator is the design under test; the no-map baseline is always trained")
-        if len(self.seeds) < verdict.MIN_SEEDS:
-            raise ValueError(f"the check needs at least {verdict.MIN_SEEDS} seeds for an interval")
+        if self.student_init not in ("warm", "scratch"):
+            raise ValueError(f"student_init is warm or scratch, got {self.student_init!r}")
+        if len(set(self.replicate_of(s) for s in self.seeds)) < verdict.MIN_REPLICATES:
+            raise ValueError(f"the check needs at least {verdict.MIN_REPLICATES} independent replicates")
         if not 1 <= self.min_units <= self.max_units <= self.words:
             raise ValueError(f"need 1 <= min_units <= max_units <= words ({self.words})")
         if self.finetune_pairs > self.corpus_pairs:
             raise ValueError("the map-annotated pairs are a part of the corpus: finetune_pairs <= corpus_pairs")
 
+    def replicate_of(self, seed: int) -> str:
+        """The independent unit of a training seed: its warm start (warm), or the seed itself (scratch)."""
+        if self.student_init == "scratch" or self.warm_starts == 0:
+            return f"seed {seed}"
+        return f"warm start {seed % self.warm_starts}"
+
+    def regime(self) -> dict:
+        """The settings the report compares with the students' run records (`design.student_regime`)."""
+        return {
+            "operator": self.operator, "student_init": self.student_init, "finetune_steps": self.finetune_steps,
+            "supervision_weight": self.supervision_weight, "d_model": self.d_model, "layers": self.layers,
+            "heads": self.heads, "ffn_dim": self.ffn_dim, "dropout": self.dropout,
+            "learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps, "eval_steps": self.eval_steps,
+            "patience": self.patience, "batch_size": self.batch_size, "finetune_pairs": self.finetune_pairs,
+            "replicates": len({self.replicate_of(s) for s in self.seeds}), "test_sentences": self.test_pairs,
+        }
+
     @classmethod
     def for_preset(cls, name: str, **overrides) -> InstrumentConfig:
-        """The demo's regime in the planted task: its students' fine-tuning steps, batch and map-annotated pairs."""
+        """The preset's students' regime in the planted task: size, dropout, recipe, budget, best-step selection,
+        map-annotated pairs (all corpus pairs where the preset has no cap), init and warm-start layout."""
         preset = PRESETS[name]
+        student = preset.student
+        seeds = tuple(range(CHECK_SEED_OFFSET, CHECK_SEED_OFFSET + max(len(preset.seeds), verdict.MIN_REPLICATES)))
+        pairs = preset.extract.max_pairs.get("train")
         regime = dict(
-            finetune_steps=preset.student.max_steps,
-            eval_steps=preset.student.eval_steps,
-            patience=preset.student.patience,
-            batch_size=preset.student.batch_size,
-            finetune_pairs=preset.extract.max_pairs.get("train") or cls.finetune_pairs,
-            seeds=tuple(range(CHECK_SEED_OFFSET, CHECK_SEED_OFFSET + max(len(preset.seeds), verdict.MIN_SEEDS))),
+            d_model=student.d_model, layers=student.layers, heads=student.heads, ffn_dim=student.ffn_dim,
+            dropout=student.dropout, learning_rate=student.learning_rate, warmup_steps=student.warmup_steps,
+            finetune_steps=student.max_steps, eval_steps=student.eval_steps, patience=student.patience,
+            batch_size=student.batch_size, student_init=preset.student_init, seeds=seeds,
+            warm_starts=preset.warm_starts if preset.warm_starts < len(seeds) else 0,
+            warm_learning_rate=preset.warm_start.learning_rate, warm_batch_size=preset.warm_start.batch_size,
         )
-        return cls(**{**regime, **overrides})
+        regime |= overrides
+        finetune = regime.get("finetune_pairs") or pairs or cls.corpus_pairs
+        regime["finetune_pairs"] = finetune
+        regime.setdefault("corpus_pairs", max(cls.corpus_pairs, finetune))
+        return cls(**regime)
 
 
 # ================================================================================================ the planted task
@@ -313,15 +344,14 @@ def student_config(task: PlantedTask, config: InstrumentConfig, operator: str) -
 
 
 def train_steps(model, split: PlantedSplit, kind: str | None, steps: int, learning_rate: float, batch_size: int,
-                seed: int, pairs: int, validation: PlantedSplit | None = None, eval_steps: int = 0,
-                patience: int = 0) -> TrainingState:
-    """Up to `steps` AdamW steps (the shipped-student recipe: betas 0.9/0.98, weight decay 0.01, clipping 1.0) on
-    batches drawn from the first `pairs` examples of `split`, in an order fixed by `seed`. With `validation`, as the
-    real students' loop (`loop.fit`): the validation loss (no map) every `eval_steps` and at the end, early stopping
-    after `patience` evaluations without improvement, and the best step's weights restored."""
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=learning_rate, betas=(0.9, 0.98), weight_decay=0.01, foreach=True
-    )
+                seed: int, pairs: int, warmup_steps: int = 0, validation: PlantedSplit | None = None,
+                eval_steps: int = 0, patience: int = 0) -> TrainingState:
+    """Up to `steps` steps of the students' recipe (`loop.make_optimizer`: AdamW, warm-up then linear decay, clipping)
+    on batches drawn from the first `pairs` examples of `split`, in an order fixed by `seed`. With `validation`, as
+    the real students' loop (`loop.fit`): the validation loss (no map) every `eval_steps` and at the end, early
+    stopping after `patience` evaluations without improvement, and the best step's weights restored."""
+    optimizer, scheduler = make_optimizer(model, learning_rate=learning_rate, warmup_steps=warmup_steps,
+                                          max_steps=steps)
     generator = torch.Generator().manual_seed(seed)
     state, best = TrainingState(patience=patience), None
     model.train()
@@ -331,8 +361,9 @@ def train_steps(model, split: PlantedSplit, kind: str | None, steps: int, learni
         loss = model(**batch).loss
         optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM, foreach=True)
         optimizer.step()
+        scheduler.step()
         state.step += 1
         if validation is not None and (state.step % eval_steps == 0 or state.step == steps):
             if state.update_validation(validation_loss(model, validation)):
@@ -346,31 +377,36 @@ def train_steps(model, split: PlantedSplit, kind: str | None, steps: int, learni
 def validation_loss(model, split: PlantedSplit) -> float:
     """Mean token cross-entropy of `split` without a map (what the real students' validation measures)."""
     model.eval()
-    statistics = score(model, split, None)
+    sums = score(model, split, None)
     model.train()
-    return float(statistics.nll.sum() / statistics.tokens.sum())
+    return float(sums.nll.sum() / sums.tokens.sum())
 
 
-def warm_start(task: PlantedTask, corpus: PlantedSplit, config: InstrumentConfig) -> dict[str, torch.Tensor]:
-    """The shared no-map warm start (seed 0), as the demo's: its weights, copied into every cell."""
-    torch.manual_seed(0)
-    model = AgkdStudentForConditionalGeneration(student_config(task, config, BASELINE))
-    train_steps(model, corpus, None, config.warm_steps, config.warm_learning_rate, config.batch_size, 0, len(corpus))
+def warm_start(task: PlantedTask, corpus: PlantedSplit, config: InstrumentConfig, index: int) -> dict:
+    """No-map warm start `index` (its own initialisation and batch order), as the students' warm starts: trained on
+    the corpus with the warm-start recipe (no dropout), its weights copied into each cell that fine-tunes it."""
+    torch.manual_seed(index)
+    warm = AgkdStudentConfig(**{**student_config(task, config, BASELINE).to_dict(), "dropout": 0.0})
+    model = AgkdStudentForConditionalGeneration(warm)
+    train_steps(model, corpus, None, config.warm_steps, config.warm_learning_rate, config.warm_batch_size, index,
+                len(corpus), warmup_steps=config.warm_steps // 10)
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
 def fine_tune(task: PlantedTask, corpus: PlantedSplit, validation: PlantedSplit, config: InstrumentConfig,
-              weights: dict, seed: int, kind: str | None):
-    """One cell: the warm start fine-tuned on the map-annotated pairs with map `kind` (None: the no-map baseline),
-    keeping its best validation step as the real students do; `seed` fixes the batch order, so the cells of one seed
-    differ only in their map. Returns the model and the step whose weights it has."""
+              weights: dict | None, seed: int, kind: str | None):
+    """One cell: the replicate's warm start (None: random weights, `scratch`) trained on the map-annotated pairs with
+    map `kind` (None: the no-map baseline), keeping its best validation step as the real students do; `seed` fixes
+    the batch order and dropout, so the cells of one seed differ only in their map. Returns the model and the step
+    whose weights it has."""
     torch.manual_seed(seed)
     model = AgkdStudentForConditionalGeneration(
         student_config(task, config, BASELINE if kind is None else config.operator)
     )
-    model.load_state_dict(weights)
-    state = train_steps(model, corpus, kind, config.finetune_steps, config.finetune_learning_rate, config.batch_size,
-                        seed, config.finetune_pairs, validation, config.eval_steps, config.patience)
+    if weights is not None:
+        model.load_state_dict(weights)
+    state = train_steps(model, corpus, kind, config.finetune_steps, config.learning_rate, config.batch_size, seed,
+                        config.finetune_pairs, config.warmup_steps, validation, config.eval_steps, config.patience)
     return model, state.best_step
 
 
@@ -385,8 +421,9 @@ def score(model, split: PlantedSplit, kind: str | None, batch_size: int = 100) -
 
 # ================================================================================================ the check
 def run_instrument_check(config: InstrumentConfig | None = None) -> dict:
-    """Train and score the grid (the warm start once; per seed the baseline, the shuffled control and every graded
-    map) and judge it. Returns a JSON-serialisable dict (`cells`, `levels`, `passed`, `mde`, `config`, ...)."""
+    """Train and score the grid (each replicate's warm start once; per seed the baseline, the shuffled control and
+    every graded map) and judge it. Returns a JSON-serialisable dict (`cells`, `levels`, `checks`, `passed`, `mde`,
+    `config`, `regime`, ...)."""
     config = config or InstrumentConfig()
     start = time.perf_counter()
     threads = torch.get_num_threads()
@@ -399,108 +436,121 @@ def run_instrument_check(config: InstrumentConfig | None = None) -> dict:
         corpus = make_split(task, sentences[: config.corpus_pairs], rng)
         validation = make_split(task, sentences[config.corpus_pairs : held_out], rng)
         test = make_split(task, sentences[held_out:], rng)
-        weights = warm_start(task, corpus, config)
+        warm: dict[str, dict] = {}
         kinds = (BASELINE, *map_kinds())
         grid = [(seed, kind) for seed in config.seeds for kind in kinds]
-        statistics: dict[str, list[TokenStatistics]] = {kind: [] for kind in kinds}
+        sums: dict[str, list[TokenStatistics]] = {kind: [] for kind in kinds}
         cells = []
-        for seed, kind in progress(grid, desc="instrument check", unit="student"):
+        for seed, kind in progress(grid, desc="positive control", unit="student"):
+            unit = config.replicate_of(seed)
+            if config.student_init == "warm" and unit not in warm:
+                warm[unit] = warm_start(task, corpus, config, index=len(warm))
             map_kind = None if kind == BASELINE else kind
             # Scored with the map at test time: a map-free design ignores it, an injecting one shows its leak.
-            model, best_step = fine_tune(task, corpus, validation, config, weights, seed, map_kind)
+            model, best_step = fine_tune(task, corpus, validation, config, warm.get(unit), seed, map_kind)
             stats = score(model, test, map_kind)
-            statistics[kind].append(stats)
-            cells.append({"seed": seed, "map": kind, "best_step": best_step, **stats.corpus(),
+            sums[kind].append(stats)
+            cells.append({"seed": seed, "replicate": unit, "map": kind, "best_step": best_step, **stats.corpus(),
                           "tokens": int(stats.tokens.sum())})
     finally:
         torch.set_num_threads(threads)
+    units = [config.replicate_of(seed) for seed in config.seeds]
     return {
         "primary_metric": PRIMARY_METRIC,
-        "criteria": {"alpha": verdict.ALPHA, "power": verdict.POWER, "monotone_slack": MONOTONE_SLACK},
+        "criteria": {"alpha": verdict.ALPHA, "power": verdict.POWER, "checks": list(CHECKS)},
         "config": asdict(config),
+        "regime": config.regime(),
         "cells": cells,
-        **judge(statistics, config),
+        **judge(sums, units),
         "seconds": time.perf_counter() - start,
     }
 
 
-def judge(statistics: dict[str, list[TokenStatistics]], config: InstrumentConfig) -> dict:
-    """Per corruption level its gain over the shuffled control and over the no-map baseline (verdict.estimate over
-    seeds and sentences); passes when the true map's gain over the shuffled control is significant and the gains
-    fall with corruption; `mde`: the smallest gain over the shuffled control this design detects at this budget."""
-    tokens = statistics[BASELINE][0].tokens
-    scores = {kind: np.stack([s.nll for s in stats]) for kind, stats in statistics.items()}
-    levels = []
-    for level in CORRUPTION_LEVELS:
-        name = oracle(level)
-        over_shuffled = verdict.estimate(scores, tokens, verdict.gain(name, over=SHUFFLED), config.bootstrap_samples)
-        over_baseline = verdict.estimate(scores, tokens, verdict.gain(name, over=BASELINE), config.bootstrap_samples)
-        levels.append({"level": level, "over_shuffled": asdict(over_shuffled), "over_baseline": asdict(over_baseline)})
-    true_map = levels[0]["over_shuffled"]
-    detects = true_map["low"] > 0
-    violations = [
-        f"{b['level']:g} gains {b['over_shuffled']['mean']:+.4f} > {a['level']:g}'s {a['over_shuffled']['mean']:+.4f}"
-        for a, b in zip(levels, levels[1:], strict=False)
-        if b["over_shuffled"]["mean"] - a["over_shuffled"]["mean"]
-        > MONOTONE_SLACK * max(a["over_shuffled"]["se"], b["over_shuffled"]["se"])
+def slope_weights() -> dict[str, float]:
+    """The least-squares slope of the gain (over any common reference) against the corruption level: a contrast over
+    the graded maps' NLL (the reference cancels), negative when gains fall with corruption."""
+    levels = np.asarray(CORRUPTION_LEVELS)
+    centred = levels - levels.mean()
+    return {oracle(q): float(-c / (centred**2).sum()) for q, c in zip(levels, centred, strict=True)}
+
+
+def judge(sums: dict[str, list[TokenStatistics]], units: list[str]) -> dict:
+    """Per corruption level its gain over the shuffled twin and over no map; the three content checks (`CHECKS`),
+    each on the verdict's own estimate (replicates x sentences): the true map over the map of another sentence of the
+    same layout, over its shuffled twin, and a negative slope of the gains over corruption. `mde`: the smallest gain
+    of content over layout this control detects with POWER."""
+    tokens = sums[BASELINE][0].tokens
+    scores = {kind: np.stack([s.nll for s in stats]) for kind, stats in sums.items()}
+
+    def estimate(weights: dict[str, float]) -> dict:
+        return asdict(verdict.estimate(scores, tokens, weights, units=units))
+
+    levels = [{"level": level, "over_shuffled": estimate(verdict.gain(oracle(level), over=SHUFFLED)),
+               "over_baseline": estimate(verdict.gain(oracle(level), over=BASELINE))} for level in CORRUPTION_LEVELS]
+    layout = estimate(verdict.gain(oracle(0.0), over=oracle(1.0)))
+    slope = estimate(slope_weights())
+    checks = [
+        _check(CHECKS[0], layout["usable"] and layout["low"] > 0, layout,
+               "the true map's gain over another sentence's map of the same layout"),
+        _check(CHECKS[1], levels[0]["over_shuffled"]["usable"] and levels[0]["over_shuffled"]["low"] > 0,
+               levels[0]["over_shuffled"], "the true map's gain over its shuffled twin"),
+        _check(CHECKS[2], slope["usable"] and slope["high"] < 0, slope,
+               "the slope of the gain over the share of corrupted rows (nats/token per 100%)", below=True),
     ]
-    shuffled = verdict.estimate(scores, tokens, verdict.gain(SHUFFLED, over=BASELINE), config.bootstrap_samples)
+    shuffled = estimate(verdict.gain(SHUFFLED, over=BASELINE))
+    mde = verdict.mde(layout["se"], layout["df"]) if layout["usable"] else math.nan
     return {
         "levels": levels,
-        "shuffled_over_baseline": asdict(shuffled),
+        "content_over_layout": layout,
+        "slope": slope,
+        "shuffled_over_baseline": shuffled,
         "baseline": {
-            "nll": float(np.mean([s.corpus()["nll"] for s in statistics[BASELINE]])),
-            "agreement": float(np.mean([s.corpus()["agreement"] for s in statistics[BASELINE]])),
+            "nll": float(np.mean([s.corpus()["nll"] for s in sums[BASELINE]])),
+            "agreement": float(np.mean([s.corpus()["agreement"] for s in sums[BASELINE]])),
         },
-        "detects": bool(detects),
-        "monotone": not violations,
-        "violations": violations,
-        "mde": verdict.mde(true_map["se"], true_map["df"]),
-        "passed": bool(detects and not violations),
+        "checks": checks,
+        "mde": mde,
+        "passed": all(check["passed"] for check in checks),
     }
 
 
-def write_instrument_check(results_dir: str | Path, config: InstrumentConfig | None = None) -> Path:
-    """Run the check and write `<results_dir>/instrument_check.json`."""
+def _check(name: str, passed: bool, estimate: dict, what: str, below: bool = False) -> dict:
+    side = "below" if below else "above"
+    reason = f"{what} is {_interval(estimate)}, an interval that does not lie {side} 0"
+    return {"name": name, "passed": bool(passed), "reason": f"{name}: {reason}"}
+
+
+def write_instrument_check(results_dir: str | Path, config: InstrumentConfig | None = None,
+                           file_name: str = "instrument_check.json") -> Path:
+    """Run the check and write `<results_dir>/<file_name>`."""
     result = run_instrument_check(config)
-    path = Path(results_dir) / INSTRUMENT_FILE
+    path = Path(results_dir) / file_name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path
 
 
 # ================================================================================================ report
-def failures(result: dict) -> list[str]:
-    """Why the check failed, one phrase per reason."""
-    reasons = []
-    if not result["detects"]:
-        true_map = result["levels"][0]["over_shuffled"]
-        reasons.append(
-            f"the true map gains {true_map['mean']:+.4f} [{true_map['low']:+.4f}, {true_map['high']:+.4f}] nats/token "
-            "over "
-            "its shuffled twin, an interval that does not lie above 0"
-        )
-    reasons += [f"the gains do not fall with corruption ({v})" for v in result["violations"]]
-    return reasons
-
-
 def instrument_section(result: dict) -> list[str]:
-    """Markdown lines for the report: the regime, a table per corruption level and the verdict."""
+    """Markdown lines for the report: the regime, a table per corruption level, the checks and the verdict."""
     config = result["config"]
+    init = (f"each replicate's own no-map warm start ({config['warm_steps']} steps on {config['corpus_pairs']} "
+            "pairs) fine-tuned" if config["student_init"] == "warm" else "students trained from random weights")
+    best_steps = ", ".join(map(str, sorted({c["best_step"] for c in result["cells"]})))
     lines = [
-        "## Instrument check: a graded planted alignment in the verdict's regime",
+        "## Positive control: planted alignment content in the students' regime",
         "",
         f"A synthetic translation task with planted alignments ({config['words']} one-to-one words, "
-        f"{config['phrases']} "
-        f"two-word phrases translated by one word, a seeded target order). Regime: a no-map warm start "
-        f"({config['warm_steps']} steps on {config['corpus_pairs']} pairs), then per seed "
-        f"({', '.join(map(str, config['seeds']))}) and map a fine-tuning of {config['finetune_steps']} steps on "
-        f"{config['finetune_pairs']} map-annotated pairs with operator `{config['operator']}`, keeping the best "
-        f"validation step (every {config['eval_steps']} steps, patience {config['patience']}; best steps "
-        f"{', '.join(map(str, sorted({c['best_step'] for c in result['cells']})))})"
+        f"{config['phrases']} two-word phrases translated by one word, a seeded target order; task seed "
+        f"{config['task_seed']}). Regime: {init} per seed ({', '.join(map(str, config['seeds']))}) and map for "
+        f"{config['finetune_steps']} steps on {config['finetune_pairs']} map-annotated pairs with operator "
+        f"`{config['operator']}` (d_model {config['d_model']}, {config['layers']}+{config['layers']} layers, dropout "
+        f"{config['dropout']}, peak learning rate {config['learning_rate']:g} after {config['warmup_steps']} warm-up "
+        f"steps, batch {config['batch_size']}), keeping the best validation step (every {config['eval_steps']} steps, "
+        f"patience {config['patience']}; best steps {best_steps})"
         + (" (no map at test time)" if config["operator"] in MAP_FREE_OPERATORS else " (the map at test time too)")
-        + f"; scored on {config['test_pairs']} held-out pairs by `{result['primary_metric']}`. Gain = control minus "
-        "student in nats/token, mean over seeds [95% interval over seeds and sentences].",
+        + f"; scored on {config['test_pairs']} held-out pairs by `{result['primary_metric']}`. Gain = reference "
+        "minus student in nats/token, mean over replicates [95% interval over replicates and sentences].",
         "",
         "| map | gain over its shuffled twin | gain over no map |",
         "|---|---|---|",
@@ -511,19 +561,21 @@ def instrument_section(result: dict) -> list[str]:
     lines += [
         f"| shuffled twin | - | {_interval(result['shuffled_over_baseline'])} |",
         "",
-        f"No-map baseline: NLL {result['baseline']['nll']:.3f} nats/token, top-1 agreement "
-        f"{result['baseline']['agreement']:.3f}. "
-        f"Smallest gain over the shuffled twin this design detects here with {result['criteria']['power']:.0%} power "
-        f"(MDE): {result['mde']:.4f} nats/token.",
+        f"Content over layout (the true map over another sentence's map of the same layout): "
+        f"{_interval(result['content_over_layout'])}; slope of the gain over corruption: {_interval(result['slope'])} "
+        f"nats/token per 100% of rows corrupted. No-map baseline: NLL {result['baseline']['nll']:.3f} nats/token, "
+        f"top-1 agreement {result['baseline']['agreement']:.3f}. Smallest content gain this control detects with "
+        f"{result['criteria']['power']:.0%} power (MDE): {result['mde']:.4f} nats/token.",
         "",
     ]
     if result["passed"]:
         lines.append(
-            "**The design sees a planted alignment**: the true map gains significantly over its shuffled twin and the "
-            "gains fall as its rows are corrupted."
+            "**The design sees planted alignment content**: the true map gains significantly over another sentence's "
+            "map of the same layout and over its shuffled twin, and the gains fall as its rows are corrupted."
         )
     else:
-        lines.append(f"**The design cannot see a planted alignment at this budget**: {'; '.join(failures(result))}.")
+        reasons = "; ".join(control_failures(result))
+        lines.append(f"**The design cannot see planted alignment content here**: {reasons}.")
     return [*lines, "", f"({result['seconds']:.0f} s.)"]
 
 
@@ -531,56 +583,3 @@ def _interval(estimate: dict) -> str:
     if not estimate["usable"]:
         return f"{estimate['mean']:+.4f} ({estimate['reason']})"
     return f"{estimate['mean']:+.4f} [{estimate['low']:+.4f}, {estimate['high']:+.4f}]"
-
-
-# ================================================================================================ entry point
-@dataclass
-class InstrumentArguments:
-    results_dir: str = field(metadata={"help": f"where {INSTRUMENT_FILE} goes"})
-    preset: str = field(
-        default="demo", metadata={"help": "whose regime to reproduce: its students' steps, batch, pairs, seeds"}
-    )
-    operator: str = field(
-        default=InstrumentConfig.operator, metadata={"help": "the design under test (supervise, add, ...)"}
-    )
-    seeds: list[int] | None = field(
-        default=None,
-        metadata={"help": f"training seeds (default: as many as the preset's from {CHECK_SEED_OFFSET} on)"},
-    )
-    warm_steps: int = field(default=InstrumentConfig.warm_steps, metadata={"help": "no-map warm-start steps"})
-    finetune_steps: int | None = field(default=None, metadata={"help": "fine-tuning steps (default: the preset's)"})
-    finetune_pairs: int | None = field(default=None, metadata={"help": "map-annotated pairs (default: the preset's)"})
-    supervision_weight: float = field(
-        default=InstrumentConfig.supervision_weight, metadata={"help": "supervise: weight"}
-    )
-    corpus_pairs: int = field(
-        default=InstrumentConfig.corpus_pairs, metadata={"help": "planted pairs of the warm start"}
-    )
-    test_pairs: int = field(default=InstrumentConfig.test_pairs, metadata={"help": "held-out planted pairs scored"})
-
-
-def instrument_and_log(args: InstrumentArguments) -> None:
-    overrides = {
-        "operator": args.operator,
-        "warm_steps": args.warm_steps,
-        "supervision_weight": args.supervision_weight,
-        "corpus_pairs": args.corpus_pairs,
-        "test_pairs": args.test_pairs,
-    }
-    overrides |= {k: v for k, v in (("finetune_steps", args.finetune_steps), ("finetune_pairs", args.finetune_pairs))
-                  if v is not None}
-    if args.seeds is not None:
-        overrides["seeds"] = tuple(args.seeds)
-    path = write_instrument_check(args.results_dir, InstrumentConfig.for_preset(args.preset, **overrides))
-    result = json.loads(path.read_text())
-    if result["passed"]:
-        logger.info("the design sees a planted alignment; MDE %.4f nats/token (%s)", result["mde"], path)
-    else:
-        logger.warning("the design cannot see a planted alignment: %s (%s)", "; ".join(failures(result)), path)
-
-
-main = stage_main(InstrumentArguments, instrument_and_log, prog="agkd instrument", doc=__doc__)
-
-
-if __name__ == "__main__":
-    run_as_script(main)

@@ -1,0 +1,80 @@
+"""`agkd instrument`: the verdict's positive control (`control.py`) in a preset's students' regime, written to
+`results/instrument_check.json`, which the report reads before the verdict may speak.
+
+    agkd instrument --results_dir runs/demo/results --preset demo --corpus runs/demo/hub/datasets/agkd-parallel \
+        --pair de-en
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+
+from agkd.datasets_scripts.release_layout import INSTRUMENT_FILE, load_config
+from agkd.datasets_scripts.stage import run_as_script, stage_main
+from agkd.training.verdict.control import CHECK_SEED_OFFSET, InstrumentConfig, write_instrument_check
+from agkd.training.verdict.design import control_failures
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class InstrumentArguments:
+    results_dir: str = field(metadata={"help": f"where {INSTRUMENT_FILE} goes"})
+    preset: str = field(
+        default="demo", metadata={"help": "whose students' regime to reproduce: size, recipe, budget, pairs, seeds"}
+    )
+    operator: str = field(
+        default=InstrumentConfig.operator, metadata={"help": "the design under test (supervise, add, ...)"}
+    )
+    seeds: list[int] | None = field(
+        default=None,
+        metadata={"help": f"training seeds (default: as many as the preset's from {CHECK_SEED_OFFSET} on)"},
+    )
+    task_seed: int | None = field(default=None, metadata={"help": "the planted lexicon and order (default: the "
+                                                                  "check's, not the one the budgets were explored on)"})
+    warm_steps: int = field(default=InstrumentConfig.warm_steps, metadata={"help": "planted no-map warm-start steps"})
+    finetune_steps: int | None = field(default=None, metadata={"help": "fine-tuning steps (default: the preset's)"})
+    finetune_pairs: int | None = field(default=None, metadata={"help": "map-annotated pairs (default: the preset's)"})
+    supervision_weight: float = field(
+        default=InstrumentConfig.supervision_weight, metadata={"help": "supervise: weight"}
+    )
+    corpus_pairs: int | None = field(default=None, metadata={"help": "planted pairs of the warm start (default: "
+                                                                     "4,000, or the annotated pairs if more)"})
+    test_pairs: int | None = field(default=None, metadata={"help": "held-out planted pairs scored (default: as many "
+                                                                   "as the corpus' test split has, else 200)"})
+    corpus: str | None = field(default=None, metadata={"help": "agkd-parallel folder or Hub id: the test size is its "
+                                                               "test split's, as the verdict's"})
+    pair: str | None = field(default=None, metadata={"help": "the language pair of --corpus"})
+
+
+def config_of(args: InstrumentArguments) -> InstrumentConfig:
+    """The preset's regime with the command line's overrides."""
+    overrides = {"operator": args.operator, "warm_steps": args.warm_steps,
+                 "supervision_weight": args.supervision_weight}
+    optional = {"finetune_steps": args.finetune_steps, "finetune_pairs": args.finetune_pairs,
+                "corpus_pairs": args.corpus_pairs, "test_pairs": args.test_pairs, "task_seed": args.task_seed}
+    overrides |= {key: value for key, value in optional.items() if value is not None}
+    if args.test_pairs is None and args.corpus and args.pair:
+        overrides["test_pairs"] = len(load_config(args.corpus, args.pair)["test"])
+    if args.seeds is not None:
+        overrides["seeds"] = tuple(args.seeds)
+    return InstrumentConfig.for_preset(args.preset, **overrides)
+
+
+def instrument_and_log(args: InstrumentArguments) -> None:
+    path = write_instrument_check(args.results_dir, config_of(args), INSTRUMENT_FILE)
+    result = json.loads(path.read_text())
+    if result["passed"]:
+        logger.info("the design sees planted alignment content; MDE %.4f nats/token (%s)", result["mde"], path)
+    else:
+        logger.warning("the design cannot see planted alignment content: %s (%s)",
+                       "; ".join(control_failures(result)), path)
+
+
+main = stage_main(InstrumentArguments, instrument_and_log, prog="agkd instrument", doc=__doc__)
+
+
+if __name__ == "__main__":
+    run_as_script(main)
