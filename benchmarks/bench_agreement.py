@@ -8,7 +8,9 @@ Two criteria of 8 methods on the same 100 sentences (one group), per-sentence no
 - `shared`: both criteria rank the methods alike (effects 0, 1, ..., 7), adjacent methods `--spacing` standard errors
   of a full-sample mean apart: the rate of `agree` is the power;
 - `tau05`: the criteria's true rankings have Kendall tau 0.5 (7 of 28 pairs swapped): how often the interval covers
-  0.5.
+  0.5;
+- `null5`: five criteria of equal methods whose noise shares one common part (correlation `rho` between any two):
+  how many tables claim anything in any of their 10 pairs (counted as `agree`).
 
 `--agreement FILE` measures another version of the module (e.g. the paired rule before cross-fitting):
 
@@ -50,6 +52,14 @@ def table(module, rng: np.random.Generator, first: np.ndarray, second: np.ndarra
     return module.agreements([a, b], samples=samples, seed=seed)[0]
 
 
+def table5(module, rng: np.random.Generator, rho: float, samples: int, seed: int) -> bool:
+    """Whether a five-criterion table of equal methods claims a reading in any pair."""
+    common = rng.standard_normal((METHODS, SENTENCES))
+    found = [module.Criterion.mean(name, np.sqrt(rho) * common + np.sqrt(1 - rho) * rng.standard_normal(
+        (METHODS, SENTENCES)), "test") for name in "abcde"]
+    return any(a.reading != "unresolved" for a in module.agreements(found, samples=samples, seed=seed))
+
+
 def main(argv: list[str] | None = None) -> None:
     from scipy import stats
 
@@ -78,6 +88,13 @@ def main(argv: list[str] | None = None) -> None:
         raise AssertionError("TAU05 does not have Kendall tau 0.5 with 0..7")
     figures = {}
     for regime in args.regimes:
+        if regime == "null5":
+            for rho in args.rho:
+                claims = sum(table5(module, np.random.default_rng(args.first_seed + i), rho, args.samples,
+                                    args.first_seed + i) for i in range(args.tables))
+                figures[f"null5 rho={rho}"] = {"agree": claims, "tables": args.tables}
+                logger.info("null5 rho=%s: %s", rho, figures[f"null5 rho={rho}"])
+            continue
         for rho in args.rho:
             for spacing in args.spacing if regime != "null" else [None]:
                 sd = 1.0 if spacing is None else np.sqrt(SENTENCES) / spacing  # effects 1 apart

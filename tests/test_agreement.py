@@ -1,11 +1,12 @@
 """The rank agreement between criteria (training/triangulation/agreement.py) on synthetic data whose answer is known,
 including agreement that one sentence fakes and agreement that noise shared by two criteria fakes.
 
-Seeds: the correlated regimes (rho 0.8, adjacent methods 1 or 2 standard errors apart) and their thresholds were chosen
-on `benchmarks/bench_agreement.py`'s seeds 5000..5199 and on seeds 6000..6039 for the five-criteria table, never on
-the seeds asserted here: 100..159 and 7000..7059 (null), 8000..8059 (power), 9000..9059 (coverage), 200..219 (the
-table); the other tests keep the seeds they had. The simulations use 400 resamples (800 for the table's 10 pairs)
-instead of `AGREEMENT_SAMPLES`: the test's choice, to keep this file within seconds on one core.
+Seeds: the correlated regimes (rho 0.8, adjacent methods 1 or 2 standard errors apart) and their thresholds were
+chosen on `benchmarks/bench_agreement.py`'s seeds 5000..5199, and the five-criteria table's on its seeds 6000..6039
+(`--regimes null5`), never on the seeds asserted here: 100..159 and 7000..7059 (null), 8000..8059 (power), 9000..9059
+(coverage), 200..219 (the table); the other tests keep the seeds they had. The simulations use 400 resamples (800 for
+the table's 10 pairs) instead of `AGREEMENT_SAMPLES`: the test's choice, to keep this file within seconds on one
+core.
 """
 
 import numpy as np
