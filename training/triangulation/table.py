@@ -154,8 +154,9 @@ def triangulation_section(summary: dict, arrays: dict[str, np.ndarray], methods:
         lines += [
             f"How far the criteria rank the {len(in_table)} methods alike (Kendall tau; intervals that hold "
             f"together at {AGREEMENT_LEVEL:.0%} over the table's pairs (Bonferroni), from resampling the test "
-            "sentences (criteria of the same sentences together) and the utility's training seeds; `agree` or "
-            "`disagree` only when the interval excludes 0; the silver aligner's own draws are "
+            "sentences and the utility's training seeds; two criteria of the same sentences are cross-fitted: each "
+            "ranks the methods on its own random half of the sentences, so that noise they share is not read as "
+            "agreement; `agree` or `disagree` only when the interval excludes 0; the silver aligner's own draws are "
             "not resampled):",
             "",
             *agreement_table(agreements(found)),
