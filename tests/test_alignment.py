@@ -122,6 +122,60 @@ def test_piece_word_ids_and_failures_counted():
     assert sum(result is None for result in results) == 3
 
 
+def test_piece_argmax_union_on_the_review_toy():
+    """Review M1: one target piece whose row is 0.40 on a 1-piece source word and 0.15 on each piece of a 3-piece word.
+    Summing pieces first links the 3-piece word; the literature's piece-argmax-union links the 1-piece word."""
+    from agkd.training.metrics.attribution_aer.attribution_aer import word_links
+
+    row = [[0.40, 0.15, 0.15, 0.15, 0.05]]
+    source_ids, target_ids = [0, 1, 1, 1, -1], [0]
+    np.testing.assert_allclose(word_scores(row, source_ids, target_ids, merge="sum"), [[0.40, 0.45]])
+    assert word_links(row, source_ids, target_ids, merge="sum") == {(0, 1)}
+    assert word_links(row, source_ids, target_ids, merge="union") == {(0, 0)}
+    # the union gives many-to-many links: a 2-piece target word whose pieces point at two source words gets both
+    two_pieces = [[0.1, 0.8, 0.0, 0.0, 0.1], [0.1, 0.0, 0.0, 0.7, 0.2], [0.9, 0.0, 0.0, 0.0, 0.1]]
+    assert word_links(two_pieces, source_ids, [0, 0, -1], merge="union") == {(0, 1)}
+    assert word_links(two_pieces, [0, 1, 2, 3, -1], [0, 0, -1], merge="union") == {(0, 1), (0, 3)}
+    # the input reading: piece t reads row t + 1
+    assert word_links(two_pieces, [0, 1, 2, 3, -1], [0, 1, -1], merge="union", shift=1) == {(0, 3), (1, 0)}
+
+
+def test_argmax_null_gives_no_link_where_the_dropped_pieces_win():
+    """Review L7: with `argmax_null`, a row whose largest score is on `</s>` (id -1) gives no link."""
+    from agkd.training.metrics.attribution_aer.attribution_aer import word_links
+
+    rows = [[0.6, 0.1, 0.3], [0.1, 0.2, 0.7]]  # row 1 peaks on `</s>`
+    source_ids, target_ids = [0, 1, -1], [0, 1]
+    assert word_links(rows, source_ids, target_ids, merge="union") == {(0, 0), (1, 1)}
+    for merge in ("sum", "max", "union"):
+        assert word_links(rows, source_ids, target_ids, merge=merge, extraction="argmax_null") == {(0, 0)}, merge
+
+
+def test_the_metric_refuses_references_and_ids_that_do_not_fit_the_map(monkeypatch):
+    """Review L5: a link past the merged word grid (e.g. a source-first reference), id lists whose sizes differ from
+    the map's, are errors that name the sentence, not silently wrong AERs."""
+    import evaluate
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    metric = evaluate.load(str(METRIC_FOLDER))
+    with pytest.raises(ValueError, match="sentence 0: reference link 5-7 .* 2 target x 2 source words"):
+        metric.compute(predictions=[[[0.3, 0.7], [0.9, 0.1]]], references=["5-7"])
+    # 2 target words x 3 source words; a source-first reference "3-1" reads as target word 3
+    with pytest.raises(ValueError, match="sentence 1: reference link 3-1"):
+        metric.compute(predictions=[PIECE_MAP, [[0.1, 0.2, 0.7], [0.5, 0.4, 0.1]]], references=["1-1", "3-1"],
+                       source_word_ids=[SOURCE_IDS, None], target_word_ids=[TARGET_IDS, None])
+    with pytest.raises(ValueError, match="sentence 0: target_word_ids has 3 entries, the map 4 rows"):
+        metric.compute(predictions=[PIECE_MAP], references=["1-1"], target_word_ids=[TARGET_IDS[:3]])
+    with pytest.raises(ValueError, match="source_word_ids has 3 entries, the map's widest row 4 columns"):
+        metric.compute(predictions=[PIECE_MAP], references=["1-1"], source_word_ids=[SOURCE_IDS[:3]])
+    with pytest.raises(ValueError, match="source_lengths has 2 entries"):
+        metric.compute(predictions=[PIECE_MAP], references=["1-1"], source_lengths=[2, 2])
+    # given lengths, a word without pieces is part of the grid: a link to it is a miss, not an error
+    result = metric.compute(predictions=[PIECE_MAP], references=["1-1 3-3"], source_word_ids=[SOURCE_IDS],
+                            target_word_ids=[TARGET_IDS], source_lengths=[3], target_lengths=[3])
+    assert result["sentence_counts"] == [[1, 1, 2, 2]]
+
+
 def test_read_gold_tiny_folder_swaps_source_first_files(tmp_path):
     # a German-English file indexing German (the source) first: the reader swaps into target-first links
     (tmp_path / "de-en.tiny.src-tgt").write_text("das Haus ||| the house\nja ||| yes\n", encoding="utf-8")
