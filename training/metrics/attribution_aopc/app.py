@@ -1,5 +1,5 @@
-"""The `attribution_aopc` evaluate module's widget: `{org}/attribution_aopc` from the Hub when an org is known (`ORG`, else the
-environment's `AGKD_HUB_ORG`), else the module in this folder (offline)."""
+"""The `attribution_aopc` evaluate module's widget: `{org}/attribution_aopc` from the Hub when an org is known
+(`ORG`, else the environment's `AGKD_HUB_ORG`), else the module in this folder (offline)."""
 
 import os
 from pathlib import Path
