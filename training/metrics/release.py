@@ -36,7 +36,7 @@ ORG = {org!r}
 org = ORG or os.environ.get("AGKD_HUB_ORG")
 module = evaluate.load(f"{{org}}/{name}" if org else str(Path(__file__).resolve().parent))
 launch_gradio_widget(module)
-'''  # the launcher it writes, byte for byte (and each module folder's app.py: lint-clean for names up to 40 chars)
+'''  # the launcher it writes, byte for byte (and each module folder's app.py: lint-clean for names up to 21 characters)
 
 
 def launcher(name: str, org: str | None = None) -> str:
