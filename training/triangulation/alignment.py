@@ -208,6 +208,28 @@ def _read_pharaoh_0(path: str) -> list[set[tuple[int, int]]]:
         return [{tuple(map(int, link.split("-"))) for link in line.split()} for line in handle]
 
 
+def eflomal_links(sources: list[list[str]], targets: list[list[str]]) -> list[set[tuple[int, int]]]:
+    """eflomal (forward and reverse, default model 3, 3 samplers) on tokenised pairs, symmetrised with
+    grow-diag-final-and: per pair its 0-based (target token, source token) links."""
+    import eflomal
+
+    empty = [number for number, (s, t) in enumerate(zip(sources, targets, strict=True)) if not s or not t]
+    if empty:
+        raise ValueError(f"eflomal cannot align empty sentences: pairs {empty[:5]} (of train + eval) are empty")
+    logger.info("eflomal: aligning %d pairs (one call; it reports no progress of its own when quiet)", len(sources))
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as work:
+        forward_path, reverse_path = os.path.join(work, "forward"), os.path.join(work, "reverse")
+        eflomal.Aligner().align(
+            [" ".join(s) for s in sources], [" ".join(t) for t in targets], links_filename_fwd=forward_path,
+            links_filename_rev=reverse_path, quiet=True,
+        )
+        forward, reverse = _read_pharaoh_0(forward_path), _read_pharaoh_0(reverse_path)
+    logger.info("eflomal aligned %d pairs in %.1f s", len(sources), time.perf_counter() - start)
+    # eflomal writes source-first links in both files; the project indexes the target first
+    return [{(j, i) for i, j in grow_diag_final_and(fwd, rev)} for fwd, rev in zip(forward, reverse, strict=True)]
+
+
 def silver_alignments(
     train_pairs: list[tuple[str, str]], eval_pairs: list[tuple[str, str]], cache_dir: Path, seed: int = 0
 ) -> list[str]:
@@ -219,8 +241,6 @@ def silver_alignments(
     eflomal seeds its samplers from /dev/urandom and offers no seed: `seed` only names the run in the cache key, so
     the cache is what makes a rerun reproducible (and free). Threads follow OMP_NUM_THREADS.
     """
-    import eflomal
-
     cache_dir = Path(cache_dir)
     key = hashlib.sha256(
         json.dumps({"train": train_pairs, "eval": eval_pairs, "seed": seed, "aligner": "eflomal-gdfa",
@@ -232,30 +252,11 @@ def silver_alignments(
         return json.loads(cached.read_text(encoding="utf-8"))
     pairs = list(train_pairs) + list(eval_pairs)
     # tokenised first, then lower-cased token by token: the same tokens, one for one, as the maps' silver words
-    sources = [" ".join(token.lower() for token in silver_tokens(source)) for source, _ in pairs]
-    targets = [" ".join(token.lower() for token in silver_tokens(target)) for _, target in pairs]
-    empty = [number for number, (s, t) in enumerate(zip(sources, targets, strict=True)) if not s or not t]
-    if empty:
-        raise ValueError(f"eflomal cannot align empty sentences: pairs {empty[:5]} (of train + eval) are empty")
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as work:
-        forward_path, reverse_path = os.path.join(work, "forward"), os.path.join(work, "reverse")
-        eflomal.Aligner().align(
-            sources, targets, links_filename_fwd=forward_path, links_filename_rev=reverse_path, quiet=True
-        )
-        forward, reverse = _read_pharaoh_0(forward_path), _read_pharaoh_0(reverse_path)
-    logger.info(
-        "eflomal aligned %d pairs (%d train + %d eval) in %.1f s",
-        len(pairs),
-        len(train_pairs),
-        len(eval_pairs),
-        time.perf_counter() - start,
-    )
-    offset = len(train_pairs)
-    links = []
-    for fwd, rev in zip(forward[offset:], reverse[offset:], strict=True):
-        # eflomal writes source-first links in both files; the project indexes the target first
-        links.append(format_links({(j, i) for i, j in grow_diag_final_and(fwd, rev)}))
+    sources = [[token.lower() for token in silver_tokens(source)] for source, _ in pairs]
+    targets = [[token.lower() for token in silver_tokens(target)] for _, target in pairs]
+    aligned = eflomal_links(sources, targets)
+    logger.info("silver: %d train + %d eval pairs aligned", len(train_pairs), len(eval_pairs))
+    links = [format_links(sentence) for sentence in aligned[len(train_pairs):]]
     cache_dir.mkdir(parents=True, exist_ok=True)
     partial = cached.with_suffix(".tmp")
     partial.write_text(json.dumps(links), encoding="utf-8")
