@@ -45,9 +45,13 @@ def silver_tokens(text: str) -> list[str]:
 
 
 def piece_word_ids(
-    tokens: list[str], words: list[str], special_tokens: Iterable[str], normalize: Callable[[str], str] = nfkc
+    tokens: list[str],
+    words: list[str],
+    special_tokens: Iterable[str],
+    normalize: Callable[[str], str] = nfkc,
+    unknown: str = UNKNOWN,
 ) -> list[int]:
-    """Per piece its 0-based word id (-1 for special tokens but `<unk>`), by character spans.
+    """Per piece its 0-based word id (-1 for special tokens but `unknown`), by character spans.
 
     The pieces' characters (`▁` removed, NFKC) are aligned to the words' characters (NFKC, spaces removed) with a
     longest-matching-blocks alignment (difflib); a piece takes the word of its first aligned character. A piece none
@@ -56,7 +60,7 @@ def piece_word_ids(
     every sentence is scored, whether or not its pieces rebuild its words (review L6: the old exact rebuild dropped
     53 of the Hansards' 447 sentences).
     """
-    special = set(special_tokens) - {UNKNOWN}
+    special = set(special_tokens) - {unknown}
     word_chars, word_of = [], []
     for k, word in enumerate(words):
         chars = "".join(normalize(word).split())
@@ -67,7 +71,7 @@ def piece_word_ids(
     for i, token in enumerate(tokens):
         if token in special:
             continue
-        surface = "\ufffd" if token.removeprefix(WORD_START) == UNKNOWN else "".join(normalize(token).split())
+        surface = "\ufffd" if token.removeprefix(WORD_START) == unknown else "".join(normalize(token).split())
         surface = surface.replace(WORD_START, "")
         piece_chars.append(surface)
         owner += [i] * len(surface)
