@@ -231,6 +231,14 @@ def test_silver_tokens_split_punctuation_before_the_aligner(tmp_path, monkeypatc
     assert silver_tokens("Naomi, sagte: «Geh!» 1,800 two-thirds") == [
         "Naomi", ",", "sagte", ":", "«", "Geh", "!", "»", "1,800", "two", "-", "thirds"]
 
+    class BrokenAligner:  # eflomal runs beside a progress bar, in a thread: its errors must still reach the caller
+        def align(self, *args, **kwargs):
+            raise RuntimeError("eflomal binary failed")
+
+    monkeypatch.setitem(sys.modules, "eflomal", types.SimpleNamespace(Aligner=BrokenAligner))
+    with pytest.raises(RuntimeError, match="eflomal binary failed"):
+        silver_alignments([("a b", "c d")], [("e", "f")], tmp_path / "other")
+
 
 def test_read_gold_tiny_folder_swaps_source_first_files(tmp_path):
     # a German-English file indexing German (the source) first: the reader swaps into target-first links

@@ -212,6 +212,34 @@ def _read_pharaoh_0(path: str) -> list[set[tuple[int, int]]]:
         return [{tuple(map(int, link.split("-"))) for link in line.split()} for line in handle]
 
 
+def _with_elapsed_bar(desc: str, work: Callable[[], object]) -> object:
+    """`work()` in a thread while a progress bar counts the seconds: eflomal is one call that reports nothing while
+    quiet (its binary's own messages would flood the logs), and on a large corpus it runs for minutes."""
+    import threading
+
+    from tqdm.auto import tqdm
+
+    done, out = threading.Event(), {}
+
+    def run() -> None:
+        try:
+            out["value"] = work()
+        except BaseException as error:  # re-raised in the caller's thread
+            out["error"] = error
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    with tqdm(desc=desc, unit="s", leave=False) as bar:
+        while not done.wait(1.0):
+            bar.update(1)
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
+
+
 def eflomal_links(sources: list[list[str]], targets: list[list[str]]) -> list[set[tuple[int, int]]]:
     """eflomal (forward and reverse, default model 3, 3 samplers) on tokenised pairs, symmetrised with
     grow-diag-final-and: per pair its 0-based (target token, source token) links."""
@@ -220,14 +248,13 @@ def eflomal_links(sources: list[list[str]], targets: list[list[str]]) -> list[se
     empty = [number for number, (s, t) in enumerate(zip(sources, targets, strict=True)) if not s or not t]
     if empty:
         raise ValueError(f"eflomal cannot align empty sentences: pairs {empty[:5]} (of train + eval) are empty")
-    logger.info("eflomal: aligning %d pairs (one call; it reports no progress of its own when quiet)", len(sources))
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
         forward_path, reverse_path = os.path.join(work, "forward"), os.path.join(work, "reverse")
-        eflomal.Aligner().align(
+        _with_elapsed_bar(f"eflomal on {len(sources)} pairs", lambda: eflomal.Aligner().align(
             [" ".join(s) for s in sources], [" ".join(t) for t in targets], links_filename_fwd=forward_path,
             links_filename_rev=reverse_path, quiet=True,
-        )
+        ))
         forward, reverse = _read_pharaoh_0(forward_path), _read_pharaoh_0(reverse_path)
     logger.info("eflomal aligned %d pairs in %.1f s", len(sources), time.perf_counter() - start)
     # eflomal writes source-first links in both files; the project indexes the target first
