@@ -23,9 +23,10 @@ _CITATION = """\
 """
 
 _DESCRIPTION = """\
-Plausibility of attribution maps for machine translation: each map is merged from subword pieces to words,
-links are extracted per target word, and the links are scored against sure/possible word alignments with
-AER = 1 - (|A & S| + |A & P|) / (|A| + |S|), P taken as S | P (Och & Ney 2003).
+Plausibility of attribution maps for machine translation: links are read from each subword map (per target
+piece, then united to words: the literature's piece-argmax-union; or per target word after merging piece scores),
+and scored against sure/possible word alignments with AER = 1 - (|A & S| + |A & P|) / (|A| + |S|), P taken as
+S | P (Och & Ney 2003).
 """
 
 _KWARGS_DESCRIPTION = """
