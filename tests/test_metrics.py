@@ -57,6 +57,22 @@ def test_the_registry_lists_exactly_the_module_folders():
         metrics.load("nonexistent")
 
 
+# The headings of the Hub's metric card template (evaluate's `templates/metric/README.md`), in every card
+CARD_HEADINGS = ["## Metric Description", "## How to Use", "### Inputs", "### Output Values", "## Limitations and Bias",
+                 "## Citation"]
+
+
+def test_the_module_folders_ship_alike():
+    """Review L11: one set of pins, the release's own launcher and the template's card headings in every folder, so
+    that a folder loaded as it is from the repository behaves as its released Space."""
+    pins = {name: (folder / "requirements.txt").read_text() for name, folder in metrics.METRIC_MODULES.items()}
+    assert len(set(pins.values())) == 1, pins
+    for name, folder in metrics.METRIC_MODULES.items():
+        assert (folder / "app.py").read_text() == release.launcher(name), name
+        headings = [line for line in (folder / "README.md").read_text().splitlines() if line in CARD_HEADINGS]
+        assert headings == CARD_HEADINGS, (name, headings)
+
+
 def test_the_three_expected_modules_are_registered():
     assert set(metrics.METRIC_MODULES) == EXPECTED
 

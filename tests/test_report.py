@@ -321,6 +321,10 @@ def test_report_sets_the_triangulation_beside_the_verdict(tmp_path):
     section = text[text.index("## Beside the verdict"):]
     assert text.index("## Beside the verdict") < text.index("## Positive control")  # on the first screen
     assert "| `saliency` |" in section and "**fails**" in section
+    from agkd.training.triangulation.table import STEP_ACCESS_NOTE
+
+    # review M1/M2: the primary reading named as the literature's convention, and what each kind of row sees
+    assert "the literature's piece-argmax-union convention" in section and STEP_ACCESS_NOTE in section
     assert "| utility vs 1 - silver AER | 1.00 |" in section and "| agree |" in section
     assert "| utility vs AOPC deletion | -1.00 |" in section and "| disagree |" in section
     assert "![ranks by criterion](plots/triangulation-" in section

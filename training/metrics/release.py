@@ -23,8 +23,8 @@ from agkd.training.metrics import METRIC_MODULES
 logger = logging.getLogger(__name__)
 
 SKIPPED = shutil.ignore_patterns("__init__.py", "__pycache__", "*.pyc", ".*")
-LAUNCHER = '''"""The `{name}` evaluate module's widget: `{{org}}/{name}` from the Hub when an org is known (`ORG`, else the
-environment's `AGKD_HUB_ORG`), else the module in this folder (offline)."""
+LAUNCHER = '''"""The `{name}` evaluate module's widget: `{{org}}/{name}` from the Hub when an org is known
+(`ORG`, else the environment's `AGKD_HUB_ORG`), else the module in this folder (offline)."""
 
 import os
 from pathlib import Path
@@ -36,7 +36,7 @@ ORG = {org!r}
 org = ORG or os.environ.get("AGKD_HUB_ORG")
 module = evaluate.load(f"{{org}}/{name}" if org else str(Path(__file__).resolve().parent))
 launch_gradio_widget(module)
-'''  # noqa: E501 (the launcher it writes, byte for byte)
+'''  # the launcher it writes, byte for byte (and each module folder's app.py: lint-clean for names up to 21 characters)
 
 
 def launcher(name: str, org: str | None = None) -> str:

@@ -4,10 +4,12 @@ Links follow the project's convention: target word first, 1-based Pharaoh string
 the `attribution_aer` metric reads them.
 """
 
+import difflib
 import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 import unicodedata
@@ -20,32 +22,86 @@ from agkd.training.metrics.attribution_aer.attribution_aer import format_links, 
 logger = logging.getLogger(__name__)
 
 WORD_START = "\u2581"  # sentencepiece's marker: a piece that starts with it opens a new word
+UNKNOWN = "<unk>"  # a piece whose text the tokenizer lost: it stands for the characters its neighbours leave over
+# The silver aligner's words: numbers (with their inner `.` and `,`), runs of word characters, and every other
+# non-space character alone, on the NFKC text. The gold sets' convention (the Hansards: `oh , oh !`, `two - thirds`,
+# `John 's`) splits punctuation off, and eflomal, fast_align and awesome-align all expect tokenised input: on raw
+# text `naomi`, `naomi,` and `naomi.` are three types (review M7: 18% of the demo's test words carried punctuation).
+# A regex rather than a language's Moses rules so that every pair is split alike and a token is a substring of the
+# text. Abbreviations (`Mr.`) are split too, where the Hansards keep them whole: the map words follow these tokens, so
+# silver links and maps agree whatever the gold set does.
+SILVER_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|\w+|[^\w\s]")
+SILVER_TOKENISATION = "regex-punct-1"  # in the silver cache's key: a change of SILVER_TOKEN must change it
 
 
 def nfkc(text: str) -> str:
-    """The normalisation of Marian's sentencepiece models (nmt_nfkc), applied to whitespace words before matching."""
+    """The normalisation of Marian's sentencepiece models (nmt_nfkc), applied to words before matching pieces."""
     return unicodedata.normalize("NFKC", text)
 
 
-def piece_word_ids(
-    tokens: list[str], words: list[str], special_tokens: Iterable[str], normalize: Callable[[str], str] = nfkc
-) -> list[int] | None:
-    """Per piece its 0-based word id (-1 for special tokens), or None when the pieces do not rebuild `words`.
+def silver_tokens(text: str) -> list[str]:
+    """The words of `text` as the silver aligner sees them (`SILVER_TOKEN` on the NFKC text; case kept)."""
+    return SILVER_TOKEN.findall(nfkc(text))
 
-    A failure is returned rather than repaired so that callers count the skipped sentences.
+
+def piece_word_ids(
+    tokens: list[str],
+    words: list[str],
+    special_tokens: Iterable[str],
+    normalize: Callable[[str], str] = nfkc,
+    unknown: str = UNKNOWN,
+) -> list[int]:
+    """Per piece its 0-based word id (-1 for special tokens but `unknown`), by character spans.
+
+    The pieces' characters (`▁` removed, NFKC) are aligned to the words' characters (NFKC, spaces removed) with a
+    longest-matching-blocks alignment (difflib); a piece takes the word of its first aligned character. A piece none
+    of whose characters align (`<unk>`, a character the tokenizer normalised differently) takes the word of the
+    first word character after the last aligned one before it, and a bare `▁` the word of the piece after it. So
+    every sentence is scored, whether or not its pieces rebuild its words (review L6: the old exact rebuild dropped
+    53 of the Hansards' 447 sentences).
     """
-    special = set(special_tokens)
-    ids, rebuilt = [], []
-    for token in tokens:
+    special = set(special_tokens) - {unknown}
+    word_chars, word_of = [], []
+    for k, word in enumerate(words):
+        chars = "".join(normalize(word).split())
+        word_chars.append(chars)
+        word_of += [k] * len(chars)
+    text = "".join(word_chars)
+    piece_chars, owner = [], []
+    for i, token in enumerate(tokens):
         if token in special:
-            ids.append(-1)
             continue
-        if token.startswith(WORD_START) or not rebuilt:
-            rebuilt.append("")
-        rebuilt[-1] += token.removeprefix(WORD_START)
-        ids.append(len(rebuilt) - 1)
-    if rebuilt != [normalize(word) for word in words]:
-        return None
+        surface = "\ufffd" if token.removeprefix(WORD_START) == unknown else "".join(normalize(token).split())
+        surface = surface.replace(WORD_START, "")
+        piece_chars.append(surface)
+        owner += [i] * len(surface)
+    pieces_text = "".join(piece_chars)
+    aligned = {}  # piece character -> word character
+    matcher = difflib.SequenceMatcher(None, pieces_text, text, autojunk=False)
+    for a, b, size in matcher.get_matching_blocks():
+        aligned.update(zip(range(a, a + size), range(b, b + size), strict=True))
+    ids: list[int | None] = [-1 if token in special else None for token in tokens]
+    last_word_char, start = -1, 0  # the last aligned word character so far; the piece's first character
+    for i, token in enumerate(tokens):
+        if token in special:
+            continue
+        end = start
+        while end < len(owner) and owner[end] == i:
+            end += 1
+        hits = [aligned[c] for c in range(start, end) if c in aligned]
+        if hits:
+            ids[i] = word_of[hits[0]]
+            last_word_char = hits[-1]
+        elif end > start and text:
+            ids[i] = word_of[min(last_word_char + 1, len(text) - 1)]
+        start = end
+    # a bare `▁` (no characters) belongs to the word it opens: the next placed piece's, else the previous one's
+    placed = [i for i, v in enumerate(ids) if v is not None and v >= 0]
+    for i, value in enumerate(ids):
+        if value is None:
+            after = [j for j in placed if j > i]
+            before = [j for j in placed if j < i]
+            ids[i] = ids[after[0]] if after else ids[before[-1]] if before else -1
     return ids
 
 
@@ -118,7 +174,12 @@ _NEIGHBOURS = ((-1, 0), (0, -1), (1, 0), (0, 1), (-1, -1), (-1, 1), (1, -1), (1,
 
 
 def grow_diag_final_and(forward: set[tuple[int, int]], reverse: set[tuple[int, int]]) -> set[tuple[int, int]]:
-    """Koehn's grow-diag-final-and of two directional alignments given as (i, j) links in one orientation."""
+    """Koehn's grow-diag-final-and of two directional alignments given as (i, j) links in one orientation.
+
+    Each pass grows from a sorted snapshot of the links, where Moses' `symal`/atools loop row-major over a live
+    alignment: the two differ in rare cases (review L8: 25 of 3,000 random pairs, 29 links) and give the same AER
+    (18.0) on eflomal's Hansards output, so the simpler order is kept.
+    """
     alignment = forward & reverse
     union = forward | reverse
     aligned_i = {i for i, _ in alignment}
@@ -151,52 +212,115 @@ def _read_pharaoh_0(path: str) -> list[set[tuple[int, int]]]:
         return [{tuple(map(int, link.split("-"))) for link in line.split()} for line in handle]
 
 
-def silver_alignments(
-    train_pairs: list[tuple[str, str]], eval_pairs: list[tuple[str, str]], cache_dir: Path, seed: int = 0
-) -> list[str]:
-    """eflomal alignments of `eval_pairs` (source, target), trained jointly with `train_pairs`; target first, 1-based.
+def _with_elapsed_bar(desc: str, work: Callable[[], object]) -> object:
+    """`work()` in a thread while a progress bar counts the seconds: eflomal is one call that reports nothing while
+    quiet (its binary's own messages would flood the logs), and on a large corpus it runs for minutes."""
+    import threading
 
-    Words are lower-cased whitespace tokens. Forward and reverse models are symmetrised with grow-diag-final-and.
-    eflomal seeds its samplers from /dev/urandom and offers no seed: `seed` only names the run in the cache key, so
-    the cache is what makes a rerun reproducible (and free). Threads follow OMP_NUM_THREADS.
-    """
+    from tqdm.auto import tqdm
+
+    done, out = threading.Event(), {}
+
+    def run() -> None:
+        try:
+            out["value"] = work()
+        except BaseException as error:  # re-raised in the caller's thread
+            out["error"] = error
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    with tqdm(desc=desc, unit="s", leave=False) as bar:
+        while not done.wait(1.0):
+            bar.update(1)
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
+
+
+def eflomal_links(sources: list[list[str]], targets: list[list[str]]) -> list[set[tuple[int, int]]]:
+    """eflomal (forward and reverse, default model 3, 3 samplers) on tokenised pairs, symmetrised with
+    grow-diag-final-and: per pair its 0-based (target token, source token) links."""
     import eflomal
 
-    cache_dir = Path(cache_dir)
-    key = hashlib.sha256(
-        json.dumps({"train": train_pairs, "eval": eval_pairs, "seed": seed, "aligner": "eflomal-gdfa"}).encode()
-    ).hexdigest()[:20]
-    cached = cache_dir / f"silver-{key}.json"
-    if cached.exists():
-        logger.info("silver alignments from the cache %s", cached)
-        return json.loads(cached.read_text(encoding="utf-8"))
-    pairs = list(train_pairs) + list(eval_pairs)
-    sources = [" ".join(source.lower().split()) for source, _ in pairs]
-    targets = [" ".join(target.lower().split()) for _, target in pairs]
     empty = [number for number, (s, t) in enumerate(zip(sources, targets, strict=True)) if not s or not t]
     if empty:
         raise ValueError(f"eflomal cannot align empty sentences: pairs {empty[:5]} (of train + eval) are empty")
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
         forward_path, reverse_path = os.path.join(work, "forward"), os.path.join(work, "reverse")
-        eflomal.Aligner().align(
-            sources, targets, links_filename_fwd=forward_path, links_filename_rev=reverse_path, quiet=True
-        )
+        _with_elapsed_bar(f"eflomal on {len(sources)} pairs", lambda: eflomal.Aligner().align(
+            [" ".join(s) for s in sources], [" ".join(t) for t in targets], links_filename_fwd=forward_path,
+            links_filename_rev=reverse_path, quiet=True,
+        ))
         forward, reverse = _read_pharaoh_0(forward_path), _read_pharaoh_0(reverse_path)
-    logger.info(
-        "eflomal aligned %d pairs (%d train + %d eval) in %.1f s",
-        len(pairs),
-        len(train_pairs),
-        len(eval_pairs),
-        time.perf_counter() - start,
-    )
-    offset = len(train_pairs)
-    links = []
-    for fwd, rev in zip(forward[offset:], reverse[offset:], strict=True):
-        # eflomal writes source-first links in both files; the project indexes the target first
-        links.append(format_links({(j, i) for i, j in grow_diag_final_and(fwd, rev)}))
+    logger.info("eflomal aligned %d pairs in %.1f s", len(sources), time.perf_counter() - start)
+    # eflomal writes source-first links in both files; the project indexes the target first
+    return [{(j, i) for i, j in grow_diag_final_and(fwd, rev)} for fwd, rev in zip(forward, reverse, strict=True)]
+
+
+def silver_alignments(
+    train_pairs: list[tuple[str, str]], eval_pairs: list[tuple[str, str]], cache_dir: Path, seed: int = 0
+) -> list[str]:
+    """eflomal alignments of `eval_pairs` (source, target), trained jointly with `train_pairs`; target first, 1-based.
+
+    Words are the lower-cased `silver_tokens` (punctuation split off; the links index those tokens, and maps must be
+    read with the same words: `piece_word_ids(..., silver_tokens(text), ...)`). Forward and reverse models are
+    symmetrised with grow-diag-final-and.
+    eflomal seeds its samplers from /dev/urandom and offers no seed: `seed` only names the run in the cache key, so
+    the cache is what makes a rerun reproducible (and free). Threads follow OMP_NUM_THREADS.
+    """
+    cache_dir = Path(cache_dir)
+    key = hashlib.sha256(
+        json.dumps({"train": train_pairs, "eval": eval_pairs, "seed": seed, "aligner": "eflomal-gdfa",
+                    "tokenisation": SILVER_TOKENISATION}).encode()
+    ).hexdigest()[:20]
+    cached = cache_dir / f"silver-{key}.json"
+    if cached.exists():
+        logger.info("silver alignments from the cache %s", cached)
+        return json.loads(cached.read_text(encoding="utf-8"))
+    pairs = list(train_pairs) + list(eval_pairs)
+    # tokenised first, then lower-cased token by token: the same tokens, one for one, as the maps' silver words
+    sources = [[token.lower() for token in silver_tokens(source)] for source, _ in pairs]
+    targets = [[token.lower() for token in silver_tokens(target)] for _, target in pairs]
+    aligned = eflomal_links(sources, targets)
+    logger.info("silver: %d train + %d eval pairs aligned", len(train_pairs), len(eval_pairs))
+    links = [format_links(sentence) for sentence in aligned[len(train_pairs):]]
     cache_dir.mkdir(parents=True, exist_ok=True)
     partial = cached.with_suffix(".tmp")
     partial.write_text(json.dumps(links), encoding="utf-8")
     partial.replace(cached)
     return links
+
+
+def cross_attention_per_layer(teacher, rows: list[dict], batch_size: int = 16) -> list[list[list[list[float]]]]:
+    """Per decoder layer, per row, the cross-attention map [T][S] of the teacher-forced pass, averaged over heads
+    (rows: `source_ids`, `target_ids`; row t is the step whose output is labels[t], as in every stored map). The
+    `attention` method averages these over layers too; published attention AERs read one layer (review M2)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from agkd.datasets_scripts.attribution.teacher import make_batch
+
+    layers: list[list] = []
+    for start in tqdm(range(0, len(rows), batch_size), desc="cross-attention per layer", leave=False):
+        chunk = rows[start : start + batch_size]
+        batch = make_batch(teacher.model, [r["source_ids"] for r in chunk], [r["target_ids"] for r in chunk])
+        with torch.no_grad():
+            out = teacher.model.base_model(
+                input_ids=batch.src,
+                attention_mask=batch.src_mask,
+                decoder_input_ids=batch.dec_in,
+                decoder_attention_mask=batch.dec_mask,
+                output_attentions=True,
+            )
+        if not out.cross_attentions or out.cross_attentions[0] is None:
+            raise RuntimeError("cross-attention per layer: load the teacher with attn_implementation='eager'")
+        layers = layers or [[] for _ in out.cross_attentions]
+        for k, attention in enumerate(out.cross_attentions):
+            heads = attention.float().mean(1).cpu().numpy()  # [B, T, S]
+            layers[k] += [heads[i, :t, :s].tolist() for i, (s, t) in enumerate(zip(batch.src_lens, batch.tgt_lens,
+                                                                                     strict=True))]
+    return layers

@@ -15,7 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from agkd.training.triangulation.agreement import AGREEMENT_LEVEL, Agreement, Criterion, agreements
-from agkd.training.triangulation.triangulate import PRIMARY_READING, SHIFT_NAMES, TRIANGULATION_DIR
+from agkd.training.triangulation.triangulate import (
+    LITERATURE_READING,
+    PRIMARY_READING,
+    SHIFT_NAMES,
+    TRIANGULATION_DIR,
+)
 
 UTILITY = "utility"
 TRIANGULATION_HEADING = "Beside the verdict"  # the report's section title (the Space quotes the sections under it)
@@ -30,6 +35,29 @@ CRITERIA_LABELS = {
     "aopc_deletion": "AOPC deletion",
     "aopc_insertion": "AOPC insertion",
 }
+
+
+# Under every AER table (review M2): what a row of each kind of map may see at the step it is read at.
+STEP_ACCESS_NOTE = (
+    "Gradient-method rows (saliency, input x gradient, integrated gradients, DeepLIFT, GradientSHAP, layer gradient x "
+    "activation) explain p(y_t) and so see the reference token y_t; attention and value-zeroing rows are computed from "
+    "the prefix y_<t only: at the output step the former are told the word they are scored on, the latter must "
+    "predict it."
+)
+
+
+def reading_text(reading: dict) -> str:
+    """An AER reading in words (the table's caption)."""
+    step = f"at the step whose {SHIFT_NAMES[reading['shift']]} is the target word"
+    if {k: reading[k] for k in LITERATURE_READING} == LITERATURE_READING:
+        return ("per target piece its argmax source piece, two words linked when any of their pieces are (the "
+                "literature's piece-argmax-union convention: Chen et al. 2020, Zenkel et al. 2020, SimAlign), " + step)
+    how = {"sum": "summed", "max": "merged by max", "union": "linked piece by piece, then united,"}[reading["merge"]]
+    unit = "piece" if reading["merge"] == "union" else "word"
+    links = {"argmax": f"the argmax source {unit} per target {unit}",
+             "threshold": f"every source {unit} above an equal share",
+             "argmax_null": f"the argmax source {unit} per target {unit} unless `</s>` wins (no link)"}
+    return f"pieces {how} to words, {links[reading['extraction']]}, {step}"
 
 
 def load(results_dir: Path) -> dict[str, tuple[dict, dict[str, np.ndarray]]]:
@@ -136,16 +164,18 @@ def triangulation_section(summary: dict, arrays: dict[str, np.ndarray], methods:
         f"## {TRIANGULATION_HEADING}: plausibility, faithfulness, sanity ({title})",
         "",
         f"On the `{summary['split']}` pairs the verdict is measured on (`agkd triangulate`). AER (lower is better) of "
-        f"links read from each map: pieces merged by {reading['merge']}, the {reading['extraction']} source word per "
-        f"target word, at the step whose {SHIFT_NAMES[reading['shift']]} is the target word (every other reading is in "
+        f"links read from each map: {reading_text(reading)} (every other reading is in "
         f"`results/{TRIANGULATION_DIR}/`); silver links from eflomal trained on "
-        f"{summary.get('silver', {}).get('train_pairs', '-')} train pairs. AOPC (higher is more faithful): the "
+        f"{summary.get('silver', {}).get('train_pairs', '-')} train pairs, on words with punctuation split off. AOPC "
+        "(higher is more faithful): the "
         "teacher's mean drop in log p(y_t) when the top-attributed source tokens are removed (deletion), or how "
         "close it stays with only them kept (insertion), minus the same for a random order of the row. Utility is "
         "the verdict's own estimate (primary design, with its interval and Holm mark): where the verdict above says "
         "the finding cannot be checked, the utility ranks below carry that caveat too.",
         "",
         *figures_table(summary, utility_cells),
+        "",
+        STEP_ACCESS_NOTE,
         "",
     ]
     in_table = [m for m in methods if m in summary["table"]]

@@ -1,5 +1,5 @@
-"""The `simulation` evaluate module's widget: `{org}/simulation` from the Hub when an org is known (`ORG`, else the
-environment's `AGKD_HUB_ORG`), else the module in this folder (offline)."""
+"""The `simulation` evaluate module's widget: `{org}/simulation` from the Hub when an org is known
+(`ORG`, else the environment's `AGKD_HUB_ORG`), else the module in this folder (offline)."""
 
 import os
 from pathlib import Path
