@@ -363,8 +363,10 @@ def plan(args: PipelineArguments) -> list[Job]:
         argv += ["--ig_steps", str(preset.extract.ig_steps)] if preset.extract.ig_steps else []
         argv += ["--gold_alignments", args.gold_alignments] if args.gold_alignments else []
         names = [*args.methods, *CONTROLS, *map(shuffled_control, args.methods)]
+        # the `.teacher` maps too: AOPC is also measured on the teacher's own translations where they exist
+        teacher_maps = (maps(family, pair, m, "teacher") for m in teacher_kind_methods)
         jobs.append(Job("triangulate", f"{family}.{pair}", "agkd.training.triangulation.triangulate", argv,
-                        needs=("corpus", *(maps(family, pair, n) for n in names)),
+                        needs=("corpus", *(maps(family, pair, n) for n in names), *teacher_maps),
                         makes=(f"triangulated:{family}.{pair}",), shared=True))
         triangulated.append(f"triangulated:{family}.{pair}")
     jobs.append(Job("report", "report.md", "agkd.training.verdict.report", [
