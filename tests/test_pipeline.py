@@ -269,3 +269,13 @@ def test_executor_ray_without_ray_says_how_to_install_it(monkeypatch, caplog):
     with caplog.at_level("ERROR"):
         assert pipeline.main(["--preset", "smoke", "--executor", "slurm"]) == 2
     assert "unknown --executor" in caplog.text
+
+
+def test_the_teachers_own_translations_are_mapped_for_the_triangulation():
+    """The demo evaluates the `gold` protocol only, yet its triangulation measures AOPC on the `.teacher` maps of
+    every method too (review M3): they are extracted, and the triangulate job waits for them."""
+    jobs = plan_for("--preset", "demo", "--runs_dir", "/tmp/x")
+    triangulate = next(j for j in jobs if j.stage == "triangulate")
+    teacher_maps = next(j for j in jobs if j.stage == "extract" and j.label.endswith("teacher (test)"))
+    assert "maps:marian.de-en.attention.teacher" in teacher_maps.makes
+    assert set(teacher_maps.makes) <= set(triangulate.needs)

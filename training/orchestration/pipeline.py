@@ -221,8 +221,10 @@ def plan(args: PipelineArguments) -> list[Job]:
                     )
                 )
     # The teacher's translations of the test split are the simulatability metrics' targets (in every control
-    # config); the methods' maps of them are extracted only where the `teacher` protocol is evaluated.
-    teacher_kind_methods = [*args.methods, *CONTROLS] if "teacher" in preset.protocols else [*CONTROLS]
+    # config); the methods' maps of them are what the `teacher` protocol evaluates and what `agkd triangulate`
+    # measures AOPC on beside the reference maps (y_t = the teacher's own prediction; review M3), so every preset
+    # extracts them (the test split only).
+    teacher_kind_methods = [*args.methods, *CONTROLS]
     for (family, pair), teacher in teachers.items():
         base = ["--teacher", teacher, "--corpus", corpus, "--output_dir", attributions]
         base += ["--pair", pair, "--teacher_name", family, "--engine", preset.extract.engine]
