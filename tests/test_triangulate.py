@@ -15,7 +15,10 @@ pytest_plugins = ["tests.tiny_teachers", "tests.tiny_release"]  # tiny_marian_di
 
 
 def test_faithfulness_and_sanity_parts_on_both_target_kinds(tiny_marian_dir, tiny_attributions_dir, tmp_path):
-    argv = ["--teacher", str(tiny_marian_dir), "--pair", "de-en", "--attributions", str(tiny_attributions_dir),
+    import shutil
+
+    attributions = shutil.copytree(tiny_attributions_dir, tmp_path / "attributions")  # its card gets the figures
+    argv = ["--teacher", str(tiny_marian_dir), "--pair", "de-en", "--attributions", str(attributions),
             "--results_dir", str(tmp_path), "--parts", "faithfulness", "sanity", "--methods", "attention",
             "--faithfulness_pairs", "5", "--sanity_pairs", "3", "--sanity_stages", "decoder+encoder", "full"]
     assert triangulate.main(argv) == 0
@@ -41,6 +44,9 @@ def test_faithfulness_and_sanity_parts_on_both_target_kinds(tiny_marian_dir, tin
 
     table = "\n".join(figures_table(summary, {}))
     assert "teacher's output, masked" in table and "randomisation Spearman (decoder+encoder)" in table
+    card = (attributions / "README.md").read_text()
+    assert "AOPC del. / ins., teacher's output" in card
+    assert f"| `marian.de-en.attention` | - | - | {row['aopc_deletion']:.3f} |" in card
 
 
 def _attributions(root, fingerprint: str):
