@@ -80,3 +80,17 @@ def test_a_part_is_reused_only_while_its_inputs_and_constants_are_the_same(tmp_p
     work(maps, teacher).put("sanity", {"value": 2})
     monkeypatch.setattr(faithfulness, "REMOVALS", ("unk",))
     assert work(maps, teacher).get("sanity")["value"] == 2  # ... leaves the other parts' results valid
+
+
+def test_the_table_reads_results_written_under_the_earlier_rules():
+    """A results file of 2026-12-02 (sanity decided at `full`, `sanity_fails`) still renders: its verdict cells are
+    empty and a note says to re-run, rather than a crash or an old figure under a new column."""
+    from agkd.training.triangulation.table import figures_table
+
+    summary = {"table": {"saliency": {"silver_aer": 0.4, "aopc_deletion": 1.5, "aopc_insertion": 1.4,
+                                      "sanity_spearman": 0.09, "sanity_fails": False}},
+               "faithfulness": {"configs": {}, "pairs": 50},
+               "sanity": {"stages": ["decoder", "full"], "threshold": 0.5, "pairs": 10, "methods": {}, "fails": {}}}
+    table = "\n".join(figures_table(summary, {}))
+    assert "| `saliency` | - | 0.400 | 1.500 | 1.400 | - | - | - | - |" in table
+    assert "the first 50 evaluation pairs, measured under the earlier rules" in table and "earlier rule (" in table

@@ -108,7 +108,10 @@ def figures_table(summary: dict, utility_cells: dict[str, str]) -> list[str]:
         verdict = row.get("sanity_verdict")
         cells.append("-" if verdict is None else ("**fails**" if verdict == "fails" else verdict))
         lines.append("| " + " | ".join(cells) + " |")
-    if faithfulness:
+    if faithfulness and "readings" not in faithfulness:  # a results file written before 2026-12-05
+        lines += ["", f"AOPC: the first {faithfulness['pairs']} evaluation pairs, measured under the earlier rules "
+                  "(reference targets and `<unk>` only, ties by source position); re-run `agkd triangulate`."]
+    elif faithfulness:
         teacher_pairs = faithfulness.get("teacher_pairs")
         lines += ["", f"AOPC: {faithfulness['pairs']} evaluation pairs (a seeded random sample, the same for every "
                   "config); the first two columns force the reference translation and replace removed source tokens "
@@ -118,7 +121,10 @@ def figures_table(summary: dict, utility_cells: dict[str, str]) -> list[str]:
                   + (f" ({teacher_pairs} of the same pairs)" if teacher_pairs else "")
                   + ". Special tokens (`</s>`, language codes) are never removed, their label rows are not scored, "
                   "and ties in a map are broken by the row's random order (a constant map scores 0)."]
-    if sanity:
+    if sanity and "verdicts" not in sanity:  # a results file written before the three-way verdict (2026-12-05)
+        lines += ["", "Sanity: these results were measured under the earlier rule (decided at `full`, constant rows "
+                  "scored 0); re-run `agkd triangulate` for the verdict at `decoder+encoder`."]
+    elif sanity:
         lines += ["", f"Sanity: maps of {sanity['pairs']} evaluation pairs (a seeded random sample) from the teacher "
                   f"with its weights randomised (stages {', '.join(f'`{s}`' for s in sanity['stages'])}). The "
                   f"verdict is taken at `{decision}`, where every layer is random and the input embeddings are the "
