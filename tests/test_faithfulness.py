@@ -216,3 +216,37 @@ def test_aopc_signs_higher_is_more_faithful():
                          insertion=[[[-1.5], [nan]]], random_deletion=[[[-2.0], [nan]]],
                          random_insertion=[[[-3.0], [nan]]], scored=[[True, False]])
     assert masked["deletion"] == 2.0 and masked["insertion"] == 1.5 and masked["source_effect"] == 4.0
+
+
+def test_aopc_runs_on_the_teachers_own_translations_beside_the_reference(teacher, rows):
+    """Review M3: the faithfulness part also scores the `.teacher` configs (forced on the teacher's own greedy
+    translation, y_t its own prediction), beside the reference ones; where y differs, so do the figures."""
+    from agkd.datasets_scripts.attribution.engines import attribute
+    from agkd.training.triangulation.triangulate import TriangulateArguments, faithfulness_part, table_figures
+
+    # the tiny teacher translates its toy test pairs exactly: every other pair gets another pair's reference, so
+    # there the reference differs from what the teacher predicts (as for a real teacher of BLEU 10)
+    swapped = []
+    for k, row in enumerate(rows[:8]):
+        target = rows[k + 1]["target"] if k % 2 == 0 else row["target"]
+        source_ids, target_ids = teacher.encode(row["source"], target)
+        swapped.append({**row, "target": target, "source_ids": source_ids, "target_ids": target_ids})
+    rows = swapped
+    own = []
+    for row, target in zip(rows, teacher.translate([r["source"] for r in rows], 48, 1), strict=True):
+        source_ids, target_ids = teacher.encode(row["source"], target)
+        own.append({**row, "target": target, "target_kind": "teacher", "source_ids": source_ids,
+                    "target_ids": target_ids})
+    differs = [r["target_ids"] != o["target_ids"] for r, o in zip(rows, own, strict=True)]
+    assert any(differs) and not all(differs)
+    args = TriangulateArguments(teacher="tiny", pair="de-en", results_dir="unused", faithfulness_removals=["unk"])
+    part = faithfulness_part(args, teacher, {"attention": attribute("fast", teacher, "attention", rows)},
+                             {"attention": attribute("fast", teacher, "attention", own)})
+    assert part["target_kinds"] == ["reference", "teacher"] and part["positions"]["teacher"] == list(range(8))
+    reference = part["readings"]["reference"]["unk"]["attention"]["deletion_per_sentence"]
+    teachers = part["readings"]["teacher"]["unk"]["attention"]["deletion_per_sentence"]
+    for k, differ in enumerate(differs):
+        assert (abs(reference[k] - teachers[k]) > 1e-6) == differ, k
+    row = table_figures({"names": ["attention"], "faithfulness": part})["attention"]
+    assert row["aopc_deletion"] == part["configs"]["attention"]["deletion"]
+    assert row["aopc_deletion_teacher"] == part["readings"]["teacher"]["unk"]["attention"]["deletion"]

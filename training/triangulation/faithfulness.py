@@ -43,6 +43,11 @@ REMOVALS = ("unk", "mask")
 PRIMARY_REMOVAL = "unk"
 REPLACEMENT = "unk_token"  # the tokenizer attribute whose id a piece becomes under the `unk` removal
 
+# The measurement's version, in the triangulation cache's key (`triangulate.part_constants`): raised whenever what a
+# curve measures changes in code rather than in a constant above. 2 (2026-12-05): special tokens never removed nor
+# scored, ties by the row's random order, log p from log_softmax, the mask removal.
+VERSION = 2
+
 # Source/target pairs per forward pass: perturbed sources of one sentence share its length, so batches barely pad.
 BATCH_SIZE = 64
 
@@ -234,6 +239,7 @@ __all__ = [
     "PRIMARY_REMOVAL",
     "REMOVALS",
     "REPLACEMENT",
+    "VERSION",
     "aopc",
     "deletion_insertion_curves",
     "evaluation_subset",
