@@ -27,7 +27,6 @@ logger = logging.getLogger(__name__)
 
 def main(argv: list[str] | None = None) -> None:
     import datasets
-    import numpy as np
     import torch
 
     from agkd.datasets_scripts.attribution.methods import METHODS
@@ -64,8 +63,9 @@ def main(argv: list[str] | None = None) -> None:
             result = {k: v for k, v in scores.items() if not k.endswith("_per_sentence")}
         else:
             sim = sanity.randomisation_similarity(teacher, method, rows, ig_steps=args.ig_steps)
-            result = {stage: float(np.nanmean(values)) for stage, values in sim.items()}
-            result["fails"] = sanity.fails_sanity(sim)
+            result = {stage: sim.mean(stage) for stage in sim.similarity}
+            result["degenerate_share"] = {stage: sim.degenerate_share(stage) for stage in sim.similarity}
+            result["verdict"] = sanity.sanity_verdict(sim)
         result["seconds"] = round(time.perf_counter() - start, 1)
         figures[method] = result
         logger.info("%s %s: %s", args.yardstick, method, result)

@@ -185,23 +185,29 @@ def _yardsticks_section(root: Path) -> list[str]:
         "Measured by `agkd triangulate` on each config's evaluation pairs (the report explains every column and sets",
         "them beside what each method's maps teach a student): AER of the links read from the maps against silver",
         "(eflomal) and human gold alignments (lower is better), deletion and insertion AOPC on the teacher (higher is",
-        "more faithful, 0 = a random order), and the Spearman between the maps of the trained and of a fully",
-        "randomised teacher (a method whose maps barely change fails the sanity check).",
+        "more faithful, 0 = a random order) forced on the reference and on the teacher's own translation, with removed",
+        "tokens replaced by `<unk>` or masked out of attention, and the Spearman between the maps of the trained and",
+        "of a randomised teacher whose layers are random and input embeddings kept (a method whose maps barely change",
+        "fails the sanity check; undetermined where most rows are constant).",
         "",
-        "| config | silver AER | gold AER | AOPC deletion | AOPC insertion | randomisation Spearman | sanity |",
-        "|---|---|---|---|---|---|---|",
+        "| config | silver AER | gold AER | AOPC deletion | AOPC insertion | AOPC del. / ins., teacher's output | "
+        "AOPC del. / ins., masked | randomisation Spearman (decoder+encoder) | sanity |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
 
     def cell(value) -> str:
         return "-" if value is None else f"{value:.3f}"
 
+    def pair(row: dict, suffix: str) -> str:
+        values = [row.get(f"aopc_{curve}{suffix}") for curve in ("deletion", "insertion")]
+        return "-" if all(v is None for v in values) else " / ".join(map(cell, values))
+
     for path in files:
         for name, row in json.loads(path.read_text()).items():
-            sanity = "-" if "sanity_fails" not in row else ("fails" if row["sanity_fails"] else "passes")
-            values = [
-                row.get(k) for k in ("silver_aer", "gold_aer", "aopc_deletion", "aopc_insertion", "sanity_spearman")
-            ]
-            lines.append(f"| `{path.stem}.{name}` | " + " | ".join(map(cell, values)) + f" | {sanity} |")
+            values = [row.get(k) for k in ("silver_aer", "gold_aer", "aopc_deletion", "aopc_insertion")]
+            cells = [*map(cell, values), pair(row, "_teacher"), pair(row, "_mask"),
+                     cell(row.get("sanity_spearman_decision")), row.get("sanity_verdict") or "-"]
+            lines.append(f"| `{path.stem}.{name}` | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 

@@ -50,6 +50,7 @@ def test_smoke_plan_covers_every_stage_in_order():
     assert (
         triangulate.makes == ("triangulated:marian.de-en",)
         and "maps:marian.de-en.saliency-shuffled" in triangulate.needs
+        and "maps:marian.de-en.uniform.teacher" in triangulate.needs  # AOPC on the teacher's own translations
     )
     assert triangulate.argv[triangulate.argv.index("--sanity_stages") + 1:][:1] == ["full"]
     assert "triangulated:marian.de-en" in next(j for j in jobs if j.stage == "report").needs
@@ -268,3 +269,13 @@ def test_executor_ray_without_ray_says_how_to_install_it(monkeypatch, caplog):
     with caplog.at_level("ERROR"):
         assert pipeline.main(["--preset", "smoke", "--executor", "slurm"]) == 2
     assert "unknown --executor" in caplog.text
+
+
+def test_the_teachers_own_translations_are_mapped_for_the_triangulation():
+    """The demo evaluates the `gold` protocol only, yet its triangulation measures AOPC on the `.teacher` maps of
+    every method too (review M3): they are extracted, and the triangulate job waits for them."""
+    jobs = plan_for("--preset", "demo", "--runs_dir", "/tmp/x")
+    triangulate = next(j for j in jobs if j.stage == "triangulate")
+    teacher_maps = next(j for j in jobs if j.stage == "extract" and j.label.endswith("teacher (test)"))
+    assert "maps:marian.de-en.attention.teacher" in teacher_maps.makes
+    assert set(teacher_maps.makes) <= set(triangulate.needs)

@@ -300,11 +300,14 @@ def write_synthetic_triangulation(results_dir, silver_aer: dict[str, float], sen
         "teacher": "t", "teacher_name": "marian", "pair": "de-en", "split": "test", "primary_reading": PRIMARY_READING,
         "names": methods, "methods": methods,
         "silver": {"readings": readings, "sentence_counts": counts, "train_pairs": 5000, "sentences": sentences},
-        "faithfulness": {"configs": aopc, "pairs": sentences},
-        "sanity": {"stages": ["decoder", "full"], "threshold": 0.5, "pairs": 10,
-                   "methods": {m: {"decoder": [0.5] * 10, "full": [0.9 if m in fails else a] * 10}
+        "faithfulness": {"configs": aopc, "readings": {"reference": {"unk": aopc}}, "pairs": sentences,
+                         "positions": {"reference": list(range(sentences))}},
+        "sanity": {"stages": ["decoder+encoder", "full"], "decision_stage": "decoder+encoder", "threshold": 0.5,
+                   "max_degenerate_share": 0.5, "pairs": 10, "positions": list(range(0, sentences, sentences // 10)),
+                   "methods": {m: {"decoder+encoder": [0.9 if m in fails else a] * 10, "full": [0.1] * 10}
                                for m, a in silver_aer.items()},
-                   "fails": {m: m in fails for m in methods}},
+                   "degenerate_share": {m: {"decoder+encoder": 0.0, "full": 0.0} for m in methods},
+                   "verdicts": {m: "fails" if m in fails else "passes" for m in methods}},
     }
     args = TriangulateArguments(teacher="t", pair="de-en", results_dir=str(results_dir))
     write_outputs(args, results_dir / "triangulation", "marian.de-en", [f"id{i}" for i in range(sentences)], summary)

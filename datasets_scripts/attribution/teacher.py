@@ -76,20 +76,32 @@ def seed_everything(seed: int) -> None:
 LOGITS_PER_CHUNK = 1 << 20  # logits held at once by `label_probs`: 4 MB of float32 whatever the vocabulary
 
 
-def label_probs(model, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """p(labels[t]) from decoder states h [N, T, d] (the LM head and Marian/mBART's final_logits_bias), projected onto
-    the vocabulary a few positions at a time (at most `LOGITS_PER_CHUNK` logits), not [N, T, vocab] at once."""
+def _label_scores(model, h: torch.Tensor, labels: torch.Tensor, normalise) -> torch.Tensor:
+    """normalise(logits)[labels[t]] from decoder states h [N, T, d] (the LM head and Marian/mBART's
+    final_logits_bias), projected onto the vocabulary a few positions at a time (at most `LOGITS_PER_CHUNK` logits),
+    not [N, T, vocab] at once."""
     head = model.get_output_embeddings()
     bias = getattr(model, "final_logits_bias", None)
     flat_h, flat_labels = h.reshape(-1, h.shape[-1]), labels.reshape(-1)
     rows = max(1, LOGITS_PER_CHUNK // head.weight.shape[0])
-    probs = []
+    scores = []
     for start in range(0, flat_h.shape[0], rows):
         logits = head(flat_h[start : start + rows])
         if bias is not None:
             logits = logits + bias.to(logits.dtype)
-        probs.append(logits.float().softmax(-1).gather(-1, flat_labels[start : start + rows, None])[:, 0])
-    return torch.cat(probs).reshape(labels.shape)
+        scores.append(normalise(logits.float()).gather(-1, flat_labels[start : start + rows, None])[:, 0])
+    return torch.cat(scores).reshape(labels.shape)
+
+
+def label_probs(model, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """p(labels[t]) from decoder states h [N, T, d] (`_label_scores` with a float32 softmax)."""
+    return _label_scores(model, h, labels, lambda logits: logits.softmax(-1))
+
+
+def label_log_probs(model, h: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """log p(labels[t]) from decoder states h [N, T, d] by log_softmax: finite however small p is, where the log of a
+    float32 softmax stops at log(float32 tiny) = -87.3 (the AOPC curves read large drops)."""
+    return _label_scores(model, h, labels, lambda logits: logits.log_softmax(-1))
 
 
 def forced_states(model, batch: PairBatch) -> torch.Tensor:
@@ -172,4 +184,13 @@ class Teacher:
         return [probs[i, : len(t)] for i, t in enumerate(target_ids)]
 
 
-__all__ = ["PairBatch", "Teacher", "forced_states", "label_probs", "make_batch", "prob_deviation", "seed_everything"]
+__all__ = [
+    "PairBatch",
+    "Teacher",
+    "forced_states",
+    "label_log_probs",
+    "label_probs",
+    "make_batch",
+    "prob_deviation",
+    "seed_everything",
+]

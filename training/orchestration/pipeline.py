@@ -222,8 +222,10 @@ def plan(args: PipelineArguments) -> list[Job]:
                     )
                 )
     # The teacher's translations of the test split are the simulatability metrics' targets (in every control
-    # config); the methods' maps of them are extracted only where the `teacher` protocol is evaluated.
-    teacher_kind_methods = [*args.methods, *CONTROLS] if "teacher" in preset.protocols else [*CONTROLS]
+    # config); the methods' maps of them are what the `teacher` protocol evaluates and what `agkd triangulate`
+    # measures AOPC on beside the reference maps (y_t = the teacher's own prediction; review M3), so every preset
+    # extracts them (the test split only).
+    teacher_kind_methods = [*args.methods, *CONTROLS]
     for (family, pair), teacher in teachers.items():
         base = ["--teacher", teacher, "--corpus", corpus, "--output_dir", attributions]
         base += ["--pair", pair, "--teacher_name", family, "--engine", preset.extract.engine]
@@ -365,8 +367,10 @@ def plan(args: PipelineArguments) -> list[Job]:
         argv += ["--ig_steps", str(preset.extract.ig_steps)] if preset.extract.ig_steps else []
         argv += ["--gold_alignments", args.gold_alignments] if args.gold_alignments else []
         names = [*args.methods, *CONTROLS, *map(shuffled_control, args.methods)]
+        # the `.teacher` maps too: AOPC is also measured on the teacher's own translations where they exist
+        teacher_maps = (maps(family, pair, m, "teacher") for m in teacher_kind_methods)
         jobs.append(Job("triangulate", f"{family}.{pair}", "agkd.training.triangulation.triangulate", argv,
-                        needs=("corpus", *(maps(family, pair, n) for n in names)),
+                        needs=("corpus", *(maps(family, pair, n) for n in names), *teacher_maps),
                         makes=(f"triangulated:{family}.{pair}",), shared=True))
         triangulated.append(f"triangulated:{family}.{pair}")
     jobs.append(Job("report", "report.md", "agkd.training.verdict.report", [

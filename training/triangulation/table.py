@@ -15,11 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from agkd.training.triangulation.agreement import AGREEMENT_LEVEL, Agreement, Criterion, agreements
+from agkd.training.triangulation.faithfulness import PRIMARY_REMOVAL, REMOVALS
 from agkd.training.triangulation.triangulate import (
     LITERATURE_READING,
     PRIMARY_READING,
     SHIFT_NAMES,
     TRIANGULATION_DIR,
+    aopc_key,
 )
 
 UTILITY = "utility"
@@ -91,30 +93,77 @@ def criteria(
     return out
 
 
+# The AOPC readings beside the primary one (reference targets, `PRIMARY_REMOVAL`), as the table names them: the
+# teacher's own greedy output as targets (review M3), the mask removal (review M4).
+TARGET_LABELS = {"reference": "reference", "teacher": "teacher's output"}
+REMOVAL_LABELS = {"unk": "`<unk>`", "mask": "masked"}
+OTHER_AOPC_READINGS = [(kind, removal) for kind in TARGET_LABELS for removal in REMOVALS
+                       if (kind, removal) != ("reference", PRIMARY_REMOVAL)]
+
+
 def _cell(value, digits: int = 3) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _pair_cell(row: dict, kind: str, removal: str) -> str:
+    """`deletion / insertion` of one AOPC reading."""
+    values = [row.get(aopc_key(curve, kind, removal)) for curve in ("deletion", "insertion")]
+    return "-" if all(v is None for v in values) else " / ".join(_cell(v) for v in values)
 
 
 def figures_table(summary: dict, utility_cells: dict[str, str]) -> list[str]:
     table = summary["table"]
     gold = "gold" in summary
     sanity = summary.get("sanity", {})
+    faithfulness = summary.get("faithfulness", {})
+    others = [(kind, removal) for kind, removal in OTHER_AOPC_READINGS
+              if any(aopc_key("deletion", kind, removal) in row for row in table.values())]
+    decision = sanity.get("decision_stage", "-")
     head = ["method", "utility (gain over its shuffled twin, nats/token)", "silver AER"]
     head += [f"gold AER ({summary['gold']['name']})"] if gold else []
-    head += ["AOPC deletion", "AOPC insertion", "randomisation Spearman (full)", "sanity"]
+    head += ["AOPC deletion", "AOPC insertion"]
+    head += [f"AOPC deletion / insertion ({TARGET_LABELS[k]}, {REMOVAL_LABELS[r]})" for k, r in others]
+    head += [f"randomisation Spearman ({decision})", "randomisation Spearman (full)",
+             f"constant rows ({decision})", "sanity"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, row in table.items():
         cells = [f"`{name}`", utility_cells.get(name, "-"), _cell(row.get("silver_aer"))]
         cells += [_cell(row.get("gold_aer"))] if gold else []
-        cells += [_cell(row.get("aopc_deletion")), _cell(row.get("aopc_insertion")), _cell(row.get("sanity_spearman"))]
-        cells.append("-" if "sanity_fails" not in row else ("**fails**" if row["sanity_fails"] else "passes"))
+        cells += [_cell(row.get("aopc_deletion")), _cell(row.get("aopc_insertion"))]
+        cells += [_pair_cell(row, kind, removal) for kind, removal in others]
+        cells += [_cell(row.get("sanity_spearman_decision")), _cell(row.get("sanity_spearman_full"))]
+        share = row.get("sanity_degenerate_share")
+        cells.append("-" if share is None else f"{share:.0%}")
+        verdict = row.get("sanity_verdict")
+        cells.append("-" if verdict is None else ("**fails**" if verdict == "fails" else verdict))
         lines.append("| " + " | ".join(cells) + " |")
-    if sanity:
-        lines += ["", f"Sanity: maps of the first {sanity['pairs']} pairs from the teacher with its weights randomised "
-                  f"(stages {', '.join(f'`{s}`' for s in sanity['stages'])}); a method fails when its maps keep a "
-                  f"mean Spearman of at least {sanity['threshold']} with the trained teacher's after full "
-                  "randomisation: they do not depend on what the teacher learnt. A pass/fail rule, not a ranking: it "
-                  "stays out of the rank agreement below."]
+    if faithfulness and "readings" not in faithfulness:  # a results file written before 2026-12-05
+        lines += ["", f"AOPC: the first {faithfulness['pairs']} evaluation pairs, measured under the earlier rules "
+                  "(reference targets and `<unk>` only, ties by source position); re-run `agkd triangulate`."]
+    elif faithfulness:
+        teacher_pairs = faithfulness.get("teacher_pairs")
+        lines += ["", f"AOPC: {faithfulness['pairs']} evaluation pairs (a seeded random sample, the same for every "
+                  "config); the first two columns force the reference translation and replace removed source tokens "
+                  "by `<unk>` (the baseline of integrated gradients, DeepLIFT and GradientSHAP); `masked` removes them "
+                  "from attention instead (ids and positions kept), which is no method's baseline; `teacher's output` "
+                  "forces the teacher's own greedy translation, so y_t is its prediction"
+                  + (f" ({teacher_pairs} of the same pairs)" if teacher_pairs else "")
+                  + ". Special tokens (`</s>`, language codes) are never removed, their label rows are not scored, "
+                  "and ties in a map are broken by the row's random order (a constant map scores 0)."]
+    if sanity and "verdicts" not in sanity:  # a results file written before the three-way verdict (2026-12-05)
+        lines += ["", "Sanity: these results were measured under the earlier rule (decided at `full`, constant rows "
+                  "scored 0); re-run `agkd triangulate` for the verdict at `decoder+encoder`."]
+    elif sanity:
+        lines += ["", f"Sanity: maps of {sanity['pairs']} evaluation pairs (a seeded random sample) from the teacher "
+                  f"with its weights randomised (stages {', '.join(f'`{s}`' for s in sanity['stages'])}). The "
+                  f"verdict is taken at `{decision}`, where every layer is random and the input embeddings are the "
+                  f"trained ones: a method fails when its maps keep a mean row Spearman of at least "
+                  f"{sanity['threshold']} with the trained teacher's (they do not depend on what the teacher's layers "
+                  f"learnt), and is undetermined when that stage was not run, its Spearman is undefined, or more than "
+                  f"{sanity['max_degenerate_share']:.0%} of its rows are constant in either map (no ranking to "
+                  "compare; those rows are left out of the mean and counted). `full` also randomises the input "
+                  "embeddings, which changes even a map of the embeddings alone: reported, not decided on. A "
+                  "pass/fail rule, not a ranking: it stays out of the rank agreement below."]
     return lines
 
 

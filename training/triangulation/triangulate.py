@@ -5,15 +5,19 @@ For one teacher and pair, on the evaluation split of `agkd-attributions` (the se
 - plausibility: AER of every method's and control's maps against silver alignments of those pairs (eflomal trained
   on the corpus' train pairs, `alignment.silver_alignments`), and against human gold where a folder of it covers the
   pair (`--gold_alignments`: the teacher's maps of the gold sentences are computed here, with every method);
-- faithfulness: deletion and insertion AOPC of each method's maps on the teacher (`faithfulness.py`);
-- sanity: how much each method's maps change when the teacher's weights are randomised (`sanity.py`).
+- faithfulness: deletion and insertion AOPC of each method's maps on the teacher (`faithfulness.py`), on the reference
+  configs and on the `.teacher` configs (forced on the teacher's own translations) where they exist, for both
+  removals (`<unk>`, masked out of attention);
+- sanity: how much each method's maps change when the teacher's weights are randomised (`sanity.py`), decided at
+  `sanity.DECISION_STAGE`.
 
 Every AER reading is computed (`READINGS`: pieces merged by sum, max or union of piece links, links by argmax,
 threshold or argmax with NULL, the `output` and the shifted `input` step reading); `PRIMARY_READING`, re-chosen on
 2026-12-05 before the next demo run (the comment above it says why), is the one the table and the rank agreement use.
 Results go to `results/triangulation/<teacher>.<pair>.json` (figures) and `.npz` (per-sentence values, in the
 evaluation set's order, for the report's bootstrap), and into the attributions card (`meta/yardsticks/`).
-Each part is kept as it finishes (`results/triangulation/work/`): a re-run computes only what is missing.
+Each part is kept as it finishes (`results/triangulation/work/`), keyed by what it depends on (the arguments, the
+maps' and the teacher's content, the yardsticks' constants): a re-run computes only what is missing or stale.
 
     agkd triangulate --attributions runs/demo/hub/datasets/agkd-attributions \\
         --corpus runs/demo/hub/datasets/agkd-parallel \\
@@ -91,11 +95,22 @@ class TriangulateArguments:
         default=None, metadata={"help": "train pairs the silver aligner learns from (default: all)"}
     )
     faithfulness_pairs: int | None = field(
-        default=None, metadata={"help": "the first N evaluation pairs of the AOPC curves (default: all)"}
+        default=None, metadata={"help": "AOPC on a seeded random sample of N evaluation pairs (default: all)"}
     )
-    sanity_pairs: int = field(default=20, metadata={"help": "pairs of the randomisation check (it re-extracts maps)"})
+    faithfulness_removals: list[str] | None = field(
+        default=None, metadata={"help": "AOPC removals: unk (the piece becomes <unk>), mask (masked out of attention); "
+                                "default: both"}
+    )
+    faithfulness_target_kinds: list[str] | None = field(
+        default=None, metadata={"help": "AOPC on the maps of these target kinds: reference, teacher (the .teacher "
+                                "configs, where they exist); default: both"}
+    )
+    sanity_pairs: int = field(
+        default=20, metadata={"help": "randomisation check on a seeded random sample of N pairs (it re-extracts maps)"}
+    )
     sanity_stages: list[str] | None = field(
-        default=None, metadata={"help": "randomisation stages, cascading, ending in `full` (default: all of them)"}
+        default=None, metadata={"help": "randomisation stages, in cascade order (default: all of them); the verdict "
+                                "is taken at decoder+encoder, undetermined where it is not run"}
     )
     engine: str = field(default="fast", metadata={"help": "attribution engine of re-extracted maps (fast or inseq)"})
     ig_steps: int | None = field(default=None, metadata={"help": "integrated gradients' steps of re-extracted maps"})
@@ -147,13 +162,19 @@ def words_of(rows: list[dict], special_tokens: set[str], words=None) -> tuple[li
 
 # ================================================================================================ parts
 class Work:
-    """The parts finished so far (`results/triangulation/work/<teacher>.<pair>.<part>.json`): a re-run skips them."""
+    """The parts finished so far (`results/triangulation/work/<teacher>.<pair>.<part>.json`): a re-run skips those
+    whose fingerprint matches: `fingerprint` (what every part depends on) plus `parts[part]` (what that part alone
+    depends on, e.g. its module's constants)."""
 
-    def __init__(self, results_dir: Path, key: str, fingerprint: dict):
+    def __init__(self, results_dir: Path, key: str, fingerprint: dict, parts: dict[str, dict] | None = None):
         self.dir = results_dir / TRIANGULATION_DIR / "work"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.key = key
-        self.fingerprint = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+        self.fingerprint = _digest(fingerprint)
+        self.fingerprints = {part: _digest({**fingerprint, "part": extra}) for part, extra in (parts or {}).items()}
+
+    def fingerprint_of(self, part: str) -> str:
+        return self.fingerprints.get(part, self.fingerprint)
 
     def path(self, part: str) -> Path:
         return self.dir / f"{self.key}.{part}.json"
@@ -163,14 +184,46 @@ class Work:
         if not path.exists():
             return None
         done = json.loads(path.read_text())
-        return done if done.get("fingerprint") == self.fingerprint else None
+        return done if done.get("fingerprint") == self.fingerprint_of(part) else None
 
     def put(self, part: str, result: dict) -> dict:
-        result = {**result, "fingerprint": self.fingerprint}
+        result = {**result, "fingerprint": self.fingerprint_of(part)}
         tmp = self.path(part).with_suffix(".tmp")
         tmp.write_text(json.dumps(result))
         tmp.replace(self.path(part))
         return result
+
+
+def _digest(value: dict) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def content_fingerprint(args: TriangulateArguments, configs: list[str]) -> dict:
+    """What the parts read besides the arguments (review M8): each config's maps version (a digest of its
+    `meta/<config>.json` extraction fingerprints, which name the teacher's sha256, the engine and the settings) and the
+    teacher's own weights (sha256 of its folder's config and weights; a Hub id stands for itself)."""
+    from agkd.datasets_scripts.extract_attributions import teacher_digest
+    from agkd.datasets_scripts.release_layout import maps_version
+
+    versions = {name: maps_version(args.attributions, name) for name in configs} if args.attributions else {}
+    return {"maps_versions": versions, "teacher_sha256": teacher_digest(str(args.teacher))}
+
+
+def part_constants() -> dict[str, dict]:
+    """Per part, the module constants its figures depend on (review M8): a changed rule re-measures the part."""
+    from agkd.training.triangulation import faithfulness, sanity
+
+    aer = {"readings": READINGS, "primary_reading": PRIMARY_READING}
+    return {
+        "silver": aer,
+        "gold": aer,
+        "faithfulness": {"fractions": faithfulness.FRACTIONS, "removals": faithfulness.REMOVALS,
+                         "primary_removal": faithfulness.PRIMARY_REMOVAL, "replacement": faithfulness.REPLACEMENT,
+                         "version": faithfulness.VERSION},
+        "sanity": {"stages": sanity.RANDOMISATION_STAGES, "decision_stage": sanity.DECISION_STAGE,
+                   "threshold": sanity.SANITY_THRESHOLD, "max_degenerate_share": sanity.MAX_DEGENERATE_SHARE,
+                   "version": sanity.VERSION},
+    }
 
 
 def aer_part(maps: dict[str, list[dict]], links: list[str], source_ids, target_ids, keep: np.ndarray,
@@ -234,41 +287,126 @@ def silver_part(args: TriangulateArguments, maps: dict[str, list[dict]], source_
             "skipped_words": int((~ok).sum()), "tokenisation": SILVER_TOKENISATION}
 
 
-def faithfulness_part(args, teacher, maps: dict[str, list[dict]]) -> dict:
-    """AOPC of every config's maps on the first `faithfulness_pairs` pairs; the random orders are the same for
-    every config (their curves are computed once)."""
+def aopc_key(curve: str, target_kind: str, removal: str) -> str:
+    """The name of an AOPC figure (table row key, npz prefix): `aopc_deletion` for the primary reading (reference
+    targets, the primary removal), `aopc_deletion_teacher_mask` for the teacher's own targets with the mask removal."""
+    from agkd.training.triangulation.faithfulness import PRIMARY_REMOVAL
+
+    return (f"aopc_{curve}" + ("" if target_kind == "reference" else f"_{target_kind}")
+            + ("" if removal == PRIMARY_REMOVAL else f"_{removal}"))
+
+
+def teacher_kind_configs(args: TriangulateArguments, names: list[str]) -> dict[str, str]:
+    """{name: its `.teacher` config} for the configs of `names` whose teacher-kind maps exist (forced on the teacher's
+    own greedy translation, so y_t is its prediction; review M3)."""
+    from agkd.datasets_scripts.release_layout import config_exists
+
+    if not args.attributions:
+        return {}
+    configs = {n: config_name(args.teacher_name, args.pair, n, "teacher") for n in names}
+    return {n: c for n, c in configs.items() if config_exists(args.attributions, c)}
+
+
+def load_teacher_kind_maps(args: TriangulateArguments, names: list[str], order: list[str]) -> dict[str, list[dict]]:
+    """The `args.split` rows of each existing `.teacher` config of `names`, in the evaluation order `order` (ids): the
+    teacher's translations of the evaluation pairs that were short enough to keep. Configs whose ids differ from each
+    other, or that are not evaluation pairs, are refused."""
+    from agkd.datasets_scripts.release_layout import load_config
+
+    position = {i: k for k, i in enumerate(order)}
+    maps, ids = {}, None
+    for name, config in teacher_kind_configs(args, names).items():
+        rows = [r for r in load_config(args.attributions, config)[args.split]]
+        if any(r["id"] not in position for r in rows):
+            raise ValueError(f"{config}: {args.split} pairs that are not the evaluation set's")
+        maps[name] = sorted(rows, key=lambda r: position[r["id"]])
+        if ids is not None and [r["id"] for r in maps[name]] != ids:
+            raise ValueError(f"{config}: other {args.split} pairs than the other .teacher configs")
+        ids = [r["id"] for r in maps[name]]
+    return maps
+
+
+def faithfulness_part(args, teacher, maps: dict[str, list[dict]],
+                      teacher_maps: dict[str, list[dict]] | None = None) -> dict:
+    """AOPC of every config's maps per target kind and removal (`readings[kind][removal][name]`): the reference
+    configs (`maps`) and, where they exist, the `.teacher` configs (`teacher_maps`, loaded when None; review M3), each
+    with every removal of `faithfulness.REMOVALS` (review M4), on a seeded random sample of `faithfulness_pairs`
+    evaluation pairs (review L2; `positions[kind]`: their positions in the evaluation order). The random orders'
+    curves are the same for every config of a kind and removal (computed once). `configs` is the primary reading
+    (reference targets, `PRIMARY_REMOVAL`), the one the table's first columns and the rank agreement read."""
+    from tqdm.auto import tqdm
+
     from agkd.training.triangulation import faithfulness
 
+    kinds = args.faithfulness_target_kinds or ["reference", "teacher"]
+    removals = args.faithfulness_removals or list(faithfulness.REMOVALS)
+    unknown = set(removals) - set(faithfulness.REMOVALS) or set(kinds) - {"reference", "teacher"}
+    if unknown or "reference" not in kinds or faithfulness.PRIMARY_REMOVAL not in removals:
+        raise ValueError(f"--faithfulness_target_kinds {kinds} / --faithfulness_removals {removals}: kinds of "
+                         f"reference, teacher and removals of {', '.join(faithfulness.REMOVALS)}, the reference kind "
+                         f"and the {faithfulness.PRIMARY_REMOVAL!r} removal included")
     start = time.monotonic()
-    out = {"fractions": list(faithfulness.FRACTIONS), "replacement": faithfulness.REPLACEMENT, "configs": {}}
-    random_curves = None
-    for name, rows in maps.items():
-        rows = rows[: args.faithfulness_pairs]
-        curves = faithfulness.deletion_insertion_curves(teacher, rows, [r["attribution"] for r in rows],
-                                                        seed=args.seed, random_curves=random_curves)
-        random_curves = random_curves or curves
-        out["configs"][name] = faithfulness.aopc(curves)
-    out["pairs"] = len(random_curves or [])
+    order = [r["id"] for r in next(iter(maps.values()))]
+    positions = {"reference": faithfulness.evaluation_subset(len(order), args.faithfulness_pairs, args.seed)}
+    chosen = {"reference": {name: [rows[i] for i in positions["reference"]] for name, rows in maps.items()}}
+    if "teacher" in kinds:
+        teacher_maps = load_teacher_kind_maps(args, list(maps), order) if teacher_maps is None else teacher_maps
+        if teacher_maps:
+            sampled = {order[i] for i in positions["reference"]}  # the same source sentences as the reference curves
+            chosen["teacher"] = {name: [r for r in rows if r["id"] in sampled] for name, rows in teacher_maps.items()}
+            index = {i: k for k, i in enumerate(order)}
+            positions["teacher"] = [index[r["id"]] for r in next(iter(chosen["teacher"].values()))]
+        else:
+            logger.warning("no .teacher configs of %s: AOPC on the reference targets only", ", ".join(maps))
+    out = {"fractions": list(faithfulness.FRACTIONS), "removals": removals,
+           "primary_removal": faithfulness.PRIMARY_REMOVAL, "replacement": faithfulness.REPLACEMENT,
+           "target_kinds": list(chosen), "positions": positions, "readings": {}}
+    jobs = [(kind, removal, name) for kind in chosen for removal in removals for name in chosen[kind]]
+    random_curves = {}
+    for kind, removal, name in tqdm(jobs, desc="faithfulness"):
+        rows = chosen[kind][name]
+        curves = faithfulness.deletion_insertion_curves(
+            teacher, rows, [r["attribution"] for r in rows], seed=args.seed,
+            random_curves=random_curves.get((kind, removal)), removal=removal,
+        )
+        random_curves.setdefault((kind, removal), curves)
+        out["readings"].setdefault(kind, {}).setdefault(removal, {})[name] = faithfulness.aopc(curves)
+    out["configs"] = out["readings"]["reference"][faithfulness.PRIMARY_REMOVAL]
+    out["pairs"] = len(positions["reference"])
+    out["teacher_pairs"] = len(positions.get("teacher", []))
     return {**out, "seconds": time.monotonic() - start}
 
 
 def sanity_part(args, teacher, maps: dict[str, list[dict]], methods: list[str]) -> dict:
-    from agkd.training.triangulation import sanity
+    """The randomisation check of every method on a seeded random sample of `sanity_pairs` evaluation pairs (review
+    L2; `positions`): per stage the per-sentence similarity (`methods`) and the share of degenerate rows
+    (`degenerate_share`, review M5), and each method's verdict at `sanity.DECISION_STAGE` (`verdicts`: passes, fails or
+    undetermined; review M6)."""
+    from tqdm.auto import tqdm
 
-    stages = args.sanity_stages or list(sanity.RANDOMISATION_STAGES)
-    if stages[-1] != sanity.FULL_STAGE or set(stages) - set(sanity.RANDOMISATION_STAGES):
-        raise ValueError(f"--sanity_stages {stages}: stages of {sanity.RANDOMISATION_STAGES}, the last one "
-                         f"{sanity.FULL_STAGE!r}")
+    from agkd.training.triangulation import sanity
+    from agkd.training.triangulation.faithfulness import evaluation_subset
+
+    stages = list(args.sanity_stages or sanity.RANDOMISATION_STAGES)
+    if stages != [s for s in sanity.RANDOMISATION_STAGES if s in stages] or len(set(stages)) != len(stages):
+        raise ValueError(f"--sanity_stages {stages}: stages of {sanity.RANDOMISATION_STAGES}, in that order")
+    if sanity.DECISION_STAGE not in stages:
+        logger.warning("--sanity_stages %s without %s: every sanity verdict is undetermined", stages,
+                       sanity.DECISION_STAGE)
     start = time.monotonic()
-    out = {"stages": stages, "threshold": sanity.SANITY_THRESHOLD, "methods": {}, "fails": {}}
-    for method in methods:
-        rows = maps[method][: args.sanity_pairs]
-        similarity = sanity.randomisation_similarity(
-            teacher, method, rows, stages, engine=args.engine, ig_steps=args.ig_steps, seed=args.seed,
+    positions = evaluation_subset(len(next(iter(maps.values()))), args.sanity_pairs, args.seed)
+    out = {"stages": stages, "decision_stage": sanity.DECISION_STAGE, "threshold": sanity.SANITY_THRESHOLD,
+           "max_degenerate_share": sanity.MAX_DEGENERATE_SHARE, "positions": positions, "methods": {},
+           "degenerate_share": {}, "verdicts": {}}
+    for method in tqdm(methods, desc="sanity"):
+        result = sanity.randomisation_similarity(
+            teacher, method, [maps[method][i] for i in positions], stages, engine=args.engine,
+            ig_steps=args.ig_steps, seed=args.seed,
         )
-        out["methods"][method] = {stage: np.asarray(v, dtype=float).tolist() for stage, v in similarity.items()}
-        out["fails"][method] = sanity.fails_sanity(similarity)
-    return {**out, "pairs": min(args.sanity_pairs, len(next(iter(maps.values())))), "seconds": time.monotonic() - start}
+        out["methods"][method] = {stage: np.asarray(v, dtype=float).tolist() for stage, v in result.similarity.items()}
+        out["degenerate_share"][method] = {stage: result.degenerate_share(stage) for stage in stages}
+        out["verdicts"][method] = sanity.sanity_verdict(result)
+    return {**out, "pairs": len(positions), "seconds": time.monotonic() - start}
 
 
 def gold_part(args, teacher, names: list[str]) -> dict | None:
@@ -346,7 +484,11 @@ def triangulate(args: TriangulateArguments) -> Path:
         [*(args.methods or METHODS), *CONTROLS, *map(shuffled_control, args.methods or METHODS)])
     methods = [n for n in names if n in METHODS]
     fingerprint = {k: v for k, v in asdict(args).items() if k not in ("parts", "results_dir")}
-    work = Work(Path(args.results_dir), key, {**fingerprint, "names": names})
+    used = [config_name(args.teacher_name, args.pair, n) for n in names] if map_parts else []
+    if "faithfulness" in parts and "teacher" in (args.faithfulness_target_kinds or ["teacher"]):
+        used += list(teacher_kind_configs(args, [n for n in names if shuffled_source(n) is None]).values())
+    work = Work(Path(args.results_dir), key, {**fingerprint, "names": names, **content_fingerprint(args, used)},
+                part_constants())
     teacher = Teacher(args.teacher, args.pair, torch.device("cpu"), compat=True, name=args.teacher_name)
     summary = {"teacher": args.teacher, "teacher_name": args.teacher_name, "pair": args.pair, "split": args.split,
                "primary_reading": PRIMARY_READING, "names": names, "methods": methods}
@@ -375,21 +517,25 @@ def write_outputs(args: TriangulateArguments, out_dir: Path, key: str, ids: list
     """The figures (JSON), the per-sentence values (npz) and the attributions card's yardstick file."""
     arrays = {"ids": np.asarray(ids)}
 
-    def padded(values) -> np.ndarray:
-        """Per-sentence values of the first pairs, NaN for the rest: every array is in the evaluation order."""
+    def padded(values, positions) -> np.ndarray:
+        """Per-sentence values of the pairs at `positions`, NaN for the rest: every array is in the evaluation order."""
         out = np.full(len(ids), np.nan)
-        out[: len(values)] = values
+        out[np.asarray(positions, dtype=int)] = values
         return out
 
     for part in ("silver", "gold"):
         for name, counts in summary.get(part, {}).get("sentence_counts", {}).items():
             arrays[f"{part}.{name}"] = np.asarray(counts, dtype=np.float64)
-    for name, values in summary.get("faithfulness", {}).get("configs", {}).items():
-        for curve in ("deletion", "insertion"):
-            arrays[f"aopc_{curve}.{name}"] = padded(values[f"{curve}_per_sentence"])
+    faithfulness = summary.get("faithfulness", {})
+    for kind, by_removal in faithfulness.get("readings", {}).items():
+        for removal, configs in by_removal.items():
+            for name, values in configs.items():
+                for curve in ("deletion", "insertion"):
+                    arrays[f"{aopc_key(curve, kind, removal)}.{name}"] = padded(
+                        values[f"{curve}_per_sentence"], faithfulness["positions"][kind])
     for method, stages in summary.get("sanity", {}).get("methods", {}).items():
         for stage, values in stages.items():
-            arrays[f"sanity.{stage}.{method}"] = padded(values)
+            arrays[f"sanity.{stage}.{method}"] = padded(values, summary["sanity"]["positions"])
     out_dir.mkdir(parents=True, exist_ok=True)
     np.savez(out_dir / f"{key}.npz", **arrays)
     figures = table_figures(summary)
@@ -410,9 +556,15 @@ def without_sentences(summary: dict) -> dict:
 
     out = strip(summary)
     if "sanity" in out:
-        out["sanity"]["methods"] = {m: {s: float(np.nanmean(v)) for s, v in st.items()}
+        out["sanity"]["methods"] = {m: {s: _mean(v) for s, v in st.items()}
                                     for m, st in summary["sanity"]["methods"].items()}
     return out
+
+
+def _mean(values) -> float:
+    """Mean over the finite values (NaN when there is none; no warning)."""
+    values = np.asarray(values, dtype=float)
+    return float(values[np.isfinite(values)].mean()) if np.isfinite(values).any() else float("nan")
 
 
 def primary_aer(part: dict, name: str) -> float | None:
@@ -423,21 +575,28 @@ def primary_aer(part: dict, name: str) -> float | None:
 
 
 def table_figures(summary: dict) -> dict[str, dict]:
-    """Per config: silver and gold AER (primary reading), AOPC deletion and insertion, sanity (mean Spearman under
-    full randomisation, and whether the maps barely change)."""
+    """Per config: silver and gold AER (primary reading), AOPC deletion and insertion of every target kind and removal
+    measured (`aopc_key`), sanity (mean Spearman at the decision stage and under full randomisation, the share of
+    degenerate rows at the decision stage, and the verdict: passes, fails or undetermined)."""
     figures = {}
     for name in summary["names"]:
         row = {}
         for part in ("silver", "gold"):
             if part in summary:
                 row[f"{part}_aer"] = primary_aer(summary[part], name)
-        aopc = summary.get("faithfulness", {}).get("configs", {}).get(name)
-        if aopc:
-            row["aopc_deletion"], row["aopc_insertion"] = aopc["deletion"], aopc["insertion"]
-        stages = summary.get("sanity", {}).get("methods", {}).get(name)
+        for kind, by_removal in summary.get("faithfulness", {}).get("readings", {}).items():
+            for removal, configs in by_removal.items():
+                if name in configs:
+                    for curve in ("deletion", "insertion"):
+                        row[aopc_key(curve, kind, removal)] = configs[name][curve]
+        sanity = summary.get("sanity", {})
+        stages = sanity.get("methods", {}).get(name)
         if stages:
-            row["sanity_spearman"] = float(np.nanmean(stages[summary["sanity"]["stages"][-1]]))
-            row["sanity_fails"] = summary["sanity"]["fails"][name]
+            decision = sanity["decision_stage"]
+            row["sanity_spearman_decision"] = _mean(stages[decision]) if decision in stages else None
+            row["sanity_spearman_full"] = _mean(stages["full"]) if "full" in stages else None
+            row["sanity_degenerate_share"] = sanity["degenerate_share"][name].get(decision)
+            row["sanity_verdict"] = sanity["verdicts"][name]
         figures[name] = row
     return figures
 

@@ -19,9 +19,11 @@ same for a random order of the row. Both scores are in nats and HIGHER = MORE FA
 - `insertion` (sufficiency): mean over k of how far log p(y_t) stays below the full input when only the map's top-k
   are kept, subtracted from the same for the random order, i.e. mean_k [log p_ins(k) - log p_random_ins(k)].
 
-A random order scores 0 in expectation. Per sentence values are means over its target tokens (for a bootstrap by the
-caller); corpus values are means over sentences. `source_effect` (full minus fully removed log p, averaged the same
-way) says how much the source moves the prediction at all: the scale against which the AOPC values read.
+A random order scores 0 in expectation. Per sentence values are means over its scored target tokens (`scored`: by
+default all; AGKD leaves out rows whose label is a special token such as `</s>` or a forced language code, whose
+curves are NaN), for a bootstrap by the caller; corpus values are means over sentences. `source_effect` (full minus
+fully removed log p, averaged the same way) says how much the source moves the prediction at all: the scale against
+which the AOPC values read.
 """
 
 _KWARGS_DESCRIPTION = """\
@@ -32,6 +34,8 @@ Args (one entry per sentence; T target tokens, K fractions):
     insertion: [T][K] log p(y_t) with only the top-k attributed source tokens of row t kept.
     random_deletion: [T][K] as deletion, for a random order of row t.
     random_insertion: [T][K] as insertion, for a random order of row t.
+    scored (optional): [T] booleans, the target tokens that enter the means (default: every one); the curves of the
+        others are ignored (they may be NaN).
 Returns:
     deletion, insertion, source_effect: corpus means over sentences (nats);
     deletion_per_sentence, insertion_per_sentence, source_effect_per_sentence: lists of per-sentence means.
@@ -55,8 +59,9 @@ _CITATION = """\
 CURVE_FIELDS = ("deletion", "insertion", "random_deletion", "random_insertion")
 
 
-def sentence_scores(full, empty, deletion, insertion, random_deletion, random_insertion) -> dict:
-    """One sentence's AOPC deletion and insertion against the random order, and its source effect (nats)."""
+def sentence_scores(full, empty, deletion, insertion, random_deletion, random_insertion, scored=None) -> dict:
+    """One sentence's AOPC deletion and insertion against the random order, and its source effect (nats), over the
+    target tokens in `scored` ([T] booleans; None: every one)."""
     full, empty = np.asarray(full, dtype=np.float64), np.asarray(empty, dtype=np.float64)
     curves = {
         name: np.asarray(value, dtype=np.float64)
@@ -65,17 +70,22 @@ def sentence_scores(full, empty, deletion, insertion, random_deletion, random_in
     for name, curve in curves.items():
         if curve.ndim != 2 or curve.shape[0] != full.shape[0]:
             raise ValueError(f"{name}: expected [T={full.shape[0]}][K], got shape {curve.shape}")
+    keep = np.ones(full.shape[0], dtype=bool) if scored is None else np.asarray(scored, dtype=bool)
+    if keep.shape != full.shape or not keep.any():
+        raise ValueError(f"scored: expected [T={full.shape[0]}] booleans with at least one True, got {scored}")
     return {
-        "deletion": float((curves["random_deletion"] - curves["deletion"]).mean()),
-        "insertion": float((curves["insertion"] - curves["random_insertion"]).mean()),
-        "source_effect": float((full - empty).mean()),
+        "deletion": float((curves["random_deletion"] - curves["deletion"])[keep].mean()),
+        "insertion": float((curves["insertion"] - curves["random_insertion"])[keep].mean()),
+        "source_effect": float((full - empty)[keep].mean()),
     }
 
 
-def aopc_scores(full, empty, deletion, insertion, random_deletion, random_insertion) -> dict:
-    """Corpus means and per-sentence values of every sentence's `sentence_scores` (arguments: one entry each)."""
+def aopc_scores(full, empty, deletion, insertion, random_deletion, random_insertion, scored=None) -> dict:
+    """Corpus means and per-sentence values of every sentence's `sentence_scores` (arguments: one entry each;
+    `scored` None: every target token of every sentence)."""
     columns = (full, empty, deletion, insertion, random_deletion, random_insertion)
-    per = [sentence_scores(*args) for args in zip(*columns, strict=True)]
+    scored = [None] * len(full) if scored is None else scored
+    per = [sentence_scores(*args, scored=keep) for *args, keep in zip(*columns, scored, strict=True)]
     if not per:
         raise ValueError("no sentences")
     out = {}
@@ -103,5 +113,5 @@ class AttributionAOPC(evaluate.Metric):
             reference_urls=["https://aclanthology.org/2020.acl-main.408/"],
         )
 
-    def _compute(self, full, empty, deletion, insertion, random_deletion, random_insertion):
-        return aopc_scores(full, empty, deletion, insertion, random_deletion, random_insertion)
+    def _compute(self, full, empty, deletion, insertion, random_deletion, random_insertion, scored=None):
+        return aopc_scores(full, empty, deletion, insertion, random_deletion, random_insertion, scored=scored)
