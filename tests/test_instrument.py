@@ -1,4 +1,5 @@
-"""The instrument check: planted maps are right, the default check passes, and a broken instrument fails it."""
+"""The verdict's positive control: planted maps are right, the check takes each preset's students' regime, content
+passes it and a layout alone does not, and a tiny real run writes its section."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import numpy as np
 import pytest
 import torch
 
+from agkd.datasets_scripts.release_layout import INSTRUMENT_FILE
 from agkd.training.evaluation.scoring import TokenStatistics
-from agkd.training.instrument import (
+from agkd.training.orchestration.presets import PRESETS
+from agkd.training.verdict.control import (
     BASELINE,
+    CHECK_TASK_SEED,
     CORRUPTION_LEVELS,
     EOS_ID,
-    INSTRUMENT_FILE,
     SHUFFLED,
     InstrumentConfig,
     PlantedTask,
@@ -21,12 +24,14 @@ from agkd.training.instrument import (
     corrupted_maps,
     instrument_section,
     judge,
-    main,
     oracle,
     run_instrument_check,
     sample_sentences,
     shuffled_maps,
+    slope_weights,
 )
+from agkd.training.verdict.design import control_failures
+from agkd.training.verdict.instrument import main
 
 torch.set_num_threads(1)
 
@@ -79,15 +84,32 @@ def test_default_task_and_its_maps():
 def test_config_is_checked_and_takes_the_presets_regime():
     with pytest.raises(ValueError, match="injection_operator"):
         InstrumentConfig(operator="subtract")
-    with pytest.raises(ValueError, match="seeds"):
+    with pytest.raises(ValueError, match="replicates"):
         InstrumentConfig(seeds=(0,))
     demo = InstrumentConfig.for_preset("demo")
-    from agkd.training.orchestration.presets import PRESETS
-
-    assert demo.finetune_steps == PRESETS["demo"].student.max_steps
+    student = PRESETS["demo"].student
+    assert (demo.d_model, demo.layers, demo.heads, demo.ffn_dim, demo.dropout) == (
+        student.d_model, student.layers, student.heads, student.ffn_dim, student.dropout)
+    assert (demo.learning_rate, demo.warmup_steps, demo.batch_size) == (
+        student.learning_rate, student.warmup_steps, student.batch_size)
+    assert demo.finetune_steps == student.max_steps and (demo.eval_steps, demo.patience) == (
+        student.eval_steps, student.patience)
     assert demo.finetune_pairs == PRESETS["demo"].extract.max_pairs["train"]
-    assert demo.seeds == (3, 4, 5)  # not the seeds its budget was chosen on
-    assert (demo.eval_steps, demo.patience) == (PRESETS["demo"].student.eval_steps, PRESETS["demo"].student.patience)
+    assert demo.seeds == tuple(range(3, 3 + len(PRESETS["demo"].seeds)))  # not the seeds the budget was explored on
+    assert demo.task_seed == CHECK_TASK_SEED != 0  # nor the planted task
+    assert demo.student_init == "warm"
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_builds_its_control_in_its_students_regime(name):
+    """The first lab run must not stop in its first minutes (the review's H2: lab's 20,000 map pairs against a
+    4,000-pair planted corpus raised), and a scratch preset's control trains from scratch."""
+    preset = PRESETS[name]
+    config = InstrumentConfig.for_preset(name)
+    assert config.student_init == preset.student_init
+    assert config.finetune_pairs <= config.corpus_pairs
+    assert config.d_model == preset.student.d_model and config.finetune_steps == preset.student.max_steps
+    assert config.regime()["replicates"] >= 2
 
 
 def synthetic(gains: dict[str, float], noise: float = 0.01, seeds: int = 3, seed: int = 0) -> dict:
@@ -104,47 +126,67 @@ def synthetic(gains: dict[str, float], noise: float = 0.01, seeds: int = 3, seed
     }
 
 
-def graded(effect: float, bump: float = 0.0) -> dict[str, float]:
+UNITS = ["warm start 0", "warm start 1", "warm start 2"]
+
+
+def graded(effect: float, layout: float = 0.0) -> dict[str, float]:
+    """Gains over no map: `layout` for any map of the right layout, plus `effect` times the uncorrupted share."""
     gains = {BASELINE: 0.0, SHUFFLED: 0.0}
-    gains |= {oracle(q): effect * (1 - q) + (bump if q == 0.75 else 0.0) for q in CORRUPTION_LEVELS}
-    return gains
+    return gains | {oracle(q): layout + effect * (1 - q) for q in CORRUPTION_LEVELS}
 
 
-def test_judge_passes_a_graded_map_and_reports_its_mde():
-    result = judge(synthetic(graded(0.3)), InstrumentConfig())
-    assert result["passed"] and result["detects"] and result["monotone"]
+def test_the_slope_contrast_is_the_least_squares_slope():
+    weights = slope_weights()
+    assert sum(weights.values()) == pytest.approx(0.0)
+    gains = {oracle(q): 0.3 * (1 - q) for q in CORRUPTION_LEVELS}  # gain = 0.3 - 0.3 q: slope -0.3
+    assert sum(w * -gains[k] for k, w in weights.items()) == pytest.approx(-0.3)  # NLL = -gain + const
+
+
+def test_judge_passes_planted_content_and_reports_its_mde():
+    result = judge(synthetic(graded(0.3)), UNITS)
+    assert result["passed"] and [c["passed"] for c in result["checks"]] == [True, True, True]
     assert 0 < result["mde"] < 0.3
-    assert result["levels"][0]["over_shuffled"]["mean"] == pytest.approx(0.3, abs=0.01)
+    assert result["content_over_layout"]["mean"] == pytest.approx(0.3, abs=0.01)
+    assert result["slope"]["mean"] == pytest.approx(-0.3, abs=0.01)
 
 
-def test_judge_fails_a_map_it_cannot_see_and_gains_that_do_not_fall():
-    flat = judge(synthetic(graded(0.0)), InstrumentConfig())
-    assert not flat["passed"] and not flat["detects"]
-    bumped = judge(synthetic(graded(0.3, bump=0.2)), InstrumentConfig())
-    assert bumped["detects"] and not bumped["monotone"] and not bumped["passed"]
-    assert "0.75 gains" in bumped["violations"][0]
+def test_a_layout_that_helps_without_content_does_not_pass():
+    """Built to fool the old rule (true map over its twin, no rise with corruption): every map of the right layout
+    gains 0.2 over the twin, whatever sentence it belongs to. Not content: the control fails."""
+    result = judge(synthetic(graded(0.0, layout=0.2)), UNITS)
+    assert result["levels"][0]["over_shuffled"]["low"] > 0  # the old pass condition holds
+    assert not result["passed"]
+    failed = {c["name"] for c in result["checks"] if not c["passed"]}
+    assert failed == {"content over layout", "graded"}
+    assert any("another sentence's map" in reason for reason in control_failures(result))
+
+
+def test_judge_fails_a_map_it_cannot_see():
+    flat = judge(synthetic(graded(0.0)), UNITS)
+    assert not flat["passed"] and not any(c["passed"] for c in flat["checks"])
 
 
 def test_a_tiny_real_check_runs_and_writes_its_section(tmp_path):
-    argv = ["--results_dir", str(tmp_path), "--seeds", "0", "1", "--warm_steps", "5", "--finetune_steps", "3"]
+    argv = ["--results_dir", str(tmp_path), "--seeds", "0", "1", "--warm_steps", "5", "--finetune_steps", "4"]
     assert main([*argv, "--finetune_pairs", "64", "--corpus_pairs", "128", "--test_pairs", "16"]) == 0
     result = json.loads((tmp_path / INSTRUMENT_FILE).read_text())
-    assert result["config"]["finetune_steps"] == 3 and result["config"]["operator"] == "supervise"
+    assert result["config"]["finetune_steps"] == 4 and result["config"]["operator"] == "supervise"
+    assert result["regime"]["d_model"] == PRESETS["demo"].student.d_model
     assert {(c["seed"], c["map"]) for c in result["cells"]} == {
         (s, k) for s in (0, 1) for k in (BASELINE, SHUFFLED, *map(oracle, CORRUPTION_LEVELS))
     }
-    assert result["passed"] is False  # 3 steps teach nothing
-    assert {c["best_step"] for c in result["cells"]} <= {3}  # the best validation step's weights, as real students
+    assert len({c["replicate"] for c in result["cells"]}) == 2  # each seed its own warm start: two replicates
+    assert result["passed"] is False  # 4 steps teach nothing
+    assert {c["best_step"] for c in result["cells"]} <= {4}  # the best validation step's weights, as real students
+    assert set(result["by_step"]) == {"4"}
     lines = instrument_section(result)
-    assert lines[0].startswith("## Instrument check") and "MDE" in "\n".join(lines)
-    assert any(line.startswith("**The design cannot see a planted alignment at this budget**") for line in lines)
+    assert lines[0].startswith("## Positive control") and "MDE" in "\n".join(lines)
+    assert any(line.startswith("**The design cannot see planted alignment content here**") for line in lines)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("steps", "passes"), [(None, False), (240, True)])
-def test_the_demo_regime_and_the_budget_that_would_pass(steps, passes):
-    """The demo's check, on seeds other than those its budget was chosen on (0, 1, 2): at the demo's 80 fine-tuning
-    steps `supervise` does not see a planted alignment, at 240 it does (docs/verdict.md)."""
-    overrides = {"finetune_steps": steps} if steps else {}
-    result = run_instrument_check(InstrumentConfig.for_preset("demo", **overrides))
-    assert result["passed"] is passes, instrument_section(result)
+def test_the_demo_regime_sees_planted_content():
+    """The demo's check as the pipeline runs it (its students' regime, the check's task and training seeds): the
+    design sees planted alignment content (docs/verdict.md)."""
+    result = run_instrument_check(InstrumentConfig.for_preset("demo", test_pairs=600))
+    assert result["passed"] is True, instrument_section(result)

@@ -416,7 +416,7 @@ def gold_part(args, teacher, names: list[str]) -> dict | None:
     than `gold_max_tokens` is scored (review L6)."""
     from tqdm.auto import tqdm
 
-    from agkd.datasets_scripts.attribution.engines import attribute
+    from agkd.datasets_scripts.attribution.engines import attribute, engine_for
     from agkd.datasets_scripts.attribution.methods import shuffled_map
     from agkd.training.triangulation.alignment import cross_attention_per_layer, read_gold
 
@@ -434,7 +434,8 @@ def gold_part(args, teacher, names: list[str]) -> dict | None:
     maps = {}
     for name in tqdm([n for n in names if shuffled_source(n) is None], desc=f"gold maps ({gold.name})", leave=False):
         logger.info("gold %s: %s maps of %d sentences", gold.name, name, len(rows))
-        maps[name] = attribute(args.engine, teacher, name, rows, seed=args.seed, ig_steps=args.ig_steps)
+        engine = engine_for(args.engine, teacher, name)  # the fast engine where it reproduces Inseq (review M9)
+        maps[name] = attribute(engine, teacher, name, rows, seed=args.seed, ig_steps=args.ig_steps)
     for name in names:
         base = shuffled_source(name)
         if base is not None and base in maps:

@@ -151,7 +151,8 @@ class InstrumentConfig:
             dropout=student.dropout, learning_rate=student.learning_rate, warmup_steps=student.warmup_steps,
             finetune_steps=student.max_steps, eval_steps=student.eval_steps, patience=student.patience,
             batch_size=student.batch_size, student_init=preset.student_init, seeds=seeds,
-            warm_starts=preset.warm_starts if preset.warm_starts < len(seeds) else 0,
+            # the preset's warm-start layout, with at least MIN_REPLICATES of them (an interval needs two)
+            warm_starts=0 if preset.warm_starts >= len(seeds) else max(preset.warm_starts, verdict.MIN_REPLICATES),
             warm_learning_rate=preset.warm_start.learning_rate, warm_batch_size=preset.warm_start.batch_size,
         )
         regime |= overrides
@@ -345,11 +346,12 @@ def student_config(task: PlantedTask, config: InstrumentConfig, operator: str) -
 
 def train_steps(model, split: PlantedSplit, kind: str | None, steps: int, learning_rate: float, batch_size: int,
                 seed: int, pairs: int, warmup_steps: int = 0, validation: PlantedSplit | None = None,
-                eval_steps: int = 0, patience: int = 0) -> TrainingState:
+                eval_steps: int = 0, patience: int = 0, on_evaluation=None) -> TrainingState:
     """Up to `steps` steps of the students' recipe (`loop.make_optimizer`: AdamW, warm-up then linear decay, clipping)
     on batches drawn from the first `pairs` examples of `split`, in an order fixed by `seed`. With `validation`, as
     the real students' loop (`loop.fit`): the validation loss (no map) every `eval_steps` and at the end, early
-    stopping after `patience` evaluations without improvement, and the best step's weights restored."""
+    stopping after `patience` evaluations without improvement, and the best step's weights restored.
+    `on_evaluation(step)` is called after each evaluation, with the model at that step's weights."""
     optimizer, scheduler = make_optimizer(model, learning_rate=learning_rate, warmup_steps=warmup_steps,
                                           max_steps=steps)
     generator = torch.Generator().manual_seed(seed)
@@ -368,6 +370,8 @@ def train_steps(model, split: PlantedSplit, kind: str | None, steps: int, learni
         if validation is not None and (state.step % eval_steps == 0 or state.step == steps):
             if state.update_validation(validation_loss(model, validation)):
                 best = {k: v.clone() for k, v in model.state_dict().items()}
+            if on_evaluation is not None:
+                on_evaluation(state.step)
     if best is not None:
         model.load_state_dict(best)
     return state
@@ -394,20 +398,28 @@ def warm_start(task: PlantedTask, corpus: PlantedSplit, config: InstrumentConfig
 
 
 def fine_tune(task: PlantedTask, corpus: PlantedSplit, validation: PlantedSplit, config: InstrumentConfig,
-              weights: dict | None, seed: int, kind: str | None):
+              weights: dict | None, seed: int, kind: str | None, test: PlantedSplit | None = None):
     """One cell: the replicate's warm start (None: random weights, `scratch`) trained on the map-annotated pairs with
     map `kind` (None: the no-map baseline), keeping its best validation step as the real students do; `seed` fixes
-    the batch order and dropout, so the cells of one seed differ only in their map. Returns the model and the step
-    whose weights it has."""
+    the batch order and dropout, so the cells of one seed differ only in their map. Returns the model, the step
+    whose weights it has, and with `test` its test sums at every evaluated step (`judge_by_step`)."""
     torch.manual_seed(seed)
     model = AgkdStudentForConditionalGeneration(
         student_config(task, config, BASELINE if kind is None else config.operator)
     )
     if weights is not None:
         model.load_state_dict(weights)
+    by_step: dict[int, TokenStatistics] = {}
+
+    def record(step: int) -> None:
+        if test is not None:
+            by_step[step] = score(model, test, kind)
+            model.train()
+
     state = train_steps(model, corpus, kind, config.finetune_steps, config.learning_rate, config.batch_size, seed,
-                        config.finetune_pairs, config.warmup_steps, validation, config.eval_steps, config.patience)
-    return model, state.best_step
+                        config.finetune_pairs, config.warmup_steps, validation, config.eval_steps, config.patience,
+                        on_evaluation=record)
+    return model, state.best_step, by_step
 
 
 def score(model, split: PlantedSplit, kind: str | None, batch_size: int = 100) -> TokenStatistics:
@@ -440,6 +452,7 @@ def run_instrument_check(config: InstrumentConfig | None = None) -> dict:
         kinds = (BASELINE, *map_kinds())
         grid = [(seed, kind) for seed in config.seeds for kind in kinds]
         sums: dict[str, list[TokenStatistics]] = {kind: [] for kind in kinds}
+        step_sums: dict[int, dict[str, list[TokenStatistics]]] = {}
         cells = []
         for seed, kind in progress(grid, desc="positive control", unit="student"):
             unit = config.replicate_of(seed)
@@ -447,9 +460,12 @@ def run_instrument_check(config: InstrumentConfig | None = None) -> dict:
                 warm[unit] = warm_start(task, corpus, config, index=len(warm))
             map_kind = None if kind == BASELINE else kind
             # Scored with the map at test time: a map-free design ignores it, an injecting one shows its leak.
-            model, best_step = fine_tune(task, corpus, validation, config, warm.get(unit), seed, map_kind)
+            model, best_step, by_step = fine_tune(task, corpus, validation, config, warm.get(unit), seed, map_kind,
+                                                  test)
             stats = score(model, test, map_kind)
             sums[kind].append(stats)
+            for step in evaluation_steps(config):  # a cell that stopped early keeps its best weights from then on
+                step_sums.setdefault(step, {k: [] for k in kinds})[kind].append(by_step.get(step, stats))
             cells.append({"seed": seed, "replicate": unit, "map": kind, "best_step": best_step, **stats.corpus(),
                           "tokens": int(stats.tokens.sum())})
     finally:
@@ -462,8 +478,18 @@ def run_instrument_check(config: InstrumentConfig | None = None) -> dict:
         "regime": config.regime(),
         "cells": cells,
         **judge(sums, units),
+        # The same checks on every cell's weights at each evaluated step: the report reads the step the real students
+        # kept, where their best step differs from the control's.
+        "by_step": {str(step): {key: value for key, value in judge(by_kind, units).items() if key != "levels"}
+                    for step, by_kind in step_sums.items()},
         "seconds": time.perf_counter() - start,
     }
+
+
+def evaluation_steps(config: InstrumentConfig) -> list[int]:
+    """The fine-tuning steps at which a cell is evaluated (every `eval_steps`, and the last)."""
+    steps = list(range(config.eval_steps, config.finetune_steps + 1, config.eval_steps)) if config.eval_steps else []
+    return sorted({*steps, config.finetune_steps})
 
 
 def slope_weights() -> dict[str, float]:

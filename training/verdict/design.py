@@ -295,11 +295,29 @@ class Preconditions:
         students, planted = statistics.median(self.student_best_steps), statistics.median(control)
         if students >= planted:
             return None
+        judged = self.control_at_student_step()
+        if judged is not None:
+            step, result = judged
+            if result["passed"]:
+                return None
+            return (f"the positive control passed with its cells at step {planted:g} (median), but at step {step}, "
+                    f"whose weights the real students kept (median {students:g}), it does not see planted content ("
+                    + "; ".join(control_failures(result)) + ")")
         return (
             f"the positive control passed with its students at step {planted:g} (median), but the real students kept "
             f"the weights of step {students:g}: a regime they did not reach (more map-annotated pairs would give them "
             "that room)"
         )
+
+    def control_at_student_step(self) -> tuple[int, dict] | None:
+        """The control judged on its cells' weights at the last evaluated step not after the real students' median
+        best step (`by_step` of instrument_check.json), or None where it was not recorded."""
+        by_step = {int(step): result for step, result in (self.instrument or {}).get("by_step", {}).items()}
+        if not by_step or not self.student_best_steps:
+            return None
+        students = statistics.median(self.student_best_steps)
+        reached = [step for step in by_step if step <= students]
+        return (max(reached), by_step[max(reached)]) if reached else None
 
     def failures(self, design: Design, methods: list[str], replicates: int) -> list[str]:
         problems = []
