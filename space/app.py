@@ -21,6 +21,7 @@ token), Inseq where the engine refuses.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -39,7 +40,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from agkd.datasets_scripts.attribution.configs import evaluation_config  # noqa: E402
 from agkd.datasets_scripts.attribution.engines import attribute, engine_for
 from agkd.datasets_scripts.attribution.methods import CONTROLS, METHODS, method_arguments
-from agkd.datasets_scripts.release_layout import REPORT_FILE, RESULTS_FILE, protocol_order, read_meta  # noqa: E402
+from agkd.datasets_scripts.release_layout import (  # noqa: E402
+    REPORT_FILE,
+    RESULTS_FILE,
+    VERDICT_FILE,
+    protocol_order,
+    read_meta,
+)
 from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.datasets_scripts.teachers import LANGUAGE_PAIRS
 from agkd.space.plots import heatmap_figure  # noqa: E402
@@ -56,7 +63,7 @@ from agkd.space.release import (
 from agkd.space.repo import triangulation_sections
 from agkd.training.data import load_dataset_config
 from agkd.training.evaluation.evaluate import BASELINE_PROTOCOL, protocol_map_config  # noqa: E402
-from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC
+from agkd.training.evaluation.scoring import PRIMARY_METRIC
 from agkd.training.verdict.design import PRIMARY_DESIGN, VERDICT_LEAD
 from agkd.training.verdict.report import method_gains, results_table
 
@@ -506,16 +513,11 @@ class SpaceApp:
         rows = [r for r in rows if r["split"] == split and r["target_kind"] == "reference"]
         lines = [
             f"### What teaches best: {teacher or ''} {pair}, `{split}` split".replace("  ", " "),
-            "Cells: gains of the injected student over the no-map baseline, first on the primary metric "
-            f"`{PRIMARY_METRIC}` "
-            f"({METRICS[PRIMARY_METRIC].description}; shown as baseline minus student, so positive = better) and the "
-            "top-1 agreement with the reference and with the teacher's translation, then ΔBLEU / ΔchrF; `*` p < 0.05, "
-            "`**` p < 0.01 (paired bootstrap over sentences, every seed). Protocols: `gold` maps leak the reference; "
-            "`teacher` and `attributor` do not; `train-only` uses no map at test time.",
             f"**Primary design** (carries the report's verdict): operator `{PRIMARY_DESIGN[0]}` under protocol "
             f"`{PRIMARY_DESIGN[1]}`: the students' attention was trained toward the maps and they get no map at test "
             "time, so nothing they see was computed from the reference.",
         ]
+        lines += self.verdict_table(pair, teacher, split)
         baselines = [r for r in rows if r["protocol"] == BASELINE_PROTOCOL]
         if baselines:
             lines.append(
@@ -536,15 +538,19 @@ class SpaceApp:
                 "gold": ": the paper's setting (leaks the reference)",
             }
             lines += [
-                f"#### protocol `{protocol}`{role.get(protocol, '')}",
+                f"#### protocol `{protocol}`{role.get(protocol, '')}: every cell, on the map-annotated pairs",
+                f"Gain over the no-map baseline on `{PRIMARY_METRIC}` / top-1 agreement with the reference / with the "
+                "teacher's translation (baseline minus student for the NLL, so positive = better; mean ± sd over "
+                "seeds; unmarked: only the verdict's rules mark a difference):",
                 results_table(group, (PRIMARY_METRIC, "agreement_reference", "agreement_teacher")),
+                "ΔBLEU / ΔchrF (mean ± sd over seeds):",
                 results_table(group),
             ]
             gains = method_gains(group, PRIMARY_METRIC)
             if gains:
                 ranking = sorted(gains, key=lambda m: float(np.mean(gains[m])), reverse=True)
                 lines.append(
-                    f"Ranking by mean gain on `{PRIMARY_METRIC}`: "
+                    f"Order by mean gain on `{PRIMARY_METRIC}` (not a verdict): "
                     + ", ".join(f"{i + 1}. {m} ({np.mean(gains[m]):+.4f})" for i, m in enumerate(ranking))
                 )
         report = self.release.results_path.parent / REPORT_FILE if self.release.results_path else None
@@ -554,6 +560,30 @@ class SpaceApp:
             lines += triangulation_sections(report.read_text(), pair, teacher)
             lines.append(f"The full report, with plots, is `{report}`.")
         return "\n\n".join(lines)
+
+    def verdict_table(self, pair: str, teacher: str | None, split: str) -> list[str]:
+        """The report's own estimates and marks for the primary design (`verdict.json`, written by `agkd report`):
+        the same numbers, intervals and Holm marks as the report's first screen, labelled."""
+        path = self.release.results_path.with_name(VERDICT_FILE) if self.release.results_path else None
+        if path is None or not path.exists():
+            return []
+        found = [(title, record) for title, record in json.loads(path.read_text()).items()
+                 if f" {pair}," in title and (teacher is None or title.startswith(f"{teacher} "))
+                 and f"split `{split}`" in title and "targets `reference`" in title]
+        lines = []
+        for title, record in found:
+            lines += [
+                f"#### The verdict's estimates: {title}",
+                f"Gain on `{PRIMARY_METRIC}` in nats/token of each method's students (positive = better), mean "
+                f"[95% interval over {len(record['warm_starts'])} independent warm starts and {record['sentences']} "
+                "test sentences]; `*`: significant after Holm over the design's family (the report's rule).",
+                "| method | gain over no map | over its shuffled twin | over diagonal |",
+                "|---|---|---|---|",
+                *(f"| {method} | " + " | ".join((cells.get(c) or {}).get("text", "-") for c in
+                                                 ("baseline", "shuffled", "diagonal")) + " |"
+                  for method, cells in record["methods"].items()),
+            ]
+        return lines
 
     # -------------------------------------------------------------------------------------------- examples
     def examples(self, pair: str, limit: int = EXAMPLES_PER_PAIR) -> list[str]:

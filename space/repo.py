@@ -7,8 +7,9 @@ The folder holds these files:
   imports (gradio itself comes from the header's `sdk_version`);
 - `app.py`: a launcher that imports only installed packages and serves `agkd.space.app` on the release the environment
   names (`AGKD_HUB_ORG`, else the Space's own owner on the Hub, else the local folder `AGKD_RELEASE`);
-- `results.jsonl`: the release's evaluation rows (read by the page's results table), when there are any, and
-  `report.md`: the report's verdict sentences and triangulation sections, which the page quotes (`page_excerpt`).
+- `results.jsonl`: the release's evaluation rows (read by the page's results table), when there are any,
+  `report.md`: the report's verdict sentences and triangulation sections, which the page quotes (`page_excerpt`), and
+  `verdict.json`: the verdict's own estimates and marks, which the page's verdict table shows.
 
     agkd space-repo --folder runs/demo/hub/spaces/agkd-space --results runs/demo/results/results.jsonl
 """
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agkd import __version__
-from agkd.datasets_scripts.release_layout import REPORT_FILE, RESULTS_FILE, atomic_folder
+from agkd.datasets_scripts.release_layout import REPORT_FILE, RESULTS_FILE, VERDICT_FILE, atomic_folder
 from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.training.triangulation.table import TRIANGULATION_HEADING
 from agkd.training.verdict.design import VERDICT_LEAD
@@ -102,6 +103,9 @@ def write_space_repo(args: SpaceRepoArguments) -> Path:
             report = Path(args.results).with_name(REPORT_FILE)
             if report.exists():
                 (tmp / REPORT_FILE).write_text(page_excerpt(report.read_text()))
+            verdict = Path(args.results).with_name(VERDICT_FILE)
+            if verdict.exists():  # the verdict's own estimates and marks, which the page's table quotes
+                shutil.copy2(verdict, tmp / VERDICT_FILE)
     logger.info("Space repo %s: README.md, requirements.txt (agkd[space]==%s), app.py%s", folder, __version__,
                 ", results.jsonl" if (folder / RESULTS_FILE).exists() else "")
     return folder

@@ -52,7 +52,7 @@ def test_smoke_plan_covers_every_stage_in_order():
         and "maps:marian.de-en.saliency-shuffled" in triangulate.needs
         and "maps:marian.de-en.uniform.teacher" in triangulate.needs  # AOPC on the teacher's own translations
     )
-    assert triangulate.argv[triangulate.argv.index("--sanity_stages") + 1:][:1] == ["full"]
+    assert triangulate.argv[triangulate.argv.index("--sanity_stages") + 1:][:2] == ["decoder+encoder", "full"]
     assert "triangulated:marian.de-en" in next(j for j in jobs if j.stage == "report").needs
     # the evaluate modules as Spaces
     metric_spaces = next(j for j in jobs if j.module == "agkd.training.metrics.release")

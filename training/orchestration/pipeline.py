@@ -273,6 +273,7 @@ def plan(args: PipelineArguments) -> list[Job]:
                     argv,
                     needs=("corpus", f"teacher:{family}.{pair}"),
                     makes=(f"warm-start:{family}.{pair}.s{start}",),
+                    shared=True,  # one replicate per seed: several train at once, one thread each
                 )
             )
     budget = ["--max_steps", str(args.student_max_steps)] if args.student_max_steps else []
@@ -344,7 +345,7 @@ def plan(args: PipelineArguments) -> list[Job]:
     jobs.append(Job("instrument", "planted alignments", "agkd.training.verdict.instrument",
                     ["--results_dir", str(release.results), *common, "--corpus", corpus, "--pair", args.pairs[0]]
                     + (["--finetune_steps", str(args.student_max_steps)] if args.student_max_steps else []),
-                    needs=("corpus",), makes=("instrument",)))
+                    needs=("corpus",), makes=("instrument",), shared=True))
     evaluate = ["--models_dir", str(release.models), "--attributions", attributions, "--corpus", corpus,
                 "--results_dir", str(release.results), "--protocols", *preset.protocols]
     for family, pair, method, name, baseline in students:

@@ -291,7 +291,7 @@ PRESETS: dict[str, Preset] = {
             max_pairs={"train": 64, "validation": 16, "test": 16}, max_tokens=64, weak_teacher_ok=True
         ),
         triangulation=TriangulationPreset(
-            faithfulness_pairs=8, sanity_pairs=4, sanity_stages=("full",), silver_train_pairs=2000
+            faithfulness_pairs=8, sanity_pairs=4, sanity_stages=("decoder+encoder", "full"), silver_train_pairs=2000
         ),
         student=StudentPreset(
             d_model=32,
