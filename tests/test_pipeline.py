@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from agkd.training.orchestration import pipeline, push
+from agkd.training.orchestration.presets import PRESETS
 
 
 def plan_for(*argv):
@@ -86,7 +87,7 @@ def test_grid_narrowing_and_stop_after():
 
 
 @pytest.mark.parametrize("preset, grid", [
-    ("lab", {"teacher": 2, "extract": 40, "warm-start": 4, "student": 216, "attributor": 16, "evaluate": 216}),
+    ("lab", {"teacher": 2, "extract": 40, "warm-start": 6, "student": 216, "attributor": 16, "evaluate": 216}),
     ("paper", {"teacher": 4, "extract": 120, "warm-start": 0, "student": 1512, "attributor": 48, "evaluate": 1512}),
 ])
 def test_gpu_presets_plan_the_grids_their_costs_are_quoted_for(preset, grid):
@@ -199,7 +200,8 @@ def test_smoke_pipeline_end_to_end_and_rerun(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-4000:]
     root = runs / "smoke"
-    assert "paper's finding" in (root / "results" / "report.md").read_text()
+    assert "The paper's ranking" in (root / "results" / "report.md").read_text()
+    assert (root / "results" / "analysis_plan.json").exists() and (root / "results" / "verdict.json").exists()
     rows = [json.loads(line) for line in (root / "results" / "results.jsonl").read_text().splitlines()]
     assert {r["protocol"] for r in rows} == {"none", "gold", "teacher", "train-only", "attributor"}
     assert (root / "hub" / "spaces" / "agkd-space" / "app.py").exists()
@@ -240,6 +242,29 @@ def test_smoke_pipeline_end_to_end_and_rerun(tmp_path):
     # Teacher and warm start log to the pipeline's stderr, the parallel students and Attributors to their job logs.
     skipped = rerun.stderr + "".join(log.read_text() for log in (root / "logs").glob("*.log"))
     assert skipped.count("already exists") >= 14, skipped[-4000:]  # teacher, warm start, 10 students, 2 Attributors
+
+
+@pytest.mark.slow
+@pytest.mark.release
+@pytest.mark.timeout(3000)
+@pytest.mark.parametrize("preset, narrow", [
+    ("lab-tiny", []),  # both teacher families, protocols gold and teacher, a warm start per seed
+    ("paper-tiny", ["--pairs", "de-en", "--teachers", "mbart"]),  # from scratch, every operator, both normalisations
+])
+def test_the_gpu_presets_whole_plan_runs_end_to_end_at_tiny_scale(tmp_path, preset, narrow):
+    """Every job a lab or paper run starts, at the smoke preset's sizes (`presets.tiny`): the first GPU run of either
+    must not stop in its first minutes (the review's H2: lab's positive control raised before any training)."""
+    runs = tmp_path / "runs"
+    command = [sys.executable, "-m", "agkd.training.cli", "pipeline", "--preset", preset, "--runs_dir", str(runs),
+               "--methods", "attention", "saliency", *narrow]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=2400)
+    assert result.returncode == 0, result.stderr[-4000:]
+    results = runs / preset / "results"
+    instrument = json.loads((results / "instrument_check.json").read_text())
+    assert instrument["regime"]["student_init"] == PRESETS[preset].student_init
+    assert "The paper's ranking" in (results / "report.md").read_text()
+    rows = [json.loads(line) for line in (results / "results.jsonl").read_text().splitlines()]
+    assert {r["protocol"] for r in rows} >= {"none", "train-only", *PRESETS[preset].protocols} - {"attributor"}
 
 
 def test_agkd_extract_preset_becomes_explicit_options_and_the_users_win():

@@ -1,6 +1,7 @@
 """Named experiment sizes: `smoke` (tests, under a minute), `demo` (the README's main job on a 2-core CPU; its
 measured cost per stage is in the README), `lab` (the smallest GPU grid that answers the paper's question with
-intervals, docs/lab.md) and `paper` (the full grid). Each stage reads its own section; the grid fields say what to
+intervals, docs/lab.md) and `paper` (the full grid); `lab-tiny` and `paper-tiny` run lab's and paper's whole plan at
+the smoke preset's sizes (`tiny`). Each stage reads its own section; the grid fields say what to
 run.
 
 Each preset writes under `runs/<preset>/` (`datasets_scripts/release_layout.py`): `hub/models/*`, `hub/datasets/*`,
@@ -398,7 +399,7 @@ PRESETS: dict[str, Preset] = {
         control_operators=(PRIMARY_OPERATOR,),
         seeds=(0, 1, 2),
         student_init="warm",
-        warm_starts=2,
+        warm_starts=3,  # one per seed: each seed an independent replicate of the warm start's noise
         protocols=("gold", "teacher"),
         # The Bible build (the full corpus' Bible part: the same 117,776 de-en train pairs, 227 validation and 616 test
         # verses): the teacher, its maps, the warm start and the students all see the domain they are tested on (the
@@ -489,3 +490,19 @@ PRESETS: dict[str, Preset] = {
         extract=ExtractPreset(max_tokens=128, min_teacher_bleu=5.0),
     ),
 }
+
+
+def tiny(name: str) -> Preset:
+    """`name`'s whole plan (its pairs, teacher families, operators, normalisations, protocols, controls, init and
+    warm-start layout) at the smoke preset's sizes and budgets: a CPU run of minutes that walks every job a GPU run of
+    `name` would start, so that such a run does not stop in its first minutes (tests/test_pipeline.py)."""
+    base, smoke = PRESETS[name], PRESETS["smoke"]
+    return replace(
+        base, name=f"{name}-tiny", seeds=(0, 1), warm_starts=min(base.warm_starts, 2),
+        corpus=CorpusPreset(lite=True), teacher=smoke.teacher, extract=smoke.extract,
+        triangulation=smoke.triangulation, student=smoke.student, attributor=smoke.attributor,
+        warm_start=smoke.warm_start,
+    )
+
+
+PRESETS |= {f"{name}-tiny": tiny(name) for name in ("lab", "paper")}
