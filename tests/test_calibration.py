@@ -29,10 +29,11 @@ from agkd.training.verdict import design
 from agkd.training.verdict import statistics as verdict
 
 PRIMARY = design.Design("supervise", "row_sum", "train-only")
-# The variance split of the typical direct contrast (median over the 15; nats/token squared per sentence-and-replicate
-# cell), measured on a demo release: see docs/verdict.md ("The variance split, measured"), whose command prints it.
-MEASURED = {"sentence": 0.0, "replicate": 0.0, "interaction": 0.0}
-SENTENCES = 600  # the demo's whole test split within 48 tokens
+# The variance split of the typical direct contrast (median over the 15; (nats/token)^2 per sentence-and-replicate
+# cell), measured on a demo release of the previous design (4 seeds, 399 test sentences), 2026-12-05:
+# `python benchmarks/bench_verdict_power.py --results_dir <release>/results --units seeds` (docs/verdict.md, "Power").
+MEASURED = {"sentence": 5.798e-04, "replicate": 6.379e-07, "interaction": 3.156e-04}
+SENTENCES = 399  # the demo's whole test split within its 48-token map limit
 TAIL_DF = 3
 
 

@@ -300,8 +300,9 @@ def test_results_table_of_the_pair(app):
     assert (
         "#### protocol `gold`" in text
         and "Baseline (no map): BLEU" in text
-        and "Ranking by mean gain on `nll_reference`" in text
+        and "Order by mean gain on `nll_reference` (not a verdict)" in text
     )
+    assert "*" not in text.split("#### protocol")[1]  # the every-cell tables carry no marks: only the verdict's rules
     sections = [line.split("`")[1] for line in text.splitlines() if line.startswith("#### protocol")]
     # The primary design's protocol first (it carries the verdict), then the reading order.
     assert sections[0] == "train-only" and "the primary design (leak-free)" in text
@@ -310,6 +311,27 @@ def test_results_table_of_the_pair(app):
     assert "No evaluation results" in SpaceApp(
         Release(app.release.root, results=app.release.root / "none.jsonl")
     ).results_markdown("de-en")
+
+
+def test_the_verdict_table_quotes_the_reports_own_estimates(space_release_dir, tmp_path):
+    """One voice: the page's verdict table is `verdict.json` (the report's estimates, intervals and Holm marks),
+    labelled, not a recomputation of its own."""
+    import json
+    import shutil
+
+    results = tmp_path / "results.jsonl"
+    shutil.copy2(Release(space_release_dir).results_path, results)
+    cell = {"text": "+0.0123* [+0.0050, +0.0196]", "mark": True}
+    title = "marian de-en, targets `reference`, init `scratch`, split `test`"
+    (tmp_path / "verdict.json").write_text(json.dumps({title: {
+        "warm_starts": ["a", "b"], "sentences": 399,
+        "methods": {"attention": {"baseline": cell, "shuffled": None, "diagonal": None}},
+    }}))
+    text = SpaceApp(Release(space_release_dir, results=results)).results_markdown("de-en", "marian")
+    assert f"#### The verdict's estimates: {title}" in text
+    assert "| method | gain over no map | over its shuffled twin | over diagonal |" in text
+    assert "| attention | +0.0123* [+0.0050, +0.0196] | - | - |" in text
+    assert "2 independent warm starts and 399 test sentences" in text
 
 
 def test_an_empty_release_still_builds_a_page(tmp_path):

@@ -342,10 +342,12 @@ def plan(args: PipelineArguments) -> list[Job]:
                 )
             )
     # The positive control in the students' regime, scored on as many planted pairs as the verdict's test split has.
+    family, pair = next(iter(teachers))
     jobs.append(Job("instrument", "planted alignments", "agkd.training.verdict.instrument",
-                    ["--results_dir", str(release.results), *common, "--corpus", corpus, "--pair", args.pairs[0]]
+                    ["--results_dir", str(release.results), *common, "--corpus", corpus, "--pair", pair,
+                     "--teacher", teachers[family, pair], "--teacher_name", family]
                     + (["--finetune_steps", str(args.student_max_steps)] if args.student_max_steps else []),
-                    needs=("corpus",), makes=("instrument",), shared=True))
+                    needs=("corpus", f"teacher:{family}.{pair}"), makes=("instrument",), shared=True))
     evaluate = ["--models_dir", str(release.models), "--attributions", attributions, "--corpus", corpus,
                 "--results_dir", str(release.results), "--protocols", *preset.protocols]
     for family, pair, method, name, baseline in students:

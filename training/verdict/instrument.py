@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from agkd.datasets_scripts.release_layout import INSTRUMENT_FILE, load_config
 from agkd.datasets_scripts.stage import run_as_script, stage_main
+from agkd.training.data import load_teacher_tokenizer
+from agkd.training.orchestration.presets import PRESETS
 from agkd.training.verdict.control import CHECK_SEED_OFFSET, InstrumentConfig, write_instrument_check
 from agkd.training.verdict.design import control_failures
 
@@ -47,6 +49,10 @@ class InstrumentArguments:
     corpus: str | None = field(default=None, metadata={"help": "agkd-parallel folder or Hub id: the test size is its "
                                                                "test split's, as the verdict's"})
     pair: str | None = field(default=None, metadata={"help": "the language pair of --corpus"})
+    teacher: str | None = field(default=None, metadata={"help": "the teacher (folder or Hub id): with --corpus, the "
+                                                                "test size counts the pairs within the preset's map "
+                                                                "token limit, as the verdict's whole test split does"})
+    teacher_name: str = field(default="marian", metadata={"help": "the teacher's family (marian, mbart)"})
 
 
 def config_of(args: InstrumentArguments) -> InstrumentConfig:
@@ -57,10 +63,23 @@ def config_of(args: InstrumentArguments) -> InstrumentConfig:
                 "corpus_pairs": args.corpus_pairs, "test_pairs": args.test_pairs, "task_seed": args.task_seed}
     overrides |= {key: value for key, value in optional.items() if value is not None}
     if args.test_pairs is None and args.corpus and args.pair:
-        overrides["test_pairs"] = len(load_config(args.corpus, args.pair)["test"])
+        overrides["test_pairs"] = verdict_test_size(args)
     if args.seeds is not None:
         overrides["seeds"] = tuple(args.seeds)
     return InstrumentConfig.for_preset(args.preset, **overrides)
+
+
+def verdict_test_size(args: InstrumentArguments) -> int:
+    """How many test sentences the verdict is scored on: the corpus' test pairs that fit the preset's map token limit
+    in the teacher's tokenisation (`evaluate.load_whole_split`), or all of them without a teacher."""
+    test = load_config(args.corpus, args.pair)["test"]
+    if args.teacher is None:
+        return len(test)
+    tokenizer, _, _ = load_teacher_tokenizer(args.teacher, args.teacher_name, args.pair)
+    limit = PRESETS[args.preset].extract.max_tokens
+    encoded = tokenizer(list(test["source"]), text_target=list(test["target"]))
+    pairs = zip(encoded["input_ids"], encoded["labels"], strict=True)
+    return sum(len(source) <= limit and len(target) <= limit for source, target in pairs)
 
 
 def instrument_and_log(args: InstrumentArguments) -> None:
