@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from agkd.datasets_scripts.release_layout import INSTRUMENT_FILE, load_config
 from agkd.datasets_scripts.stage import run_as_script, stage_main
@@ -83,7 +84,12 @@ def verdict_test_size(args: InstrumentArguments) -> int:
 
 
 def instrument_and_log(args: InstrumentArguments) -> None:
-    path = write_instrument_check(args.results_dir, config_of(args), INSTRUMENT_FILE)
+    config = config_of(args)
+    path = Path(args.results_dir) / INSTRUMENT_FILE
+    if path.exists() and json.loads(path.read_text()).get("config") == json.loads(json.dumps(asdict(config))):
+        logger.info("%s already exists for this configuration: skipped", path)
+        return
+    path = write_instrument_check(args.results_dir, config, INSTRUMENT_FILE)
     result = json.loads(path.read_text())
     if result["passed"]:
         logger.info("the design sees planted alignment content; MDE %.4f nats/token (%s)", result["mde"], path)

@@ -282,8 +282,9 @@ def verdict_words(claim: verdict.ClaimVerdict) -> str:
 
 @dataclass
 class GroupVerdict:
-    """What `verdict_lines` found for one group: the body's sections, the first screen's, and the primary design's
-    verdict with the scores it was computed from (the triangulation section reads the utility from them)."""
+    """What `verdict_lines` found for one group: the body's sections, the first screen's, the primary design's verdict,
+    and the group's scores on the map-annotated pairs (the yardsticks' sentences: the triangulation reads the utility
+    from them)."""
 
     body: list[str]
     first_screen: list[str]
@@ -318,7 +319,7 @@ def verdict_lines(rows: list[dict], baseline: list[dict], preconditions: Precond
                     and d.normalization == SCALE_FAIR_NORMALIZATION), None)
     primary = primary or next((d for d in leak_free if (d.operator, d.protocol) == PRIMARY_DESIGN), None)
     methods = [m for m in ALL_METHODS if any(r["method"] == m for r in rows)]
-    lines, first_screen, primary_result, primary_scored, record = [], [], None, None, None
+    lines, first_screen, primary_result, record = [], [], None, None
     for design in sorted(leak_free, key=lambda d: d != primary):
         gold = next((d for d in designs if d.protocol == GOLD_PROTOCOL and d.normalization == design.normalization),
                     None)
@@ -331,11 +332,12 @@ def verdict_lines(rows: list[dict], baseline: list[dict], preconditions: Precond
         section = design_section(result, problems, design == primary, plots / f"gains-{title}-{slug}.png", out,
                                  plan_line if design == primary else None)
         if design == primary:
-            first_screen, primary_result, primary_scored = section, result, scores
+            first_screen, primary_result = section, result
             record = verdict_record(result, problems, verdict_sentence(result, problems))
         else:
             lines += section
-    return GroupVerdict(lines, first_screen, primary_result, primary_scored, record)
+    # The triangulation pairs the utility with the yardsticks sentence by sentence: the map-annotated pairs they share.
+    return GroupVerdict(lines, first_screen, primary_result, annotated, record)
 
 
 # Each method's utility beside the yardsticks: its gain over no map in the primary design, the per-method quantity
@@ -345,7 +347,8 @@ UTILITY_CONTRAST = "baseline"
 
 def utility_of(group: GroupVerdict, methods: list[str]) -> tuple[Criterion | None, dict[str, str]]:
     """Each method's utility for the triangulation: its primary-design gain on `UTILITY_CONTRAST`, per seed and
-    sentence (the agreement resamples both), and the verdict's estimate as table cells."""
+    map-annotated sentence (the yardsticks' sentences; the agreement resamples both), and the verdict's own estimate
+    (on its whole test split) as table cells."""
     result, scores = group.primary, group.scores
     if result is None or scores is None or scores.tokens is None:
         return None, {}
