@@ -61,11 +61,12 @@ def test_smoke_plan_covers_every_stage_in_order():
 
 
 def test_seeds_fine_tune_the_presets_warm_starts_in_turn():
-    jobs = plan_for("--preset", "demo", "--runs_dir", "/tmp/x")
+    """The demo trains a warm start per seed (independent replicates); extra seeds reuse them in turn (s mod 4)."""
+    jobs = plan_for("--preset", "demo", "--runs_dir", "/tmp/x", "--seeds", "0", "1", "2", "3", "4")
     starts = [j for j in jobs if j.stage == "warm-start"]
-    assert [j.argv[j.argv.index("--seed") + 1] for j in starts] == ["0", "1"]
+    assert [j.argv[j.argv.index("--seed") + 1] for j in starts] == ["0", "1", "2", "3"]
     assert starts[1].makes == ("warm-start:marian.de-en.s1",)
-    for seed, start in ((0, 0), (1, 1), (2, 0)):
+    for seed, start in ((0, 0), (1, 1), (3, 3), (4, 0)):
         cells = [j for j in jobs if j.stage == "student" and j.label.endswith(f"s{seed}")]
         assert {j.argv[j.argv.index("--init_from") + 1] for j in cells} == {
             f"/tmp/x/demo/hub/models/warmstart-marian-de-en-s{start}"
