@@ -119,7 +119,7 @@ def figures_table(summary: dict, utility_cells: dict[str, str]) -> list[str]:
     others = [(kind, removal) for kind, removal in OTHER_AOPC_READINGS
               if any(aopc_key("deletion", kind, removal) in row for row in table.values())]
     decision = sanity.get("decision_stage", "-")
-    head = ["method", "utility (gain over its shuffled twin, nats/token)", "silver AER"]
+    head = ["method", "utility (gain over no map, nats/token)", "silver AER"]
     head += [f"gold AER ({summary['gold']['name']})"] if gold else []
     head += ["AOPC deletion", "AOPC insertion"]
     head += [f"AOPC deletion / insertion ({TARGET_LABELS[k]}, {REMOVAL_LABELS[r]})" for k, r in others]
