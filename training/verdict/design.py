@@ -215,7 +215,7 @@ def judge_design(scores: Scores, design: Design, methods: list[str], controls: l
     seeds, missing = scores.common_seeds(claim_systems)
     contrasts = {m: {c: scores.estimate(contrast_weights(m, c, design)) for c in CONTRASTS} for m in methods}
     keys = [(m, c) for m in methods for c in CONTRASTS]
-    adjusted = dict(zip(keys, verdict.holm([_p(contrasts[m][c]) for m, c in keys]), strict=True))
+    adjusted = verdict.family({(m, c): contrasts[m][c] for m, c in keys})
     control_gains = {c: scores.estimate(verdict.gain(system(c, design), over=BASELINE)) for c in controls}
     pairs = list(itertools.product(verdict.PAPER_TOP, verdict.PAPER_REST))
     claimed = {pair: scores.estimate(claim_weights(*pair, design, CLAIM_CONTRAST), seeds) for pair in pairs}
@@ -242,10 +242,6 @@ def judge_design(scores: Scores, design: Design, methods: list[str], controls: l
     return DesignVerdict(design, contrasts, adjusted, control_gains, verdict.family(control_gains), claim, content,
                          claimed, content_contrasts, gold, leak, gold_design, seeds, {s: scores.unit(s) for s in seeds},
                          scores.sentences, tokens, len(scores.tokens) if scores.tokens is not None else 0)
-
-
-def _p(estimate: verdict.Estimate) -> float:
-    return estimate.p_value if estimate.usable else 1.0
 
 
 # ================================================================================================ preconditions

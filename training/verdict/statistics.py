@@ -284,7 +284,7 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return [float(value) for value in adjusted]
 
 
-def family(estimates: Mapping[str, Estimate]) -> dict[str, float]:
+def family(estimates: Mapping) -> dict:
     """Holm-adjusted p-values of a family; an unusable estimate counts as p = 1 (the family keeps its size) and
     gets NaN."""
     names = list(estimates)
@@ -328,7 +328,7 @@ def significant(estimate: Estimate, adjusted_p: float, alpha: float = ALPHA) -> 
 
 
 def decision_mdes(split: VarianceSplit, experiments: int = MDE_EXPERIMENTS, seed: int = 0, df_rule: str = DF_RULE,
-                  bound: float = EQUIVALENCE_BOUND, sentence_tail_df: float = 4.0) -> dict[str, float]:
+                  sentence_tail_df: float = 4.0) -> dict[str, float]:
     """Each decision's smallest detectable effect, by simulating the decision rule on null experiments of the 8
     methods with the measured variance split (each pairwise contrast gets `split`'s components: every system carries
     half of each; sentence effects Student-t with `sentence_tail_df` df, heavy-tailed as real sentences are):
@@ -337,7 +337,7 @@ def decision_mdes(split: VarianceSplit, experiments: int = MDE_EXPERIMENTS, seed
       shifts every contrast's mean, not its se, so it is the POWER quantile of max_k(t_k se_k - mean_k));
     - DOES_NOT_HOLD: the negative gain of one contrast that Holm's first step (alpha/15) finds with POWER;
     - NOT_RELEVANT: the margin within which some contrast is shown equivalent (Holm TOST) with POWER when all are
-      0; equivalence is reachable when it is below `bound`.
+      0; equivalence is reachable when it is below the bound.
     """
     rng = np.random.default_rng(seed)
     systems = PAPER_TOP + PAPER_REST
@@ -424,7 +424,7 @@ def claim_verdict(contrasts: Mapping[Pair, Estimate], bound: float = EQUIVALENCE
     adjusted = dict(zip(required, holm([e.p_value for e in estimates]), strict=True))
     tost = dict(zip(required, holm([equivalence_p(e, bound) for e in estimates]), strict=True))
     split = median_split(estimates)
-    mdes = decision_mdes(split, experiments=mde_experiments, bound=bound) if split and mde_experiments else {}
+    mdes = decision_mdes(split, experiments=mde_experiments) if split and mde_experiments else {}
 
     def verdict(answer: str, reason: str) -> ClaimVerdict:
         return ClaimVerdict(answer, reason, adjusted, tost, mdes)
