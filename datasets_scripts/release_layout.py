@@ -24,6 +24,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from agkd.datasets_scripts.attribution.configs import BASELINE
@@ -138,8 +140,6 @@ def atomic_folder(final: str | Path) -> Iterator[Path]:
 
 def split_counts(root: str | Path) -> Mapping[str, Mapping[str, int]]:
     """Row counts per config and split, read from the parquet metadata (cheap)."""
-    import pyarrow.parquet as pq
-
     counts: dict[str, dict[str, int]] = {}
     for entry in configs_metadata(root):
         config = entry["config_name"]
@@ -150,39 +150,35 @@ def split_counts(root: str | Path) -> Mapping[str, Mapping[str, int]]:
     return counts
 
 
-def load_config(root: str, config: str) -> datasets.DatasetDict:
-    """Every split of one config of a Hub-layout dataset: a local folder (`read_local_config`) or a Hub repo id."""
+def config_names(root: str | Path) -> list[str]:
+    """Config names of a Hub-layout dataset: read from a local folder's files, or asked from the Hub for a repo id."""
     if Path(root).is_dir():
-        return read_local_config(root, config)
-    return datasets.load_dataset(root, config)
+        return [entry["config_name"] for entry in configs_metadata(root)]
+    return datasets.get_dataset_config_names(str(root))
 
 
-def config_exists(root: str, config: str) -> bool:
+def config_exists(root: str | Path, config: str) -> bool:
     """Whether a dataset folder or repo has a config of that name (a folder: its parquet files; a repo: its card)."""
-    if Path(root).is_dir():
-        return any((Path(root) / config).glob("*.parquet"))
-    return config in datasets.get_dataset_config_names(root)
+    return config in config_names(root)
 
 
-def read_local_config(root: str | Path, config: str) -> datasets.DatasetDict:
-    """All splits of one config of a local Hub-layout folder, read straight from its parquet files (in memory).
+def load_config(root: str | Path, config: str) -> datasets.DatasetDict:
+    """Every split of one config of a Hub-layout dataset: a local folder or a Hub repo id.
 
-    Prefer this to `datasets.load_dataset(folder, config)` inside the pipeline: datasets 5.2 keys the cache of a local
-    folder by the folder's name and the config, not by the files' content, so a rebuilt folder (or another folder of
-    the same name) can be served stale rows or fail split-size verification against another folder's cached info.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    config_dir = Path(root) / config
-    files: dict[str, list[Path]] = {}
-    for f in sorted(config_dir.glob("*.parquet")):
-        files.setdefault(f.name.split("-0")[0], []).append(f)
-    if not files:
-        raise FileNotFoundError(f"no parquet files for config {config!r} under {root}")
-    return datasets.DatasetDict(
-        {split: datasets.Dataset(pa.concat_tables([pq.read_table(f) for f in fs])) for split, fs in files.items()}
-    )
+    A local folder is read straight from its parquet files, in memory, where the card's `configs:` entries say
+    (`configs_metadata`): datasets 5.2 keys the cache of a local folder by the folder's name and the config, not by the
+    files' content, so a rebuilt folder (or another folder of the same name) could be served stale rows or fail
+    split-size verification against another folder's cached info."""
+    if not Path(root).is_dir():
+        return datasets.load_dataset(str(root), config)
+    entries = {e["config_name"]: e for e in configs_metadata(root)}
+    if config not in entries:
+        raise ValueError(f"{root} has no config {config!r} (it has: {', '.join(entries)})")
+    splits = {}
+    for data_file in entries[config]["data_files"]:
+        files = sorted(Path(root).glob(data_file["path"]))
+        splits[data_file["split"]] = datasets.Dataset(pa.concat_tables([pq.read_table(f) for f in files]))
+    return datasets.DatasetDict(splits)
 
 
 RESULTS_FILE = "results.jsonl"  # results/<this>: one JSON row per student, split and protocol

@@ -44,6 +44,7 @@ from agkd.datasets_scripts.release_layout import (  # noqa: E402
     REPORT_FILE,
     RESULTS_FILE,
     VERDICT_FILE,
+    load_config,
     protocol_order,
     read_meta,
 )
@@ -61,7 +62,6 @@ from agkd.space.release import (
     stored_maps,
 )
 from agkd.space.repo import triangulation_sections
-from agkd.training.data import load_dataset_config
 from agkd.training.evaluation.evaluate import BASELINE_PROTOCOL, protocol_map_config  # noqa: E402
 from agkd.training.evaluation.scoring import PRIMARY_METRIC
 from agkd.training.verdict.design import PRIMARY_DESIGN, VERDICT_LEAD
@@ -597,7 +597,7 @@ class SpaceApp:
             if config is None or not self.release.has_dataset(dataset):
                 continue
             try:
-                data = load_dataset_config(self.release.dataset_ref(dataset), config)
+                data = load_config(self.release.dataset_ref(dataset), config)
             except (ValueError, FileNotFoundError, OSError) as err:
                 logger.info("no examples from %s/%s: %s", dataset, config, err)
                 continue

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from agkd.datasets_scripts.attribution.configs import BASELINE
 from agkd.datasets_scripts.attribution.teacher import Teacher
-from agkd.datasets_scripts.release_layout import RESULTS_FILE, read_results
+from agkd.datasets_scripts.release_layout import RESULTS_FILE, load_config, read_results
 from agkd.datasets_scripts.teachers import (
     LANGUAGE_PAIRS,
     TEACHER_FAMILIES,
@@ -38,7 +38,6 @@ from agkd.datasets_scripts.teachers import (
     resolve_teacher,
     teacher_spec,
 )
-from agkd.training.data import load_dataset_config
 from agkd.training.orchestration.presets import GRID_OPERATORS, SCALE_FAIR_NORMALIZATION
 from agkd.training.verdict.report import method_order
 
@@ -342,7 +341,7 @@ def load_attributor(ref: str):
 def stored_maps(dataset_ref: str, config: str, split: str = "test") -> dict[str, dict]:
     """Rows of one agkd-attributions config and split, by source sentence ({} if the config does not exist)."""
     try:
-        data = load_dataset_config(dataset_ref, config)
+        data = load_config(dataset_ref, config)
     except (ValueError, FileNotFoundError, OSError) as err:
         logger.info("no stored maps %s/%s: %s", dataset_ref, config, err)
         return {}

@@ -97,6 +97,7 @@ def test_registry_maps_family_and_pair(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ common steps
 def test_common_training_steps(toy_corpus_dir):
+    from agkd.datasets_scripts import release_layout as layout
     from agkd.training import data, loop
     from agkd.training.evaluation import scoring
 
@@ -129,11 +130,11 @@ def test_common_training_steps(toy_corpus_dir):
     assert "tok:13a" in perfect.bleu_signature and "nc:6" in perfect.chrf_signature
 
     # Hub-layout folders read straight from parquet
-    assert set(data.dataset_configs(toy_corpus_dir)) == {"de-en", "fr-en", "ar-en"}
-    ds = data.load_dataset_config(toy_corpus_dir, "fr-en")
+    assert set(layout.config_names(toy_corpus_dir)) == {"de-en", "fr-en", "ar-en"}
+    ds = layout.load_config(toy_corpus_dir, "fr-en")
     assert {k: len(v) for k, v in ds.items()} == {"train": 400, "validation": 40, "test": 80}
     with pytest.raises(ValueError, match="no config"):
-        data.load_dataset_config(toy_corpus_dir, "es-en")
+        layout.load_config(toy_corpus_dir, "es-en")
 
 
 # ------------------------------------------------------------------------------------------------ bad input

@@ -1,4 +1,4 @@
-"""Data for the training scripts: Hub-layout dataset configs, tokenised pairs, length-grouped batches, collators.
+"""Data for the training scripts: tokenised pairs, length-grouped batches, collators.
 
 Every example keeps an `index` (its position in the input), so outputs gathered across processes with
 `gather_for_metrics` can be put back in corpus order. Map examples (`map_examples`) are checked against the
@@ -9,46 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from agkd.datasets_scripts.release_layout import configs_metadata
 from agkd.datasets_scripts.teachers import generation_kwargs, load_tokenizer
-
-
-def dataset_configs(repo: str | Path) -> list[str]:
-    """Config names of a Hub-layout dataset: read from the folder's files, or asked from the Hub for a repo id."""
-    if Path(repo).is_dir():
-        return [entry["config_name"] for entry in configs_metadata(repo)]
-    import datasets
-
-    return datasets.get_dataset_config_names(str(repo))
-
-
-def load_dataset_config(repo: str | Path, config: str):
-    """A `DatasetDict` of one config of a Hub-layout dataset (local folder or Hub id).
-
-    A local folder is read straight from its parquet files, in memory: `datasets.load_dataset` keys its cache on
-    the folder path, so a folder rebuilt in place could otherwise come back with the splits of an older build."""
-    import datasets
-
-    if not Path(repo).is_dir():
-        return datasets.load_dataset(str(repo), config)
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    entries = {e["config_name"]: e for e in configs_metadata(repo)}
-    if config not in entries:
-        raise ValueError(f"{repo} has no config {config!r} (it has: {', '.join(entries)})")
-    splits = {}
-    for data_file in entries[config]["data_files"]:
-        files = sorted(Path(repo).glob(data_file["path"]))
-        table = pa.concat_tables([pq.read_table(f) for f in files])
-        splits[data_file["split"]] = datasets.Dataset(table)
-    return datasets.DatasetDict(splits)
 
 
 def tokenize_pairs(

@@ -113,7 +113,7 @@ def train_attributor(args: AttributorArguments) -> Path:
     # ---- data: the method's map rows, checked against the teacher's tokenizer
     tokenizer, teacher_config, _ = data.load_teacher_tokenizer(args.teacher, args.teacher_name, args.pair)
     with accelerator.main_process_first():
-        rows = data.load_dataset_config(args.attributions, source_config)
+        rows = layout.load_config(args.attributions, source_config)
     splits = (args.train_split, args.validation_split, args.test_split)
     for split in splits:
         if split not in rows:

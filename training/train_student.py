@@ -241,7 +241,7 @@ def train_student(args: StudentArguments) -> Path:
         args.teacher, args.teacher_name, args.pair
     )
     with accelerator.main_process_first():
-        rows = data.load_dataset_config(source, source_config)
+        rows = layout.load_config(source, source_config)
     for split in (args.train_split, args.validation_split):
         if split not in rows:
             raise ValueError(f"{source}/{source_config} has no split {split!r} (it has: {', '.join(rows)})")

@@ -146,7 +146,7 @@ def check_corpus(corpus: str, pairs: list[str]) -> None:
     if not looks_like_hub_id and not (path / "README.md").exists():
         raise FileNotFoundError(f"corpus not found: {corpus} (build it with `agkd corpus`, or pass --corpus)")
     try:
-        configs = data.dataset_configs(corpus)
+        configs = layout.config_names(corpus)
     except Exception as err:  # noqa: BLE001 - any loader failure means the same thing to the user
         raise FileNotFoundError(f"cannot read corpus {corpus}: {err}") from err
     missing = [p for p in pairs if p not in configs]
@@ -166,7 +166,7 @@ class PairData:
 
 
 def load_pair(args: TeacherArguments, pair: str) -> PairData:
-    ds = data.load_dataset_config(args.corpus, pair)
+    ds = layout.load_config(args.corpus, pair)
     train = ds["train"]
     if args.train_origins:
         keep = set(split_list(args.train_origins))

@@ -109,13 +109,13 @@ class EvaluationSet:
 
 def load_evaluation_set(args: EvaluateArguments, teacher_name: str, pair: str, split: str) -> EvaluationSet:
     config = evaluation_config(teacher_name, pair)
-    rows = data.load_dataset_config(args.attributions, config)
+    rows = layout.load_config(args.attributions, config)
     if split not in rows:
         raise ValueError(f"{args.attributions}: {config} has no split {split!r}")
     rows = rows[split]
     if args.max_examples:
         rows = rows.select(range(min(args.max_examples, len(rows))))
-    corpus = data.load_dataset_config(args.corpus, pair)[split]
+    corpus = layout.load_config(args.corpus, pair)[split]
     reference_by_id = dict(zip(corpus["id"], corpus["target"], strict=True))
     missing = [i for i in rows["id"] if i not in reference_by_id]
     if missing:
@@ -140,7 +140,7 @@ def load_whole_split(args: EvaluateArguments, teacher_name: str, pair: str, spli
     is scored on for the verdict (the map-annotated pairs are its first ones)."""
     meta = read_meta(args.attributions, evaluation_config(teacher_name, pair)) or {}
     limit = meta.get("max_tokens")
-    corpus = data.load_dataset_config(args.corpus, pair)[split]
+    corpus = layout.load_config(args.corpus, pair)[split]
     ids, sources, references, targets = [], [], [], []
     for row in corpus:
         encoded = tokenizer(row["source"], text_target=row["target"])
@@ -158,10 +158,10 @@ def teacher_translation_ids(args: EvaluateArguments, teacher_name: str, pair: st
     """Token ids of the teacher's own translation of each pair (from the teacher-target control config), or None
     when some pair lacks one: the simulatability metrics are then not computed for the split."""
     config = evaluation_config(teacher_name, pair, "teacher")
-    if config not in data.dataset_configs(args.attributions):
+    if config not in layout.config_names(args.attributions):
         logger.warning("%s: no %s config, so no agreement with the teacher's translations", args.attributions, config)
         return None
-    rows = data.load_dataset_config(args.attributions, config)
+    rows = layout.load_config(args.attributions, config)
     if split not in rows:
         logger.warning(
             "%s: %s has no split %s, so no agreement with the teacher's translations", args.attributions, config, split
@@ -176,7 +176,7 @@ def teacher_translation_ids(args: EvaluateArguments, teacher_name: str, pair: st
 
 def maps_for(args: EvaluateArguments, config: str, split: str, ids: list[str]) -> tuple[list, int]:
     """Maps of `config` in the order of `ids` (None where the config lacks a pair) and the count of missing ones."""
-    rows = data.load_dataset_config(args.attributions, config)
+    rows = layout.load_config(args.attributions, config)
     if split not in rows:
         raise ValueError(f"{args.attributions}: {config} has no split {split!r}")
     by_id = {

@@ -32,11 +32,12 @@ from agkd.datasets_scripts.release_layout import (
     REPORT_FILE,
     RESULTS_FILE,
     VERDICT_FILE,
+    config_names,
+    load_config,
     protocol_order,
     read_results,
 )
 from agkd.datasets_scripts.stage import run_as_script, stage_main
-from agkd.training.data import dataset_configs, load_dataset_config
 from agkd.training.evaluation.evaluate import BASELINE_PROTOCOL
 from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC, improvement
 from agkd.training.orchestration.presets import ALL_METHODS, GRID_OPERATORS, PRESETS, SCALE_FAIR_NORMALIZATION
@@ -604,7 +605,7 @@ def plot_example_maps(attributions: str, teacher: str, pair: str, split: str, pa
     import numpy as np
 
     configs = [
-        c for c in dataset_configs(attributions) if c.startswith(f"{teacher}.{pair}.") and not c.endswith(".teacher")
+        c for c in config_names(attributions) if c.startswith(f"{teacher}.{pair}.") and not c.endswith(".teacher")
     ]
     methods = [m for m in method_order({c.split(".", 2)[2] for c in configs}) if m not in CONTROLS]
     if not methods:
@@ -615,7 +616,7 @@ def plot_example_maps(attributions: str, teacher: str, pair: str, split: str, pa
     for ax in axes.flat:
         ax.axis("off")
     for ax, method in zip(axes.flat, methods, strict=False):
-        data = load_dataset_config(attributions, config_name(teacher, pair, method))
+        data = load_config(attributions, config_name(teacher, pair, method))
         if split not in data or len(data[split]) == 0:
             continue
         row = data[split][0]
