@@ -36,7 +36,7 @@ from pathlib import Path
 
 from agkd.datasets_scripts import corpus_sources as cs
 from agkd.datasets_scripts.corpus_sources import Pair
-from agkd.datasets_scripts.release_layout import atomic_folder, split_counts, write_card, write_split
+from agkd.datasets_scripts.release_layout import SPLITS, atomic_folder, split_counts, write_card, write_split
 from agkd.datasets_scripts.stage import run_as_script, stage_main
 
 logger = logging.getLogger(__name__)
@@ -486,7 +486,6 @@ def load_source_pairs(fetcher: Fetcher, source: Source, langs: Sequence[str]) ->
 # Filtering, splitting, deduplication
 # --------------------------------------------------------------------------------------------------------------
 
-SPLITS = ("train", "validation", "test", "test_handbook")
 _KEY = re.compile(r"[\W_]+")
 
 

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from agkd.datasets_scripts.attribution.configs import BASELINE
+from agkd.datasets_scripts.attribution.configs import BASELINE, config_name
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,9 @@ def public_ref(ref: str | Path | None) -> str | None:
     if ref is None:
         return None
     return Path(ref).resolve().name if Path(ref).exists() else str(ref)
+
+
+SPLITS = ("train", "validation", "test", "test_handbook")  # agkd-parallel's splits, as `agkd corpus` builds them
 
 
 def split_path(root: str | Path, config: str, split: str) -> Path:
@@ -190,6 +193,7 @@ TOKEN_STATISTICS_DIR = "token_statistics"  # results/<this>/: per-sentence force
 # Which sentences a row's per-sentence sums cover: the map-annotated test pairs (every row), or the whole test split
 # (rows that need no map at test time: the no-map baseline and `train-only`), which the verdict is scored on.
 SENTENCE_SETS = ("annotated", "all")
+TRIANGULATION_DIR = "triangulation"  # results/<this>/: one JSON and one npz per teacher and pair (`agkd triangulate`)
 
 
 def token_statistics_path(results_dir: str | Path, student: str, split: str, protocol: str, target: str,
@@ -251,14 +255,14 @@ def student_name(
     injection_heads: list[int] | None = None,
     target_kind: str = "reference",
     warm: bool = False,
-    supervision_weight: float = 1.0,
+    supervision_weight: float | None = None,
 ) -> str:
     """student-<teacher>-<pair>-<method>[-<operator>[<weight>]][-<normalisation>][-L..][-H..][-teacher][-warm]-s<seed>
-    (the supervision weight only where it is not 1)."""
+    (`supervision_weight`: a weight other than the model's default, which names leave out; None for the default)."""
     parts = ["student", teacher_name, pair, method.replace("_", "")]
     if method != BASELINE:
         parts.append(
-            operator + (f"{supervision_weight:g}" if operator == "supervise" and supervision_weight != 1 else "")
+            operator + (f"{supervision_weight:g}" if operator == "supervise" and supervision_weight is not None else "")
         )
     if map_normalization != "none":
         parts.append(map_normalization.replace("_", ""))
@@ -368,6 +372,18 @@ def keep_finished(
 # least); cards and the Space list result rows in this order.
 PROTOCOLS = ("gold", "teacher", "attributor", "train-only")
 MAP_FREE_PROTOCOL = "train-only"  # no map at test time: the protocol of students that take none (`supervise`)
+STORED_MAP_PROTOCOLS = {"gold": "reference", "teacher": "teacher"}  # protocol -> target kind of its stored maps
+BASELINE_PROTOCOL = BASELINE  # the no-map baseline is evaluated without a map, under its own name
+
+
+def protocol_map_config(teacher_name: str, pair: str, method: str, protocol: str) -> str:
+    """The agkd-attributions config whose maps a protocol injects at test time: `gold` the teacher's maps of the
+    reference, `teacher` those of its own translation. `agkd evaluate` and the Space read the same maps through it."""
+    if protocol not in STORED_MAP_PROTOCOLS:
+        raise ValueError(
+            f"protocol {protocol!r} injects no stored map (those that do: {', '.join(STORED_MAP_PROTOCOLS)})"
+        )
+    return config_name(teacher_name, pair, method, STORED_MAP_PROTOCOLS[protocol])
 
 
 def protocol_order(protocol: str) -> tuple[int, str]:

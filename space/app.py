@@ -41,10 +41,12 @@ from agkd.datasets_scripts.attribution.configs import evaluation_config  # noqa:
 from agkd.datasets_scripts.attribution.engines import attribute, engine_for
 from agkd.datasets_scripts.attribution.methods import CONTROLS, METHODS, method_arguments
 from agkd.datasets_scripts.release_layout import (  # noqa: E402
+    BASELINE_PROTOCOL,
     REPORT_FILE,
     RESULTS_FILE,
     VERDICT_FILE,
     load_config,
+    protocol_map_config,
     protocol_order,
     read_meta,
 )
@@ -62,7 +64,6 @@ from agkd.space.release import (
     stored_maps,
 )
 from agkd.space.repo import triangulation_sections
-from agkd.training.evaluation.evaluate import BASELINE_PROTOCOL, protocol_map_config  # noqa: E402
 from agkd.training.evaluation.scoring import PRIMARY_METRIC
 from agkd.training.verdict.design import PRIMARY_DESIGN, VERDICT_LEAD
 from agkd.training.verdict.report import method_gains, results_table

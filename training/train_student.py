@@ -34,6 +34,7 @@ from agkd.datasets_scripts.attribution.configs import BASELINE, TARGET_KINDS, co
 from agkd.datasets_scripts.attribution.methods import resolve
 from agkd.datasets_scripts.release_layout import public_ref
 from agkd.datasets_scripts.stage import run_as_script, stage_main
+from agkd.modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
 from agkd.modeling.attribution_injection import INJECTION_OPERATORS, MAP_NORMALIZATIONS, check_choice
 from agkd.training import data, loop
 from agkd.training.cards import write_student_card
@@ -66,7 +67,7 @@ class StudentArguments(RunArguments, BudgetArguments):
         },
     )
     supervision_weight: float = field(
-        default=1.0,
+        default=AgkdStudentConfig.supervision_weight,
         metadata={"help": "supervise: weight of KL(map row || cross-attention row) beside the translation loss"},
     )
     map_normalization: str = field(
@@ -142,7 +143,8 @@ def run_name(args: StudentArguments) -> str:
         args.teacher_name, args.pair, args.method, seed=args.seed, operator=args.operator,
         map_normalization=args.map_normalization, injection_layers=args.injection_layers,
         injection_heads=args.injection_heads, target_kind=args.target_kind, warm=student_init(args) == "warm",
-        supervision_weight=args.supervision_weight,
+        supervision_weight=None if args.supervision_weight == AgkdStudentConfig.supervision_weight
+        else args.supervision_weight,
     )
 
 
@@ -158,9 +160,6 @@ def run_settings(args: StudentArguments) -> dict:
 def build_student(args: StudentArguments, tokenizer, teacher_config, forced_bos_token_id: int | None):
     """A student from random weights, or the warm start of `--init_from` with this run's injection settings and
     dropout (its size then comes from the warm start and is written back into `args`, so the record is true)."""
-
-    from agkd.modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
-
     injection = dict(
         injection_operator=args.operator,
         injection_layers=args.injection_layers,

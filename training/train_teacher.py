@@ -49,7 +49,7 @@ from agkd.training.orchestration.presets import (
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("validation", "test", "test_handbook")
+EVALUATION_SPLITS = tuple(s for s in layout.SPLITS if s != "train")  # the corpus splits a teacher is scored on
 
 
 # ================================================================================================ arguments
@@ -126,8 +126,8 @@ def finalize_arguments(args: TeacherArguments) -> TeacherArguments:
             f"unknown lr_scheduler {args.lr_scheduler!r}; choose from {', '.join(t.value for t in SchedulerType)}"
         )
     for split in split_list(args.eval_splits):
-        if split not in SPLITS:
-            raise ValueError(f"unknown evaluation split {split!r}; choose from {', '.join(SPLITS)}")
+        if split not in EVALUATION_SPLITS:
+            raise ValueError(f"unknown evaluation split {split!r}; choose from {', '.join(EVALUATION_SPLITS)}")
     root = preset.root()
     args.corpus = args.corpus or str(root / "hub" / "datasets" / "agkd-parallel")
     args.output_dir, args.checkpoint_dir = layout.default_dirs(root, args.output_dir, args.checkpoint_dir)
@@ -176,7 +176,7 @@ def load_pair(args: TeacherArguments, pair: str) -> PairData:
     if args.max_train_examples and len(train) > args.max_train_examples:
         train = train.shuffle(seed=args.seed).select(range(args.max_train_examples))
     splits = {}
-    for split in SPLITS:
+    for split in EVALUATION_SPLITS:
         if split in ds:
             rows = ds[split]
             if args.max_eval_examples:

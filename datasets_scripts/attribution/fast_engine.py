@@ -40,6 +40,7 @@ import torch
 from agkd.datasets_scripts.attribution.configs import map_row
 from agkd.datasets_scripts.attribution.methods import method_arguments, target_layer_name
 from agkd.datasets_scripts.attribution.teacher import (
+    PROBE_TOLERANCE,
     PairBatch,
     label_probs,
     make_batch,
@@ -48,9 +49,6 @@ from agkd.datasets_scripts.attribution.teacher import (
 )
 
 logger = logging.getLogger(__name__)
-
-# Max |logits(ids) - logits(embeddings)| for the embedding-divisor probe to accept a divisor.
-PROBE_TOLERANCE = 1e-4
 
 
 # --------------------------------------------------------------------------------------------------- embeddings

@@ -34,11 +34,11 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from agkd.datasets_scripts.attribution.teacher import PROBE_TOLERANCE
+
 logger = logging.getLogger(__name__)
 
 PINNED_INSEQ = "0.7.1"
-# Max |difference| between decoder outputs from ids and from Inseq's embeddings that counts as "equal".
-PROBE_TOLERANCE = 1e-4
 
 
 @dataclass

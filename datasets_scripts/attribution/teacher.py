@@ -19,6 +19,9 @@ import torch
 
 from agkd.datasets_scripts.teachers import MBART_LANG_CODES
 
+# Max |difference| between the teacher's outputs from token ids and from the embeddings an engine feeds it that counts
+# as "equal": the embedding-divisor probes of the fast engine and of the Inseq compatibility layer.
+PROBE_TOLERANCE = 1e-4
 
 @dataclass
 class PairBatch:

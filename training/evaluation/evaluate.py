@@ -41,13 +41,16 @@ from pathlib import Path
 import numpy as np
 
 from agkd.datasets_scripts import release_layout as layout
-from agkd.datasets_scripts.attribution.configs import BASELINE, config_name, evaluation_config
+from agkd.datasets_scripts.attribution.configs import BASELINE, evaluation_config
 from agkd.datasets_scripts.release_layout import (
+    BASELINE_PROTOCOL,
     MAP_FREE_PROTOCOL,
     PROTOCOLS,
     RESULTS_FILE,
+    STORED_MAP_PROTOCOLS,
     attributor_name,
     maps_version,
+    protocol_map_config,
     public_ref,
     read_meta,
     read_results,
@@ -69,8 +72,6 @@ from agkd.training.evaluation.scoring import (
 
 logger = logging.getLogger(__name__)
 
-STORED_MAP_PROTOCOLS = {"gold": "reference", "teacher": "teacher"}  # protocol -> target kind of its stored maps
-BASELINE_PROTOCOL = BASELINE  # the no-map baseline is evaluated without a map, under its own name
 # Protocols whose students take no map at test time: besides the map-annotated pairs, they are scored teacher-forced
 # on the whole test split (`load_whole_split`), which the verdict reads: power at the cost of a forward pass.
 MAP_FREE_SCORING = (BASELINE_PROTOCOL, MAP_FREE_PROTOCOL)
@@ -414,16 +415,6 @@ def write_result_cards(args: EvaluateArguments, models_dir: Path, runs: dict[str
             write_student_card(
                 models_dir / name, run, rows[name], (dataset, evaluation_config(run["teacher_name"], run["pair"]))
             )
-
-
-def protocol_map_config(teacher_name: str, pair: str, method: str, protocol: str) -> str:
-    """The agkd-attributions config whose maps a protocol injects at test time: `gold` the teacher's maps of the
-    reference, `teacher` those of its own translation. The Space shows the same maps by calling this."""
-    if protocol not in STORED_MAP_PROTOCOLS:
-        raise ValueError(
-            f"protocol {protocol!r} injects no stored map (those that do: {', '.join(STORED_MAP_PROTOCOLS)})"
-        )
-    return config_name(teacher_name, pair, method, STORED_MAP_PROTOCOLS[protocol])
 
 
 def map_config(run: dict, protocol: str) -> str:

@@ -105,7 +105,7 @@ class InstrumentConfig:
     patience: int = 2  # evaluations without improvement before the fine-tuning stops (0: never)
     batch_size: int = 32
     operator: str = "supervise"
-    supervision_weight: float = 1.0
+    supervision_weight: float = AgkdStudentConfig.supervision_weight
     seeds: tuple[int, ...] = (0, 1, 2)
     num_threads: int = 1  # tiny models gain nothing from intra-op threads
 

@@ -28,6 +28,7 @@ import numpy as np
 from agkd.datasets_scripts.attribution.configs import BASELINE, config_name
 from agkd.datasets_scripts.attribution.methods import CONTROLS, shuffled_control
 from agkd.datasets_scripts.release_layout import (
+    BASELINE_PROTOCOL,
     INSTRUMENT_FILE,
     REPORT_FILE,
     RESULTS_FILE,
@@ -38,7 +39,6 @@ from agkd.datasets_scripts.release_layout import (
     read_results,
 )
 from agkd.datasets_scripts.stage import run_as_script, stage_main
-from agkd.training.evaluation.evaluate import BASELINE_PROTOCOL
 from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC, improvement
 from agkd.training.orchestration.presets import ALL_METHODS, GRID_OPERATORS, PRESETS, SCALE_FAIR_NORMALIZATION
 from agkd.training.triangulation.agreement import Criterion
