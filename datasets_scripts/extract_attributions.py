@@ -21,7 +21,6 @@ summary (raw map scale included) in `meta/<config>.json` and rewrites the card (
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -57,6 +56,7 @@ from agkd.datasets_scripts.release_layout import (
     write_split,
 )
 from agkd.datasets_scripts.stage import run_as_script, stage_main
+from agkd.datasets_scripts.teachers import teacher_digest
 
 logger = logging.getLogger(__name__)
 
@@ -262,28 +262,6 @@ def _write_shard(path: Path, rows: list[dict], meta: dict) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
     _write_json_atomic(path.with_suffix(".json"), meta)
-
-
-_TEACHER_DIGESTS: dict[str, str] = {}
-
-
-def teacher_digest(teacher: str) -> str:
-    """sha256 of a local teacher folder's config and weights (a retrained teacher invalidates old shards); for a Hub
-    id, the id itself."""
-    if teacher not in _TEACHER_DIGESTS:
-        path = Path(teacher)
-        if not path.is_dir():
-            _TEACHER_DIGESTS[teacher] = teacher
-        else:
-            h = hashlib.sha256()
-            for f in sorted([*path.glob("*.safetensors"), *path.glob("*.bin"), path / "config.json"]):
-                if f.is_file():
-                    h.update(f.name.encode())
-                    with open(f, "rb") as fh:
-                        for block in iter(lambda: fh.read(1 << 24), b""):
-                            h.update(block)
-            _TEACHER_DIGESTS[teacher] = h.hexdigest()
-    return _TEACHER_DIGESTS[teacher]
 
 
 def _fingerprint(args: ExtractArguments, engine: str, method: str, kind: str, split: str, n_rows: int) -> dict:

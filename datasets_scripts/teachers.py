@@ -20,6 +20,7 @@ Two families explain translations into English:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,3 +141,25 @@ __all__ = [
     "resolve_teacher",
     "teacher_spec",
 ]
+
+
+_TEACHER_DIGESTS: dict[str, str] = {}
+
+
+def teacher_digest(teacher: str) -> str:
+    """sha256 of a local teacher folder's config and weights (a retrained teacher invalidates old shards); for a Hub
+    id, the id itself."""
+    if teacher not in _TEACHER_DIGESTS:
+        path = Path(teacher)
+        if not path.is_dir():
+            _TEACHER_DIGESTS[teacher] = teacher
+        else:
+            h = hashlib.sha256()
+            for f in sorted([*path.glob("*.safetensors"), *path.glob("*.bin"), path / "config.json"]):
+                if f.is_file():
+                    h.update(f.name.encode())
+                    with open(f, "rb") as fh:
+                        for block in iter(lambda: fh.read(1 << 24), b""):
+                            h.update(block)
+            _TEACHER_DIGESTS[teacher] = h.hexdigest()
+    return _TEACHER_DIGESTS[teacher]

@@ -372,13 +372,8 @@ def test_the_gold_part_scores_every_sentence_and_reads_attention_per_layer(untra
     import torch
 
     from agkd.datasets_scripts.attribution.teacher import Teacher
-    from agkd.training.triangulation.triangulate import (
-        LAYER_READINGS,
-        PRIMARY_READING,
-        READINGS,
-        TriangulateArguments,
-        gold_part,
-    )
+    from agkd.training.triangulation.alignment import LAYER_READINGS, PRIMARY_READING, READINGS
+    from agkd.training.triangulation.triangulate import TriangulateArguments, gold_part
 
     (tmp_path / "en-de.tiny.src-tgt").write_text(
         "the house is small ||| das Haus ist klein\nyes , Ωmega ||| ja , Ωmega\nthe small house ||| das kleine Haus\n",

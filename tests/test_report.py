@@ -289,7 +289,8 @@ def test_spearman_interval():
 def write_synthetic_triangulation(results_dir, silver_aer: dict[str, float], sentences=100, fails=("saliency",)):
     """What `agkd triangulate` writes (through its own writer), for methods whose silver AER is `silver_aer[m]`
     in every sentence, and AOPC / sanity figures that rank the methods in the opposite order."""
-    from agkd.training.triangulation.triangulate import PRIMARY_READING, TriangulateArguments, write_outputs
+    from agkd.training.triangulation.alignment import PRIMARY_READING
+    from agkd.training.triangulation.triangulate import TriangulateArguments, write_outputs
 
     methods = list(silver_aer)
     counts = {m: [[10 * (1 - a), 10 * (1 - a), 10, 10]] * sentences for m, a in silver_aer.items()}

@@ -52,6 +52,13 @@ VERSION = 2
 BATCH_SIZE = 64
 
 
+def aopc_key(curve: str, target_kind: str, removal: str) -> str:
+    """The name of an AOPC figure (table row key, npz prefix): `aopc_deletion` for the primary reading (reference
+    targets, the primary removal), `aopc_deletion_teacher_mask` for the teacher's own targets with the mask removal."""
+    return (f"aopc_{curve}" + ("" if target_kind == "reference" else f"_{target_kind}")
+            + ("" if removal == PRIMARY_REMOVAL else f"_{removal}"))
+
+
 def replacement_id(teacher: Teacher) -> int:
     """The id a removed source piece becomes under the `unk` removal (`REPLACEMENT`)."""
     return getattr(teacher.tokenizer, f"{REPLACEMENT}_id")

@@ -14,15 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from agkd.datasets_scripts.release_layout import TRIANGULATION_DIR
 from agkd.training.triangulation.agreement import AGREEMENT_LEVEL, Agreement, Criterion, agreements
-from agkd.training.triangulation.faithfulness import PRIMARY_REMOVAL, REMOVALS
-from agkd.training.triangulation.triangulate import (
-    LITERATURE_READING,
-    PRIMARY_READING,
-    SHIFT_NAMES,
-    TRIANGULATION_DIR,
-    aopc_key,
-)
+from agkd.training.triangulation.alignment import LITERATURE_READING, PRIMARY_READING, SHIFT_NAMES
+from agkd.training.triangulation.faithfulness import PRIMARY_REMOVAL, REMOVALS, aopc_key
 
 UTILITY = "utility"
 TRIANGULATION_HEADING = "Beside the verdict"  # the report's section title (the Space quotes the sections under it)

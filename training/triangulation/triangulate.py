@@ -13,7 +13,8 @@ For one teacher and pair, on the evaluation split of `agkd-attributions` (the se
 
 Every AER reading is computed (`READINGS`: pieces merged by sum, max or union of piece links, links by argmax,
 threshold or argmax with NULL, the `output` and the shifted `input` step reading); `PRIMARY_READING`, re-chosen on
-2026-12-05 before the next demo run (the comment above it says why), is the one the table and the rank agreement use.
+2026-12-05 before the next demo run (its comment in `alignment.py` says why), is the one the table and the rank
+agreement use.
 Results go to `results/triangulation/<teacher>.<pair>.json` (figures) and `.npz` (per-sentence values, in the
 evaluation set's order, for the report's bootstrap), and into the attributions card (`meta/yardsticks/`).
 Each part is kept as it finishes (`results/triangulation/work/`), keyed by what it depends on (the arguments, the
@@ -34,39 +35,41 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
 from agkd.datasets_scripts.attribution.configs import EVALUATION_SET, config_name
-from agkd.datasets_scripts.attribution.methods import CONTROLS, METHODS, shuffled_control, shuffled_source
+from agkd.datasets_scripts.attribution.engines import attribute, engine_for
+from agkd.datasets_scripts.attribution.methods import (
+    CONTROLS,
+    METHODS,
+    shuffled_control,
+    shuffled_map,
+    shuffled_source,
+)
+from agkd.datasets_scripts.attribution.teacher import Teacher
+from agkd.datasets_scripts.attribution_card import write_dataset_card
+from agkd.datasets_scripts.release_layout import META_DIR, TRIANGULATION_DIR, config_exists, load_config, maps_version
 from agkd.datasets_scripts.stage import run_as_script, stage_main
+from agkd.datasets_scripts.teachers import teacher_digest
+from agkd.training.metrics import load as load_metric
+from agkd.training.triangulation import faithfulness, sanity
+from agkd.training.triangulation.alignment import (
+    LAYER_READINGS,
+    PRIMARY_READING,
+    READINGS,
+    SILVER_TOKENISATION,
+    cross_attention_per_layer,
+    gold_text,
+    piece_word_ids,
+    read_gold,
+    silver_alignments,
+    silver_tokens,
+)
+from agkd.training.triangulation.faithfulness import aopc_key, evaluation_subset
 
 logger = logging.getLogger(__name__)
 
-TRIANGULATION_DIR = "triangulation"  # results/<this>/: one JSON and one npz per teacher and pair
-# How the literature turns subword links into word links (review M1): per target PIECE the argmax source piece, then
-# two words linked when any of their pieces are (a union): Chen et al. 2020 (sufe-nlp/transformer-alignment), Zenkel et
-# al. 2020 (lilt/alignment-scripts, the evaluation scripts later attention-alignment papers reuse), SimAlign
-# (token_type="bpe"). Wherever an AER is set beside published numbers, it is this reading's.
-LITERATURE_READING = {"merge": "union", "extraction": "argmax"}
-# The AER reading of the table and the agreement, RE-CHOSEN on 2026-12-05, before the next demo run read any data:
-# the literature's piece-argmax-union (above), at the step whose OUTPUT is the target word (row t explains labels[t]:
-# the only reading with a rationale for gradient rows, which explain p(y_t), Ding et al. 2019). Why re-chosen: the
-# earlier primary summed |piece scores| into word scores before one argmax per target word, which departs from the
-# literature and favours multi-piece source words, more so for flat rows (attention, value zeroing) than for peaked
-# ones (review M1: a row of 0.40 on a 1-piece word and 0.15 on each piece of a 3-piece word links the 3-piece word).
-# The earlier primary, {"merge": "sum", "extraction": "argmax", "shift": 0}, fixed before the first map was scored,
-# stays among READINGS; figures published before 2026-12-05 are in that reading.
-PRIMARY_READING = {**LITERATURE_READING, "shift": 0}
-# Every reading is computed and kept: pieces merged to words by sum or max of |scores| (then links between words) or
-# links read between pieces and united (union); links by argmax, by threshold (1/|columns| of the normalised row), or
-# by argmax with the dropped pieces (`</s>`) as a NULL column that gives no link (review L7); both step readings.
-READINGS = [
-    {"merge": merge, "extraction": extraction, "shift": shift}
-    for merge in ("sum", "max", "union") for extraction in ("argmax", "threshold", "argmax_null") for shift in (0, 1)
-]
-# Cross-attention read layer by layer on the gold set (review M2: published attention AERs are per layer, the maps
-# average every layer): the literature's reading and the earlier primary, at both steps.
-LAYER_READINGS = [r for r in READINGS if r["extraction"] == "argmax" and r["merge"] in ("union", "sum")]
-SHIFT_NAMES = {0: "output", 1: "input"}
 PARTS = ("silver", "faithfulness", "sanity", "gold")
 
 
@@ -121,8 +124,6 @@ class TriangulateArguments:
 def load_maps(args: TriangulateArguments, names: list[str]) -> tuple[list[str], dict[str, list[dict]]]:
     """The evaluation split's rows of every config in `names`, in the evaluation set's order (the order of the
     verdict's per-sentence sums), and that order's ids. Configs whose ids differ are refused."""
-    from agkd.datasets_scripts.release_layout import load_config
-
     order = [str(i) for i in load_config(args.attributions, config_name(args.teacher_name, args.pair, EVALUATION_SET))[
         args.split]["id"]]
     position = {i: k for k, i in enumerate(order)}
@@ -138,8 +139,6 @@ def load_maps(args: TriangulateArguments, names: list[str]) -> tuple[list[str], 
 def available_configs(attributions: str, teacher_name: str, pair: str, methods: list[str] | None) -> list[str]:
     """Methods (and then controls) of the teacher and pair that have maps: the named methods, every control, and
     the shuffled twin of each method."""
-    from agkd.datasets_scripts.release_layout import config_exists
-
     wanted = methods or list(METHODS)
     names = [*wanted, *CONTROLS, *map(shuffled_control, wanted)]
     return [n for n in names if config_exists(attributions, config_name(teacher_name, pair, n))]
@@ -149,8 +148,6 @@ def words_of(rows: list[dict], special_tokens: set[str], words=None) -> tuple[li
     """Per row the piece->word ids of source and target, by character spans (`alignment.piece_word_ids`), and which
     rows have both (every row since 2026-12-05: spans place every piece). `words(text)` gives a side's words: the
     silver aligner's tokens (`alignment.silver_tokens`, punctuation split off) unless told otherwise."""
-    from agkd.training.triangulation.alignment import piece_word_ids, silver_tokens
-
     words = words or silver_tokens
     source_ids, target_ids = [], []
     for r in rows:
@@ -202,17 +199,12 @@ def content_fingerprint(args: TriangulateArguments, configs: list[str]) -> dict:
     """What the parts read besides the arguments (review M8): each config's maps version (a digest of its
     `meta/<config>.json` extraction fingerprints, which name the teacher's sha256, the engine and the settings) and the
     teacher's own weights (sha256 of its folder's config and weights; a Hub id stands for itself)."""
-    from agkd.datasets_scripts.extract_attributions import teacher_digest
-    from agkd.datasets_scripts.release_layout import maps_version
-
     versions = {name: maps_version(args.attributions, name) for name in configs} if args.attributions else {}
     return {"maps_versions": versions, "teacher_sha256": teacher_digest(str(args.teacher))}
 
 
 def part_constants() -> dict[str, dict]:
     """Per part, the module constants its figures depend on (review M8): a changed rule re-measures the part."""
-    from agkd.training.triangulation import faithfulness, sanity
-
     aer = {"readings": READINGS, "primary_reading": PRIMARY_READING}
     return {
         "silver": aer,
@@ -232,10 +224,6 @@ def aer_part(maps: dict[str, list[dict]], links: list[str], source_ids, target_i
     """AER of every config under every reading against `links` (one per row, in the project's convention), over the
     rows in `keep`; per-sentence counts of the primary reading. `*_lengths`: each row's number of words (a word
     without pieces still counts); the metric refuses links past them."""
-    from tqdm.auto import tqdm
-
-    from agkd.training.metrics import load as load_metric
-
     metric = load_metric("attribution_aer")
     index = np.flatnonzero(keep)
 
@@ -268,9 +256,6 @@ def aer_part(maps: dict[str, list[dict]], links: list[str], source_ids, target_i
 def silver_part(args: TriangulateArguments, maps: dict[str, list[dict]], source_ids, target_ids, ok) -> dict:
     """AER against eflomal's links of the evaluation pairs, on `alignment.silver_tokens` words (punctuation split off,
     review M7): `source_ids`/`target_ids` are `words_of`'s, placed on those tokens by character spans."""
-    from agkd.datasets_scripts.release_layout import load_config
-    from agkd.training.triangulation.alignment import SILVER_TOKENISATION, silver_alignments, silver_tokens
-
     start = time.monotonic()
     train = load_config(args.corpus, args.pair)["train"]
     if args.silver_train_pairs is not None:
@@ -287,20 +272,9 @@ def silver_part(args: TriangulateArguments, maps: dict[str, list[dict]], source_
             "skipped_words": int((~ok).sum()), "tokenisation": SILVER_TOKENISATION}
 
 
-def aopc_key(curve: str, target_kind: str, removal: str) -> str:
-    """The name of an AOPC figure (table row key, npz prefix): `aopc_deletion` for the primary reading (reference
-    targets, the primary removal), `aopc_deletion_teacher_mask` for the teacher's own targets with the mask removal."""
-    from agkd.training.triangulation.faithfulness import PRIMARY_REMOVAL
-
-    return (f"aopc_{curve}" + ("" if target_kind == "reference" else f"_{target_kind}")
-            + ("" if removal == PRIMARY_REMOVAL else f"_{removal}"))
-
-
 def teacher_kind_configs(args: TriangulateArguments, names: list[str]) -> dict[str, str]:
     """{name: its `.teacher` config} for the configs of `names` whose teacher-kind maps exist (forced on the teacher's
     own greedy translation, so y_t is its prediction; review M3)."""
-    from agkd.datasets_scripts.release_layout import config_exists
-
     if not args.attributions:
         return {}
     configs = {n: config_name(args.teacher_name, args.pair, n, "teacher") for n in names}
@@ -311,8 +285,6 @@ def load_teacher_kind_maps(args: TriangulateArguments, names: list[str], order: 
     """The `args.split` rows of each existing `.teacher` config of `names`, in the evaluation order `order` (ids): the
     teacher's translations of the evaluation pairs that were short enough to keep. Configs whose ids differ from each
     other, or that are not evaluation pairs, are refused."""
-    from agkd.datasets_scripts.release_layout import load_config
-
     position = {i: k for k, i in enumerate(order)}
     maps, ids = {}, None
     for name, config in teacher_kind_configs(args, names).items():
@@ -334,10 +306,6 @@ def faithfulness_part(args, teacher, maps: dict[str, list[dict]],
     evaluation pairs (review L2; `positions[kind]`: their positions in the evaluation order). The random orders'
     curves are the same for every config of a kind and removal (computed once). `configs` is the primary reading
     (reference targets, `PRIMARY_REMOVAL`), the one the table's first columns and the rank agreement read."""
-    from tqdm.auto import tqdm
-
-    from agkd.training.triangulation import faithfulness
-
     kinds = args.faithfulness_target_kinds or ["reference", "teacher"]
     removals = args.faithfulness_removals or list(faithfulness.REMOVALS)
     unknown = set(removals) - set(faithfulness.REMOVALS) or set(kinds) - {"reference", "teacher"}
@@ -382,11 +350,6 @@ def sanity_part(args, teacher, maps: dict[str, list[dict]], methods: list[str]) 
     L2; `positions`): per stage the per-sentence similarity (`methods`) and the share of degenerate rows
     (`degenerate_share`, review M5), and each method's verdict at `sanity.DECISION_STAGE` (`verdicts`: passes, fails or
     undetermined; review M6)."""
-    from tqdm.auto import tqdm
-
-    from agkd.training.triangulation import sanity
-    from agkd.training.triangulation.faithfulness import evaluation_subset
-
     stages = list(args.sanity_stages or sanity.RANDOMISATION_STAGES)
     if stages != [s for s in sanity.RANDOMISATION_STAGES if s in stages] or len(set(stages)) != len(stages):
         raise ValueError(f"--sanity_stages {stages}: stages of {sanity.RANDOMISATION_STAGES}, in that order")
@@ -414,12 +377,6 @@ def gold_part(args, teacher, names: list[str]) -> dict | None:
     their AER against the gold links; and the teacher's cross-attention read layer by layer (`attention_layers`,
     review M2). Pieces are placed on the gold file's whitespace words by character spans: every sentence no longer
     than `gold_max_tokens` is scored (review L6)."""
-    from tqdm.auto import tqdm
-
-    from agkd.datasets_scripts.attribution.engines import attribute, engine_for
-    from agkd.datasets_scripts.attribution.methods import shuffled_map
-    from agkd.training.triangulation.alignment import cross_attention_per_layer, read_gold
-
     start = time.monotonic()
     gold = read_gold(args.gold_alignments, args.pair)
     rows, links, skipped = [], [], 0
@@ -458,10 +415,6 @@ def gold_part(args, teacher, names: list[str]) -> dict | None:
 
 # ================================================================================================ the stage
 def triangulate(args: TriangulateArguments) -> Path:
-    import torch
-
-    from agkd.datasets_scripts.attribution.teacher import Teacher
-
     parts = args.parts or [p for p in PARTS if p != "gold" or args.gold_alignments]
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
@@ -469,8 +422,6 @@ def triangulate(args: TriangulateArguments) -> Path:
     if "gold" in parts and not args.gold_alignments:
         raise ValueError("part gold needs --gold_alignments")
     if args.gold_alignments and "gold" in parts:
-        from agkd.training.triangulation.alignment import gold_text
-
         if gold_text(args.gold_alignments, args.pair) is None:
             logger.warning("%s has no gold alignments of %s: gold skipped", args.gold_alignments, args.pair)
             parts = [p for p in parts if p != "gold"]
@@ -604,9 +555,6 @@ def table_figures(summary: dict) -> dict[str, dict]:
 
 def write_card_figures(attributions: Path, key: str, figures: dict) -> None:
     """The yardsticks of each config beside its maps: `meta/yardsticks/<teacher>.<pair>.json`, and the card again."""
-    from agkd.datasets_scripts.attribution_card import write_dataset_card
-    from agkd.datasets_scripts.release_layout import META_DIR
-
     folder = attributions / META_DIR / "yardsticks"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{key}.json").write_text(json.dumps(figures, indent=1))
