@@ -21,8 +21,15 @@ from pathlib import Path
 
 from agkd.datasets_scripts.release_layout import RESULTS_FILE, read_results
 from agkd.training.verdict import statistics as verdict
-from agkd.training.verdict.design import CLAIM_CONTRAST, CONTENT_CONTRAST, PRIMARY_DESIGN, Design, claim_weights
-from agkd.training.verdict.report import group_rows, primary_scores
+from agkd.training.verdict.design import (
+    CLAIM_CONTRAST,
+    CONTENT_CONTRAST,
+    PRIMARY_DESIGN,
+    Design,
+    claim_weights,
+    primary_scores,
+)
+from agkd.training.verdict.tables import group_rows
 
 
 def main() -> None:

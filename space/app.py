@@ -66,7 +66,7 @@ from agkd.space.release import (
 from agkd.space.repo import triangulation_sections
 from agkd.training.evaluation.scoring import PRIMARY_METRIC
 from agkd.training.verdict.design import PRIMARY_DESIGN, VERDICT_LEAD
-from agkd.training.verdict.report import method_gains, results_table
+from agkd.training.verdict.tables import method_gains, results_table
 
 logger = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from agkd.datasets_scripts.teachers import (
     teacher_spec,
 )
 from agkd.training.orchestration.presets import GRID_OPERATORS, SCALE_FAIR_NORMALIZATION
-from agkd.training.verdict.report import method_order
+from agkd.training.verdict.tables import method_order
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import pytest
 
 from agkd.datasets_scripts.attribution.methods import CONTROLS, shuffled_control
 from agkd.training.orchestration.presets import ALL_METHODS
-from agkd.training.verdict import design, report
+from agkd.training.verdict import design, report, tables
 from agkd.training.verdict import statistics as verdict
 
 pytest_plugins = ["tests.tiny_teachers", "tests.tiny_release"]
@@ -39,7 +39,7 @@ def test_table_cells_show_the_seed_spread_and_no_marks():
         row("attention", "add", 3.0, p=0.03, seed=1),
         row("saliency", "replace", -0.5),
     ]
-    table = report.results_table(rows)
+    table = tables.results_table(rows)
     assert "| method | add | replace |" in table
     assert "| attention | +2.00±1.41 / +4.00±2.83 |  |" in table  # a per-row bootstrap is not the verdict's rule
     assert "| saliency |  | -0.50 / -1.00 |" in table and "*" not in table
@@ -158,7 +158,7 @@ def test_missing_seeds_and_the_gold_leak():
     assert result.claim.answer == verdict.INCONCLUSIVE and "common seed set" in result.claim.reason
     assert "deeplift | supervise | row_sum | train-only (seeds 1, 2)" in result.claim.reason
     assert result.leak["attention"].mean == pytest.approx(0.25, abs=0.02)  # gold gain minus leak-free gain
-    table = "\n".join(report.method_table(result))
+    table = "\n".join(tables.method_table(result))
     assert "| deeplift | -0.0" in table or "| deeplift | +0.0" in table
     assert "(fewer than 2 independent replicates (1))" in table.split("| deeplift |")[1].splitlines()[0]
 
@@ -280,9 +280,9 @@ def test_report_without_results_says_so(tmp_path, caplog):
 
 
 def test_spearman_interval():
-    rho, interval = report.spearman_with_interval([0.1, 0.2, 0.3, 0.4, 0.5], [1.0, 2.0, 2.5, 4.0, 5.0], samples=200)
+    rho, interval = verdict.spearman_with_interval([0.1, 0.2, 0.3, 0.4, 0.5], [1.0, 2.0, 2.5, 4.0, 5.0], samples=200)
     assert rho == pytest.approx(1.0) and interval[0] <= 1.0 <= interval[1] + 1e-9
-    rho, _ = report.spearman_with_interval([0.1, 0.2, 0.3, 0.4], [4.0, 3.0, 2.0, 1.0], samples=50)
+    rho, _ = verdict.spearman_with_interval([0.1, 0.2, 0.3, 0.4], [4.0, 3.0, 2.0, 1.0], samples=50)
     assert rho == pytest.approx(-1.0)
 
 

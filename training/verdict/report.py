@@ -10,6 +10,9 @@ the positive control (`agkd instrument`), the controls and every other leak-free
 operators tables (primary metric, BLEU / chrF), example map heatmaps (`--attributions`), Attributor fidelity
 against gain and the students' learning curves (`--models_dir`).
 
+This stage only composes the report: the verdict's rules are in `design.py`, its numbers in `statistics.py`, its
+tables in `tables.py`, its plots in `plots.py` and its positive control in `control.py`.
+
     agkd report --results_dir runs/demo/results --attributions runs/demo/hub/datasets/agkd-attributions
 """
 
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agkd.datasets_scripts.attribution.configs import BASELINE, config_name
+from agkd.datasets_scripts.attribution.configs import BASELINE
 from agkd.datasets_scripts.attribution.methods import CONTROLS, shuffled_control
 from agkd.datasets_scripts.release_layout import (
     BASELINE_PROTOCOL,
@@ -33,14 +36,12 @@ from agkd.datasets_scripts.release_layout import (
     REPORT_FILE,
     RESULTS_FILE,
     VERDICT_FILE,
-    config_names,
-    load_config,
     protocol_order,
     read_results,
 )
 from agkd.datasets_scripts.stage import run_as_script, stage_main
-from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC, improvement
-from agkd.training.orchestration.presets import ALL_METHODS, GRID_OPERATORS, PRESETS, SCALE_FAIR_NORMALIZATION
+from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC
+from agkd.training.orchestration.presets import ALL_METHODS, PRESETS, SCALE_FAIR_NORMALIZATION
 from agkd.training.triangulation.agreement import Criterion
 from agkd.training.triangulation.table import UTILITY, triangulation_section
 from agkd.training.triangulation.table import load as load_triangulations
@@ -58,16 +59,25 @@ from agkd.training.verdict.design import (
     Scores,
     control_regime_differences,
     format_estimate,
-    is_control,
     judge_design,
+    primary_scores,
     reference_system,
     system,
     verdict_sentence,
 )
 from agkd.training.verdict.plan import AnalysisPlan, plan_for, plan_line
+from agkd.training.verdict.plots import plot_design, plot_example_maps, plot_fidelity, plot_learning_curves
+from agkd.training.verdict.tables import (
+    claim_table,
+    control_lines,
+    group_rows,
+    method_gains,
+    method_order,
+    method_table,
+    results_table,
+)
 
 logger = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -82,115 +92,7 @@ class ReportArguments:
     )
 
 
-# ================================================================================================ tables
-def digits_of(metric: str) -> int:
-    return 4 if metric in METRICS else 2
-
-
-def mean_spread(values: list[float], digits: int = 2) -> str:
-    if len(values) == 1:
-        return f"{values[0]:+.{digits}f}"
-    return f"{statistics.mean(values):+.{digits}f}±{statistics.stdev(values):.{digits}f}"
-
-
-def group_rows(rows: list[dict]) -> dict[tuple, list[dict]]:
-    """Rows by (teacher, pair, target kind, design, split, protocol); baselines kept under protocol `none`."""
-    groups = defaultdict(list)
-    for row in rows:
-        design = row.get("student_init", "scratch")
-        groups[(row["teacher_name"], row["pair"], row["target_kind"], design, row["split"], row["protocol"])].append(
-            row
-        )
-    return groups
-
-
-def cell(rows: list[dict], metrics: tuple[str, ...] = ("bleu", "chrf")) -> str:
-    """Gains on each metric over seeds (mean ± sd), joined by ` / `: no marks, since a per-row bootstrap on one seed
-    is not the verdict's rule (only the verdict marks a difference)."""
-    parts = []
-    for metric in metrics:
-        gains = [g for r in rows if (g := row_gain(r, metric)) is not None]
-        if not gains:
-            return "n/a"
-        parts.append(mean_spread(gains, digits_of(metric)))
-    return " / ".join(parts)
-
-
-def method_order(methods: set[str]) -> list[str]:
-    known = [m for m in (*ALL_METHODS, *CONTROLS) if m in methods]
-    return known + sorted(methods - set(known))
-
-
-def results_table(rows: list[dict], metrics: tuple[str, ...] = ("bleu", "chrf")) -> str:
-    """Markdown table methods x operators of one group of rows (one teacher, pair, kind, split, protocol): each
-    cell the gains on `metrics` (positive = better than the baseline), one table per map normalisation."""
-    methods = method_order({r["method"] for r in rows})
-    operators = [o for o in GRID_OPERATORS if any(r["operator"] == o for r in rows)]
-    normalisations = sorted({r["map_normalization"] for r in rows})
-    lines = []
-    for normalisation in normalisations:
-        header = "| method | " + " | ".join(operators) + " |"
-        if len(normalisations) > 1:
-            lines.append(f"\nMap normalisation `{normalisation}`:\n")
-        lines += [header, "|---|" + "---|" * len(operators)]
-        for method in methods:
-            cells = []
-            for operator in operators:
-                selected = [
-                    r
-                    for r in rows
-                    if (r["method"], r["operator"], r["map_normalization"]) == (method, operator, normalisation)
-                ]
-                cells.append(cell(selected, metrics) if selected else "")
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def method_gains(rows: list[dict], metric: str = "bleu") -> dict[str, list[float]]:
-    """Gains on `metric` (positive = better than the baseline) of every run of a method (all operators,
-    normalisations and seeds)."""
-    gains = defaultdict(list)
-    for row in rows:
-        gain = row_gain(row, metric)
-        if gain is not None:
-            gains[row["method"]].append(gain)
-    return gains
-
-
-def row_gain(row: dict, metric: str) -> float | None:
-    """The row's gain over its baseline on `metric` (the bootstrap's delta, signed so that positive is better)."""
-    entry = (row.get("bootstrap") or {}).get(metric)
-    return None if entry is None else improvement(metric, entry["delta"])
-
-
 # ================================================================================================ the verdict
-def method_table(result: DesignVerdict) -> list[str]:
-    """Per method its gains over no map, its shuffled twin and diagonal, its gold gain and the leak."""
-    gold_label = f"gold gain ({result.gold_design.operator}, leaks)" if result.gold_design else "gold gain"
-    lines = [
-        f"| method | gain over no map | over its shuffled twin | over diagonal | {gold_label} | leak (gold minus this "
-        "design) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for method, contrasts in result.contrasts.items():
-        cells = [format_estimate(contrasts[c], result.adjusted[(method, c)]) for c in CONTRASTS]
-        cells += [format_estimate(result.gold.get(method)), format_estimate(result.leak.get(method))]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def claim_table(result: DesignVerdict) -> list[str]:
-    """The 15 direct contrasts of the claim beside the same pairs over the shuffled twins (the content check)."""
-    twin = result.content_contrasts
-    lines = ["| top method | other method | top gains more (direct) | Holm p | by gains over the twins |",
-             "|---|---|---|---|---|"]
-    for pair, estimate in result.claim_contrasts.items():
-        adjusted = result.claim.adjusted_p.get(pair)
-        lines.append(f"| {pair[0]} | {pair[1]} | {format_estimate(estimate)} | "
-                     f"{'-' if adjusted is None else f'{adjusted:.3g}'} | {format_estimate(twin.get(pair))} |")
-    return lines
-
-
 def power_lines(result: DesignVerdict) -> list[str]:
     """The seeds and warm starts used, the variance split of the typical contrast and each decision's MDE."""
     units = sorted(set(result.units.values()))
@@ -220,22 +122,6 @@ def power_lines(result: DesignVerdict) -> list[str]:
             f"better than every one of the five by that much), \"does not hold\" {mdes[verdict.DOES_NOT_HOLD]:.4f} "
             f"(one pair reversed by that much), equivalence within {mdes[verdict.NOT_RELEVANT]:.4f} "
             f"(reachable when below the bound {verdict.EQUIVALENCE_BOUND}).",
-        ]
-    return lines
-
-
-def control_lines(result: DesignVerdict) -> list[str]:
-    if not result.controls:
-        return []
-    lines = ["| control | gain over no map |", "|---|---|"]
-    lines += [f"| {c} | {format_estimate(e, result.controls_adjusted[c])} |" for c, e in result.controls.items()]
-    confounds = [c for c, e in result.controls.items()
-                 if verdict.significant(e, result.controls_adjusted[c]) and e.mean > 0]
-    if confounds:
-        lines += [
-            "",
-            f"**Confound**: {', '.join(confounds)}, built without the teacher's alignment, gain significantly over no "
-            "map: that much of a method's gain over no map comes without the teacher's knowledge.",
         ]
     return lines
 
@@ -292,19 +178,6 @@ class GroupVerdict:
     primary: DesignVerdict | None = None
     scores: Scores | None = None
     record: dict | None = None  # the primary design's `verdict_record`
-
-
-def primary_scores(rows: list[dict], baseline: list[dict], results_dir: Path, design: Design) -> Scores:
-    """The primary design's scores on the whole test split when every one of its rows and baselines has them (a
-    map-free design needs no map at test time), else on the map-annotated pairs."""
-    if design.map_free:
-        selected = [r for r in rows if Design.of(r) == design]
-        everything = Scores.load(selected, baseline, results_dir, "all")
-        if sum(len(seeds) for seeds in everything.by_system.values()) == len(selected) + len(baseline):
-            return everything
-        logger.warning("not every row of %s has per-sentence sums on the whole test split: the verdict is scored on "
-                       "the map-annotated pairs", design)
-    return Scores.load([r for r in rows if Design.of(r) == design], baseline, results_dir)
 
 
 def verdict_lines(rows: list[dict], baseline: list[dict], preconditions: Preconditions, results_dir: Path,
@@ -365,51 +238,7 @@ def utility_of(group: GroupVerdict, methods: list[str]) -> tuple[Criterion | Non
     return Criterion(UTILITY, numerator, tokens.copy(), group="test"), cells
 
 
-def plot_design(result: DesignVerdict, path: Path) -> Path:
-    """Per method its gains over no map, its shuffled twin and diagonal, and its gold gain, with 95% intervals."""
-    plt = _pyplot()
-
-    methods = list(result.contrasts)
-    series = {f"over {c}": [result.contrasts[m][c] for m in methods] for c in CONTRASTS}
-    if result.gold:
-        series["gold gain (leaks)"] = [result.gold.get(m) for m in methods]
-    width = 0.8 / len(series)
-    fig, ax = plt.subplots(figsize=(max(6, 1.0 * len(methods)), 4))
-    for k, (label, estimates) in enumerate(series.items()):
-        xs, means, errors = [], [], [[], []]
-        for i, e in enumerate(estimates):
-            if e is None or math.isnan(e.mean):
-                continue
-            xs.append(i - 0.4 + width * (k + 0.5))
-            means.append(e.mean)
-            errors[0].append(e.mean - e.low if e.usable else 0.0)
-            errors[1].append(e.high - e.mean if e.usable else 0.0)
-        ax.bar(xs, means, width=width, yerr=errors, capsize=2, label=label)
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(range(len(methods)), [m.replace("_", "\n") for m in methods], fontsize=8)
-    ax.set_ylabel(f"gain on {PRIMARY_METRIC} (nats/token, 95%)")
-    ax.set_title(f"design {result.design.operator} / {result.design.protocol}", fontsize=10)
-    ax.legend(fontsize=7)
-    return _save_figure(fig, path)
-
-
 # ================================================================================================ fidelity vs gain
-def spearman_with_interval(
-    x: list[float], y: list[float], samples: int = 1000, seed: int = 0
-) -> tuple[float, list[float]]:
-    """Spearman rho across methods and a 95% bootstrap interval (methods resampled; degenerate resamples skipped)."""
-    import numpy as np
-    from scipy.stats import spearmanr
-
-    x, y = np.asarray(x), np.asarray(y)
-    rho = float(spearmanr(x, y).statistic)
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(samples):
-        i = rng.integers(0, len(x), len(x))
-        if np.ptp(x[i]) > 0 and np.ptp(y[i]) > 0:
-            draws.append(spearmanr(x[i], y[i]).statistic)
-    return rho, [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))] if draws else [float("nan")] * 2
 
 
 def fidelity_section(models_dir: Path, groups: dict, plots: Path, out: Path) -> list[str]:
@@ -447,7 +276,7 @@ def fidelity_section(models_dir: Path, groups: dict, plots: Path, out: Path) -> 
             "",
         ]
         if len(points) >= 3:
-            rho, interval = spearman_with_interval([p[1] for p in points], [p[2] for p in points])
+            rho, interval = verdict.spearman_with_interval([p[1] for p in points], [p[2] for p in points])
             plot = plot_fidelity(
                 points,
                 f"{teacher} {pair} ({design}): rho = {rho:.2f}",
@@ -511,64 +340,7 @@ def learning_curves_section(models_dir: Path, plots: Path, out: Path) -> list[st
     ]
 
 
-def plot_learning_curves(curves: dict[str, dict[int, list[float]]], title: str, path: Path) -> Path:
-    plt = _pyplot()
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    order = method_order({key.split(" (")[0] for key in curves})
-    control_labelled = False
-    for key in sorted(curves, key=lambda k: (order.index(k.split(" (")[0]), k)):
-        method, steps = key.split(" (")[0], sorted(curves[key])
-        means = [statistics.mean(curves[key][step]) for step in steps]
-        seeds = max(len(losses) for losses in curves[key].values())
-        if method == BASELINE:
-            ax.plot(steps, means, color="black", linewidth=2.2, label=f"{key}: no map ({seeds} seeds)")
-        elif is_control(method):
-            ax.plot(steps, means, color="grey", linewidth=0.8, linestyle=":",
-                    label=None if control_labelled else "controls (random, uniform, diagonal, shuffled twins)")
-            control_labelled = True
-        else:
-            ax.plot(steps, means, linewidth=1.4, linestyle="-" if method in verdict.PAPER_TOP else "--",
-                    label=f"{key} ({seeds} seeds)")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("validation loss (mean over seeds)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="upper right")
-    return _save_figure(fig, path)
-
-
-# ================================================================================================ plots
-def _pyplot():
-    """matplotlib's pyplot on the file-only Agg backend (reports are written on machines without a display)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save_figure(fig, path: Path, dpi: int = 120) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    _pyplot().close(fig)
-    return path
-
-
-def plot_fidelity(points: list[tuple[str, float, float]], title: str, path: Path) -> Path:
-    plt = _pyplot()
-
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for method, fid, gain in points:
-        ax.scatter(fid, gain, color="tab:blue" if method in verdict.PAPER_TOP else "tab:orange")
-        ax.annotate(method, (fid, gain), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xlabel("Attributor fidelity (held-out Spearman with the teacher's rows)")
-    ax.set_ylabel(f"mean gain on {PRIMARY_METRIC} over the no-map baseline")
-    ax.set_title(title, fontsize=10)
-    return _save_figure(fig, path)
-
-
+# ================================================================================================ map scale
 def map_scale_lines(attributions: str, teacher: str, pair: str, split: str = "train") -> list[str]:
     """Per method and control (shuffled twins included) the medians of its raw rows on `split` from the dataset's
     `meta/` (written at extraction): row L1 sum, row max |A| and normalised entropy, so the sharpness and scale each
@@ -597,39 +369,6 @@ def map_scale_lines(attributions: str, teacher: str, pair: str, split: str = "tr
     for method, medians in sorted(rows, key=lambda r: order.index(r[0])):
         lines.append(f"| {method} | " + " | ".join("-" if m is None else f"{m:.3g}" for m in medians) + " |")
     return [*lines, ""]
-
-
-def plot_example_maps(attributions: str, teacher: str, pair: str, split: str, path: Path) -> Path | None:
-    """One heatmap per method of the first `split` pair, tokens on the axes (target rows, source columns)."""
-    plt = _pyplot()
-    import numpy as np
-
-    configs = [
-        c for c in config_names(attributions) if c.startswith(f"{teacher}.{pair}.") and not c.endswith(".teacher")
-    ]
-    methods = [m for m in method_order({c.split(".", 2)[2] for c in configs}) if m not in CONTROLS]
-    if not methods:
-        return None
-    columns = min(4, len(methods))
-    rows_n = -(-len(methods) // columns)
-    fig, axes = plt.subplots(rows_n, columns, figsize=(4.2 * columns, 3.8 * rows_n), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, method in zip(axes.flat, methods, strict=False):
-        data = load_config(attributions, config_name(teacher, pair, method))
-        if split not in data or len(data[split]) == 0:
-            continue
-        row = data[split][0]
-        attribution = np.asarray(row["attribution"], dtype=np.float32)
-        ax.axis("on")
-        ax.imshow(attribution, aspect="auto", cmap="viridis")
-        ax.set_title(method, fontsize=9)
-        ax.set_xticks(range(len(row["source_tokens"])), row["source_tokens"], rotation=90, fontsize=6)
-        ax.set_yticks(range(len(row["target_tokens"])), row["target_tokens"], fontsize=6)
-    fig.suptitle(
-        f"{teacher} {pair}: example maps ({split} pair 0; rows = target tokens, columns = source tokens)", fontsize=10
-    )
-    return _save_figure(fig, path, dpi=110)
 
 
 # ================================================================================================ report

@@ -455,3 +455,18 @@ def claim_verdict(contrasts: Mapping[Pair, Estimate], bound: float = EQUIVALENCE
         f"the widest interval {_interval(contrasts[widest])} ({_name(widest)}, width {width:.4f}){needed}, against "
         f"the equivalence bound {bound}",
     )
+
+
+def spearman_with_interval(
+    x: list[float], y: list[float], samples: int = 1000, seed: int = 0
+) -> tuple[float, list[float]]:
+    """Spearman rho across methods and a 95% bootstrap interval (methods resampled; degenerate resamples skipped)."""
+    x, y = np.asarray(x), np.asarray(y)
+    rho = float(stats.spearmanr(x, y).statistic)
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(samples):
+        i = rng.integers(0, len(x), len(x))
+        if np.ptp(x[i]) > 0 and np.ptp(y[i]) > 0:
+            draws.append(stats.spearmanr(x[i], y[i]).statistic)
+    return rho, [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))] if draws else [float("nan")] * 2
