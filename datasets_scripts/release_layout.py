@@ -186,6 +186,7 @@ def load_config(root: str | Path, config: str) -> datasets.DatasetDict:
 
 RESULTS_FILE = "results.jsonl"  # results/<this>: one JSON row per student, split and protocol
 REPORT_FILE = "report.md"  # results/<this>: `agkd report`'s verdict, tables and sections (plots in results/plots/)
+TRIANGULATION_HEADING = "Beside the verdict"  # report.md: its triangulation sections' title (the Space quotes them)
 INSTRUMENT_FILE = "instrument_check.json"  # results/<this>: the positive control of `agkd instrument`
 VERDICT_FILE = "verdict.json"  # results/<this>: the primary design's verdict as data, which the Space and cards quote
 ANALYSIS_PLAN_FILE = "analysis_plan.json"  # results/<this>: the verdict's plan, written before any training job

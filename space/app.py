@@ -24,23 +24,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import time
 import unicodedata
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-if __package__ in (None, ""):  # `python space/app.py` or a Space running `python app.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from agkd.datasets_scripts.attribution.configs import evaluation_config  # noqa: E402
+from agkd.datasets_scripts.attribution.configs import evaluation_config
 from agkd.datasets_scripts.attribution.engines import attribute, engine_for
 from agkd.datasets_scripts.attribution.methods import CONTROLS, METHODS, method_arguments
-from agkd.datasets_scripts.release_layout import (  # noqa: E402
+from agkd.datasets_scripts.release_layout import (
     BASELINE_PROTOCOL,
     REPORT_FILE,
     RESULTS_FILE,
@@ -52,7 +47,7 @@ from agkd.datasets_scripts.release_layout import (  # noqa: E402
 )
 from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.datasets_scripts.teachers import LANGUAGE_PAIRS
-from agkd.space.plots import heatmap_figure  # noqa: E402
+from agkd.space.plots import heatmap_figure
 from agkd.space.release import (
     BASELINE,
     Release,
@@ -62,8 +57,8 @@ from agkd.space.release import (
     load_student,
     load_teacher_model,
     stored_maps,
+    triangulation_sections,
 )
-from agkd.space.repo import triangulation_sections
 from agkd.training.evaluation.scoring import PRIMARY_METRIC
 from agkd.training.verdict.design import PRIMARY_DESIGN, VERDICT_LEAD
 from agkd.training.verdict.tables import method_gains, results_table

@@ -7,6 +7,7 @@ A release is the Hub layout that the pipeline writes (`runs/<preset>/hub/`):
     models/attributor-<teacher>-<pair>-<method without underscores>   Attributors (optional)
     datasets/agkd-attributions, datasets/agkd-parallel               maps and the corpus
     ../results/results.jsonl                                         written by `agkd evaluate`
+    ../results/report.md                                             the page quotes its verdict and triangulation
 
 Environment variables (read by `Release.from_env`):
 
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from agkd.datasets_scripts.attribution.configs import BASELINE
 from agkd.datasets_scripts.attribution.teacher import Teacher
-from agkd.datasets_scripts.release_layout import RESULTS_FILE, load_config, read_results
+from agkd.datasets_scripts.release_layout import RESULTS_FILE, TRIANGULATION_HEADING, load_config, read_results
 from agkd.datasets_scripts.teachers import (
     LANGUAGE_PAIRS,
     TEACHER_FAMILIES,
@@ -39,6 +40,7 @@ from agkd.datasets_scripts.teachers import (
     teacher_spec,
 )
 from agkd.training.orchestration.presets import GRID_OPERATORS, SCALE_FAIR_NORMALIZATION
+from agkd.training.verdict.design import VERDICT_LEAD
 from agkd.training.verdict.tables import method_order
 
 logger = logging.getLogger(__name__)
@@ -353,3 +355,34 @@ def stored_maps(dataset_ref: str, config: str, split: str = "test") -> dict[str,
 def clear_caches() -> None:
     for f in (load_student, load_teacher_model, load_attribution_teacher, load_attributor, stored_maps):
         f.cache_clear()
+
+
+# ================================================================================================ the report's excerpt
+def triangulation_sections(report: str, pair: str, teacher: str | None) -> list[str]:
+    """The report's "Beside the verdict" sections of the pair (plausibility, faithfulness, sanity and their agreement
+    with what each method teaches), without their plots (paths of the report's folder)."""
+    sections, current = [], None
+    for line in report.splitlines():
+        if line.startswith("## "):
+            current = None
+            heading = line.removeprefix("## ")
+            if heading.startswith(TRIANGULATION_HEADING) and heading.endswith(f"{pair})") and (
+                teacher is None or f"({teacher} " in heading
+            ):
+                current = [f"#### {heading}"]
+                sections.append(current)
+        elif current is not None and not line.startswith("!["):
+            current.append(line)
+    return ["\n".join(section).strip() for section in sections]
+
+
+def page_excerpt(report: str) -> str:
+    """What the page quotes of a report and nothing else: its verdict sentences and its "Beside the verdict" sections
+    without plots. The Space folder gets this, not the whole report, whose header names the build machine's folders."""
+    keep, inside = [], False
+    for line in report.splitlines():
+        if line.startswith("## "):
+            inside = line.removeprefix("## ").startswith(TRIANGULATION_HEADING)
+        if line.startswith(VERDICT_LEAD) or (inside and not line.startswith("![")):
+            keep.append(line)
+    return "\n".join(keep) + "\n"

@@ -24,8 +24,7 @@ from pathlib import Path
 from agkd import __version__
 from agkd.datasets_scripts.release_layout import REPORT_FILE, RESULTS_FILE, VERDICT_FILE, atomic_folder
 from agkd.datasets_scripts.stage import run_as_script, stage_main
-from agkd.training.triangulation.table import TRIANGULATION_HEADING
-from agkd.training.verdict.design import VERDICT_LEAD
+from agkd.space.release import page_excerpt
 
 logger = logging.getLogger(__name__)
 
@@ -45,36 +44,6 @@ from agkd.space.app import main  # noqa: E402  (after the environment it reads)
 
 sys.exit(main())
 '''  # noqa: E501 (the launcher it writes, byte for byte)
-
-
-def triangulation_sections(report: str, pair: str, teacher: str | None) -> list[str]:
-    """The report's "Beside the verdict" sections of the pair (plausibility, faithfulness, sanity and their agreement
-    with what each method teaches), without their plots (paths of the report's folder)."""
-    sections, current = [], None
-    for line in report.splitlines():
-        if line.startswith("## "):
-            current = None
-            heading = line.removeprefix("## ")
-            if heading.startswith(TRIANGULATION_HEADING) and heading.endswith(f"{pair})") and (
-                teacher is None or f"({teacher} " in heading
-            ):
-                current = [f"#### {heading}"]
-                sections.append(current)
-        elif current is not None and not line.startswith("!["):
-            current.append(line)
-    return ["\n".join(section).strip() for section in sections]
-
-
-def page_excerpt(report: str) -> str:
-    """What the page quotes of a report and nothing else: its verdict sentences and its "Beside the verdict" sections
-    without plots. The Space folder gets this, not the whole report, whose header names the build machine's folders."""
-    keep, inside = [], False
-    for line in report.splitlines():
-        if line.startswith("## "):
-            inside = line.removeprefix("## ").startswith(TRIANGULATION_HEADING)
-        if line.startswith(VERDICT_LEAD) or (inside and not line.startswith("![")):
-            keep.append(line)
-    return "\n".join(keep) + "\n"
 
 
 @dataclass

@@ -333,7 +333,7 @@ def test_report_sets_the_triangulation_beside_the_verdict(tmp_path):
     assert "| utility vs AOPC deletion | -1.00 |" in section and "| disagree |" in section
     assert "![ranks by criterion](plots/triangulation-" in section
     assert len(list((tmp_path / "plots").glob("triangulation-*.png"))) == 1
-    from agkd.space.repo import page_excerpt, triangulation_sections
+    from agkd.space.release import page_excerpt, triangulation_sections
 
     excerpt = page_excerpt(text)  # what the release's Space folder gets: no folder of this machine, no plots
     assert str(tmp_path) in text and str(tmp_path) not in excerpt and "![" not in excerpt

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from agkd.datasets_scripts.release_layout import TRIANGULATION_DIR
+from agkd.datasets_scripts.release_layout import TRIANGULATION_DIR, TRIANGULATION_HEADING
 from agkd.training.triangulation.agreement import AGREEMENT_LEVEL, Agreement, Criterion, agreements
 from agkd.training.triangulation.alignment import LITERATURE_READING, PRIMARY_READING, SHIFT_NAMES
 from agkd.training.triangulation.faithfulness import PRIMARY_REMOVAL, REMOVALS, aopc_key
 
 UTILITY = "utility"
-TRIANGULATION_HEADING = "Beside the verdict"  # the report's section title (the Space quotes the sections under it)
 # The sanity check is a pass/fail rule (`SANITY_THRESHOLD`), not a scale that ranks methods: among methods that pass,
 # the Spearman after full randomisation sits near 0 for all of them, and its order comes from one draw of random
 # weights that no resample covers. So it stands in the table and stays out of the rank agreement. Decided after the
