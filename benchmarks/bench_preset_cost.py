@@ -67,7 +67,7 @@ class SizedVocabulary:
 
 def teacher_model(preset, device, attention: str | None = None):
     """A Marian teacher of the preset's size (`attention="eager"`: as the extraction loads teachers)."""
-    from agkd.training.orchestration.presets import TeacherPreset
+    from agkd.training.presets import TeacherPreset
     from agkd.training.train_teacher import build_model
 
     args = SimpleNamespace(family="marian", **{f.name: getattr(preset.teacher, f.name) for f in fields(TeacherPreset)})
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from agkd.training.loop import resolve_mixed_precision
     from agkd.training.orchestration import pipeline
-    from agkd.training.orchestration.presets import PRESETS, AttributorPreset, StudentPreset
+    from agkd.training.presets import PRESETS, AttributorPreset, StudentPreset
     from agkd.training.train_attributor import build_attributor
     from agkd.training.train_student import build_student
 

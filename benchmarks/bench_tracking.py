@@ -27,7 +27,7 @@ from transformers.utils import logging as hf_logging
 
 from agkd.modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
 from agkd.training import loop
-from agkd.training.orchestration.presets import PRESETS, transformer_sizes
+from agkd.training.presets import PRESETS, transformer_sizes
 
 VOCAB = 4000  # the demo teacher's sentencepiece vocabulary (`PRESETS["demo"].teacher.vocab_size`)
 LENGTH = 24  # tokens per source and target: the demo's pairs are short Bible verses (max_length 48)

@@ -39,7 +39,7 @@ from agkd.datasets_scripts.teachers import (
     resolve_teacher,
     teacher_spec,
 )
-from agkd.training.orchestration.presets import GRID_OPERATORS, SCALE_FAIR_NORMALIZATION
+from agkd.training.presets import GRID_OPERATORS, SCALE_FAIR_NORMALIZATION
 from agkd.training.verdict.design import VERDICT_LEAD
 from agkd.training.verdict.tables import method_order
 

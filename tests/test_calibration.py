@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from agkd.datasets_scripts.attribution.methods import shuffled_control
-from agkd.training.orchestration.presets import ALL_METHODS, PRESETS
+from agkd.training.presets import ALL_METHODS, PRESETS
 from agkd.training.verdict import design
 from agkd.training.verdict import statistics as verdict
 

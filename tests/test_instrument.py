@@ -11,7 +11,7 @@ import torch
 
 from agkd.datasets_scripts.release_layout import INSTRUMENT_FILE
 from agkd.training.evaluation.scoring import TokenStatistics
-from agkd.training.orchestration.presets import PRESETS
+from agkd.training.presets import PRESETS
 from agkd.training.verdict.control import (
     BASELINE,
     CHECK_TASK_SEED,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agkd.training.orchestration import pipeline, push
-from agkd.training.orchestration.presets import PRESETS
+from agkd.training.presets import PRESETS
 
 
 def plan_for(*argv):
@@ -272,7 +272,7 @@ def test_agkd_extract_preset_becomes_explicit_options_and_the_users_win():
     """The extraction knows no presets: `agkd extract --preset demo` passes the demo's extraction settings as
     options, except those the user typed."""
     from agkd.training.cli import with_extract_preset
-    from agkd.training.orchestration.presets import PRESETS
+    from agkd.training.presets import PRESETS
 
     demo = PRESETS["demo"].extract
     argv = with_extract_preset(["--teacher", "t", "--preset", "demo", "--max_tokens", "10"])

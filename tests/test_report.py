@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from agkd.datasets_scripts.attribution.methods import CONTROLS, shuffled_control
-from agkd.training.orchestration.presets import ALL_METHODS
+from agkd.training.presets import ALL_METHODS
 from agkd.training.verdict import design, report, tables
 from agkd.training.verdict import statistics as verdict
 

@@ -1,3 +1,4 @@
-"""AGKD training: the `accelerate` scripts (teachers, students, Attributors, the instrument check), evaluation
-(`evaluation/`), the verdict and its statistics (`verdict/`), orchestration and executors (`orchestration/`), model
-cards and the `agkd` command line (`cli.py`)."""
+"""AGKD training: the `accelerate` scripts (teachers, students, Attributors), the presets they run (`presets.py`),
+evaluation and model cards (`evaluation/`), the verdict, its statistics and positive control (`verdict/`), the
+yardsticks beside it (`triangulation/`), orchestration and executors (`orchestration/`), and the `agkd` command line
+(`cli.py`)."""

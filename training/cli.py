@@ -126,7 +126,7 @@ def with_extract_preset(argv: list[str]) -> list[str]:
         name, rest = argv[index + 1], argv[:index] + argv[index + 2 :]
     else:
         name, rest = argv[index].split("=", 1)[1], argv[:index] + argv[index + 1 :]
-    from agkd.training.orchestration.presets import PRESETS
+    from agkd.training.presets import PRESETS
 
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")

@@ -24,10 +24,10 @@ from agkd.datasets_scripts.attribution.methods import METHODS
 from agkd.datasets_scripts.release_layout import public_ref
 from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.training import data, loop
-from agkd.training.cards import write_attributor_card
+from agkd.training.evaluation.cards import write_attributor_card
 from agkd.training.evaluation.scoring import fidelity
 from agkd.training.loop import RunArguments
-from agkd.training.orchestration.presets import (
+from agkd.training.presets import (
     PRESETS,
     AttributorPreset,
     BudgetArguments,

@@ -37,9 +37,9 @@ from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
 from agkd.modeling.attribution_injection import INJECTION_OPERATORS, MAP_NORMALIZATIONS, check_choice
 from agkd.training import data, loop
-from agkd.training.cards import write_student_card
+from agkd.training.evaluation.cards import write_student_card
 from agkd.training.loop import RunArguments
-from agkd.training.orchestration.presets import (
+from agkd.training.presets import (
     PRESETS,
     BudgetArguments,
     StudentPreset,

@@ -4,7 +4,7 @@
 - `--family mbart`: one MBartForConditionalGeneration for all pairs with mBART-50 language codes
   (de_DE, fr_XX, ar_AR -> en_XX) and an MBart50Tokenizer (`teacher-mbart`).
 
-Sizes and budgets come from `--preset` (training/orchestration/presets.py, section `teacher`); any of them can be
+Sizes and budgets come from `--preset` (training/presets.py, section `teacher`); any of them can be
 overridden. The same file runs as one CPU process, under `torchrun --nproc_per_node N` or `accelerate launch` on GPUs:
 
     agkd teacher --preset demo --family marian --pairs de-en
@@ -36,10 +36,10 @@ from agkd.datasets_scripts.release_layout import atomic_folder, public_ref
 from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.datasets_scripts.teachers import LANGUAGE_PAIRS, MBART_LANG_CODES, check_family, check_pair, teacher_spec
 from agkd.training import data, loop
-from agkd.training.cards import write_teacher_card
+from agkd.training.evaluation.cards import write_teacher_card
 from agkd.training.evaluation.scoring import evaluate_translation, score_translations
 from agkd.training.loop import RunArguments
-from agkd.training.orchestration.presets import (
+from agkd.training.presets import (
     PRESETS,
     BudgetArguments,
     TeacherPreset,

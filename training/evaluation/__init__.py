@@ -1,2 +1,2 @@
-"""Evaluation: students under each test-time map protocol (`evaluate.py`) and every figure a result carries
-(`scoring.py`)."""
+"""Evaluation: students under each test-time map protocol (`evaluate.py`), every figure a result carries
+(`scoring.py`) and the model cards that quote them (`cards.py`)."""

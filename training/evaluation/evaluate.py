@@ -59,8 +59,8 @@ from agkd.datasets_scripts.release_layout import (
 from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.modeling.attribution_injection import MAP_FREE_OPERATORS
 from agkd.training import data
-from agkd.training.cards import write_student_card
 from agkd.training.evaluation import scoring
+from agkd.training.evaluation.cards import write_student_card
 from agkd.training.evaluation.scoring import (
     FORCED_TARGETS,
     METRICS,

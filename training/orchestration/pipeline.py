@@ -47,7 +47,7 @@ from agkd.datasets_scripts.teachers import check_family, check_pair, teacher_spe
 from agkd.modeling.attribution_injection import MAP_FREE_OPERATORS, MAP_NORMALIZATIONS, check_choice
 from agkd.training.loop import check_report_to, default_report_to
 from agkd.training.orchestration.executors import EXECUTORS, Job, LocalExecutor, RayExecutor, schedule
-from agkd.training.orchestration.presets import GRID_OPERATORS, PRESETS, STUDENT_INITS
+from agkd.training.presets import GRID_OPERATORS, PRESETS, STUDENT_INITS
 from agkd.training.verdict.plan import plan_for, write_plan
 
 logger = logging.getLogger(__name__)

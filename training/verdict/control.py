@@ -47,7 +47,7 @@ from agkd.modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
 from agkd.modeling.attribution_injection import INJECTION_OPERATORS, MAP_FREE_OPERATORS, check_choice
 from agkd.training.evaluation.scoring import PRIMARY_METRIC, TokenStatistics, teacher_forced_statistics
 from agkd.training.loop import MAX_GRAD_NORM, TrainingState, make_optimizer, progress
-from agkd.training.orchestration.presets import PRESETS, transformer_sizes
+from agkd.training.presets import PRESETS, transformer_sizes
 from agkd.training.verdict import statistics as verdict
 from agkd.training.verdict.design import control_failures
 

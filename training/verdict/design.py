@@ -25,7 +25,7 @@ from agkd.datasets_scripts.attribution.configs import BASELINE
 from agkd.datasets_scripts.attribution.methods import CONTROLS, shuffled_control, shuffled_source
 from agkd.datasets_scripts.release_layout import MAP_FREE_PROTOCOL, token_statistics_path
 from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC, TokenStatistics
-from agkd.training.orchestration.presets import ALL_METHODS
+from agkd.training.presets import ALL_METHODS
 from agkd.training.verdict import statistics as verdict
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from pathlib import Path
 from agkd.datasets_scripts.release_layout import INSTRUMENT_FILE, load_config
 from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.training.data import load_teacher_tokenizer
-from agkd.training.orchestration.presets import PRESETS
+from agkd.training.presets import PRESETS
 from agkd.training.verdict.control import CHECK_SEED_OFFSET, InstrumentConfig, write_instrument_check
 from agkd.training.verdict.design import control_failures
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from agkd.datasets_scripts.release_layout import ANALYSIS_PLAN_FILE
 from agkd.training.evaluation.scoring import PRIMARY_METRIC
-from agkd.training.orchestration.presets import PRESETS
+from agkd.training.presets import PRESETS
 from agkd.training.verdict import statistics as verdict
 from agkd.training.verdict.design import CLAIM_CONTRAST, CONTENT_CONTRAST, PRIMARY_DESIGN
 

@@ -41,7 +41,7 @@ from agkd.datasets_scripts.release_layout import (
 )
 from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC
-from agkd.training.orchestration.presets import ALL_METHODS, PRESETS, SCALE_FAIR_NORMALIZATION
+from agkd.training.presets import ALL_METHODS, PRESETS, SCALE_FAIR_NORMALIZATION
 from agkd.training.triangulation.agreement import Criterion
 from agkd.training.triangulation.table import UTILITY, triangulation_section
 from agkd.training.triangulation.table import load as load_triangulations

@@ -10,7 +10,7 @@ from collections import defaultdict
 
 from agkd.datasets_scripts.attribution.methods import CONTROLS
 from agkd.training.evaluation.scoring import METRICS, improvement
-from agkd.training.orchestration.presets import ALL_METHODS, GRID_OPERATORS
+from agkd.training.presets import ALL_METHODS, GRID_OPERATORS
 from agkd.training.verdict import statistics as verdict
 from agkd.training.verdict.design import CONTRASTS, DesignVerdict, format_estimate
 
