@@ -25,8 +25,8 @@ def plan_for(*argv):
 def test_smoke_plan_covers_every_stage_in_order():
     jobs = plan_for("--preset", "smoke", "--runs_dir", "/tmp/x")
     stages = [j.stage for j in jobs]
-    assert stages == sorted(stages, key=pipeline.STAGES.index)
-    assert set(stages) == set(pipeline.STAGES)
+    assert stages == sorted(stages, key=pipeline.ORDER.index)
+    assert set(stages) == set(pipeline.ORDER)
     students = [j.label for j in jobs if j.stage == "student"]
     # baseline + supervise (2 methods + 3 controls + 2 shuffled twins) + add (2 methods), normalisation row_sum
     assert len(students) == 10 and students[0] == "marian.de-en baseline s0"

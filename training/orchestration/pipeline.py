@@ -45,6 +45,7 @@ from agkd.datasets_scripts.release_layout import (
 from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.datasets_scripts.teachers import check_family, check_pair, teacher_spec
 from agkd.modeling.attribution_injection import MAP_FREE_OPERATORS, MAP_NORMALIZATIONS, check_choice
+from agkd.training.cli import STAGES
 from agkd.training.loop import check_report_to, default_report_to
 from agkd.training.orchestration.executors import EXECUTORS, Job, LocalExecutor, RayExecutor, schedule
 from agkd.training.presets import GRID_OPERATORS, PRESETS, STUDENT_INITS
@@ -52,7 +53,9 @@ from agkd.training.verdict.plan import plan_for, write_plan
 
 logger = logging.getLogger(__name__)
 
-STAGES = (
+# The pipeline's steps in the order they run (`--stop_after` names one): each runs one stage of `cli.STAGES`, but for
+# `warm-start` (the student stage on the corpus) and `space` (the metric-spaces and space-repo stages).
+ORDER = (
     "corpus",
     "teacher",
     "extract",
@@ -106,7 +109,7 @@ class PipelineArguments:
         metadata={"help": "fine-tuning steps of every student and of the positive control's students (default: the "
                   "preset's); the demo's control passes at 240, not at its default 80 (docs/verdict.md)"},
     )
-    stop_after: str | None = field(default=None, metadata={"help": f"last stage to run: one of {', '.join(STAGES)}"})
+    stop_after: str | None = field(default=None, metadata={"help": f"last stage to run: one of {', '.join(ORDER)}"})
     jobs: int | None = field(
         default=None,
         metadata={
@@ -141,8 +144,8 @@ class PipelineArguments:
 def finalize(args: PipelineArguments) -> PipelineArguments:
     if args.preset not in PRESETS:
         raise ValueError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
-    if args.stop_after is not None and args.stop_after not in STAGES:
-        raise ValueError(f"unknown stage {args.stop_after!r}; choose one of {', '.join(STAGES)}")
+    if args.stop_after is not None and args.stop_after not in ORDER:
+        raise ValueError(f"unknown stage {args.stop_after!r}; choose one of {', '.join(ORDER)}")
     preset = PRESETS[args.preset]
     args.pairs = args.pairs or list(preset.pairs)
     args.teachers = args.teachers or list(preset.teachers)
@@ -199,7 +202,7 @@ def plan(args: PipelineArguments) -> list[Job]:
     jobs = []
     if args.corpus is None:
         argv = ["--output_dir", corpus, "--pairs", ",".join(args.pairs)] + (["--lite"] if preset.corpus.lite else [])
-        jobs.append(Job("corpus", "agkd-parallel", "agkd.datasets_scripts.build_corpus", argv, makes=("corpus",)))
+        jobs.append(Job("corpus", "agkd-parallel", STAGES["corpus"].module, argv, makes=("corpus",)))
     teachers = {}
     for family in args.teachers:
         for pair in args.pairs:
@@ -215,7 +218,7 @@ def plan(args: PipelineArguments) -> list[Job]:
                     Job(
                         "teacher",
                         teacher_spec(family, job_pairs[0]).local_name,
-                        "agkd.training.train_teacher",
+                        STAGES["teacher"].module,
                         argv,
                         needs=("corpus",),
                         makes=tuple(f"teacher:{family}.{p}" for p in job_pairs),
@@ -232,15 +235,15 @@ def plan(args: PipelineArguments) -> list[Job]:
         base += preset.extract.options(args.allow_weak_teacher)
         needs = ("corpus", f"teacher:{family}.{pair}")
         for method in [*args.methods, *CONTROLS]:  # one job per method: its students start when its maps exist
-            jobs.append(Job("extract", f"{family}.{pair} {method}", "agkd.datasets_scripts.extract_attributions",
+            jobs.append(Job("extract", f"{family}.{pair} {method}", STAGES["extract"].module,
                             [*base, "--methods", method, "--target_kinds", "reference"],
                             needs=needs, makes=(maps(family, pair, method),)))
         for method in args.methods:  # its shuffled twin: from the stored maps, once they exist
             shuffled = shuffled_control(method)
-            jobs.append(Job("extract", f"{family}.{pair} {shuffled}", "agkd.datasets_scripts.extract_attributions",
+            jobs.append(Job("extract", f"{family}.{pair} {shuffled}", STAGES["extract"].module,
                             [*base, "--methods", shuffled, "--target_kinds", "reference"],
                             needs=(maps(family, pair, method),), makes=(maps(family, pair, shuffled),)))
-        jobs.append(Job("extract", f"{family}.{pair} teacher (test)", "agkd.datasets_scripts.extract_attributions",
+        jobs.append(Job("extract", f"{family}.{pair} teacher (test)", STAGES["extract"].module,
                         [*base, "--methods", *teacher_kind_methods, "--target_kinds", "teacher", "--splits", "test"],
                         needs=needs, makes=tuple(maps(family, pair, m, "teacher") for m in teacher_kind_methods)))
 
@@ -269,7 +272,7 @@ def plan(args: PipelineArguments) -> list[Job]:
                 Job(
                     "warm-start",
                     f"{family}.{pair} s{start}",
-                    "agkd.training.train_student",
+                    STAGES["student"].module,
                     argv,
                     needs=("corpus", f"teacher:{family}.{pair}"),
                     # in the driver with every core: measured on the demo (2026-12-05), two warm starts in one-thread
@@ -291,7 +294,7 @@ def plan(args: PipelineArguments) -> list[Job]:
                 Job(
                     "student",
                     f"{family}.{pair} baseline s{seed}",
-                    "agkd.training.train_student",
+                    STAGES["student"].module,
                     [*base, "--method", BASELINE],
                     needs=(maps(family, pair, EVALUATION_SET), *after_warm_start),
                     makes=(f"student:{baseline}",),
@@ -313,7 +316,7 @@ def plan(args: PipelineArguments) -> list[Job]:
                             Job(
                                 "student",
                                 f"{family}.{pair} {method} {operator} {normalization} s{seed}",
-                                "agkd.training.train_student",
+                                STAGES["student"].module,
                                 [
                                     *base,
                                     "--method",
@@ -335,7 +338,7 @@ def plan(args: PipelineArguments) -> list[Job]:
                 Job(
                     "attributor",
                     f"{family}.{pair} {method}",
-                    "agkd.training.train_attributor",
+                    STAGES["attributor"].module,
                     [*student_argv(family, pair, teacher), "--method", method],
                     needs=(maps(family, pair, method),),
                     makes=(f"attributor:{attributor_name(family, pair, method)}",),
@@ -344,7 +347,7 @@ def plan(args: PipelineArguments) -> list[Job]:
             )
     # The positive control in the students' regime, scored on as many planted pairs as the verdict's test split has.
     family, pair = next(iter(teachers))
-    jobs.append(Job("instrument", "planted alignments", "agkd.training.verdict.instrument",
+    jobs.append(Job("instrument", "planted alignments", STAGES["instrument"].module,
                     ["--results_dir", str(release.results), *common, "--corpus", corpus, "--pair", pair,
                      "--teacher", teachers[family, pair], "--teacher_name", family]
                     + (["--finetune_steps", str(args.student_max_steps)] if args.student_max_steps else []),
@@ -360,7 +363,7 @@ def plan(args: PipelineArguments) -> list[Job]:
                 needs.append(maps(family, pair, method, "teacher"))
             if "attributor" in preset.protocols and method in args.methods:
                 needs.append(f"attributor:{attributor_name(family, pair, method)}")
-        jobs.append(Job("evaluate", name, "agkd.training.evaluation.evaluate", [*evaluate, "--students", name],
+        jobs.append(Job("evaluate", name, STAGES["evaluate"].module, [*evaluate, "--students", name],
                         needs=tuple(needs), makes=(f"evaluated:{name}",), shared=True))
     triangulated = []
     for (family, pair), teacher in teachers.items():
@@ -373,11 +376,11 @@ def plan(args: PipelineArguments) -> list[Job]:
         names = [*args.methods, *CONTROLS, *map(shuffled_control, args.methods)]
         # the `.teacher` maps too: AOPC is also measured on the teacher's own translations where they exist
         teacher_maps = (maps(family, pair, m, "teacher") for m in teacher_kind_methods)
-        jobs.append(Job("triangulate", f"{family}.{pair}", "agkd.training.triangulation.triangulate", argv,
+        jobs.append(Job("triangulate", f"{family}.{pair}", STAGES["triangulate"].module, argv,
                         needs=("corpus", *(maps(family, pair, n) for n in names), *teacher_maps),
                         makes=(f"triangulated:{family}.{pair}",), shared=True))
         triangulated.append(f"triangulated:{family}.{pair}")
-    jobs.append(Job("report", "report.md", "agkd.training.verdict.report", [
+    jobs.append(Job("report", "report.md", STAGES["report"].module, [
         "--results_dir", str(release.results), "--attributions", attributions, "--models_dir", str(release.models),
     ], needs=("instrument", *triangulated, *(f"evaluated:{s[3]}" for s in students)), makes=("report",)))
     # The evaluate modules (AER, AOPC, simulation) go out with every release as Spaces <org>/<name>.
@@ -385,17 +388,17 @@ def plan(args: PipelineArguments) -> list[Job]:
         Job(
             "space",
             "metric Spaces",
-            "agkd.training.metrics.release",
+            STAGES["metric-spaces"].module,
             ["--spaces_dir", str(release.spaces)],
             shared=True,
         )
     )
-    jobs.append(Job("space", "agkd-space", "agkd.space.repo", [
+    jobs.append(Job("space", "agkd-space", STAGES["space-repo"].module, [
         "--folder", str(release.spaces / "agkd-space"), "--results", str(release.results / RESULTS_FILE),
     ], needs=("report",), shared=True))
     if args.stop_after:
-        last = STAGES.index(args.stop_after)
-        jobs = [j for j in jobs if STAGES.index(j.stage) <= last]
+        last = ORDER.index(args.stop_after)
+        jobs = [j for j in jobs if ORDER.index(j.stage) <= last]
     # What exists before the run (a given corpus, Hub teachers) is not waited for.
     made = {name for job in jobs for name in job.makes}
     return [replace(job, needs=tuple(n for n in job.needs if n in made)) for job in jobs]
@@ -419,7 +422,7 @@ def run(args: PipelineArguments) -> int:
     logger.info(
         "pipeline %s: %d jobs (%s) -> %s; executor %s%s",
         args.preset, len(jobs),
-        ", ".join(f"{s} {sum(j.stage == s for j in jobs)}" for s in STAGES if any(j.stage == s for j in jobs)),
+        ", ".join(f"{s} {sum(j.stage == s for j in jobs)}" for s in ORDER if any(j.stage == s for j in jobs)),
         release.root, executor.name, f", {args.jobs} small trainings at a time" if args.executor == "local" else "",
     )
     start = time.perf_counter()
