@@ -360,11 +360,10 @@ def _prepare(teacher: Teacher, args, work: Path, split: str, shard: int, rows: l
     return kept, skipped
 
 
-def run_split(teacher: Teacher, args, state, method: str, kind: str, split: str, rows: list[dict]) -> None:
-    """Compute this process's missing shards of one (config, split)."""
+def run_split(teacher: Teacher, args, state, config: str, method: str, kind: str, split: str, rows: list[dict]) -> None:
+    """Compute this process's missing shards of one (config, split): `config` holds `method`'s maps of `kind`."""
     from tqdm.auto import tqdm
 
-    config = config_name(teacher.name, args.pair, method, kind)
     work = Path(args.output_dir) / WORK_DIR
     shard_dir = work / config / split
     engine = engine_for(args.engine, teacher, method)
@@ -413,11 +412,10 @@ def run_split(teacher: Teacher, args, state, method: str, kind: str, split: str,
         bar.close()
 
 
-def merge_split(args, teacher_name: str, method: str, kind: str, split: str, n_rows: int) -> dict | None:
+def merge_split(args, config: str, split: str, n_rows: int) -> dict | None:
     """Concatenate finished shards (main process) into the published split; returns its summary or None."""
     import datasets
 
-    config = config_name(teacher_name, args.pair, method, kind)
     shard_dir = Path(args.output_dir) / WORK_DIR / config / split
     n_shards = (n_rows + args.shard_size - 1) // args.shard_size
     metas = []
@@ -519,11 +517,10 @@ def teacher_name(args: ExtractArguments) -> str:
         raise ValueError(f"cannot read the config of the teacher {args.teacher} ({err}); pass --teacher_name") from err
 
 
-def shuffled_inputs(args: ExtractArguments, name: str, kind: str, teacher: str) -> tuple[str, dict, list[str]]:
-    """(source config, its meta, the splits to build) of the shuffled control `name`: the splits of `--splits`, or
-    every split the source config holds. Raises ValueError naming the source config (or split) that is missing."""
-    config = config_name(teacher, args.pair, name, kind)
-    source = config_name(teacher, args.pair, shuffled_source(name), kind)
+def shuffled_inputs(args: ExtractArguments, name: str, config: str, source: str) -> tuple[dict, list[str]]:
+    """(the source config's meta, the splits to build) of the shuffled control `name`, whose `config` is permuted from
+    the method's `source` config: the splits of `--splits`, or every split the source config holds. Raises ValueError
+    naming the source config (or split) that is missing."""
     meta = read_meta(args.output_dir, source) if Path(args.output_dir).is_dir() else None
     if meta is None or not meta.get("splits"):
         raise ValueError(
@@ -534,7 +531,7 @@ def shuffled_inputs(args: ExtractArguments, name: str, kind: str, teacher: str) 
     missing = [s for s in splits if s not in meta["splits"] or not split_path(args.output_dir, source, s).exists()]
     if missing:
         raise ValueError(f"{config}: the source config {source} in {args.output_dir} has no split(s) {missing}")
-    return source, meta, splits
+    return meta, splits
 
 
 def _shuffled_fingerprint(name: str, kind: str, split: str, source: str, source_meta: dict) -> dict:
@@ -550,7 +547,7 @@ def _shuffled_fingerprint(name: str, kind: str, split: str, source: str, source_
     }
 
 
-def build_shuffled(args: ExtractArguments, name: str, kind: str, teacher: str) -> dict | None:
+def build_shuffled(args: ExtractArguments, name: str, kind: str, config: str, source: str) -> dict | None:
     """Write the shuffled control `name` (`<method>-shuffled`) of a target kind from the method's config in the same
     `--output_dir`, without the teacher: every field of every row kept, each `attribution` row permuted
     (`attribution_methods.shuffled_map`). Splits whose fingerprint is unchanged are skipped (unless `--overwrite`);
@@ -559,8 +556,7 @@ def build_shuffled(args: ExtractArguments, name: str, kind: str, teacher: str) -
     import pyarrow.parquet as pq
 
     method = shuffled_source(name)
-    config = config_name(teacher, args.pair, name, kind)
-    source, source_meta, splits = shuffled_inputs(args, name, kind, teacher)
+    source_meta, splits = shuffled_inputs(args, name, config, source)
     meta_path = Path(args.output_dir) / META_DIR / f"{config}.json"
     old = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     fingerprints = {s: _shuffled_fingerprint(name, kind, s, source, source_meta) for s in splits}
@@ -647,17 +643,20 @@ def extract(args: ExtractArguments) -> int:
             args.teacher, args.pair, args.min_teacher_bleu, args.allow_weak_teacher,
             measure=lambda: measure_teacher_scores(teacher, corpus, args.max_tokens),
         )
+    # Every config this run reads or writes, named once: (method or control, target kind) -> config name.
+    configs = {(m, kind): config_name(name, args.pair, m, kind)
+               for kind in args.target_kinds for m in [*computed, *shuffled, *map(shuffled_source, shuffled)]}
     for kind in args.target_kinds:  # a shuffled control whose method is not in this run: its maps must exist
         for control in shuffled:
             if shuffled_source(control) not in computed:
-                shuffled_inputs(args, control, kind, name)
+                shuffled_inputs(args, control, configs[control, kind], configs[shuffled_source(control), kind])
     out = Path(args.output_dir)
     splits = (args.splits or list(corpus)) if computed else []
     inputs = {split: _split_rows(args, corpus, split, teacher) for split in splits}
     status = 0
     for kind in args.target_kinds:
         for method in computed:
-            config = config_name(teacher.name, args.pair, method, kind)
+            config = configs[method, kind]
             meta_path = out / META_DIR / f"{config}.json"
             old = json.loads(meta_path.read_text()) if meta_path.exists() else {}
             todo = [
@@ -672,7 +671,7 @@ def extract(args: ExtractArguments) -> int:
                 continue
             try:
                 for split in todo:
-                    run_split(teacher, args, state, method, kind, split, inputs[split])
+                    run_split(teacher, args, state, config, method, kind, split, inputs[split])
             except ProbCheckError as err:
                 logger.error("%s", err)
                 status = 1
@@ -684,7 +683,7 @@ def extract(args: ExtractArguments) -> int:
                     meta["teacher_quality"] = quality
                 meta.setdefault("splits", {})
                 for split in todo:
-                    summary = merge_split(args, teacher.name, method, kind, split, len(inputs[split]))
+                    summary = merge_split(args, config, split, len(inputs[split]))
                     if summary is not None:
                         meta["splits"][split] = summary
                 _write_json_atomic(meta_path, meta)
@@ -694,7 +693,7 @@ def extract(args: ExtractArguments) -> int:
         for control in shuffled:
             if state.is_main_process:
                 try:
-                    build_shuffled(args, control, kind, name)
+                    build_shuffled(args, control, kind, configs[control, kind], configs[shuffled_source(control), kind])
                 except ValueError as err:  # its method's maps failed in this run (the error above says why)
                     logger.error("%s", err)
                     status = 1

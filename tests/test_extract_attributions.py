@@ -362,10 +362,10 @@ def test_process_sharding_merges_to_the_single_process_result(tiny_marian_dir, t
             state = SimpleNamespace(
                 num_processes=n_proc, process_index=rank, is_main_process=rank == 0, wait_for_everyone=lambda: None
             )
-            ex.run_split(teacher, args, state, "saliency", "reference", "test", rows)
+            ex.run_split(teacher, args, state, "marian.de-en.saliency", "saliency", "reference", "test", rows)
             done = sorted(p.name for p in (out / ex.WORK_DIR / "marian.de-en.saliency" / "test").glob("shard-*.json"))
             assert len(done) == sum(len(range(q, 3, n_proc)) for q in range(rank + 1))
-        assert ex.merge_split(args, "marian", "saliency", "reference", "test", len(rows))["rows"] == 3
+        assert ex.merge_split(args, "marian.de-en.saliency", "test", len(rows))["rows"] == 3
         results[n_proc] = pq.read_table(Path(out) / "marian.de-en.saliency" / "test-00000-of-00001.parquet")
     one, three = results[1].to_pylist(), results[3].to_pylist()
     assert [r["id"] for r in one] == [r["id"] for r in three]
