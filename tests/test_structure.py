@@ -6,7 +6,8 @@ top-level names are exactly `agkd` and its dist-info, and no module imports the 
 Floors, bottom up: `agkd.modeling` (shipped inside Hub model repos), `agkd.datasets_scripts` (the dataset builders and
 the attribution library) and `agkd` itself (the version), then `agkd.training`, then `agkd.space`, then
 `benchmarks/`. A module may import its own floor or a lower one; every import is read, the ones inside functions too
-(a lazy import is still a dependency).
+(a lazy import is still a dependency). A stage (a module that `agkd.training.cli.STAGES` lists) is a leaf: no module of
+the package imports it. Inside `agkd.training`, the homes (sub-folders and flat files) import one another one way only.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from pathlib import Path
 
 import pytest
 
+from agkd.training.cli import STAGES
+
 REPO = Path(__file__).resolve().parent.parent
 FOLDERS = ("modeling", "datasets_scripts", "training", "space")  # installed as agkd.<folder>
 OLD_NAMES = set(FOLDERS)  # top-level import names before `agkd`: never imported again
 FLOOR = {"agkd": 0, "modeling": 0, "datasets_scripts": 0, "training": 1, "space": 2, "benchmarks": 3}
-STAGE_SCRIPTS = ("agkd.training.train_teacher", "agkd.training.train_student", "agkd.training.train_attributor")
 
 
 def module_name(path: Path) -> str:
@@ -105,14 +107,15 @@ def test_the_bottom_floor_imports_only_itself(graph):
     assert not crossing, ", ".join(sorted(crossing))
 
 
-def test_no_import_circle(graph):
+def find_circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A loop of arrows in `graph` (node -> the nodes it imports), as the nodes along it, or None."""
     state: dict[str, int] = {}  # 1: on the current path, 2: done
     path: list[str] = []
 
     def visit(node: str) -> list[str] | None:
         state[node] = 1
         path.append(node)
-        for target in sorted(graph[node]):
+        for target in sorted(graph.get(node, ())):
             if state.get(target) == 1:
                 return path[path.index(target) :] + [target]
             if target not in state and (circle := visit(target)):
@@ -122,18 +125,46 @@ def test_no_import_circle(graph):
         return None
 
     for node in sorted(graph):
-        if node not in state:
-            circle = visit(node)
-            assert circle is None, "import circle: " + " -> ".join(circle)
+        if node not in state and (circle := visit(node)):
+            return circle
+    return None
 
 
-def test_no_training_script_imports_another_stage(graph):
-    stages = {
-        *STAGE_SCRIPTS, "agkd.training.evaluation.evaluate", "agkd.training.verdict.report", "agkd.training.instrument",
-        "agkd.training.orchestration.pipeline",
-    }
-    for script in STAGE_SCRIPTS:
-        assert not graph[script] & stages, f"{script} imports {sorted(graph[script] & stages)}"
+def test_no_import_circle(graph):
+    circle = find_circle(graph)
+    assert circle is None, "import circle: " + " -> ".join(circle)
+
+
+def training_home(name: str) -> str | None:
+    """The home of a module of `agkd.training`: its sub-folder or flat file (`agkd.training.verdict`, `...loop`)."""
+    parts = name.split(".")
+    return ".".join(parts[:3]) if parts[:2] == ["agkd", "training"] and len(parts) > 2 else None
+
+
+def test_no_import_circle_between_homes_of_training(graph):
+    """`verdict/`, `evaluation/`, `presets.py`, ...: a home may use another, but never one that uses it back."""
+    homes: dict[str, set[str]] = {}
+    for source, targets in graph.items():
+        for target in targets:
+            if (a := training_home(source)) and (b := training_home(target)) and a != b:
+                homes.setdefault(a, set()).add(b)
+    circle = find_circle(homes)
+    assert circle is None, "homes of agkd.training in a circle: " + " -> ".join(circle)
+
+
+def test_a_stage_is_a_leaf(graph):
+    """No module of the package imports a stage, a module that `cli.STAGES` lists: what other modules need of a stage
+    lives in its wing's library, which the stage imports. Benchmarks, like tests, drive stages from outside the
+    package and may import them."""
+    stages = {stage.module for stage in STAGES.values()}
+    assert stages <= set(graph), f"stages the reader does not see: {sorted(stages - set(graph))}"
+    importers = [
+        f"{source} -> {target}"
+        for source, targets in graph.items()
+        if source.startswith("agkd")
+        for target in targets & stages
+    ]
+    assert not importers, "imports of a stage: " + ", ".join(sorted(importers))
 
 
 def test_the_walk_finds_real_imports(graph):
