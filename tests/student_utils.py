@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import torch
 
 from agkd.modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
@@ -48,3 +53,15 @@ def tiny_batch(batch_size: int = 3, source_length: int = 7, target_length: int =
         "labels": labels,
         "attribution_map": attribution_map,
     }
+
+
+def run_fresh_offline(script: str, folder: Path) -> str:
+    """Run `script` in a fresh interpreter in `folder` with the Hub offline and no PYTHONPATH, as a user's process that
+    never imported this repository would; its stdout (a failure shows its stderr)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HOME=str(folder / "hf_home"), HF_HUB_OFFLINE="1")
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=folder, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout

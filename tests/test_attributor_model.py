@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
-from student_utils import TINY_MARIAN, tiny_batch, tiny_student
+from student_utils import TINY_MARIAN, run_fresh_offline, tiny_batch, tiny_student
 from transformers import AutoModel
 
 from agkd.modeling import AgkdAttributorConfig, AgkdAttributorModel
@@ -140,10 +137,4 @@ def test_trust_remote_code_in_a_fresh_process(tmp_path):
         print("OK")
         """
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1")
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "OK" in result.stdout
+    assert "OK" in run_fresh_offline(script, tmp_path)

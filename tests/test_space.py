@@ -413,6 +413,7 @@ def test_a_visitor_submits_an_example_in_chromium(served, chromium, tmp_path):
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
+    from space_browser import wait_for_translation
 
     url, _ = served
     options = webdriver.ChromeOptions()
@@ -448,15 +449,7 @@ def test_a_visitor_submits_an_example_in_chromium(served, chromium, tmp_path):
             )
         )
         cell.click()
-        injected = wait.until(
-            lambda d: next(
-                (e for e in d.find_elements(By.CSS_SELECTOR, "#injected-output textarea") if e.get_attribute("value")),
-                None,
-            )
-        )
-        image = wait.until(lambda d: next(iter(d.find_elements(By.CSS_SELECTOR, "#heatmaps img")), None))
-        wait.until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image))
-        assert injected.get_attribute("value").strip()
+        wait_for_translation(wait)
         assert driver.find_element(By.CSS_SELECTOR, "#teacher-output textarea").get_attribute("value").strip()
         assert "Translated in" in driver.find_element(By.ID, "status").text
         time.sleep(0.5)

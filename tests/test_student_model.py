@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from student_utils import TINY_MARIAN, tiny_batch, tiny_student
+from student_utils import TINY_MARIAN, run_fresh_offline, tiny_batch, tiny_student
 from transformers import AutoModelForSeq2SeqLM, MarianConfig, MarianMTModel
 
 from agkd.modeling import AgkdStudentConfig, AgkdStudentForConditionalGeneration
@@ -281,12 +278,5 @@ def test_trust_remote_code_in_a_fresh_process(tmp_path):
         print("OK", type(model).__name__)
         """
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1")
-    # -I: isolated mode, so neither the current directory nor the repository is on sys.path. The editable install's
-    # import hook is in site-packages, so also check that `modeling` was never imported.
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "OK AgkdStudentForConditionalGeneration" in result.stdout
+    # The editable install's import hook is in site-packages: the script also checks that `modeling` was never imported.
+    assert "OK AgkdStudentForConditionalGeneration" in run_fresh_offline(script, tmp_path)
