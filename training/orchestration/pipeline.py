@@ -69,7 +69,7 @@ STAGES = (
 
 @dataclass
 class PipelineArguments:
-    preset: str = field(default="demo", metadata={"help": "smoke, demo, lab or paper"})
+    preset: str = field(default="demo", metadata={"help": f"one of {', '.join(PRESETS)}"})
     runs_dir: str = field(default="runs", metadata={"help": "everything goes to <runs_dir>/<preset>/"})
     pairs: list[str] | None = field(default=None, metadata={"help": "language pairs (default: the preset's)"})
     teachers: list[str] | None = field(default=None, metadata={"help": "teacher families: marian, mbart"})
@@ -88,7 +88,7 @@ class PipelineArguments:
     student_init: str | None = field(
         default=None,
         metadata={"help": "scratch (every student from random weights: the paper) or warm (every cell fine-tunes a "
-                  "shared no-map warm start trained on the corpus: seed s the preset's warm start s mod their count) "
+                  "no-map warm start trained on the corpus, its own unless the preset shares them) "
                   "(default: the preset's)"},
     )
     corpus: str | None = field(
@@ -104,7 +104,7 @@ class PipelineArguments:
     student_max_steps: int | None = field(
         default=None,
         metadata={"help": "fine-tuning steps of every student and of the positive control's students (default: the "
-                  "preset's); the demo's control passes at 240, not at its default 80 (docs/verdict.md)"},
+                  "preset's)"},
     )
     stop_after: str | None = field(default=None, metadata={"help": f"last stage to run: one of {', '.join(STAGES)}"})
     jobs: int | None = field(
@@ -251,9 +251,9 @@ def plan(args: PipelineArguments) -> list[Job]:
         argv += ["--output_dir", str(release.models), "--checkpoint_dir", str(release.checkpoints), "--resume"]
         return argv + tracking
 
-    warm_starts = range(preset.warm_starts if warm else 0)
-    # The preset's no-map warm starts per teacher and pair (seeds 0, 1, ...), trained on the corpus before any cell;
-    # student seed s fine-tunes warm start s mod their count, so the seeds vary the warm start too.
+    warm_starts = sorted({preset.warm_start_of(seed) for seed in args.seeds}) if warm else []
+    # The no-map warm starts the seeds fine-tune (`Preset.warm_start_of`: one per seed unless the preset shares them),
+    # per teacher and pair, trained on the corpus before any cell, so the seeds vary the warm start too.
     for (family, pair), teacher in teachers.items():
         for start in warm_starts:
             argv = [
@@ -282,7 +282,7 @@ def plan(args: PipelineArguments) -> list[Job]:
     for (family, pair), teacher in teachers.items():
         where = student_argv(family, pair, teacher)
         for seed in args.seeds:
-            start = seed % len(warm_starts) if warm else None
+            start = preset.warm_start_of(seed) if warm else None
             init = ["--init_from", str(release.models / warm_start_name(family, pair, start))] if warm else []
             after_warm_start = (f"warm-start:{family}.{pair}.s{start}",) if warm else ()
             base = [*where, "--seed", str(seed), *init, *budget]
@@ -346,7 +346,8 @@ def plan(args: PipelineArguments) -> list[Job]:
     family, pair = next(iter(teachers))
     jobs.append(Job("instrument", "planted alignments", "agkd.training.verdict.instrument",
                     ["--results_dir", str(release.results), *common, "--corpus", corpus, "--pair", pair,
-                     "--teacher", teachers[family, pair], "--teacher_name", family]
+                     "--teacher", teachers[family, pair], "--teacher_name", family,
+                     "--student_seeds", *map(str, args.seeds)]
                     + (["--finetune_steps", str(args.student_max_steps)] if args.student_max_steps else []),
                     needs=("corpus", f"teacher:{family}.{pair}"), makes=("instrument",), shared=True))
     evaluate = ["--models_dir", str(release.models), "--attributions", attributions, "--corpus", corpus,

@@ -31,9 +31,13 @@ class InstrumentArguments:
     operator: str = field(
         default=InstrumentConfig.operator, metadata={"help": "the design under test (supervise, add, ...)"}
     )
-    seeds: list[int] | None = field(
+    student_seeds: list[int] | None = field(
         default=None,
-        metadata={"help": f"training seeds (default: as many as the preset's from {CHECK_SEED_OFFSET} on)"},
+        metadata={"help": f"the students' seeds, whose replicates the check mirrors: student seed s gives training "
+                          f"seed s + {CHECK_SEED_OFFSET} (default: the preset's)"},
+    )
+    seeds: list[int] | None = field(
+        default=None, metadata={"help": "the check's training seeds themselves (default: from --student_seeds)"},
     )
     task_seed: int | None = field(default=None, metadata={"help": "the planted lexicon and order (default: the "
                                                                   "check's, not the one the budgets were explored on)"})
@@ -67,7 +71,7 @@ def config_of(args: InstrumentArguments) -> InstrumentConfig:
         overrides["test_pairs"] = verdict_test_size(args)
     if args.seeds is not None:
         overrides["seeds"] = tuple(args.seeds)
-    return InstrumentConfig.for_preset(args.preset, **overrides)
+    return InstrumentConfig.for_preset(args.preset, student_seeds=args.student_seeds, **overrides)
 
 
 def verdict_test_size(args: InstrumentArguments) -> int:
