@@ -47,7 +47,13 @@ from agkd.datasets_scripts.teachers import check_family, check_pair, teacher_spe
 from agkd.modeling.attribution_injection import MAP_FREE_OPERATORS, MAP_NORMALIZATIONS, check_choice
 from agkd.training.loop import check_report_to, default_report_to
 from agkd.training.orchestration.executors import EXECUTORS, Job, LocalExecutor, RayExecutor, schedule
-from agkd.training.orchestration.presets import GRID_OPERATORS, PRESETS, STUDENT_INITS
+from agkd.training.orchestration.presets import (
+    GRID_OPERATORS,
+    PRESETS,
+    PRIMARY_OPERATOR,
+    SCALE_FAIR_NORMALIZATION,
+    STUDENT_INITS,
+)
 from agkd.training.verdict.plan import plan_for, write_plan
 
 logger = logging.getLogger(__name__)
@@ -106,6 +112,12 @@ class PipelineArguments:
         metadata={"help": "fine-tuning steps of every student and of the positive control's students (default: the "
                   "preset's)"},
     )
+    curve_pairs: list[int] | None = field(
+        default=None,
+        metadata={"help": "the learning curve over map-annotated pairs: also train the primary design's methods and "
+                  "baseline on the first N annotated pairs for each N (below the preset's count; default: the "
+                  "preset's, none for smoke and demo); the report shows where maps start to teach"},
+    )
     stop_after: str | None = field(default=None, metadata={"help": f"last stage to run: one of {', '.join(STAGES)}"})
     jobs: int | None = field(
         default=None,
@@ -148,6 +160,11 @@ def finalize(args: PipelineArguments) -> PipelineArguments:
     args.teachers = args.teachers or list(preset.teachers)
     args.methods = args.methods or list(preset.methods)
     args.seeds = args.seeds if args.seeds is not None else list(preset.seeds)
+    args.curve_pairs = sorted(set(args.curve_pairs if args.curve_pairs is not None else preset.curve_pairs))
+    annotated = preset.extract.max_pairs.get("train")
+    if any(n < 1 or (annotated is not None and n >= annotated) for n in args.curve_pairs):
+        raise ValueError(f"--curve_pairs are counts of map-annotated pairs below the preset's {annotated or 'all'} "
+                         f"(its own point), got {args.curve_pairs}")
     args.normalizations = args.normalizations or list(preset.normalizations)
     args.student_init = args.student_init or preset.student_init
     if args.operators == ["all"]:
@@ -279,6 +296,21 @@ def plan(args: PipelineArguments) -> list[Job]:
             )
     budget = ["--max_steps", str(args.student_max_steps)] if args.student_max_steps else []
     students = []  # (family, pair, method, name, baseline name)
+
+    def student_job(base: list[str], family: str, pair: str, seed: int, method: str, needs: tuple, baseline: str | None,
+                    operator: str = "none", normalization: str = "none", train_pairs: int | None = None) -> None:
+        """One student of the grid (the baseline where `baseline` is None) and its row to evaluate."""
+        name = student_name(family, pair, method, seed=seed, operator=operator, map_normalization=normalization,
+                            warm=warm, train_pairs=train_pairs)
+        argv = [*base, "--method", method]
+        argv += ["--operator", operator, "--map_normalization", normalization] if method != BASELINE else []
+        argv += ["--train_pairs", str(train_pairs)] if train_pairs is not None else []
+        label = " ".join([f"{family}.{pair}", "baseline" if method == BASELINE else f"{method} {operator} "
+                          f"{normalization}", *([f"p{train_pairs}"] if train_pairs is not None else []), f"s{seed}"])
+        jobs.append(Job("student", label, "agkd.training.train_student", argv, needs=needs,
+                        makes=(f"student:{name}",), shared=True))
+        students.append((family, pair, method, name, baseline))
+
     for (family, pair), teacher in teachers.items():
         where = student_argv(family, pair, teacher)
         for seed in args.seeds:
@@ -287,18 +319,8 @@ def plan(args: PipelineArguments) -> list[Job]:
             after_warm_start = (f"warm-start:{family}.{pair}.s{start}",) if warm else ()
             base = [*where, "--seed", str(seed), *init, *budget]
             baseline = baseline_name(family, pair, seed=seed, warm=warm)
-            jobs.append(
-                Job(
-                    "student",
-                    f"{family}.{pair} baseline s{seed}",
-                    "agkd.training.train_student",
-                    [*base, "--method", BASELINE],
-                    needs=(maps(family, pair, EVALUATION_SET), *after_warm_start),
-                    makes=(f"student:{baseline}",),
-                    shared=True,
-                )
-            )
-            students.append((family, pair, BASELINE, baseline, None))
+            student_job(base, family, pair, seed, BASELINE, (maps(family, pair, EVALUATION_SET), *after_warm_start),
+                        None)
             controls = [*preset.control_maps, *(shuffled_control(m) for m in args.methods)]
             for normalization in args.normalizations:
                 for method in [*args.methods, *controls]:
@@ -307,28 +329,17 @@ def plan(args: PipelineArguments) -> list[Job]:
                             continue
                         if operator in MAP_FREE_OPERATORS and normalization != args.normalizations[0]:
                             continue  # a map-free student reads rows as distributions: every normalisation is the same
-                        name = student_name(family, pair, method, seed=seed, operator=operator,
-                                            map_normalization=normalization, warm=warm)
-                        jobs.append(
-                            Job(
-                                "student",
-                                f"{family}.{pair} {method} {operator} {normalization} s{seed}",
-                                "agkd.training.train_student",
-                                [
-                                    *base,
-                                    "--method",
-                                    method,
-                                    "--operator",
-                                    operator,
-                                    "--map_normalization",
-                                    normalization,
-                                ],
-                                needs=(maps(family, pair, method), *after_warm_start),
-                                makes=(f"student:{name}",),
-                                shared=True,
-                            )
-                        )
-                        students.append((family, pair, method, name, baseline))
+                        student_job(base, family, pair, seed, method, (maps(family, pair, method), *after_warm_start),
+                                    baseline, operator, normalization)
+            # The learning curve over map-annotated pairs (`Preset.curve_pairs`): the methods and the baseline of the
+            # primary design on the first N pairs, each point with its own baseline.
+            for pairs in args.curve_pairs:
+                curve_baseline = baseline_name(family, pair, seed=seed, warm=warm, train_pairs=pairs)
+                student_job(base, family, pair, seed, BASELINE, (maps(family, pair, EVALUATION_SET),
+                                                                 *after_warm_start), None, train_pairs=pairs)
+                for method in args.methods:
+                    student_job(base, family, pair, seed, method, (maps(family, pair, method), *after_warm_start),
+                                curve_baseline, PRIMARY_OPERATOR, SCALE_FAIR_NORMALIZATION, pairs)
     for (family, pair), teacher in teachers.items():
         for method in args.methods:
             jobs.append(
@@ -348,7 +359,8 @@ def plan(args: PipelineArguments) -> list[Job]:
                     ["--results_dir", str(release.results), *common, "--corpus", corpus, "--pair", pair,
                      "--teacher", teachers[family, pair], "--teacher_name", family,
                      "--student_seeds", *map(str, args.seeds)]
-                    + (["--finetune_steps", str(args.student_max_steps)] if args.student_max_steps else []),
+                    + (["--finetune_steps", str(args.student_max_steps)] if args.student_max_steps else [])
+                    + (["--curve_pairs", *map(str, args.curve_pairs)] if args.curve_pairs else []),
                     needs=("corpus", f"teacher:{family}.{pair}"), makes=("instrument",), shared=True))
     evaluate = ["--models_dir", str(release.models), "--attributions", attributions, "--corpus", corpus,
                 "--results_dir", str(release.results), "--protocols", *preset.protocols]

@@ -218,6 +218,9 @@ class Preset:
     # independent replicate of the warm start's noise and added seeds stay independent; n > 0 trains n (seeds 0, 1,
     # ...) and seed s fine-tunes warm start s mod n (the seeds of one warm start are averaged into one replicate).
     warm_starts: int = 0
+    # The learning curve over map-annotated pairs: the primary design's methods and baseline also trained on the
+    # first N annotated pairs for each N here (nested subsets; the preset's own count is the last point).
+    curve_pairs: tuple[int, ...] = ()
     # Test-time map protocols that `agkd evaluate` runs (a `supervise` student is evaluated `train-only` whatever
     # these say: it takes no map at test time).
     protocols: tuple[str, ...] = PROTOCOLS
@@ -410,6 +413,8 @@ PRESETS: dict[str, Preset] = {
         control_operators=(PRIMARY_OPERATOR,),
         seeds=(0, 1, 2),
         student_init="warm",  # one warm start per seed: each seed an independent replicate of the warm start's noise
+        # Where maps start to teach: the methods and the baseline on 2,500, 5,000 and 10,000 of the 20,000 pairs.
+        curve_pairs=(2_500, 5_000, 10_000),
         protocols=("gold", "teacher"),
         # The Bible build (the full corpus' Bible part: the same 117,776 de-en train pairs, 227 validation and 616 test
         # verses): the teacher, its maps, the warm start and the students all see the domain they are tested on (the
@@ -508,7 +513,7 @@ def tiny(name: str) -> Preset:
     `name` would start, so that such a run does not stop in its first minutes (tests/test_pipeline.py)."""
     base, smoke = PRESETS[name], PRESETS["smoke"]
     return replace(
-        base, name=f"{name}-tiny", seeds=(0, 1),
+        base, name=f"{name}-tiny", seeds=(0, 1), curve_pairs=(16, 32) if base.curve_pairs else (),
         corpus=CorpusPreset(lite=True), teacher=smoke.teacher, extract=smoke.extract,
         triangulation=smoke.triangulation, student=smoke.student, attributor=smoke.attributor,
         warm_start=smoke.warm_start,

@@ -554,7 +554,7 @@ def judge(sums: dict[str, list[TokenStatistics]], units: list[str]) -> dict:
 
 def _check(name: str, passed: bool, estimate: dict, what: str, below: bool = False) -> dict:
     side = "below" if below else "above"
-    reason = f"{what} is {_interval(estimate)}, an interval that does not lie {side} 0"
+    reason = f"{what} is {check_interval(estimate)}, an interval that does not lie {side} 0"
     return {"name": name, "passed": bool(passed), "reason": f"{name}: {reason}"}
 
 
@@ -594,14 +594,15 @@ def instrument_section(result: dict) -> list[str]:
         "|---|---|---|",
     ]
     for level in result["levels"]:
-        cells = [_interval(level[key]) for key in ("over_shuffled", "over_baseline")]
+        cells = [check_interval(level[key]) for key in ("over_shuffled", "over_baseline")]
         lines.append(f"| true map, {level['level']:.0%} rows corrupted | {cells[0]} | {cells[1]} |")
     lines += [
-        f"| shuffled twin | - | {_interval(result['shuffled_over_baseline'])} |",
+        f"| shuffled twin | - | {check_interval(result['shuffled_over_baseline'])} |",
         "",
         f"Content over layout (the true map over another sentence's map of the same layout): "
-        f"{_interval(result['content_over_layout'])}; slope of the gain over corruption: {_interval(result['slope'])} "
-        f"nats/token per 100% of rows corrupted. No-map baseline: NLL {result['baseline']['nll']:.3f} nats/token, "
+        f"{check_interval(result['content_over_layout'])}; slope of the gain over corruption: "
+        f"{check_interval(result['slope'])} nats/token per 100% of rows corrupted. No-map baseline: NLL "
+        f"{result['baseline']['nll']:.3f} nats/token, "
         f"top-1 agreement {result['baseline']['agreement']:.3f}. Smallest content gain this control detects with "
         f"{result['criteria']['power']:.0%} power (MDE): {result['mde']:.4f} nats/token.",
         "",
@@ -617,7 +618,8 @@ def instrument_section(result: dict) -> list[str]:
     return [*lines, "", f"({result['seconds']:.0f} s.)"]
 
 
-def _interval(estimate: dict) -> str:
+def check_interval(estimate: dict) -> str:
+    """A check's estimate as written in its JSON: `+0.0123 [+0.0050, +0.0196]`, or the mean and why unusable."""
     if not estimate["usable"]:
         return f"{estimate['mean']:+.4f} ({estimate['reason']})"
     return f"{estimate['mean']:+.4f} [{estimate['low']:+.4f}, {estimate['high']:+.4f}]"

@@ -147,6 +147,19 @@ class Scores:
         return verdict.estimate(scores, self.tokens, weights, units=[self.unit(s) for s in seeds])
 
 
+def primary_scores(rows: list[dict], baseline: list[dict], results_dir: Path, design: Design) -> Scores:
+    """The primary design's scores on the whole test split when every one of its rows and baselines has them (a
+    map-free design needs no map at test time), else on the map-annotated pairs."""
+    if design.map_free:
+        selected = [r for r in rows if Design.of(r) == design]
+        everything = Scores.load(selected, baseline, results_dir, "all")
+        if sum(len(seeds) for seeds in everything.by_system.values()) == len(selected) + len(baseline):
+            return everything
+        logger.warning("not every row of %s has per-sentence sums on the whole test split: the verdict is scored on "
+                       "the map-annotated pairs", design)
+    return Scores.load([r for r in rows if Design.of(r) == design], baseline, results_dir)
+
+
 def reference_system(method: str, over: str, design: Design) -> str:
     """What a method's gain is measured over (`CONTRASTS`): the no-map baseline, its own shuffled twin or a control."""
     if over == "baseline":

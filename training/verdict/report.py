@@ -34,6 +34,7 @@ from agkd.datasets_scripts.release_layout import (
     VERDICT_FILE,
     protocol_order,
     read_results,
+    split_curve_rows,
 )
 from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.training.data import dataset_configs, load_dataset_config
@@ -45,6 +46,7 @@ from agkd.training.triangulation.table import UTILITY, triangulation_section
 from agkd.training.triangulation.table import load as load_triangulations
 from agkd.training.verdict import statistics as verdict
 from agkd.training.verdict.control import instrument_section
+from agkd.training.verdict.curve import curve_section
 from agkd.training.verdict.design import (
     ANSWER_WORDS,
     CONTRASTS,
@@ -59,6 +61,7 @@ from agkd.training.verdict.design import (
     format_estimate,
     is_control,
     judge_design,
+    primary_scores,
     reference_system,
     system,
     verdict_sentence,
@@ -291,19 +294,6 @@ class GroupVerdict:
     primary: DesignVerdict | None = None
     scores: Scores | None = None
     record: dict | None = None  # the primary design's `verdict_record`
-
-
-def primary_scores(rows: list[dict], baseline: list[dict], results_dir: Path, design: Design) -> Scores:
-    """The primary design's scores on the whole test split when every one of its rows and baselines has them (a
-    map-free design needs no map at test time), else on the map-annotated pairs."""
-    if design.map_free:
-        selected = [r for r in rows if Design.of(r) == design]
-        everything = Scores.load(selected, baseline, results_dir, "all")
-        if sum(len(seeds) for seeds in everything.by_system.values()) == len(selected) + len(baseline):
-            return everything
-        logger.warning("not every row of %s has per-sentence sums on the whole test split: the verdict is scored on "
-                       "the map-annotated pairs", design)
-    return Scores.load([r for r in rows if Design.of(r) == design], baseline, results_dir)
 
 
 def verdict_lines(rows: list[dict], baseline: list[dict], preconditions: Preconditions, results_dir: Path,
@@ -764,7 +754,7 @@ def verdict_record(result: DesignVerdict, problems: list[str], sentence: str) ->
 
 def write_report(args: ReportArguments) -> Path:
     results_dir = Path(args.results_dir)
-    rows = read_results(results_dir / RESULTS_FILE)
+    rows, curve_rows = split_curve_rows(read_results(results_dir / RESULTS_FILE))
     if not rows:
         raise FileNotFoundError(f"no results in {results_dir / RESULTS_FILE}: run `agkd evaluate` first")
     out = Path(args.output_dir or results_dir)
@@ -833,6 +823,7 @@ def write_report(args: ReportArguments) -> Path:
         *instrument,
         *body,
     ]
+    lines += curve_section(curve_rows, groups, results_dir, plots, out)
     for key in sorted(set(triangulations) - shown):  # measured, but no verdict of that teacher and pair to set it by
         summary = triangulations[key][0]
         lines += triangulation_section(*triangulations[key], summary["methods"], None, {},
