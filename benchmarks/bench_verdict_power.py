@@ -19,7 +19,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
-from agkd.datasets_scripts.release_layout import RESULTS_FILE, read_results
+from agkd.datasets_scripts.release_layout import RESULTS_FILE, read_results, split_curve_rows
 from agkd.training.verdict import statistics as verdict
 from agkd.training.verdict.design import (
     CLAIM_CONTRAST,
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
 
-    rows = read_results(Path(args.results_dir) / RESULTS_FILE)
+    rows = split_curve_rows(read_results(Path(args.results_dir) / RESULTS_FILE))[0]  # the verdict's rows
     figures, groups = {}, group_rows(rows)
     for key, group in sorted(groups.items()):
         teacher, pair, kind, init, split, protocol = key

@@ -257,9 +257,11 @@ def student_name(
     target_kind: str = "reference",
     warm: bool = False,
     supervision_weight: float | None = None,
+    train_pairs: int | None = None,
 ) -> str:
-    """student-<teacher>-<pair>-<method>[-<operator>[<weight>]][-<normalisation>][-L..][-H..][-teacher][-warm]-s<seed>
-    (`supervision_weight`: a weight other than the model's default, which names leave out; None for the default)."""
+    """student-<teacher>-<pair>-<method>[-<operator>[<weight>]][-<normalisation>][-L..][-H..][-teacher][-warm]
+    [-p<pairs>]-s<seed> (`supervision_weight`: a weight other than the model's default, which names leave out; None for
+    the default; `p<pairs>`: a learning-curve student trained on the first <pairs> map-annotated pairs only)."""
     parts = ["student", teacher_name, pair, method.replace("_", "")]
     if method != BASELINE:
         parts.append(
@@ -275,15 +277,20 @@ def student_name(
         parts.append("teacher")
     if warm:
         parts.append("warm")
+    if train_pairs is not None:
+        parts.append(f"p{train_pairs}")
     parts.append(f"s{seed}")
     return "-".join(parts)
 
 
 def baseline_name(
-    teacher_name: str, pair: str, *, seed: int, target_kind: str = "reference", warm: bool = False
+    teacher_name: str, pair: str, *, seed: int, target_kind: str = "reference", warm: bool = False,
+    train_pairs: int | None = None,
 ) -> str:
-    """The no-map student that every cell of the same teacher, pair, target kind, seed and design is compared with."""
-    return student_name(teacher_name, pair, BASELINE, seed=seed, target_kind=target_kind, warm=warm)
+    """The no-map student that every cell of the same teacher, pair, target kind, seed, design and training pairs is
+    compared with."""
+    return student_name(teacher_name, pair, BASELINE, seed=seed, target_kind=target_kind, warm=warm,
+                        train_pairs=train_pairs)
 
 
 def warm_start_name(teacher_name: str, pair: str, seed: int = 0) -> str:
@@ -391,6 +398,12 @@ def protocol_order(protocol: str) -> tuple[int, str]:
     """Sort key of result rows: the no-map baseline, then `PROTOCOLS`, then any other protocol by name."""
     order = (BASELINE, *PROTOCOLS)
     return (order.index(protocol) if protocol in order else len(order)), protocol
+
+
+def split_curve_rows(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(the grid's rows, the learning curve's rows): a curve row (`train_pairs` set) was trained on a part of the
+    map-annotated pairs; it never enters a verdict or a table of the grid."""
+    return [r for r in rows if r.get("train_pairs") is None], [r for r in rows if r.get("train_pairs") is not None]
 
 
 def read_results(path: Path) -> list[dict]:

@@ -30,7 +30,13 @@ from pathlib import Path
 
 from agkd.datasets_scripts.attribution.configs import BASELINE
 from agkd.datasets_scripts.attribution.teacher import Teacher
-from agkd.datasets_scripts.release_layout import RESULTS_FILE, TRIANGULATION_HEADING, load_config, read_results
+from agkd.datasets_scripts.release_layout import (
+    RESULTS_FILE,
+    TRIANGULATION_HEADING,
+    load_config,
+    read_results,
+    split_curve_rows,
+)
 from agkd.datasets_scripts.teachers import (
     LANGUAGE_PAIRS,
     TEACHER_FAMILIES,
@@ -272,7 +278,7 @@ class Release:
     def results(self) -> list[dict]:
         if self.results_path is None or not self.results_path.exists():
             return []
-        return read_results(self.results_path)
+        return split_curve_rows(read_results(self.results_path))[0]  # the grid's rows: the tables compare cells
 
 
 def is_hub_id(ref: str) -> bool:

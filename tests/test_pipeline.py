@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -60,18 +61,41 @@ def test_smoke_plan_covers_every_stage_in_order():
     assert metric_spaces.stage == "space" and metric_spaces.argv == ["--spaces_dir", "/tmp/x/smoke/hub/spaces"]
 
 
-def test_seeds_fine_tune_the_presets_warm_starts_in_turn():
-    """The demo trains a warm start per seed (independent replicates); extra seeds reuse them in turn (s mod 4)."""
-    jobs = plan_for("--preset", "demo", "--runs_dir", "/tmp/x", "--seeds", "0", "1", "2", "3", "4")
+def test_every_seed_fine_tunes_its_own_warm_start_unless_the_preset_shares_them():
+    """The demo trains a warm start per seed (independent replicates), an added seed included; a preset that shares
+    warm starts gives seed s warm start s mod their count; the control's replicates follow the students' seeds."""
+    jobs = plan_for("--preset", "demo", "--runs_dir", "/tmp/x", "--seeds", "0", "1", "2", "3", "5")
     starts = [j for j in jobs if j.stage == "warm-start"]
-    assert [j.argv[j.argv.index("--seed") + 1] for j in starts] == ["0", "1", "2", "3"]
+    assert [j.argv[j.argv.index("--seed") + 1] for j in starts] == ["0", "1", "2", "3", "5"]
     assert starts[1].makes == ("warm-start:marian.de-en.s1",)
-    for seed, start in ((0, 0), (1, 1), (3, 3), (4, 0)):
+    for seed in (0, 1, 3, 5):
         cells = [j for j in jobs if j.stage == "student" and j.label.endswith(f"s{seed}")]
         assert {j.argv[j.argv.index("--init_from") + 1] for j in cells} == {
-            f"/tmp/x/demo/hub/models/warmstart-marian-de-en-s{start}"
+            f"/tmp/x/demo/hub/models/warmstart-marian-de-en-s{seed}"
         }
-        assert all(f"warm-start:marian.de-en.s{start}" in j.needs for j in cells)
+        assert all(f"warm-start:marian.de-en.s{seed}" in j.needs for j in cells)
+    control = next(j for j in jobs if j.stage == "instrument")
+    assert control.argv[control.argv.index("--student_seeds") + 1:][:5] == ["0", "1", "2", "3", "5"]
+    shared = replace(PRESETS["demo"], warm_starts=2)
+    assert [shared.warm_start_of(seed) for seed in range(5)] == [0, 1, 0, 1, 0]
+    assert [PRESETS["demo-power"].warm_start_of(seed) for seed in PRESETS["demo-power"].seeds] == list(range(4, 12))
+
+
+def test_the_learning_curve_trains_the_primary_design_on_nested_parts_of_the_annotated_pairs():
+    jobs = plan_for("--preset", "demo", "--runs_dir", "/tmp/x", "--seeds", "0", "1", "--curve_pairs", "600", "300")
+    curve = [j for j in jobs if j.stage == "student" and "--train_pairs" in j.argv]
+    assert len(curve) == 2 * 2 * (1 + len(PRESETS["demo"].methods))  # points x seeds x (baseline + methods)
+    assert {j.argv[j.argv.index("--train_pairs") + 1] for j in curve} == {"300", "600"}
+    assert all("-shuffled" not in j.label and ("baseline" in j.label or "supervise row_sum" in j.label) for j in curve)
+    assert "student:student-marian-de-en-attention-supervise-rowsum-warm-p300-s1" in {j.makes[0] for j in curve}
+    evaluated = {j.label: j for j in jobs if j.stage == "evaluate"}
+    point = evaluated["student-marian-de-en-attention-supervise-rowsum-warm-p300-s1"]
+    assert "evaluated:student-marian-de-en-none-warm-p300-s1" in point.needs  # its own baseline, on the same pairs
+    control = next(j for j in jobs if j.stage == "instrument")
+    assert control.argv[control.argv.index("--curve_pairs") + 1:][:2] == ["300", "600"]
+    with pytest.raises(ValueError, match="curve_pairs"):
+        plan_for("--preset", "demo", "--runs_dir", "/tmp/x", "--curve_pairs", "1200")  # the grid's own point
+    assert not [j for j in plan_for("--preset", "demo", "--runs_dir", "/tmp/x") if "--train_pairs" in j.argv]
 
 
 def test_grid_narrowing_and_stop_after():
@@ -88,7 +112,7 @@ def test_grid_narrowing_and_stop_after():
 
 
 @pytest.mark.parametrize("preset, grid", [
-    ("lab", {"teacher": 2, "extract": 40, "warm-start": 6, "student": 216, "attributor": 16, "evaluate": 216}),
+    ("lab", {"teacher": 2, "extract": 40, "warm-start": 6, "student": 378, "attributor": 16, "evaluate": 378}),
     ("paper", {"teacher": 4, "extract": 120, "warm-start": 0, "student": 1512, "attributor": 48, "evaluate": 1512}),
 ])
 def test_gpu_presets_plan_the_grids_their_costs_are_quoted_for(preset, grid):

@@ -163,17 +163,19 @@ def test_missing_seeds_and_the_gold_leak():
     assert "(fewer than 2 independent replicates (1))" in table.split("| deeplift |")[1].splitlines()[0]
 
 
-def write_synthetic_results(results_dir, effects: dict[str, float], instrument: dict | None) -> None:
-    """results.jsonl rows and token_statistics files for `effects` (as `synthetic_scores`), baseline BLEU 8."""
-    scores = synthetic_scores(effects)
-    (results_dir / "token_statistics").mkdir(parents=True)
-    with (results_dir / "results.jsonl").open("w") as f:
+def write_synthetic_results(results_dir, effects: dict[str, float], instrument: dict | None,
+                            train_pairs: int | None = None, rng: int = 0) -> None:
+    """results.jsonl rows and token_statistics files for `effects` (as `synthetic_scores`), baseline BLEU 8; with
+    `train_pairs`, a learning-curve point appended to the rows already there."""
+    scores = synthetic_scores(effects, rng=rng)
+    (results_dir / "token_statistics").mkdir(parents=True, exist_ok=True)
+    with (results_dir / "results.jsonl").open("a") as f:
         for key, per_seed in scores.by_system.items():
             method, operator, normalization, protocol = (
                 (design.BASELINE, "none", "none", design.BASELINE) if key == design.BASELINE else key.split(" | ")
             )
             for seed, nll in per_seed.items():
-                student = f"student-{method}-{operator}-{protocol}-s{seed}"
+                student = f"student-{method}-{operator}-{protocol}{f'-p{train_pairs}' if train_pairs else ''}-s{seed}"
                 for suffix in ("", ".all") if protocol in ("train-only", design.BASELINE) else ("",):
                     np.savez(results_dir / "token_statistics" / f"{student}.test.{protocol}.reference{suffix}.npz",
                              nll=nll, correct=np.zeros_like(scores.tokens), tokens=scores.tokens)
@@ -191,6 +193,8 @@ def write_synthetic_results(results_dir, effects: dict[str, float], instrument: 
                             "pair": "de-en",
                             "target_kind": "reference",
                             "student_init": "warm",
+                            "train_pairs": train_pairs,
+                            "preset": "demo",
                             "split": "test",
                             "bleu": 8.0,
                             "chrf": 30.0,
@@ -247,6 +251,26 @@ def test_report_leads_with_the_verdict_on_the_primary_design(tmp_path):
     record = json.loads((tmp_path / "verdict.json").read_text())
     (only,) = record.values()
     assert only["answer"] == verdict.HOLDS and only["methods"]["attention"]["baseline"]["mark"]
+
+
+def test_learning_curve_rows_stay_out_of_the_verdict_and_get_their_own_section(tmp_path):
+    """Students trained on a part of the annotated pairs are a curve point: the verdict reads the grid's rows only
+    (the same verdict.json with and without them), and the curve section shows each point against its own baseline."""
+    write_synthetic_results(tmp_path, with_twins({m: 0.20 if m in verdict.PAPER_TOP else 0.05 for m in ALL_METHODS}),
+                            None)
+    assert report.main(["--results_dir", str(tmp_path)]) == 0
+    before = (tmp_path / "verdict.json").read_text()
+    assert "Where maps teach" not in (tmp_path / "report.md").read_text()
+    write_synthetic_results(tmp_path, {m: 0.0 for m in ALL_METHODS}, None, train_pairs=300, rng=1)
+    assert report.main(["--results_dir", str(tmp_path)]) == 0
+    assert (tmp_path / "verdict.json").read_text() == before
+    text = (tmp_path / "report.md").read_text()
+    section = text[text.index("## Where maps teach"):]
+    point, full = (next(line for line in section.splitlines() if line.startswith(f"| {label}"))
+                   for label in ("300 |", "1200 (the verdict's)"))
+    top_over_rest = [float(line.split("|")[2].split()[0]) for line in (point, full)]
+    assert abs(top_over_rest[0]) < 0.02 and abs(top_over_rest[1] - 0.15) < 0.02
+    assert len(list((tmp_path / "plots").glob("curve-*.png"))) == 1
 
 
 def test_report_from_real_results(tiny_results_dir, tiny_attributions_dir, tiny_students_dir, tmp_path):

@@ -187,6 +187,19 @@ def test_a_supervise_student_trains_toward_the_maps_and_records_it(attributions_
     assert "no map at test time" in (folder / "README.md").read_text()
 
 
+def test_a_learning_curve_point_trains_on_the_first_pairs_under_its_own_name(
+    attributions_dir, tiny_marian_dir, tmp_path, caplog
+):
+    models = tmp_path / "models"
+    extra = ("--method", "attention", "--operator", "supervise", "--max_steps", "2", "--batch_size", "8")
+    assert _train(attributions_dir, tiny_marian_dir, models, *extra, "--train_pairs", "16") == 0
+    record = json.loads((models / "student-marian-de-en-attention-supervise-p16-s0" / "agkd_run.json").read_text())
+    assert record["train_pairs"] == 16 and record["train_examples"] == 16
+    with caplog.at_level("ERROR"):
+        assert _train(attributions_dir, tiny_marian_dir, models, *extra, "--train_pairs", "4800") == 2
+    assert "has only 48 pairs" in caplog.text
+
+
 def test_warm_start_arguments_are_checked(attributions_dir, tiny_marian_dir, tmp_path, caplog):
     with caplog.at_level("ERROR"):
         assert (

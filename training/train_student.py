@@ -91,6 +91,11 @@ class StudentArguments(RunArguments, BudgetArguments):
                   "for early stopping) instead of map rows; budget from the preset's warm_start section"},
     )
     train_split: str = field(default="train", metadata={"help": "split to train on"})
+    train_pairs: int | None = field(
+        default=None,
+        metadata={"help": "train on the first N map-annotated pairs of the split only: a point of the learning curve "
+                  "over annotated pairs (its own name, `-p<N>`; default: every pair)"},
+    )
     validation_split: str = field(default="validation", metadata={"help": "split for early stopping"})
     num_beams: int | None = field(default=None, metadata={"help": "beam size written to generation_config"})
 
@@ -113,6 +118,8 @@ def finalize_arguments(args: StudentArguments) -> StudentArguments:
         args.operator = "none"
     if args.supervision_weight < 0:
         raise ValueError(f"--supervision_weight must be >= 0, got {args.supervision_weight}")
+    if args.train_pairs is not None and (args.train_pairs < 1 or args.train_corpus is not None):
+        raise ValueError("--train_pairs takes a positive count of map-annotated pairs (not with --train_corpus)")
     check_choice("injection_operator", args.operator, INJECTION_OPERATORS)
     check_choice("map_normalization", args.map_normalization, MAP_NORMALIZATIONS)
     loop.check_report_to(args.report_to)
@@ -144,7 +151,7 @@ def run_name(args: StudentArguments) -> str:
         map_normalization=args.map_normalization, injection_layers=args.injection_layers,
         injection_heads=args.injection_heads, target_kind=args.target_kind, warm=student_init(args) == "warm",
         supervision_weight=None if args.supervision_weight == AgkdStudentConfig.supervision_weight
-        else args.supervision_weight,
+        else args.supervision_weight, train_pairs=args.train_pairs,
     )
 
 
@@ -251,8 +258,14 @@ def train_student(args: StudentArguments) -> Path:
         )
         train_skipped = valid_skipped = 0  # truncated to max_length, as for teachers
     else:
+        train_rows = rows[args.train_split]
+        if args.train_pairs is not None:  # nested subsets: the curve's points share their first pairs
+            if args.train_pairs > len(train_rows):
+                raise ValueError(f"--train_pairs {args.train_pairs}: {source_config}/{args.train_split} has only "
+                                 f"{len(train_rows)} pairs")
+            train_rows = train_rows.select(range(args.train_pairs))
         train_examples, train_skipped = data.map_examples(
-            rows[args.train_split], tokenizer, args.max_length, f"{source_config}/{args.train_split}"
+            train_rows, tokenizer, args.max_length, f"{source_config}/{args.train_split}"
         )
         valid_examples, valid_skipped = data.map_examples(
             rows[args.validation_split], tokenizer, args.max_length, f"{source_config}/{args.validation_split}"
@@ -313,6 +326,7 @@ def train_student(args: StudentArguments) -> Path:
             "attributions": public_ref(source),
             "attribution_config": config,
             **provenance,
+            "train_pairs": args.train_pairs,
             "train_examples": len(train_examples),
             "skipped_longer_than_max_length": {"train": train_skipped, args.validation_split: valid_skipped},
             "parameters": n_params,

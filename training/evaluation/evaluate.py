@@ -358,6 +358,7 @@ def evaluate(args: EvaluateArguments) -> list[dict]:
                 },
                 "student_init": run.get("student_init", "scratch"),
                 "init_from": run.get("init_from"),  # the warm start: the seed's independent replicate unit
+                "train_pairs": run.get("train_pairs"),  # a learning-curve point (None: every annotated pair)
                 "split": split,
                 "protocol": protocol,
                 "examples": len(evaluation.ids),
@@ -423,10 +424,11 @@ def map_config(run: dict, protocol: str) -> str:
 
 
 def baseline_of(run: dict) -> str:
-    """The no-map student of the same teacher, pair, target kind, seed and design (warm start or scratch)."""
+    """The no-map student of the same teacher, pair, target kind, seed, design (warm start or scratch) and training
+    pairs."""
     return layout.baseline_name(
         run["teacher_name"], run["pair"], seed=run["seed"], target_kind=run["target_kind"],
-        warm=run.get("init_from") is not None,
+        warm=run.get("init_from") is not None, train_pairs=run.get("train_pairs"),
     )
 
 

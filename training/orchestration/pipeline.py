@@ -48,7 +48,13 @@ from agkd.modeling.attribution_injection import MAP_FREE_OPERATORS, MAP_NORMALIZ
 from agkd.training.cli import STAGES
 from agkd.training.loop import check_report_to, default_report_to
 from agkd.training.orchestration.executors import EXECUTORS, Job, LocalExecutor, RayExecutor, schedule
-from agkd.training.presets import GRID_OPERATORS, PRESETS, STUDENT_INITS
+from agkd.training.presets import (
+    GRID_OPERATORS,
+    PRESETS,
+    PRIMARY_OPERATOR,
+    SCALE_FAIR_NORMALIZATION,
+    STUDENT_INITS,
+)
 from agkd.training.verdict.plan import plan_for, write_plan
 
 logger = logging.getLogger(__name__)
@@ -72,7 +78,7 @@ ORDER = (
 
 @dataclass
 class PipelineArguments:
-    preset: str = field(default="demo", metadata={"help": "smoke, demo, lab or paper"})
+    preset: str = field(default="demo", metadata={"help": f"one of {', '.join(PRESETS)}"})
     runs_dir: str = field(default="runs", metadata={"help": "everything goes to <runs_dir>/<preset>/"})
     pairs: list[str] | None = field(default=None, metadata={"help": "language pairs (default: the preset's)"})
     teachers: list[str] | None = field(default=None, metadata={"help": "teacher families: marian, mbart"})
@@ -91,7 +97,7 @@ class PipelineArguments:
     student_init: str | None = field(
         default=None,
         metadata={"help": "scratch (every student from random weights: the paper) or warm (every cell fine-tunes a "
-                  "shared no-map warm start trained on the corpus: seed s the preset's warm start s mod their count) "
+                  "no-map warm start trained on the corpus, its own unless the preset shares them) "
                   "(default: the preset's)"},
     )
     corpus: str | None = field(
@@ -107,7 +113,13 @@ class PipelineArguments:
     student_max_steps: int | None = field(
         default=None,
         metadata={"help": "fine-tuning steps of every student and of the positive control's students (default: the "
-                  "preset's); the demo's control passes at 240, not at its default 80 (docs/verdict.md)"},
+                  "preset's)"},
+    )
+    curve_pairs: list[int] | None = field(
+        default=None,
+        metadata={"help": "the learning curve over map-annotated pairs: also train the primary design's methods and "
+                  "baseline on the first N annotated pairs for each N (below the preset's count; default: the "
+                  "preset's, none for smoke and demo); the report shows where maps start to teach"},
     )
     stop_after: str | None = field(default=None, metadata={"help": f"last stage to run: one of {', '.join(ORDER)}"})
     jobs: int | None = field(
@@ -151,6 +163,11 @@ def finalize(args: PipelineArguments) -> PipelineArguments:
     args.teachers = args.teachers or list(preset.teachers)
     args.methods = args.methods or list(preset.methods)
     args.seeds = args.seeds if args.seeds is not None else list(preset.seeds)
+    args.curve_pairs = sorted(set(args.curve_pairs if args.curve_pairs is not None else preset.curve_pairs))
+    annotated = preset.extract.max_pairs.get("train")
+    if any(n < 1 or (annotated is not None and n >= annotated) for n in args.curve_pairs):
+        raise ValueError(f"--curve_pairs are counts of map-annotated pairs below the preset's {annotated or 'all'} "
+                         f"(its own point), got {args.curve_pairs}")
     args.normalizations = args.normalizations or list(preset.normalizations)
     args.student_init = args.student_init or preset.student_init
     if args.operators == ["all"]:
@@ -254,9 +271,9 @@ def plan(args: PipelineArguments) -> list[Job]:
         argv += ["--output_dir", str(release.models), "--checkpoint_dir", str(release.checkpoints), "--resume"]
         return argv + tracking
 
-    warm_starts = range(preset.warm_starts if warm else 0)
-    # The preset's no-map warm starts per teacher and pair (seeds 0, 1, ...), trained on the corpus before any cell;
-    # student seed s fine-tunes warm start s mod their count, so the seeds vary the warm start too.
+    warm_starts = sorted({preset.warm_start_of(seed) for seed in args.seeds}) if warm else []
+    # The no-map warm starts the seeds fine-tune (`Preset.warm_start_of`: one per seed unless the preset shares them),
+    # per teacher and pair, trained on the corpus before any cell, so the seeds vary the warm start too.
     for (family, pair), teacher in teachers.items():
         for start in warm_starts:
             argv = [
@@ -282,26 +299,31 @@ def plan(args: PipelineArguments) -> list[Job]:
             )
     budget = ["--max_steps", str(args.student_max_steps)] if args.student_max_steps else []
     students = []  # (family, pair, method, name, baseline name)
+
+    def student_job(base: list[str], family: str, pair: str, seed: int, method: str, needs: tuple, baseline: str | None,
+                    operator: str = "none", normalization: str = "none", train_pairs: int | None = None) -> None:
+        """One student of the grid (the baseline where `baseline` is None) and its row to evaluate."""
+        name = student_name(family, pair, method, seed=seed, operator=operator, map_normalization=normalization,
+                            warm=warm, train_pairs=train_pairs)
+        argv = [*base, "--method", method]
+        argv += ["--operator", operator, "--map_normalization", normalization] if method != BASELINE else []
+        argv += ["--train_pairs", str(train_pairs)] if train_pairs is not None else []
+        label = " ".join([f"{family}.{pair}", "baseline" if method == BASELINE else f"{method} {operator} "
+                          f"{normalization}", *([f"p{train_pairs}"] if train_pairs is not None else []), f"s{seed}"])
+        jobs.append(Job("student", label, STAGES["student"].module, argv, needs=needs,
+                        makes=(f"student:{name}",), shared=True))
+        students.append((family, pair, method, name, baseline))
+
     for (family, pair), teacher in teachers.items():
         where = student_argv(family, pair, teacher)
         for seed in args.seeds:
-            start = seed % len(warm_starts) if warm else None
+            start = preset.warm_start_of(seed) if warm else None
             init = ["--init_from", str(release.models / warm_start_name(family, pair, start))] if warm else []
             after_warm_start = (f"warm-start:{family}.{pair}.s{start}",) if warm else ()
             base = [*where, "--seed", str(seed), *init, *budget]
             baseline = baseline_name(family, pair, seed=seed, warm=warm)
-            jobs.append(
-                Job(
-                    "student",
-                    f"{family}.{pair} baseline s{seed}",
-                    STAGES["student"].module,
-                    [*base, "--method", BASELINE],
-                    needs=(maps(family, pair, EVALUATION_SET), *after_warm_start),
-                    makes=(f"student:{baseline}",),
-                    shared=True,
-                )
-            )
-            students.append((family, pair, BASELINE, baseline, None))
+            student_job(base, family, pair, seed, BASELINE, (maps(family, pair, EVALUATION_SET), *after_warm_start),
+                        None)
             controls = [*preset.control_maps, *(shuffled_control(m) for m in args.methods)]
             for normalization in args.normalizations:
                 for method in [*args.methods, *controls]:
@@ -310,28 +332,17 @@ def plan(args: PipelineArguments) -> list[Job]:
                             continue
                         if operator in MAP_FREE_OPERATORS and normalization != args.normalizations[0]:
                             continue  # a map-free student reads rows as distributions: every normalisation is the same
-                        name = student_name(family, pair, method, seed=seed, operator=operator,
-                                            map_normalization=normalization, warm=warm)
-                        jobs.append(
-                            Job(
-                                "student",
-                                f"{family}.{pair} {method} {operator} {normalization} s{seed}",
-                                STAGES["student"].module,
-                                [
-                                    *base,
-                                    "--method",
-                                    method,
-                                    "--operator",
-                                    operator,
-                                    "--map_normalization",
-                                    normalization,
-                                ],
-                                needs=(maps(family, pair, method), *after_warm_start),
-                                makes=(f"student:{name}",),
-                                shared=True,
-                            )
-                        )
-                        students.append((family, pair, method, name, baseline))
+                        student_job(base, family, pair, seed, method, (maps(family, pair, method), *after_warm_start),
+                                    baseline, operator, normalization)
+            # The learning curve over map-annotated pairs (`Preset.curve_pairs`): the methods and the baseline of the
+            # primary design on the first N pairs, each point with its own baseline.
+            for pairs in args.curve_pairs:
+                curve_baseline = baseline_name(family, pair, seed=seed, warm=warm, train_pairs=pairs)
+                student_job(base, family, pair, seed, BASELINE, (maps(family, pair, EVALUATION_SET),
+                                                                 *after_warm_start), None, train_pairs=pairs)
+                for method in args.methods:
+                    student_job(base, family, pair, seed, method, (maps(family, pair, method), *after_warm_start),
+                                curve_baseline, PRIMARY_OPERATOR, SCALE_FAIR_NORMALIZATION, pairs)
     for (family, pair), teacher in teachers.items():
         for method in args.methods:
             jobs.append(
@@ -349,8 +360,10 @@ def plan(args: PipelineArguments) -> list[Job]:
     family, pair = next(iter(teachers))
     jobs.append(Job("instrument", "planted alignments", STAGES["instrument"].module,
                     ["--results_dir", str(release.results), *common, "--corpus", corpus, "--pair", pair,
-                     "--teacher", teachers[family, pair], "--teacher_name", family]
-                    + (["--finetune_steps", str(args.student_max_steps)] if args.student_max_steps else []),
+                     "--teacher", teachers[family, pair], "--teacher_name", family,
+                     "--student_seeds", *map(str, args.seeds)]
+                    + (["--finetune_steps", str(args.student_max_steps)] if args.student_max_steps else [])
+                    + (["--curve_pairs", *map(str, args.curve_pairs)] if args.curve_pairs else []),
                     needs=("corpus", f"teacher:{family}.{pair}"), makes=("instrument",), shared=True))
     evaluate = ["--models_dir", str(release.models), "--attributions", attributions, "--corpus", corpus,
                 "--results_dir", str(release.results), "--protocols", *preset.protocols]

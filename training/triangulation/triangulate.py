@@ -195,12 +195,28 @@ def _digest(value: dict) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+CONTENT_ARGUMENTS = ("attributions", "teacher", "corpus")  # folders the fingerprint reads by content, not by path
+
+
 def content_fingerprint(args: TriangulateArguments, configs: list[str]) -> dict:
     """What the parts read besides the arguments (review M8): each config's maps version (a digest of its
-    `meta/<config>.json` extraction fingerprints, which name the teacher's sha256, the engine and the settings) and the
-    teacher's own weights (sha256 of its folder's config and weights; a Hub id stands for itself)."""
+    `meta/<config>.json` extraction fingerprints, which name the teacher's sha256, the engine and the settings), the
+    teacher's own weights (sha256 of its folder's config and weights; a Hub id stands for itself) and the corpus'
+    data files (sha256; a Hub id stands for itself)."""
     versions = {name: maps_version(args.attributions, name) for name in configs} if args.attributions else {}
-    return {"maps_versions": versions, "teacher_sha256": teacher_digest(str(args.teacher))}
+    return {"maps_versions": versions, "teacher_sha256": teacher_digest(str(args.teacher)),
+            "corpus_sha256": corpus_digest(args.corpus)}
+
+
+def corpus_digest(corpus: str | None) -> str | None:
+    """sha256 of a local corpus folder's data files (names and bytes); a Hub id or None stands for itself."""
+    if corpus is None or not Path(corpus).is_dir():
+        return corpus
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(corpus).rglob("*") if p.is_file() and p.suffix in (".parquet", ".json")):
+        digest.update(str(path.relative_to(corpus)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def part_constants() -> dict[str, dict]:
@@ -435,7 +451,9 @@ def triangulate(args: TriangulateArguments) -> Path:
     names = available_configs(args.attributions, args.teacher_name, args.pair, args.methods) if map_parts else (
         [*(args.methods or METHODS), *CONTROLS, *map(shuffled_control, args.methods or METHODS)])
     methods = [n for n in names if n in METHODS]
-    fingerprint = {k: v for k, v in asdict(args).items() if k not in ("parts", "results_dir")}
+    # The folders themselves stand in by their content (`content_fingerprint`), so that a release copied or moved
+    # elsewhere keeps its finished parts.
+    fingerprint = {k: v for k, v in asdict(args).items() if k not in ("parts", "results_dir", *CONTENT_ARGUMENTS)}
     used = [config_name(args.teacher_name, args.pair, n) for n in names] if map_parts else []
     if "faithfulness" in parts and "teacher" in (args.faithfulness_target_kinds or ["teacher"]):
         used += list(teacher_kind_configs(args, [n for n in names if shuffled_source(n) is None]).values())

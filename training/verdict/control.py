@@ -58,14 +58,23 @@ SHUFFLED = "shuffled"
 # The task seeds the regime and rules were explored on are 0 and 1 (docs/verdict.md); every preset's check draws
 # another lexicon and order.
 CHECK_TASK_SEED = 2
-# A preset's check trains as many replicates as the preset has seeds (at least MIN_REPLICATES), from this training
-# seed on: the seeds 0-2 were used while exploring.
+# A preset's check trains as many replicates as the preset has seeds (at least MIN_REPLICATES), each student seed s
+# giving training seed s + this: the seeds 0-2 were used while exploring, and a preset on fresh student seeds (e.g.
+# demo-power's 4-11) gets fresh control trainings too (7-14, where the demo's are 3-6).
 CHECK_SEED_OFFSET = 3
 # The planted map must teach content, not a layout: it passes only when all three checks pass (`judge`).
 CHECKS = ("content over layout", "content over twin", "graded")
 
 PAD_ID, EOS_ID, BOS_ID = 1, 2, 0
 FIRST_WORD_ID = 3
+
+
+def control_seeds(student_seeds) -> tuple[int, ...]:
+    """The check's training seeds for these student seeds (`CHECK_SEED_OFFSET`), at least MIN_REPLICATES of them."""
+    seeds = sorted(seed + CHECK_SEED_OFFSET for seed in student_seeds)
+    while len(seeds) < verdict.MIN_REPLICATES:
+        seeds.append(seeds[-1] + 1 if seeds else CHECK_SEED_OFFSET)
+    return tuple(seeds)
 
 
 def oracle(level: float) -> str:
@@ -140,12 +149,13 @@ class InstrumentConfig:
         }
 
     @classmethod
-    def for_preset(cls, name: str, **overrides) -> InstrumentConfig:
+    def for_preset(cls, name: str, student_seeds=None, **overrides) -> InstrumentConfig:
         """The preset's students' regime in the planted task: size, dropout, recipe, budget, best-step selection,
-        map-annotated pairs (all corpus pairs where the preset has no cap), init and warm-start layout."""
+        map-annotated pairs (all corpus pairs where the preset has no cap), init and warm-start layout; its
+        replicates follow the students' seeds (the preset's unless given: `control_seeds`)."""
         preset = PRESETS[name]
         student = preset.student
-        seeds = tuple(range(CHECK_SEED_OFFSET, CHECK_SEED_OFFSET + max(len(preset.seeds), verdict.MIN_REPLICATES)))
+        seeds = control_seeds(student_seeds if student_seeds is not None else preset.seeds)
         pairs = preset.extract.max_pairs.get("train")
         regime = dict(
             d_model=student.d_model, layers=student.layers, heads=student.heads, ffn_dim=student.ffn_dim,
@@ -153,7 +163,8 @@ class InstrumentConfig:
             finetune_steps=student.max_steps, eval_steps=student.eval_steps, patience=student.patience,
             batch_size=student.batch_size, student_init=preset.student_init, seeds=seeds,
             # the preset's warm-start layout, with at least MIN_REPLICATES of them (an interval needs two)
-            warm_starts=0 if preset.warm_starts >= len(seeds) else max(preset.warm_starts, verdict.MIN_REPLICATES),
+            warm_starts=0 if preset.warm_starts == 0 or preset.warm_starts >= len(seeds)
+            else max(preset.warm_starts, verdict.MIN_REPLICATES),
             warm_learning_rate=preset.warm_start.learning_rate, warm_batch_size=preset.warm_start.batch_size,
         )
         regime |= overrides
@@ -543,7 +554,7 @@ def judge(sums: dict[str, list[TokenStatistics]], units: list[str]) -> dict:
 
 def _check(name: str, passed: bool, estimate: dict, what: str, below: bool = False) -> dict:
     side = "below" if below else "above"
-    reason = f"{what} is {_interval(estimate)}, an interval that does not lie {side} 0"
+    reason = f"{what} is {check_interval(estimate)}, an interval that does not lie {side} 0"
     return {"name": name, "passed": bool(passed), "reason": f"{name}: {reason}"}
 
 
@@ -583,14 +594,15 @@ def instrument_section(result: dict) -> list[str]:
         "|---|---|---|",
     ]
     for level in result["levels"]:
-        cells = [_interval(level[key]) for key in ("over_shuffled", "over_baseline")]
+        cells = [check_interval(level[key]) for key in ("over_shuffled", "over_baseline")]
         lines.append(f"| true map, {level['level']:.0%} rows corrupted | {cells[0]} | {cells[1]} |")
     lines += [
-        f"| shuffled twin | - | {_interval(result['shuffled_over_baseline'])} |",
+        f"| shuffled twin | - | {check_interval(result['shuffled_over_baseline'])} |",
         "",
         f"Content over layout (the true map over another sentence's map of the same layout): "
-        f"{_interval(result['content_over_layout'])}; slope of the gain over corruption: {_interval(result['slope'])} "
-        f"nats/token per 100% of rows corrupted. No-map baseline: NLL {result['baseline']['nll']:.3f} nats/token, "
+        f"{check_interval(result['content_over_layout'])}; slope of the gain over corruption: "
+        f"{check_interval(result['slope'])} nats/token per 100% of rows corrupted. No-map baseline: NLL "
+        f"{result['baseline']['nll']:.3f} nats/token, "
         f"top-1 agreement {result['baseline']['agreement']:.3f}. Smallest content gain this control detects with "
         f"{result['criteria']['power']:.0%} power (MDE): {result['mde']:.4f} nats/token.",
         "",
@@ -606,7 +618,8 @@ def instrument_section(result: dict) -> list[str]:
     return [*lines, "", f"({result['seconds']:.0f} s.)"]
 
 
-def _interval(estimate: dict) -> str:
+def check_interval(estimate: dict) -> str:
+    """A check's estimate as written in its JSON: `+0.0123 [+0.0050, +0.0196]`, or the mean and why unusable."""
     if not estimate["usable"]:
         return f"{estimate['mean']:+.4f} ({estimate['reason']})"
     return f"{estimate['mean']:+.4f} [{estimate['low']:+.4f}, {estimate['high']:+.4f}]"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from agkd.datasets_scripts.release_layout import INSTRUMENT_FILE, load_config
@@ -17,6 +17,7 @@ from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.training.data import load_teacher_tokenizer
 from agkd.training.presets import PRESETS
 from agkd.training.verdict.control import CHECK_SEED_OFFSET, InstrumentConfig, write_instrument_check
+from agkd.training.verdict.curve import curve_check_file
 from agkd.training.verdict.design import control_failures
 
 logger = logging.getLogger(__name__)
@@ -31,9 +32,13 @@ class InstrumentArguments:
     operator: str = field(
         default=InstrumentConfig.operator, metadata={"help": "the design under test (supervise, add, ...)"}
     )
-    seeds: list[int] | None = field(
+    student_seeds: list[int] | None = field(
         default=None,
-        metadata={"help": f"training seeds (default: as many as the preset's from {CHECK_SEED_OFFSET} on)"},
+        metadata={"help": f"the students' seeds, whose replicates the check mirrors: student seed s gives training "
+                          f"seed s + {CHECK_SEED_OFFSET} (default: the preset's)"},
+    )
+    seeds: list[int] | None = field(
+        default=None, metadata={"help": "the check's training seeds themselves (default: from --student_seeds)"},
     )
     task_seed: int | None = field(default=None, metadata={"help": "the planted lexicon and order (default: the "
                                                                   "check's, not the one the budgets were explored on)"})
@@ -54,6 +59,10 @@ class InstrumentArguments:
                                                                 "test size counts the pairs within the preset's map "
                                                                 "token limit, as the verdict's whole test split does"})
     teacher_name: str = field(default="marian", metadata={"help": "the teacher's family (marian, mbart)"})
+    curve_pairs: list[int] | None = field(
+        default=None, metadata={"help": "also run the check on the first N map-annotated pairs for each N (the planted "
+                                        "learning curve, one file each beside the check's)"},
+    )
 
 
 def config_of(args: InstrumentArguments) -> InstrumentConfig:
@@ -67,7 +76,7 @@ def config_of(args: InstrumentArguments) -> InstrumentConfig:
         overrides["test_pairs"] = verdict_test_size(args)
     if args.seeds is not None:
         overrides["seeds"] = tuple(args.seeds)
-    return InstrumentConfig.for_preset(args.preset, **overrides)
+    return InstrumentConfig.for_preset(args.preset, student_seeds=args.student_seeds, **overrides)
 
 
 def verdict_test_size(args: InstrumentArguments) -> int:
@@ -85,11 +94,18 @@ def verdict_test_size(args: InstrumentArguments) -> int:
 
 def instrument_and_log(args: InstrumentArguments) -> None:
     config = config_of(args)
-    path = Path(args.results_dir) / INSTRUMENT_FILE
+    check_once(args.results_dir, config, INSTRUMENT_FILE)
+    for pairs in args.curve_pairs or []:  # the planted learning curve: the same check on the first N pairs
+        check_once(args.results_dir, replace(config, finetune_pairs=pairs), curve_check_file(pairs))
+
+
+def check_once(results_dir: str, config: InstrumentConfig, file_name: str) -> None:
+    """Run the check into `results_dir/file_name` unless it holds this very configuration already; log the outcome."""
+    path = Path(results_dir) / file_name
     if path.exists() and json.loads(path.read_text()).get("config") == json.loads(json.dumps(asdict(config))):
         logger.info("%s already exists for this configuration: skipped", path)
         return
-    path = write_instrument_check(args.results_dir, config, INSTRUMENT_FILE)
+    path = write_instrument_check(results_dir, config, file_name)
     result = json.loads(path.read_text())
     if result["passed"]:
         logger.info("the design sees planted alignment content; MDE %.4f nats/token (%s)", result["mde"], path)

@@ -31,7 +31,7 @@ class AnalysisPlan:
     preset: str
     seeds: tuple[int, ...]
     student_init: str
-    warm_starts: int  # distinct warm starts the seeds fine-tune (seed s: warm start s mod this); 0 for scratch
+    warm_starts: int  # distinct warm starts the seeds fine-tune (`Preset.warm_start_of`); 0 for scratch
     metric: str = PRIMARY_METRIC
     design: tuple[str, str] = PRIMARY_DESIGN
     sentences: str = "the whole test split (students of the primary design need no map at test time)"
@@ -66,8 +66,8 @@ def plan_for(preset: str, seeds: list[int] | None = None, student_init: str | No
     """The plan of a run of `preset` (its seeds and init unless narrowed)."""
     spec = PRESETS[preset]
     init = student_init or spec.student_init
-    return AnalysisPlan(preset, tuple(sorted(seeds if seeds is not None else spec.seeds)), init,
-                        spec.warm_starts if init == "warm" else 0)
+    seeds = tuple(sorted(seeds if seeds is not None else spec.seeds))
+    return AnalysisPlan(preset, seeds, init, len({spec.warm_start_of(s) for s in seeds}) if init == "warm" else 0)
 
 
 def write_plan(results_dir: str | Path, plan: AnalysisPlan) -> Path:

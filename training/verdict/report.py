@@ -38,6 +38,7 @@ from agkd.datasets_scripts.release_layout import (
     VERDICT_FILE,
     protocol_order,
     read_results,
+    split_curve_rows,
 )
 from agkd.datasets_scripts.stage import run_as_script, stage_main
 from agkd.training.evaluation.scoring import METRICS, PRIMARY_METRIC
@@ -47,6 +48,7 @@ from agkd.training.triangulation.table import UTILITY, triangulation_section
 from agkd.training.triangulation.table import load as load_triangulations
 from agkd.training.verdict import statistics as verdict
 from agkd.training.verdict.control import instrument_section
+from agkd.training.verdict.curve import curve_section
 from agkd.training.verdict.design import (
     ANSWER_WORDS,
     CONTRASTS,
@@ -504,7 +506,7 @@ def verdict_record(result: DesignVerdict, problems: list[str], sentence: str) ->
 
 def write_report(args: ReportArguments) -> Path:
     results_dir = Path(args.results_dir)
-    rows = read_results(results_dir / RESULTS_FILE)
+    rows, curve_rows = split_curve_rows(read_results(results_dir / RESULTS_FILE))
     if not rows:
         raise FileNotFoundError(f"no results in {results_dir / RESULTS_FILE}: run `agkd evaluate` first")
     out = Path(args.output_dir or results_dir)
@@ -573,6 +575,7 @@ def write_report(args: ReportArguments) -> Path:
         *instrument,
         *body,
     ]
+    lines += curve_section(curve_rows, groups, results_dir, plots, out)
     for key in sorted(set(triangulations) - shown):  # measured, but no verdict of that teacher and pair to set it by
         summary = triangulations[key][0]
         lines += triangulation_section(*triangulations[key], summary["methods"], None, {},
