@@ -14,6 +14,7 @@ import pytest
 
 from agkd.training.orchestration import pipeline, push
 from agkd.training.presets import PRESETS
+from agkd.training.verdict.curve import curve_check_file
 
 
 def plan_for(*argv):
@@ -287,9 +288,14 @@ def test_the_gpu_presets_whole_plan_runs_end_to_end_at_tiny_scale(tmp_path, pres
     results = runs / preset / "results"
     instrument = json.loads((results / "instrument_check.json").read_text())
     assert instrument["regime"]["student_init"] == PRESETS[preset].student_init
-    assert "The paper's ranking" in (results / "report.md").read_text()
+    report = (results / "report.md").read_text()
+    assert "The paper's ranking" in report
     rows = [json.loads(line) for line in (results / "results.jsonl").read_text().splitlines()]
     assert {r["protocol"] for r in rows} >= {"none", "train-only", *PRESETS[preset].protocols} - {"attributor"}
+    curve = PRESETS[preset].curve_pairs  # lab's learning curve over annotated pairs, real and planted
+    assert {r.get("train_pairs") for r in rows} == {None, *curve}
+    assert ("## Where maps teach" in report) == bool(curve)
+    assert all((results / curve_check_file(pairs)).exists() for pairs in curve)
 
 
 def test_agkd_extract_preset_becomes_explicit_options_and_the_users_win():
