@@ -82,6 +82,26 @@ def test_a_part_is_reused_only_while_its_inputs_and_constants_are_the_same(tmp_p
     assert work(maps, teacher).get("sanity")["value"] == 2  # ... leaves the other parts' results valid
 
 
+def test_a_release_copied_elsewhere_keeps_its_finished_parts(tmp_path):
+    """The folders stand in by their content: the same maps, teacher and corpus under other paths match, another
+    corpus does not."""
+    import shutil
+
+    def fingerprint(root):
+        args = TriangulateArguments(teacher=str(root / "t"), pair="de-en", results_dir=str(root / "results"),
+                                    attributions=str(root / "a"), corpus=str(root / "corpus"))
+        return triangulate.run_fingerprint(args, ["saliency"], ["marian.de-en.saliency"])
+
+    first = tmp_path / "runs" / "demo"
+    _attributions(first / "a", "aaa"), _teacher(first / "t", b"weights")
+    (first / "corpus" / "de-en").mkdir(parents=True)
+    (first / "corpus" / "de-en" / "train.parquet").write_bytes(b"pairs")
+    shutil.copytree(first, tmp_path / "runs" / "demo-power")
+    assert fingerprint(first) == fingerprint(tmp_path / "runs" / "demo-power")
+    (tmp_path / "runs" / "demo-power" / "corpus" / "de-en" / "train.parquet").write_bytes(b"other pairs")
+    assert fingerprint(first) != fingerprint(tmp_path / "runs" / "demo-power")
+
+
 def test_the_table_reads_results_written_under_the_earlier_rules():
     """A results file of 2026-12-02 (sanity decided at `full`, `sanity_fails`) still renders: its verdict cells are
     empty and a note says to re-run, rather than a crash or an old figure under a new column."""

@@ -198,6 +198,14 @@ def _digest(value: dict) -> str:
 CONTENT_ARGUMENTS = ("attributions", "teacher", "corpus")  # folders the fingerprint reads by content, not by path
 
 
+def run_fingerprint(args: TriangulateArguments, names: list[str], configs: list[str]) -> dict:
+    """What every part of this run depends on: the arguments but the parts and where results go, with the folders
+    standing in by their content (`content_fingerprint`), so that a release copied or moved elsewhere keeps its
+    finished parts."""
+    arguments = {k: v for k, v in asdict(args).items() if k not in ("parts", "results_dir", *CONTENT_ARGUMENTS)}
+    return {**arguments, "names": names, **content_fingerprint(args, configs)}
+
+
 def content_fingerprint(args: TriangulateArguments, configs: list[str]) -> dict:
     """What the parts read besides the arguments (review M8): each config's maps version (a digest of its
     `meta/<config>.json` extraction fingerprints, which name the teacher's sha256, the engine and the settings), the
@@ -451,14 +459,10 @@ def triangulate(args: TriangulateArguments) -> Path:
     names = available_configs(args.attributions, args.teacher_name, args.pair, args.methods) if map_parts else (
         [*(args.methods or METHODS), *CONTROLS, *map(shuffled_control, args.methods or METHODS)])
     methods = [n for n in names if n in METHODS]
-    # The folders themselves stand in by their content (`content_fingerprint`), so that a release copied or moved
-    # elsewhere keeps its finished parts.
-    fingerprint = {k: v for k, v in asdict(args).items() if k not in ("parts", "results_dir", *CONTENT_ARGUMENTS)}
     used = [config_name(args.teacher_name, args.pair, n) for n in names] if map_parts else []
     if "faithfulness" in parts and "teacher" in (args.faithfulness_target_kinds or ["teacher"]):
         used += list(teacher_kind_configs(args, [n for n in names if shuffled_source(n) is None]).values())
-    work = Work(Path(args.results_dir), key, {**fingerprint, "names": names, **content_fingerprint(args, used)},
-                part_constants())
+    work = Work(Path(args.results_dir), key, run_fingerprint(args, names, used), part_constants())
     teacher = Teacher(args.teacher, args.pair, torch.device("cpu"), compat=True, name=args.teacher_name)
     summary = {"teacher": args.teacher, "teacher_name": args.teacher_name, "pair": args.pair, "split": args.split,
                "primary_reading": PRIMARY_READING, "names": names, "methods": methods}
