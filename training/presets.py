@@ -1,5 +1,6 @@
 """Named experiment sizes: `smoke` (tests, under a minute), `demo` (the README's main job on a 2-core CPU; its
-measured cost per stage is in the README), `lab` (the smallest GPU grid that answers the paper's question with
+measured cost per stage is in the README), `demo-power` (the demo's grid on 8 fresh independent replicates: the
+CPU preset chosen to answer, docs/verdict.md), `lab` (the smallest GPU grid that answers the paper's question with
 intervals, docs/lab.md) and `paper` (the full grid); `lab-tiny` and `paper-tiny` run lab's and paper's whole plan at
 the smoke preset's sizes (`tiny`). Each stage reads its own section; the grid fields say what to
 run.
