@@ -21,7 +21,6 @@ from agkd.training.verdict.control import check_interval
 from agkd.training.verdict.design import (
     PRIMARY_DESIGN,
     Design,
-    Scores,
     contrast_weights,
     format_estimate,
     primary_scores,
@@ -43,8 +42,12 @@ def top_over_rest(design: Design) -> dict[str, float]:
     return weights | {system(m, design): -1.0 / len(verdict.PAPER_TOP) for m in verdict.PAPER_TOP}
 
 
-def point_estimates(scores: Scores, design: Design, methods: list[str]) -> dict[str, verdict.Estimate]:
-    """Each method's gain over no map at one point, and the top three's mean gain over the other five."""
+def point_estimates(rows: list[dict], results_dir: Path, design: Design, methods: list[str]
+                    ) -> dict[str, verdict.Estimate]:
+    """Each method's gain over no map at one point (its rows and their baselines, scored as the verdict is), and the
+    top three's mean gain over the other five."""
+    scores = primary_scores([r for r in rows if r["method"] != BASELINE],
+                            [r for r in rows if r["method"] == BASELINE], results_dir, design)
     estimates = {m: scores.estimate(contrast_weights(m, "baseline", design)) for m in methods}
     if all(scores.has(system(m, design)) for m in (*verdict.PAPER_TOP, *verdict.PAPER_REST)):
         estimates[TOP_OVER_REST] = scores.estimate(top_over_rest(design))
@@ -74,19 +77,14 @@ def curve_section(curve_rows: list[dict], groups: dict[tuple, list[dict]], resul
         design = next(Design.of(r) for r in rows if r["method"] != BASELINE)
         methods = sorted({r["method"] for r in rows if r["method"] != BASELINE},
                          key=lambda m: [*verdict.PAPER_TOP, *verdict.PAPER_REST, m].index(m))
-        points: dict[str, dict[str, verdict.Estimate]] = {}
-        for pairs in sorted({r["train_pairs"] for r in rows}):
-            at = [r for r in rows if r["train_pairs"] == pairs]
-            scores = primary_scores([r for r in at if r["method"] != BASELINE],
-                                    [r for r in at if r["method"] == BASELINE], results_dir, design)
-            points[str(pairs)] = point_estimates(scores, design, methods)
+        points = {str(pairs): point_estimates([r for r in rows if r["train_pairs"] == pairs], results_dir, design,
+                                              methods)
+                  for pairs in sorted({r["train_pairs"] for r in rows})}
         full = [r for key, rs in groups.items() if key[:5] == group for r in rs]
         if any(Design.of(r) == design for r in full if r["method"] != BASELINE):
-            scores = primary_scores([r for r in full if r["method"] != BASELINE],
-                                    [r for r in full if r["method"] == BASELINE], results_dir, design)
-            annotated = PRESETS[rows[0]["preset"]].extract.max_pairs.get("train") if rows[0]["preset"] in PRESETS \
-                else None
-            points[f"{annotated or 'all'} (the verdict's)"] = point_estimates(scores, design, methods)
+            preset = PRESETS.get(rows[0]["preset"])
+            annotated = preset.extract.max_pairs.get("train") if preset else None
+            points[f"{annotated or 'all'} (the verdict's)"] = point_estimates(full, results_dir, design, methods)
         columns = [*([TOP_OVER_REST] if any(TOP_OVER_REST in p for p in points.values()) else []), *methods]
         lines += [
             f"### {' '.join(map(str, group[:2]))}, targets `{group[2]}`, init `{group[3]}`, split `{group[4]}`",
