@@ -36,6 +36,9 @@ MEASURED = {"sentence": 5.798e-04, "replicate": 6.379e-07, "interaction": 3.156e
 # The same, measured on the demo run chosen with it (4 seeds on 4 warm starts, 2026-12-05; docs/verdict.md): training
 # noise 72% of a contrast's variance, the split demo-power's 8 replicates were chosen from.
 DEMO_RUN = {"sentence": 6.266e-04, "replicate": 1.913e-05, "interaction": 4.003e-04}
+# The same, measured on demo-power's run (8 replicates, 2026-12-05: `python benchmarks/bench_verdict_power.py
+# --results_dir runs/demo-power/results`): training noise 67%, the split demo-answer's 12 replicates were chosen from.
+DEMO_POWER_RUN = {"sentence": 6.363e-04, "replicate": 3.164e-05, "interaction": 1.018e-03}
 SENTENCES = 399  # the demo's whole test split within its 48-token map limit
 TAIL_DF = 3
 
@@ -93,7 +96,10 @@ def measured_mdes(preset: str = "demo", split: dict[str, float] = MEASURED) -> d
 LARGE = 0.2  # far beyond every decision's MDE at the measured split
 
 
-@pytest.mark.parametrize("preset, split", [("demo", MEASURED), ("demo-power", DEMO_RUN)], ids=["demo", "demo-power"])
+@pytest.mark.parametrize(
+    "preset, split", [("demo", MEASURED), ("demo-power", DEMO_RUN), ("demo-answer", DEMO_POWER_RUN)],
+    ids=["demo", "demo-power", "demo-answer"],
+)
 @pytest.mark.parametrize("n", [pytest.param(200, id="200"), pytest.param(1000, id="1000", marks=pytest.mark.slow)])
 def test_least_favourable_nulls_hold_their_level(n, preset, split):
     units = layout(preset)
@@ -132,3 +138,17 @@ def test_demo_power_answers_where_the_demo_cannot():
     assert measured_mdes("demo", DEMO_RUN)[verdict.HOLDS] > verdict.EQUIVALENCE_BOUND
     power = measured_mdes("demo-power", DEMO_RUN)
     assert power[verdict.HOLDS] < verdict.EQUIVALENCE_BOUND and power[verdict.NOT_RELEVANT] < verdict.EQUIVALENCE_BOUND
+
+
+def test_demo_answer_detects_less_than_the_bound_where_demo_power_cannot():
+    """At the split demo-power's run measured, 8 replicates leave "holds" above the bound and demo-answer's 12 bring
+    "holds" and equivalence below it, by the rule simulated at that split as `bench_verdict_power.py` does (why
+    demo-answer has 12: docs/analysis-plan.md)."""
+    def mdes(preset: str) -> dict[str, float]:
+        replicates = len({PRESETS[preset].warm_start_of(seed) for seed in PRESETS[preset].seeds})
+        split = verdict.VarianceSplit(**DEMO_POWER_RUN, replicates=replicates, sentences=SENTENCES)
+        return verdict.decision_mdes(split)
+
+    assert mdes("demo-power")[verdict.HOLDS] > verdict.EQUIVALENCE_BOUND
+    answer = mdes("demo-answer")
+    assert max(answer[verdict.HOLDS], answer[verdict.NOT_RELEVANT]) < verdict.EQUIVALENCE_BOUND

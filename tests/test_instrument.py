@@ -4,6 +4,7 @@ passes it and a layout alone does not, and a tiny real run writes its section.""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from agkd.training.verdict.control import (
     InstrumentConfig,
     PlantedTask,
     build_task,
+    control_seeds,
     corrupted_maps,
     instrument_section,
     judge,
@@ -31,7 +33,7 @@ from agkd.training.verdict.control import (
     slope_weights,
 )
 from agkd.training.verdict.design import control_failures
-from agkd.training.verdict.instrument import main
+from agkd.training.verdict.instrument import InstrumentArguments, config_of, main
 
 torch.set_num_threads(1)
 
@@ -110,6 +112,20 @@ def test_every_preset_builds_its_control_in_its_students_regime(name):
     assert config.finetune_pairs <= config.corpus_pairs
     assert config.d_model == preset.student.d_model and config.finetune_steps == preset.student.max_steps
     assert config.regime()["replicates"] >= 2
+
+
+def test_a_preset_can_give_its_control_more_replicates_and_planted_pairs(tmp_path):
+    """demo-answer's control: 24 replicates on training seeds none of the earlier presets' controls used, scored on
+    2,000 planted pairs even when the pipeline names the corpus (whose test split would otherwise set the size)."""
+    answer = InstrumentConfig.for_preset("demo-answer")
+    assert answer.regime()["replicates"] == 24 and answer.test_pairs == 2000
+    earlier = {seed for name in ("demo", "demo-power") for seed in InstrumentConfig.for_preset(name).seeds}
+    assert not earlier & set(answer.seeds) and len(set(answer.seeds)) == 24
+    assert control_seeds([0, 1], replicates=5) == (3, 4, 5, 6, 7) and control_seeds([0]) == (3, 4)
+    args = InstrumentArguments(results_dir=str(tmp_path), preset="demo-answer", corpus=str(tmp_path / "none"),
+                               pair="de-en", student_seeds=list(PRESETS["demo-answer"].seeds))
+    assert config_of(args).test_pairs == 2000  # the corpus (not even there) is not read for the size
+    assert config_of(replace(args, test_pairs=50)).test_pairs == 50  # the command line still wins
 
 
 def synthetic(gains: dict[str, float], noise: float = 0.01, seeds: int = 3, seed: int = 0) -> dict:

@@ -8,12 +8,14 @@ Seeds: rules and tolerances were explored on numpy seeds 0..299; the asserted si
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats
 
 from agkd.training.verdict import statistics as verdict
+from agkd.training.verdict.plan import plan_for
 
 SYSTEMS = verdict.PAPER_TOP + verdict.PAPER_REST
 
@@ -263,3 +265,22 @@ def test_decision_mdes_are_what_the_rules_detect_with_power():
 
     assert holds_rate(mdes[verdict.HOLDS]) == pytest.approx(verdict.POWER, abs=0.12)
     assert holds_rate(2 * mdes[verdict.HOLDS]) > 0.97
+
+
+# The plans recorded in docs/analysis-plan.md before their runs, by preset.
+RECORDED_PLANS = {
+    "demo": "e841941e73a5182d02f5fe2d5ff3615f1b4865eab42a99a6ddbcd4d7ec457c8b",
+    "demo-power": "a0e8416464bd4246de36d41001a75cb4f30903b4e81528483a927d33a9d4bb38",
+    "demo-answer": "4109704cb778a36ff09770b6a35ed837188e7c8a7c8cd088c3a7b0393a186d2c",
+}
+
+
+@pytest.mark.parametrize("preset", sorted(RECORDED_PLANS))
+def test_recorded_plans_rebuild_to_their_hashes(preset):
+    """A run's report compares its written plan with the plan the code rebuilds: a code change that moves a recorded
+    plan would make every report of that preset say "another plan". Only a preset that departs from the students'
+    control size records it (the earlier plans keep their hashes)."""
+    plan = plan_for(preset)
+    assert plan.sha256() == RECORDED_PLANS[preset]
+    assert RECORDED_PLANS[preset] in (Path(__file__).parents[1] / "docs" / "analysis-plan.md").read_text()
+    assert ("control" in plan.as_dict()) == (preset == "demo-answer")

@@ -69,10 +69,11 @@ PAD_ID, EOS_ID, BOS_ID = 1, 2, 0
 FIRST_WORD_ID = 3
 
 
-def control_seeds(student_seeds) -> tuple[int, ...]:
-    """The check's training seeds for these student seeds (`CHECK_SEED_OFFSET`), at least MIN_REPLICATES of them."""
+def control_seeds(student_seeds, replicates: int = 0) -> tuple[int, ...]:
+    """The check's training seeds for these student seeds (`CHECK_SEED_OFFSET`), continued past the last one to
+    `replicates` (`ControlPreset.replicates`) and to at least MIN_REPLICATES."""
     seeds = sorted(seed + CHECK_SEED_OFFSET for seed in student_seeds)
-    while len(seeds) < verdict.MIN_REPLICATES:
+    while len(seeds) < max(replicates, verdict.MIN_REPLICATES):
         seeds.append(seeds[-1] + 1 if seeds else CHECK_SEED_OFFSET)
     return tuple(seeds)
 
@@ -152,10 +153,11 @@ class InstrumentConfig:
     def for_preset(cls, name: str, student_seeds=None, **overrides) -> InstrumentConfig:
         """The preset's students' regime in the planted task: size, dropout, recipe, budget, best-step selection,
         map-annotated pairs (all corpus pairs where the preset has no cap), init and warm-start layout; its
-        replicates follow the students' seeds (the preset's unless given: `control_seeds`)."""
+        replicates follow the students' seeds (the preset's unless given: `control_seeds`), more where the preset
+        asks for more (`ControlPreset`)."""
         preset = PRESETS[name]
         student = preset.student
-        seeds = control_seeds(student_seeds if student_seeds is not None else preset.seeds)
+        seeds = control_seeds(student_seeds if student_seeds is not None else preset.seeds, preset.control.replicates)
         pairs = preset.extract.max_pairs.get("train")
         regime = dict(
             d_model=student.d_model, layers=student.layers, heads=student.heads, ffn_dim=student.ffn_dim,
@@ -167,6 +169,8 @@ class InstrumentConfig:
             else max(preset.warm_starts, verdict.MIN_REPLICATES),
             warm_learning_rate=preset.warm_start.learning_rate, warm_batch_size=preset.warm_start.batch_size,
         )
+        if preset.control.test_pairs is not None:
+            regime["test_pairs"] = preset.control.test_pairs
         regime |= overrides
         finetune = regime.get("finetune_pairs") or pairs or cls.corpus_pairs
         regime["finetune_pairs"] = finetune

@@ -50,8 +50,9 @@ class InstrumentArguments:
     )
     corpus_pairs: int | None = field(default=None, metadata={"help": "planted pairs of the warm start (default: "
                                                                      "4,000, or the annotated pairs if more)"})
-    test_pairs: int | None = field(default=None, metadata={"help": "held-out planted pairs scored (default: as many "
-                                                                   "as the corpus' test split has, else 200)"})
+    test_pairs: int | None = field(default=None, metadata={"help": "held-out planted pairs scored (default: the "
+                                                                   "preset's, else as many as the corpus' test split "
+                                                                   "has, else 200)"})
     corpus: str | None = field(default=None, metadata={"help": "agkd-parallel folder or Hub id: the test size is its "
                                                                "test split's, as the verdict's"})
     pair: str | None = field(default=None, metadata={"help": "the language pair of --corpus"})
@@ -72,7 +73,7 @@ def config_of(args: InstrumentArguments) -> InstrumentConfig:
     optional = {"finetune_steps": args.finetune_steps, "finetune_pairs": args.finetune_pairs,
                 "corpus_pairs": args.corpus_pairs, "test_pairs": args.test_pairs, "task_seed": args.task_seed}
     overrides |= {key: value for key, value in optional.items() if value is not None}
-    if args.test_pairs is None and args.corpus and args.pair:
+    if args.test_pairs is None and PRESETS[args.preset].control.test_pairs is None and args.corpus and args.pair:
         overrides["test_pairs"] = verdict_test_size(args)
     if args.seeds is not None:
         overrides["seeds"] = tuple(args.seeds)

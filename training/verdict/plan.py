@@ -32,6 +32,9 @@ class AnalysisPlan:
     seeds: tuple[int, ...]
     student_init: str
     warm_starts: int  # distinct warm starts the seeds fine-tune (`Preset.warm_start_of`); 0 for scratch
+    # The positive control's size where the preset departs from the students' (`presets.ControlPreset`); left out of
+    # the plan at the default, so that plans written before the field existed keep their hashes.
+    control: dict | None = None
     metric: str = PRIMARY_METRIC
     design: tuple[str, str] = PRIMARY_DESIGN
     sentences: str = "the whole test split (students of the primary design need no map at test time)"
@@ -56,7 +59,10 @@ class AnalysisPlan:
     })
 
     def as_dict(self) -> dict:
-        return json.loads(json.dumps(asdict(self)))
+        plan = json.loads(json.dumps(asdict(self)))
+        if self.control is None:
+            del plan["control"]
+        return plan
 
     def sha256(self) -> str:
         return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()
@@ -67,7 +73,9 @@ def plan_for(preset: str, seeds: list[int] | None = None, student_init: str | No
     spec = PRESETS[preset]
     init = student_init or spec.student_init
     seeds = tuple(sorted(seeds if seeds is not None else spec.seeds))
-    return AnalysisPlan(preset, seeds, init, len({spec.warm_start_of(s) for s in seeds}) if init == "warm" else 0)
+    warm_starts = len({spec.warm_start_of(s) for s in seeds}) if init == "warm" else 0
+    control = None if spec.control.is_default() else asdict(spec.control)
+    return AnalysisPlan(preset, seeds, init, warm_starts, control=control)
 
 
 def write_plan(results_dir: str | Path, plan: AnalysisPlan) -> Path:
