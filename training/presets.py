@@ -1,6 +1,7 @@
 """Named experiment sizes: `smoke` (tests, under a minute), `demo` (the README's main job on a 2-core CPU; its
-measured cost per stage is in the README), `demo-power` (the demo's grid on 8 fresh independent replicates: the
-CPU preset chosen to answer, docs/verdict.md), `lab` (the smallest GPU grid that answers the paper's question with
+measured cost per stage is in the README), `demo-power` and `demo-answer` (the demo's grid on 8, then 12 fresh
+independent replicates, the second with a positive control of its own size: the CPU presets chosen to answer,
+docs/verdict.md), `lab` (the smallest GPU grid that answers the paper's question with
 intervals, docs/lab.md) and `paper` (the full grid); `lab-tiny` and `paper-tiny` run lab's and paper's whole plan at
 the smoke preset's sizes (`tiny`). Each stage reads its own section; the grid fields say what to
 run.
@@ -538,7 +539,7 @@ def tiny(name: str) -> Preset:
 
 
 PRESETS |= {f"{name}-tiny": tiny(name) for name in ("lab", "paper")}
-# The cheapest preset that can answer on a 2-core CPU: the demo's grid with 8 independent replicates on fresh seeds
+# The first preset chosen to answer on a 2-core CPU: the demo's grid with 8 independent replicates on fresh seeds
 # (4-11, each its own warm start; the demo's 0-3 were read before this was chosen). Chosen from the variance split of
 # the demo run (docs/verdict.md: training noise 72% of a contrast's variance): at 8 replicates "holds" detects 0.0091
 # nats/token and equivalence 0.0072, both below the bound 0.01; at 4, 0.0155 and 0.0128. Its teacher, maps and
