@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     executor = RayExecutor(args.out / "logs", address=args.address, retries=2, gpu_share=0.25)
     try:
         nodes = [n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]]
-        failed, _ = schedule(plan(args.out), executor)
+        failed, _, _ = schedule(plan(args.out), executor)
         if args.gpus:
             failed += schedule(gpu_share_plan(args.out), executor)[0]
     finally:

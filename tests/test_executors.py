@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -37,15 +39,38 @@ def test_local_executor_starts_a_job_when_its_inputs_exist_not_when_its_stage_en
             job("report", needs=("student-a", "maps-b"))]
     executor = LocalExecutor(2, tmp_path / "logs")
     try:
-        failed, seconds = schedule(jobs, executor)
+        failed, seconds, left = schedule(jobs, executor)
     finally:
         executor.close()
-    assert failed == [] and set(seconds) == {"test"}
+    assert failed == [] and left == [] and set(seconds) == {"test"}
     seen = events(record)
     end = {name: e[-1]["time"] for name, e in seen.items() if e[-1]["event"] == "end"}
     start = {name: e[0]["time"] for name, e in seen.items()}
     assert start["student-a"] >= end["maps-a"] and start["student-a"] < end["maps-b"]  # not a stage barrier
     assert start["report"] >= max(end["student-a"], end["maps-b"])
+
+
+def test_a_time_boxed_slice_starts_nothing_past_its_deadline_and_the_next_one_goes_on(tmp_path):
+    """`agkd pipeline --max_minutes`: past the deadline no job starts, running ones finish, and the jobs left are
+    returned (the next slice runs them; the stages skip what the first finished)."""
+    record = tmp_path / "events.jsonl"
+
+    def job(name, needs=(), sleep=0.0):
+        argv = ["--name", name, "--record", str(record), "--sleep", str(sleep)]
+        return Job("test", name, "tests.pipeline_job", argv, needs=needs, makes=(name,), shared=True)
+
+    jobs = [job("first", sleep=3.0), job("second", needs=("first",)), job("third", needs=("second",))]
+    executor = LocalExecutor(2, tmp_path / "logs")
+    try:
+        failed, _, left = schedule(jobs, executor, deadline=time.perf_counter() + 1.0)  # "first" outlives it
+        assert failed == [] and [j.label for j in left] == ["second", "third"]
+        assert [e["event"] for e in events(record)["first"]] == ["start", "end"]  # it ran to its end
+        # the next slice, as `pipeline.plan` builds it: what exists already is not waited for
+        made = {name for j in left for name in j.makes}
+        failed, _, left = schedule([replace(j, needs=tuple(n for n in j.needs if n in made)) for j in left], executor)
+    finally:
+        executor.close()
+    assert failed == [] and left == [] and set(events(record)) == {"first", "second", "third"}
 
 
 def in_namespace(script: str, timeout: int) -> subprocess.CompletedProcess:

@@ -331,16 +331,22 @@ class Progress:
         )
 
 
-def schedule(jobs: list[Job], executor) -> tuple[list[Outcome], dict[str, float]]:
-    """Run `jobs`, each once everything it needs has been made, in plan order among those ready. After a failure no
-    new job starts; running ones finish. Returns the failed outcomes and the seconds spent per stage."""
+def schedule(jobs: list[Job], executor, deadline: float | None = None
+             ) -> tuple[list[Outcome], dict[str, float], list[Job]]:
+    """Run `jobs`, each once everything it needs has been made, in plan order among those ready. After a failure, or
+    past `deadline` (a `time.perf_counter()` value: a time-boxed slice), no new job starts; running ones finish.
+    Returns the failed outcomes, the seconds spent per stage and the jobs the deadline left unstarted."""
     made: set[str] = set()
     pending = list(jobs)
     failed: list[Outcome] = []
     seconds: Counter = Counter()
     progress = Progress(len(jobs))
+
+    def open_for_jobs() -> bool:
+        return not failed and (deadline is None or time.perf_counter() < deadline)
+
     while pending or executor.busy:
-        while not failed and (
+        while open_for_jobs() and (
             ready := next((j for j in pending if set(j.needs) <= made and executor.can_start(j)), None)
         ):
             pending.remove(ready)
@@ -368,7 +374,7 @@ def schedule(jobs: list[Job], executor) -> tuple[list[Outcome], dict[str, float]
             progress.bar.update()
             progress.show()
     progress.bar.close()
-    if pending and not failed:
+    if pending and open_for_jobs():
         missing = sorted({n for j in pending for n in j.needs} - made)
         raise RuntimeError(f"{len(pending)} jobs wait for outputs no job makes: {', '.join(missing[:5])}")
-    return failed, dict(seconds)
+    return failed, dict(seconds), [] if failed else pending

@@ -122,6 +122,11 @@ class PipelineArguments:
                   "preset's, none for smoke and demo); the report shows where maps start to teach"},
     )
     stop_after: str | None = field(default=None, metadata={"help": f"last stage to run: one of {', '.join(ORDER)}"})
+    max_minutes: float | None = field(
+        default=None,
+        metadata={"help": "a time-boxed slice: start no job after this many minutes (running ones finish); the same "
+                  "command again goes on where it stopped (finished work is skipped)"},
+    )
     jobs: int | None = field(
         default=None,
         metadata={
@@ -439,8 +444,9 @@ def run(args: PipelineArguments) -> int:
         release.root, executor.name, f", {args.jobs} small trainings at a time" if args.executor == "local" else "",
     )
     start = time.perf_counter()
+    deadline = None if args.max_minutes is None else start + 60 * args.max_minutes
     try:
-        failed, seconds = schedule(jobs, executor)
+        failed, seconds, left = schedule(jobs, executor, deadline)
     finally:
         executor.close()
     if failed:
@@ -450,9 +456,18 @@ def run(args: PipelineArguments) -> int:
             "and skipped", first.job.stage, first.job.label, first.code,
         )
         return first.code
+    job_times = ", ".join(f"{s} {t / 60:.1f}" for s, t in seconds.items())
+    if left:
+        logger.info(
+            "pipeline %s: slice of --max_minutes %g ended after %.1f min (job time per stage: %s min); %d of %d jobs "
+            "left (%s): run the same command again to go on", args.preset, args.max_minutes,
+            (time.perf_counter() - start) / 60, job_times, len(left), len(jobs),
+            ", ".join(f"{s} {sum(j.stage == s for j in left)}" for s in ORDER if any(j.stage == s for j in left)),
+        )
+        return 0
     summary = [
         f"pipeline {args.preset} finished in {(time.perf_counter() - start) / 60:.1f} min "
-        f"(job time per stage: {', '.join(f'{s} {t / 60:.1f}' for s, t in seconds.items())} min)",
+        f"(job time per stage: {job_times} min)",
         f"  release (what `agkd push` uploads): {release.hub}",
         f"  models: {len(list(release.models.glob('*')))} in {release.models}",
         f"  datasets: {', '.join(p.name for p in release.datasets.glob('*'))}",
