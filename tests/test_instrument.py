@@ -161,6 +161,7 @@ def test_the_slope_contrast_is_the_least_squares_slope():
 def test_judge_passes_planted_content_and_reports_its_mde():
     result = judge(synthetic(graded(0.3)), UNITS)
     assert result["passed"] and [c["passed"] for c in result["checks"]] == [True, True, True]
+    assert all("does not lie" not in c["reason"] for c in result["checks"])  # a passed check says so
     assert 0 < result["mde"] < 0.3
     assert result["content_over_layout"]["mean"] == pytest.approx(0.3, abs=0.01)
     assert result["slope"]["mean"] == pytest.approx(-0.3, abs=0.01)

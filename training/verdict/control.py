@@ -558,7 +558,7 @@ def judge(sums: dict[str, list[TokenStatistics]], units: list[str]) -> dict:
 
 def _check(name: str, passed: bool, estimate: dict, what: str, below: bool = False) -> dict:
     side = "below" if below else "above"
-    reason = f"{what} is {check_interval(estimate)}, an interval that does not lie {side} 0"
+    reason = f"{what} is {check_interval(estimate)}, an interval that {'lies' if passed else 'does not lie'} {side} 0"
     return {"name": name, "passed": bool(passed), "reason": f"{name}: {reason}"}
 
 
