@@ -101,8 +101,8 @@ class TriangulationPreset:
 class ControlPreset:
     """The positive control's size (`agkd instrument`) where it departs from the students': by default one replicate
     per student seed, scored on as many planted pairs as the verdict's test split has. More buys its twin check the
-    power that the students' numbers leave it (a planted replicate costs about a twentieth of a real one, a planted
-    test pair next to nothing: docs/verdict.md); the differences are listed beside the verdict and never void the
+    power that the students' numbers leave it (a planted replicate costs about a tenth of a real one, a planted test
+    pair next to nothing: docs/verdict.md); the differences are listed beside the verdict and never void the
     control (`design.CONTROL_MUST_MATCH`), and the analysis plan records them."""
 
     replicates: int = 0  # 0: one per student seed (at least MIN_REPLICATES)
@@ -549,7 +549,7 @@ PRESETS["demo-power"] = replace(PRESETS["demo"], name="demo-power", seeds=tuple(
 # planted test pairs (docs/analysis-plan.md, written before its run): chosen from demo-power's measured split (training
 # noise 67% of a contrast's variance; 12 replicates: "holds" detects 0.0091 nats/token, equivalence 0.0068) and from
 # its control's (the twin check's MDE 0.0119 at 24 x 2,000 against 0.025 at 8 x 399: the sentence term, which
-# replicates do not shrink, is a fifth of the mean's variance there). Run after `make demo` as demo-power is.
+# replicates do not shrink, is a quarter of the mean's variance there). Run after `make demo` as demo-power is.
 PRESETS["demo-answer"] = replace(
     PRESETS["demo"], name="demo-answer", seeds=tuple(range(12, 24)),
     control=ControlPreset(replicates=24, test_pairs=2000),
