@@ -29,6 +29,7 @@ import importlib.util
 import logging
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -430,6 +431,12 @@ def make_executor(args: PipelineArguments, log_dir: Path):
     return LocalExecutor(args.jobs, log_dir)
 
 
+def stage_counts(jobs: list[Job]) -> str:
+    """`corpus 1, teacher 1, student 68, ...`: how many of `jobs` each stage has, in the pipeline's order."""
+    counts = Counter(job.stage for job in jobs)
+    return ", ".join(f"{stage} {counts[stage]}" for stage in ORDER if counts[stage])
+
+
 def run(args: PipelineArguments) -> int:
     jobs = plan(args)
     release = RunLayout(args.runs_dir, args.preset)
@@ -440,7 +447,7 @@ def run(args: PipelineArguments) -> int:
     logger.info(
         "pipeline %s: %d jobs (%s) -> %s; executor %s%s",
         args.preset, len(jobs),
-        ", ".join(f"{s} {sum(j.stage == s for j in jobs)}" for s in ORDER if any(j.stage == s for j in jobs)),
+        stage_counts(jobs),
         release.root, executor.name, f", {args.jobs} small trainings at a time" if args.executor == "local" else "",
     )
     start = time.perf_counter()
@@ -462,7 +469,7 @@ def run(args: PipelineArguments) -> int:
             "pipeline %s: slice of --max_minutes %g ended after %.1f min (job time per stage: %s min); %d of %d jobs "
             "left (%s): run the same command again to go on", args.preset, args.max_minutes,
             (time.perf_counter() - start) / 60, job_times, len(left), len(jobs),
-            ", ".join(f"{s} {sum(j.stage == s for j in left)}" for s in ORDER if any(j.stage == s for j in left)),
+            stage_counts(left),
         )
         return 0
     summary = [
