@@ -83,19 +83,19 @@ def test_every_seed_fine_tunes_its_own_warm_start_unless_the_preset_shares_them(
 
 
 def test_the_learning_curve_trains_the_primary_design_on_nested_parts_of_the_annotated_pairs():
-    jobs = plan_for("--preset", "demo", "--runs_dir", "/tmp/x", "--seeds", "0", "1", "--curve_pairs", "600", "300")
+    jobs = plan_for("--preset", "demo", "--runs_dir", "/tmp/x", "--seeds", "0", "1", "--curve_pairs", "300", "150")
     curve = [j for j in jobs if j.stage == "student" and "--train_pairs" in j.argv]
     assert len(curve) == 2 * 2 * (1 + len(PRESETS["demo"].methods))  # points x seeds x (baseline + methods)
-    assert {j.argv[j.argv.index("--train_pairs") + 1] for j in curve} == {"300", "600"}
+    assert {j.argv[j.argv.index("--train_pairs") + 1] for j in curve} == {"150", "300"}
     assert all("-shuffled" not in j.label and ("baseline" in j.label or "supervise row_sum" in j.label) for j in curve)
-    assert "student:student-marian-de-en-attention-supervise-rowsum-warm-p300-s1" in {j.makes[0] for j in curve}
+    assert "student:student-marian-de-en-attention-supervise-rowsum-warm-p150-s1" in {j.makes[0] for j in curve}
     evaluated = {j.label: j for j in jobs if j.stage == "evaluate"}
-    point = evaluated["student-marian-de-en-attention-supervise-rowsum-warm-p300-s1"]
-    assert "evaluated:student-marian-de-en-none-warm-p300-s1" in point.needs  # its own baseline, on the same pairs
+    point = evaluated["student-marian-de-en-attention-supervise-rowsum-warm-p150-s1"]
+    assert "evaluated:student-marian-de-en-none-warm-p150-s1" in point.needs  # its own baseline, on the same pairs
     control = next(j for j in jobs if j.stage == "instrument")
-    assert control.argv[control.argv.index("--curve_pairs") + 1:][:2] == ["300", "600"]
+    assert control.argv[control.argv.index("--curve_pairs") + 1:][:2] == ["150", "300"]
     with pytest.raises(ValueError, match="curve_pairs"):
-        plan_for("--preset", "demo", "--runs_dir", "/tmp/x", "--curve_pairs", "1200")  # the grid's own point
+        plan_for("--preset", "demo", "--runs_dir", "/tmp/x", "--curve_pairs", "600")  # the demo's own point
     assert not [j for j in plan_for("--preset", "demo", "--runs_dir", "/tmp/x") if "--train_pairs" in j.argv]
 
 
