@@ -267,7 +267,7 @@ def test_learning_curve_rows_stay_out_of_the_verdict_and_get_their_own_section(t
     text = (tmp_path / "report.md").read_text()
     section = text[text.index("## Where maps teach"):]
     point, full = (next(line for line in section.splitlines() if line.startswith(f"| {label}"))
-                   for label in ("300 |", "600 (the verdict's)"))
+                   for label in ("300 |", "400 (the verdict's)"))
     top_over_rest = [float(line.split("|")[2].split()[0]) for line in (point, full)]
     assert abs(top_over_rest[0]) < 0.02 and abs(top_over_rest[1] - 0.15) < 0.02
     assert len(list((tmp_path / "plots").glob("curve-*.png"))) == 1
