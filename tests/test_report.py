@@ -161,6 +161,17 @@ def test_missing_seeds_and_the_gold_leak():
     table = "\n".join(tables.method_table(result))
     assert "| deeplift | -0.0" in table or "| deeplift | +0.0" in table
     assert "(fewer than 2 independent replicates (1))" in table.split("| deeplift |")[1].splitlines()[0]
+    assert "| over diagonal |" in table and "Not trained in this grid" not in table
+
+
+def test_a_control_the_grid_did_not_train_is_not_a_column_of_n_a():
+    """The demo trades the diagonal control: its column would be eight "n/a (no results for diagonal ...)" cells."""
+    gains = {k: v for k, v in with_twins({m: 0.05 for m in ALL_METHODS}).items() if k != "diagonal"}
+    result = design.judge_design(synthetic_scores(gains), PRIMARY, list(ALL_METHODS), [], None, mde_experiments=0)
+    table = "\n".join(tables.method_table(result))
+    assert "diagonal |" not in table.splitlines()[0] and "no results for diagonal" not in table
+    assert table.splitlines()[1] == "|---|---|---|---|---|"  # method, over no map, over its twin, gold, leak
+    assert "Not trained in this grid, so not a column: diagonal" in table
 
 
 def write_synthetic_results(results_dir, effects: dict[str, float], instrument: dict | None,

@@ -95,18 +95,28 @@ def row_gain(row: dict, metric: str) -> float | None:
     return None if entry is None else improvement(metric, entry["delta"])
 
 
+CONTRAST_HEADINGS = {"baseline": "gain over no map", "shuffled": "over its shuffled twin", "diagonal": "over diagonal"}
+
+
 def method_table(result: DesignVerdict) -> list[str]:
-    """Per method its gains over no map, its shuffled twin and diagonal, its gold gain and the leak."""
+    """Per method its gains over no map, its shuffled twin and diagonal, its gold gain and the leak. A control that the
+    grid did not train (the demo trades the diagonal) loses its column, and one line says so."""
     gold_label = f"gold gain ({result.gold_design.operator}, leaks)" if result.gold_design else "gold gain"
+    untrained = [c for c in CONTRASTS if all(f"no results for {c} " in (contrasts[c].reason or "")
+                                             for contrasts in result.contrasts.values())]
+    shown = [c for c in CONTRASTS if c not in untrained]
     lines = [
-        f"| method | gain over no map | over its shuffled twin | over diagonal | {gold_label} | leak (gold minus this "
+        "| method | " + " | ".join(CONTRAST_HEADINGS[c] for c in shown) + f" | {gold_label} | leak (gold minus this "
         "design) |",
-        "|---|---|---|---|---|---|",
+        "|---|" + "---|" * (len(shown) + 2),
     ]
     for method, contrasts in result.contrasts.items():
-        cells = [format_estimate(contrasts[c], result.adjusted[(method, c)]) for c in CONTRASTS]
+        cells = [format_estimate(contrasts[c], result.adjusted[(method, c)]) for c in shown]
         cells += [format_estimate(result.gold.get(method)), format_estimate(result.leak.get(method))]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    if untrained:
+        lines += ["", f"Not trained in this grid, so not a column: {', '.join(untrained)} (the preset's "
+                  "`control_maps`; lab and paper train it)."]
     return lines
 
 
