@@ -110,8 +110,15 @@ def test_one_strong_method_cannot_carry_its_group_and_a_negative_contrast_refute
 
 def test_wide_noise_is_inconclusive_not_a_refutation():
     gains = {m: 0.0 for m in ALL_METHODS}
-    _, sentence = judged(with_twins(gains), seed_noise=0.2)
+    result, sentence = judged(with_twins(gains), seed_noise=0.2)
     assert sentence.startswith(lead(verdict.INCONCLUSIVE)), sentence
+    # and the power section says that no answer is reachable at this size, and what would change that
+    power = "\n".join(report.power_lines(result))
+    assert result.claim.mdes[verdict.HOLDS] > verdict.EQUIVALENCE_BOUND
+    assert "cannot detect an effect of the bound" in power and "bench_verdict_power.py" in power
+    quiet, _ = judged(with_twins(gains), seeds=8, seed_noise=0.0005, sentences=1000)
+    assert quiet.claim.mdes[verdict.HOLDS] < verdict.EQUIVALENCE_BOUND
+    assert "cannot detect an effect of the bound" not in "\n".join(report.power_lines(quiet))
 
 
 def test_preconditions_make_it_cannot_be_checked():

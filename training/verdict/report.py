@@ -125,6 +125,16 @@ def power_lines(result: DesignVerdict) -> list[str]:
             f"(one pair reversed by that much), equivalence within {mdes[verdict.NOT_RELEVANT]:.4f} "
             f"(reachable when below the bound {verdict.EQUIVALENCE_BOUND}).",
         ]
+        if mdes[verdict.HOLDS] > verdict.EQUIVALENCE_BOUND:
+            lines += [
+                "",
+                f"At this size even \"holds\" cannot detect an effect of the bound ({mdes[verdict.HOLDS]:.4f}, "
+                f"{mdes[verdict.HOLDS] / verdict.EQUIVALENCE_BOUND:.1f} times {verdict.EQUIVALENCE_BOUND}): more "
+                "independent replicates (seeds, each its own warm start) shrink the training term and the t "
+                "quantile; `benchmarks/bench_verdict_power.py --results_dir` on this folder prints each decision's "
+                "smallest detectable effect for other numbers of replicates and sentences (docs/verdict.md, "
+                "\"Power\").",
+            ]
     return lines
 
 
