@@ -205,6 +205,7 @@ class DesignVerdict:
     sentences: str = "annotated"
     tokens: int = 0
     sentence_count: int = 0
+    untrained: list[str] = field(default_factory=list)  # contrasts (`CONTRASTS`) whose reference no method has
 
     @property
     def split(self) -> verdict.VarianceSplit | None:
@@ -252,9 +253,10 @@ def judge_design(scores: Scores, design: Design, methods: list[str], controls: l
                 gold[m] = paired.estimate(verdict.gain(system(m, gold_design), over=BASELINE))
                 leak[m] = paired.estimate({system(m, design): 1.0, system(m, gold_design): -1.0})
     tokens = int(scores.tokens.sum()) if scores.tokens is not None else 0
+    untrained = [c for c in CONTRASTS if not any(scores.has(reference_system(m, c, design)) for m in methods)]
     return DesignVerdict(design, contrasts, adjusted, control_gains, verdict.family(control_gains), claim, content,
                          claimed, content_contrasts, gold, leak, gold_design, seeds, {s: scores.unit(s) for s in seeds},
-                         scores.sentences, tokens, len(scores.tokens) if scores.tokens is not None else 0)
+                         scores.sentences, tokens, len(scores.tokens) if scores.tokens is not None else 0, untrained)
 
 
 # ================================================================================================ preconditions

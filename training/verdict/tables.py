@@ -102,9 +102,7 @@ def method_table(result: DesignVerdict) -> list[str]:
     """Per method its gains over no map, its shuffled twin and diagonal, its gold gain and the leak. A control that the
     grid did not train (the demo trades the diagonal) loses its column, and one line says so."""
     gold_label = f"gold gain ({result.gold_design.operator}, leaks)" if result.gold_design else "gold gain"
-    untrained = [c for c in CONTRASTS if all(f"no results for {c} " in (contrasts[c].reason or "")
-                                             for contrasts in result.contrasts.values())]
-    shown = [c for c in CONTRASTS if c not in untrained]
+    shown = [c for c in CONTRASTS if c not in result.untrained]
     lines = [
         "| method | " + " | ".join(CONTRAST_HEADINGS[c] for c in shown) + f" | {gold_label} | leak (gold minus this "
         "design) |",
@@ -114,8 +112,8 @@ def method_table(result: DesignVerdict) -> list[str]:
         cells = [format_estimate(contrasts[c], result.adjusted[(method, c)]) for c in shown]
         cells += [format_estimate(result.gold.get(method)), format_estimate(result.leak.get(method))]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    if untrained:
-        lines += ["", f"Not trained in this grid, so not a column: {', '.join(untrained)} (the preset's "
+    if result.untrained:
+        lines += ["", f"Not trained in this grid, so not a column: {', '.join(result.untrained)} (the preset's "
                   "`control_maps`; lab and paper train it)."]
     return lines
 
