@@ -100,13 +100,14 @@ LARGE = 0.2  # far beyond every decision's MDE at the measured split
 
 
 @pytest.mark.parametrize(
-    "preset, split",
-    [("demo-grid", MEASURED), ("demo-power", DEMO_RUN), ("demo-answer", DEMO_POWER_RUN), ("demo", DEMO_ANSWER_RUN)],
+    "spec, split",
+    [(DEMO_GRID, MEASURED), (PRESETS["demo-power"], DEMO_RUN), (PRESETS["demo-answer"], DEMO_POWER_RUN),
+     (PRESETS["demo"], DEMO_ANSWER_RUN)],
     ids=["demo-grid", "demo-power", "demo-answer", "demo"],
 )
 @pytest.mark.parametrize("n", [pytest.param(200, id="200"), pytest.param(1000, id="1000", marks=pytest.mark.slow)])
-def test_least_favourable_nulls_hold_their_level(n, preset, split):
-    units = layout(DEMO_GRID if preset == "demo-grid" else PRESETS[preset])
+def test_least_favourable_nulls_hold_their_level(n, spec, split):
+    units = layout(spec)
     # "holds": attention and saliency equal (that contrast truly 0), every other pair separated by LARGE.
     one_null = contrast_effects(LARGE, -LARGE, attention=0.0, saliency=0.0)
     counts = answers(10_000, n, one_null, units, split)
@@ -146,7 +147,7 @@ def test_demo_power_answers_where_the_grids_four_replicates_cannot():
 
 def rule_mdes(preset: str, split: dict[str, float]) -> dict[str, float]:
     """Each decision's MDE for `preset`'s replicates at `split`, the rule simulated as `bench_verdict_power.py` does."""
-    replicates = len({PRESETS[preset].warm_start_of(seed) for seed in PRESETS[preset].seeds})
+    replicates = len(set(layout(PRESETS[preset]).values()))
     return verdict.decision_mdes(verdict.VarianceSplit(**split, replicates=replicates, sentences=SENTENCES))
 
 
@@ -157,7 +158,6 @@ def test_demo_answer_detects_less_than_the_bound_where_demo_power_cannot():
     assert rule_mdes("demo-power", DEMO_POWER_RUN)[verdict.HOLDS] > verdict.EQUIVALENCE_BOUND
     answer = rule_mdes("demo-answer", DEMO_POWER_RUN)
     assert max(answer[verdict.HOLDS], answer[verdict.NOT_RELEVANT]) < verdict.EQUIVALENCE_BOUND
-
 
 
 def test_the_demo_cut_to_its_budget_cannot_answer_and_says_why():
